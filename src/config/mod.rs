@@ -1,0 +1,320 @@
+//! The one TOML configuration file: device identity, uplink, storage, models, cameras with their zones and
+//! rules, and the work-order codes for each category.
+//!
+//! Structs here are plain serde with `deny_unknown_fields`; defaults are named functions so that the default
+//! is written once and documented where it lives. Loading (`load`) parses, then `validate` runs every
+//! cross-field check and reports *all* problems at once, each with `file:line` and how to fix it.
+
+mod categories;
+mod load;
+mod validate;
+
+pub use categories::{CategoryCodes, default_categories};
+pub use load::{ConfigError, ConfigErrors, LoadedConfig, load, load_str};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who this gateway is.
+    pub device: DeviceConfig,
+    /// Where incidents go.
+    pub uplink: UplinkConfig,
+    /// Where state and evidence live on the gateway.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Installed model bundles, by the name cameras refer to them with.
+    #[serde(default)]
+    pub models: BTreeMap<String, Spanned<ModelConfig>>,
+    /// Work-order codes per category; merged over the shipped defaults.
+    #[serde(default)]
+    pub categories: BTreeMap<String, Spanned<CategoryCodes>>,
+    /// The cameras on this pole.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<Spanned<CameraConfig>>,
+}
+
+/// Device identity, as the work-order system knows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Short id used in MQTT topics: letters, digits, `-` and `_`.
+    pub id: Spanned<String>,
+    /// Human-readable name shown to dispatchers.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Optional GB/T 28181 20-digit device id (8 centre + 2 industry + 3 type + 1 network + 6 serial).
+    #[serde(default)]
+    pub gb28181_id: Option<Spanned<String>>,
+}
+
+/// MQTT uplink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// `mqtts://host:port` (TLS, the default port 8883) or `mqtt://host:port` (plain TCP, only when chosen
+    /// explicitly with this scheme).
+    pub broker: Spanned<String>,
+    /// Topic prefix; the device id is appended: `{prefix}/{device_id}/events`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// MQTT client id; defaults to `streetsight-{device_id}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Keep-alive interval in seconds.
+    #[serde(default = "default_keep_alive_s")]
+    pub keep_alive_s: u64,
+    /// TLS material for `mqtts://`.
+    #[serde(default)]
+    pub tls: Option<Spanned<TlsConfig>>,
+    /// Optional MQTT username (most city brokers use client certificates instead).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the MQTT password (never logged).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// TLS files for the broker connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the CA that signed the broker's certificate.
+    pub ca: PathBuf,
+    /// PEM client certificate (mutual TLS); requires `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// State and evidence on the gateway's flash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for state (outbox, evidence).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// JPEG quality of evidence images (1–100).
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: u8,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { state_dir: default_state_dir(), jpeg_quality: default_jpeg_quality() }
+    }
+}
+
+/// A model bundle and how to run it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Bundle directory holding `manifest.toml` and the `.onnx` file; relative paths are resolved against
+    /// the configuration file's directory.
+    pub path: PathBuf,
+    /// Intra-op threads for ONNX Runtime.
+    #[serde(default = "default_model_threads")]
+    pub threads: usize,
+}
+
+/// Transport for RTSP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    Tcp,
+    Udp,
+}
+
+/// Video codec of the camera stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    H264,
+    H265,
+}
+
+/// How frames are sampled for analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, tag = "mode", rename_all = "snake_case")]
+pub enum Sampling {
+    /// Decode only keyframes (delta frames are dropped before the decoder: ~8× less CPU).
+    Keyframe,
+    /// Decode every frame but analyse at most one every `interval_ms`.
+    Interval {
+        /// Minimum spacing of analysed frames, in milliseconds.
+        interval_ms: u64,
+    },
+}
+
+/// One camera on the pole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Short id: letters, digits, `-` and `_`.
+    pub id: String,
+    /// Name shown to dispatchers.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `rtsp://host[:port]/path`. Credentials belong in `username`/`password_file`/`password_env`; if the URL
+    /// carries them anyway they are redacted in every log line.
+    pub url: Spanned<String>,
+    /// RTSP user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the RTSP password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the RTSP password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// `tcp` (default; survives NAT and lossy links) or `udp`.
+    #[serde(default = "default_transport")]
+    pub transport: RtspTransport,
+    /// `h264` (default) or `h265`.
+    #[serde(default = "default_codec")]
+    pub codec: Codec,
+    /// Decoder template from `pipelines/` (`software` by default).
+    #[serde(default = "default_decoder")]
+    pub decoder: String,
+    /// Frame sampling.
+    #[serde(default = "default_sampling")]
+    pub sampling: Sampling,
+    /// Name of the model (a key of `[models]`) that analyses this camera.
+    pub model: Spanned<String>,
+    /// Polygons in normalised image coordinates (0..1, origin top-left).
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<Spanned<ZoneConfig>>,
+    /// Rules evaluated on this camera.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleConfig>>,
+}
+
+/// A zone of a camera's view.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// Short id, unique within the camera.
+    pub id: String,
+    /// Name shown to dispatchers.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Polygon vertices `[x, y]`, normalised 0..1; at least 3.
+    pub points: Spanned<Vec<[f64; 2]>>,
+    /// Real ground area of the zone in m² (needed for densities).
+    #[serde(default)]
+    pub area_m2: Option<Spanned<f64>>,
+    /// 15-digit unit-grid code (单元网格): 6 division + 3 street + 3 community + 3 grid.
+    #[serde(default)]
+    pub grid_code: Option<Spanned<String>>,
+    /// WGS-84 latitude of the zone.
+    #[serde(default)]
+    pub lat: Option<f64>,
+    /// WGS-84 longitude of the zone.
+    #[serde(default)]
+    pub lon: Option<f64>,
+}
+
+/// A rule on a camera; tagged by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
+pub enum RuleConfig {
+    /// Persons per m² in a zone, with levels.
+    CrowdDensity(CrowdRuleConfig),
+}
+
+/// Crowd density: persons whose bottom-centre lies in the zone, divided by the zone's area.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrowdRuleConfig {
+    /// Zone id on the same camera.
+    pub zone: Spanned<String>,
+    /// Category this rule reports under (a key of `[categories]` or a shipped default).
+    #[serde(default = "default_crowd_category")]
+    pub category: String,
+    /// Model labels counted as people.
+    #[serde(default = "default_person_labels")]
+    pub labels: Vec<String>,
+    /// Minimum detector score for a box to count (0..1).
+    #[serde(default = "default_person_score")]
+    pub min_score: Spanned<f32>,
+    /// Levels in ascending order of density.
+    #[serde(default = "default_crowd_levels")]
+    pub levels: Spanned<Vec<CrowdLevelConfig>>,
+    /// A level must hold this long before it is reported.
+    #[serde(default = "default_sustain_s")]
+    pub sustain_s: f64,
+    /// The density must fall this far (persons/m²) below a level's threshold before the level is left.
+    #[serde(default = "default_hysteresis")]
+    pub hysteresis: Spanned<f64>,
+    /// The zone must stay below every level this long before the incident resolves.
+    #[serde(default = "default_clear_s")]
+    pub clear_s: f64,
+}
+
+/// One crowd level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrowdLevelConfig {
+    /// Level name carried in events (`attention`, `warning`, `alarm`, …).
+    pub name: String,
+    /// Persons per m² at or above which the level applies.
+    pub min_density: f64,
+}
+
+fn default_topic_prefix() -> String {
+    "streetsight/v1".into()
+}
+fn default_keep_alive_s() -> u64 {
+    30
+}
+fn default_state_dir() -> PathBuf {
+    "/var/lib/streetsight".into()
+}
+fn default_jpeg_quality() -> u8 {
+    85
+}
+fn default_model_threads() -> usize {
+    2
+}
+fn default_transport() -> RtspTransport {
+    RtspTransport::Tcp
+}
+fn default_codec() -> Codec {
+    Codec::H264
+}
+fn default_decoder() -> String {
+    "software".into()
+}
+fn default_sampling() -> Sampling {
+    Sampling::Keyframe
+}
+fn default_crowd_category() -> String {
+    "crowd_density".into()
+}
+fn default_person_labels() -> Vec<String> {
+    vec!["person".into()]
+}
+fn default_person_score() -> Spanned<f32> {
+    Spanned::new(0..0, 0.5)
+}
+/// Fruin/Still-based defaults: attention ≥ 2, warning ≥ 4, alarm ≥ 5 persons/m².
+fn default_crowd_levels() -> Spanned<Vec<CrowdLevelConfig>> {
+    let level = |name: &str, min_density| CrowdLevelConfig { name: name.into(), min_density };
+    Spanned::new(0..0, vec![level("attention", 2.0), level("warning", 4.0), level("alarm", 5.0)])
+}
+fn default_sustain_s() -> f64 {
+    10.0
+}
+fn default_hysteresis() -> Spanned<f64> {
+    Spanned::new(0..0, 0.2)
+}
+fn default_clear_s() -> f64 {
+    30.0
+}

@@ -1,0 +1,145 @@
+//! The daemon: wires the stages together along the data's way and runs them until shutdown.
+//!
+//!     camera threads ──FrameQueue (drop oldest)──▶ model worker (detect → rules → incident)
+//!         ──mpsc (bounded, blocking: events are never dropped)──▶ uplink task ──MQTT──▶ broker
+//!
+//! One worker thread per model owns its ONNX Runtime session, so cameras that use the same model share it.
+//! A model that fails to load stops only the cameras that use it.
+
+use crate::config::{CameraConfig, LoadedConfig};
+use crate::detect::{Detector, Manifest};
+use crate::incident::{Analyser, ModelInfo, Publication};
+use crate::ingest::{CameraHandle, CameraSource, FrameQueue, spawn_camera};
+use crate::ops::Shutdown;
+use crate::uplink::{StatusSource, Uplink, UplinkStats};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the status message says about models.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ModelStatus {
+    name: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Install process-wide pieces: the TLS crypto provider and GStreamer.
+pub fn init_process() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::ingest::init_gstreamer()?;
+    Ok(())
+}
+
+/// Run the daemon until `shutdown`; on shutdown, stop cameras and workers, then give the uplink up to
+/// `drain` to deliver what is queued.
+pub async fn run(loaded: LoadedConfig, shutdown: Shutdown, drain: Duration) -> anyhow::Result<Arc<UplinkStats>> {
+    init_process()?;
+    let config = &loaded.config;
+    let (events_tx, events_rx) = mpsc::channel::<Publication>(256);
+    let mut cameras: Vec<CameraHandle> = Vec::new();
+    let mut workers = Vec::new();
+    let mut models = Vec::new();
+
+    for (name, model_cfg) in &config.models {
+        let users: Vec<&CameraConfig> = config.cameras.iter().map(|c| c.get_ref()).filter(|c| c.model.get_ref() == name).collect();
+        let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path)).map_err(|e| e.to_string()).and_then(|m| Detector::load(m, model_cfg.get_ref().threads).map_err(|e| e.to_string()));
+        let detector = match loaded_model {
+            Ok(d) => d,
+            Err(error) => {
+                tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
+                models.push(ModelStatus { name: name.clone(), state: "rejected", version: None, sha256: None, error: Some(error) });
+                continue;
+            }
+        };
+        tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
+        models.push(ModelStatus { name: name.clone(), state: "active", version: Some(detector.manifest.version.clone()), sha256: Some(detector.sha256.clone()), error: None });
+        if users.is_empty() {
+            continue;
+        }
+        let info = ModelInfo { name: detector.manifest.name.clone(), version: detector.manifest.version.clone(), sha256: detector.sha256.clone(), labels: detector.manifest.labels.clone() };
+        let queue = FrameQueue::new(users.len() * 2);
+        let mut analysers = HashMap::new();
+        for cam in &users {
+            let source = match CameraSource::from_config(cam, &loaded.base_dir) {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
+                    continue;
+                }
+            };
+            analysers.insert(cam.id.clone(), Analyser::new(config, cam, info.clone()));
+            cameras.push(spawn_camera(source, queue.clone(), shutdown.clone()));
+        }
+        let worker = ModelWorker { detector, analysers, queue, events: events_tx.clone(), shutdown: shutdown.clone() };
+        workers.push(std::thread::Builder::new().name(format!("model-{name}")).spawn(move || worker.run())?);
+    }
+    drop(events_tx);
+
+    let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
+    let models = Arc::new(Mutex::new(models));
+    let device_id = config.device.id.get_ref().clone();
+    let status: StatusSource = Arc::new(move |state: &str| {
+        let cams: Vec<_> = camera_stats.iter().map(|(id, s)| serde_json::json!({ "id": &**id, "state": s.state(), "frames_in": s.frames_in.load(std::sync::atomic::Ordering::Relaxed) })).collect();
+        serde_json::json!({ "state": state, "device": device_id, "version": env!("CARGO_PKG_VERSION"), "cameras": cams, "models": *models.lock().expect("status lock") })
+    });
+    let uplink = Uplink::from_config(config, &loaded.base_dir, status)?;
+    let stats = uplink.stats.clone();
+    let uplink_task = tokio::spawn(uplink.run(events_rx, shutdown.clone(), drain));
+
+    shutdown.wait().await;
+    tracing::info!("Shutting down.");
+    tokio::task::spawn_blocking(move || {
+        for c in cameras {
+            c.join();
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    })
+    .await?;
+    uplink_task.await?;
+    Ok(stats)
+}
+
+/// One model's worker: detect on frames from its cameras, run each camera's rules, emit events.
+struct ModelWorker {
+    detector: Detector,
+    analysers: HashMap<String, Analyser>,
+    queue: FrameQueue,
+    events: mpsc::Sender<Publication>,
+    shutdown: Shutdown,
+}
+
+impl ModelWorker {
+    fn run(mut self) {
+        let rx = self.queue.receiver().clone();
+        while !self.shutdown.is_triggered() {
+            let Ok(frame) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+            let started = Instant::now();
+            let detections = match self.detector.detect(&frame.view()) {
+                Ok(d) => d,
+                Err(error) => {
+                    tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
+                    continue;
+                }
+            };
+            tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms = started.elapsed().as_millis() as u64, "Frame analysed.");
+            let Some(analyser) = self.analysers.get_mut(&*frame.camera) else { continue };
+            for publication in analyser.analyse(&frame, &detections) {
+                let e = &publication.event;
+                tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, "Incident event.");
+                // Blocking send: an event is never dropped; backpressure drops frames upstream instead.
+                if self.events.blocking_send(publication).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

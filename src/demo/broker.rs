@@ -1,0 +1,89 @@
+//! A local mosquitto broker on a free loopback port, for the demo and the tests. Killed when dropped.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests on one machine).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn mosquitto_binary() -> PathBuf {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| "mosquitto".into())
+}
+
+impl Mosquitto {
+    /// Start mosquitto on `port` (0: a free one), plain TCP, anonymous, no persistence.
+    pub fn start(port: u16) -> anyhow::Result<Mosquitto> {
+        Self::start_with(port, "")
+    }
+
+    /// Start with extra configuration lines appended to the listener (e.g. TLS settings).
+    pub fn start_with(port: u16, extra: &str) -> anyhow::Result<Mosquitto> {
+        let port = if port == 0 { free_port()? } else { port };
+        let dir = tempfile::Builder::new().prefix("streetsight-broker").tempdir()?;
+        // mosquitto started as root drops to user `mosquitto`: it must be able to read what we write.
+        set_mode(dir.path(), 0o755)?;
+        let conf = dir.path().join("mosquitto.conf");
+        let mut f = std::fs::File::create(&conf)?;
+        writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 100000\n{extra}")?;
+        drop(f);
+        set_mode(&conf, 0o644)?;
+        let child = Command::new(mosquitto_binary()).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| anyhow::anyhow!("cannot start mosquitto ({e}); install it with scripts/setup.sh"))?;
+        let mut broker = Mosquitto { port, child, dir };
+        broker.wait_ready(Duration::from_secs(10))?;
+        Ok(broker)
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                anyhow::bail!("mosquitto exited with {status}: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        anyhow::bail!("mosquitto did not listen on port {} within {timeout:?}", self.port)
+    }
+
+    /// Stop the broker (an outage).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn set_mode(p: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+}

@@ -1,0 +1,161 @@
+//! A real RTSP camera without a camera: GStreamer's RTSP server, in-process, serving an H.264 clip in an
+//! endless loop at its real frame rate. Used by `streetsight demo`, `streetsight serve-clip` and the tests.
+//!
+//! The clip is parsed once into access units; for each connecting session a feeder thread pushes them into
+//! an `appsrc` paced by wall-clock time, so the stream looks live and no re-encoding is needed.
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The clip as H.264 access units (byte-stream, one frame each).
+#[derive(Clone)]
+pub struct Clip {
+    caps: gst::Caps,
+    units: Arc<Vec<gst::Buffer>>,
+    frame: Duration,
+}
+
+impl Clip {
+    /// Demux and parse an MP4/MKV file with H.264 video.
+    pub fn load(path: &Path) -> anyhow::Result<Clip> {
+        crate::ingest::init_gstreamer()?;
+        anyhow::ensure!(path.is_file(), "clip {} does not exist", path.display());
+        let pipeline = gst::parse::launch("filesrc name=src ! parsebin ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false")?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+        pipeline.by_name("src").expect("named src").set_property("location", path.to_string_lossy().as_ref());
+        let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).expect("named appsink");
+        pipeline.set_state(gst::State::Playing)?;
+        let mut units = Vec::new();
+        let mut caps = None;
+        while let Ok(sample) = sink.pull_sample() {
+            caps = caps.or_else(|| sample.caps_owned());
+            if let Some(b) = sample.buffer_owned() {
+                units.push(b);
+            }
+        }
+        pipeline.set_state(gst::State::Null)?;
+        let caps = caps.ok_or_else(|| anyhow::anyhow!("clip {} has no H.264 video", path.display()))?;
+        let fps = caps.structure(0).and_then(|s| s.get::<gst::Fraction>("framerate").ok()).filter(|f| f.numer() > 0).map(|f| f.numer() as f64 / f.denom() as f64).unwrap_or(25.0);
+        anyhow::ensure!(!units.is_empty(), "clip {} has no frames", path.display());
+        Ok(Clip { caps, units: Arc::new(units), frame: Duration::from_secs_f64(1.0 / fps) })
+    }
+
+    pub fn frames(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn frame_duration(&self) -> Duration {
+        self.frame
+    }
+}
+
+/// A running RTSP server; stops when dropped.
+pub struct ClipServer {
+    port: u16,
+    main_loop: glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl ClipServer {
+    /// Serve `clip` at `rtsp://127.0.0.1:{port}{mount}` (port 0 picks a free one). With `credentials`, the
+    /// server demands digest-free basic auth with that user and password.
+    pub fn start(clip: Clip, port: u16, mount: &str, credentials: Option<(&str, &str)>) -> anyhow::Result<ClipServer> {
+        crate::ingest::init_gstreamer()?;
+        let context = glib::MainContext::new();
+        let main_loop = glib::MainLoop::new(Some(&context), false);
+        let server = rtsp::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&port.to_string());
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_launch("( appsrc name=feed is-live=true format=time do-timestamp=true ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+        factory.set_shared(true);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let feeder_stop = stopped.clone();
+        factory.connect_media_configure(move |_, media| {
+            let Some(appsrc) = media.element().downcast::<gst::Bin>().ok().and_then(|b| b.by_name_recurse_up("feed")).and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
+            appsrc.set_caps(Some(&clip.caps));
+            let (clip, stop) = (clip.clone(), feeder_stop.clone());
+            std::thread::Builder::new().name("rtsp-feed".into()).spawn(move || feed(&appsrc, &clip, &stop)).expect("spawn feeder");
+        });
+        if let Some((user, password)) = credentials {
+            let auth = rtsp::RTSPAuth::new();
+            let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user").build();
+            let basic = rtsp::RTSPAuth::make_basic(user, password);
+            auth.add_basic(basic.as_str(), &token);
+            server.set_auth(Some(&auth));
+            factory.add_role_from_structure(&gst::Structure::builder("user").field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true).field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true).build());
+        }
+        server.mount_points().expect("server has mount points").add_factory(mount, factory);
+        let source = server.attach(Some(&context))?;
+        let port = u16::try_from(server.bound_port()).map_err(|_| anyhow::anyhow!("RTSP server did not bind"))?;
+        let thread_loop = main_loop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtsp-server".into())
+            .spawn(move || {
+                context.with_thread_default(|| thread_loop.run()).expect("RTSP context is free");
+                // Close every session and the listening socket before the thread ends.
+                server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
+                source.remove();
+            })?;
+        Ok(ClipServer { port, main_loop, thread: Some(thread), stopped })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}{mount}", self.port)
+    }
+
+    /// Stop serving: clients are disconnected, the port is closed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ClipServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Push the clip's frames in a loop, paced to real time, until the media goes away or the server stops.
+fn feed(appsrc: &gst_app::AppSrc, clip: &Clip, stop: &AtomicBool) {
+    let start = Instant::now();
+    for (n, unit) in clip.units.iter().cycle().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let due = start + clip.frame * n as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let mut buffer = unit.copy();
+        {
+            let b = buffer.get_mut().expect("fresh copy is writable");
+            b.set_pts(gst::ClockTime::NONE);
+            b.set_dts(gst::ClockTime::NONE);
+            b.set_duration(gst::ClockTime::from_nseconds(clip.frame.as_nanos() as u64));
+        }
+        if appsrc.push_buffer(buffer).is_err() {
+            break; // the media was torn down (no clients left)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The incident event as it goes over the wire (`{prefix}/{device}/events`), schema
+//! `docs/schema/event.v1.json`. Field names are the contract with the work-order bridge: change them only
+//! with a new schema version.
+
+use crate::config::CategoryCodes;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "streetsight.event/1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Opened,
+    Updated,
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentEvent {
+    pub schema: String,
+    /// Unique per message; consumers deduplicate redeliveries by it.
+    pub event_id: String,
+    /// Stable for the life of one violation (one case).
+    pub incident_id: String,
+    pub phase: Phase,
+    /// When this event was produced (RFC 3339, UTC).
+    pub time: String,
+    pub category: String,
+    pub codes: CategoryCodes,
+    pub device: DeviceRef,
+    pub camera: CameraRef,
+    pub zone: ZoneRef,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub dwell_s: f64,
+    /// Mean detector score of the objects behind this event (0 when there are none).
+    pub confidence: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crowd: Option<CrowdInfo>,
+    pub objects: Vec<ObjectRef>,
+    pub evidence: Vec<EvidenceRef>,
+    pub model: ModelRef,
+    pub agent: AgentRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gb28181_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraRef {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneRef {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_m2: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrowdInfo {
+    pub count: usize,
+    /// Persons per m².
+    pub density: f64,
+    /// The level now reported (for `resolved`, the last level before the crowd cleared).
+    pub level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_level: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub label: String,
+    pub score: f32,
+    /// `[x1, y1, x2, y2]`, normalised 0..1, origin top-left.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceRef {
+    /// `annotated` (boxes and zone drawn).
+    pub kind: String,
+    pub topic: String,
+    pub content_type: String,
+    pub bytes: usize,
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRef {
+    pub name: String,
+    pub version: String,
+}
+
+impl AgentRef {
+    pub fn this() -> Self {
+        AgentRef { name: "streetsight".into(), version: env!("CARGO_PKG_VERSION").into() }
+    }
+}

@@ -1,0 +1,98 @@
+//! Evidence images: the frame with the zone and the objects drawn, as JPEG, with its SHA-256 so a dispatcher
+//! can trust the file is the one the pole produced.
+
+use crate::detect::BBox;
+use image::{Rgb, RgbImage};
+
+/// What to draw on the frame.
+pub struct Annotation<'a> {
+    pub zone: &'a [(f32, f32)],
+    /// Boxes that caused the event (drawn red).
+    pub counted: Vec<BBox>,
+    /// Other detections (drawn grey).
+    pub others: Vec<BBox>,
+}
+
+/// An encoded evidence image.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub jpeg: Vec<u8>,
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+const ZONE: Rgb<u8> = Rgb([255, 210, 0]);
+const COUNTED: Rgb<u8> = Rgb([230, 30, 30]);
+const OTHER: Rgb<u8> = Rgb([170, 170, 170]);
+
+/// Draw `ann` on `img` and encode it.
+pub fn render(mut img: RgbImage, ann: &Annotation, quality: u8) -> Result<Evidence, image::ImageError> {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let thickness = ((img.width().max(img.height()) / 400) as i32).max(1);
+    let px = |(x, y): (f32, f32)| ((x * w) as i32, (y * h) as i32);
+    for i in 0..ann.zone.len() {
+        let a = px(ann.zone[i]);
+        let b = px(ann.zone[(i + 1) % ann.zone.len()]);
+        line(&mut img, a, b, ZONE, thickness);
+    }
+    for (boxes, colour) in [(&ann.others, OTHER), (&ann.counted, COUNTED)] {
+        for b in boxes.iter() {
+            let (p1, p2) = (px((b.x1, b.y1)), px((b.x2, b.y2)));
+            for (a, c) in [(p1, (p2.0, p1.1)), ((p2.0, p1.1), p2), (p2, (p1.0, p2.1)), ((p1.0, p2.1), p1)] {
+                line(&mut img, a, c, colour, thickness);
+            }
+        }
+    }
+    let mut jpeg = Vec::with_capacity(img.len() / 8);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100)).encode_image(&img)?;
+    Ok(Evidence { sha256: crate::ops::sha256_hex(&jpeg), width: img.width(), height: img.height(), jpeg })
+}
+
+/// Bresenham line, `t` pixels thick, clipped to the image.
+fn line(img: &mut RgbImage, (mut x0, mut y0): (i32, i32), (x1, y1): (i32, i32), c: Rgb<u8>, t: i32) {
+    let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+    let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+    let mut err = dx + dy;
+    let (w, h) = (img.width() as i32, img.height() as i32);
+    loop {
+        let r = t / 2;
+        for ox in -r..=(t - 1 - r) {
+            for oy in -r..=(t - 1 - r) {
+                let (x, y) = (x0 + ox, y0 + oy);
+                if x >= 0 && y >= 0 && x < w && y < h {
+                    img.put_pixel(x as u32, y as u32, c);
+                }
+            }
+        }
+        if x0 == x1 && y0 == y1 {
+            break;
+        }
+        let e2 = 2 * err;
+        if e2 >= dy {
+            err += dy;
+            x0 += sx;
+        }
+        if e2 <= dx {
+            err += dx;
+            y0 += sy;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_a_decodable_jpeg_with_the_box_drawn() {
+        let img = RgbImage::from_pixel(200, 100, Rgb([0, 0, 0]));
+        let ann = Annotation { zone: &[(0.1, 0.1), (0.9, 0.1), (0.9, 0.9)], counted: vec![BBox { x1: 0.25, y1: 0.25, x2: 0.75, y2: 0.75 }], others: vec![] };
+        let ev = render(img, &ann, 95).unwrap();
+        assert_eq!(ev.sha256, crate::ops::sha256_hex(&ev.jpeg));
+        let decoded = image::load_from_memory(&ev.jpeg).unwrap().to_rgb8();
+        assert_eq!((decoded.width(), decoded.height()), (200, 100));
+        let p = decoded.get_pixel(50, 50); // the box's top-left corner
+        assert!(p[0] > 150 && p[1] < 100, "{p:?}");
+    }
+}

@@ -1,0 +1,191 @@
+//! One connection to one camera: build the GStreamer pipeline, deliver frames, and end with a typed reason.
+
+use super::frame::{Frame, FrameQueue, Pixels};
+use super::supervisor::{CameraSource, CameraStats};
+use crate::config::{RtspTransport, Sampling};
+use crate::ops::Shutdown;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Why a camera connection ended.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot build the pipeline: {0}")]
+    Build(String),
+    #[error("{element}: {error}")]
+    Bus { element: String, error: String, debug: Option<String> },
+    #[error("the stream ended (EOS)")]
+    Eos,
+    #[error("no frame for {0:?}")]
+    Stalled(Duration),
+}
+
+/// What the first frame told us about the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    pub width: usize,
+    pub height: usize,
+    /// Time from connecting to the first analysed frame.
+    pub first_frame_after: Duration,
+}
+
+/// How long to wait for the first frame, and for each next one, before calling the camera stalled.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub first_frame: Duration,
+    pub stall: Duration,
+}
+
+impl Timeouts {
+    pub fn for_sampling(sampling: Sampling) -> Self {
+        let interval = match sampling {
+            Sampling::Keyframe => Duration::from_secs(10), // GOPs of up to 10 s are common on city cameras
+            Sampling::Interval { interval_ms } => Duration::from_millis(interval_ms),
+        };
+        Timeouts { first_frame: Duration::from_secs(20).max(interval * 2), stall: Duration::from_secs(10).max(interval * 3) }
+    }
+}
+
+fn description(src: &CameraSource) -> String {
+    let codec = src.codec;
+    let keyframe_filter = match src.sampling {
+        Sampling::Keyframe => "identity drop-buffer-flags=delta-unit ! ",
+        Sampling::Interval { .. } => "",
+    };
+    format!(
+        "rtspsrc name=src latency=200 ! {} ! {keyframe_filter}{} ! identity name=sampler ! videoconvert ! \
+         video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=2 drop=true",
+        src.template.depay_parse(codec),
+        src.template.decoder(codec),
+    )
+}
+
+/// Connect, stream frames into `queue` until an error or shutdown. `Ok(())` means shutdown was requested.
+pub(super) fn run_connection(src: &CameraSource, queue: &FrameQueue, stats: &Arc<CameraStats>, shutdown: &Shutdown, timeouts: Timeouts, on_first_frame: &mut dyn FnMut(StreamInfo)) -> Result<(), IngestError> {
+    let pipeline = gst::parse::launch(&description(src)).map_err(|e| IngestError::Build(e.to_string()))?.downcast::<gst::Pipeline>().map_err(|_| IngestError::Build("not a pipeline".into()))?;
+    let guard = NullOnDrop(pipeline.clone());
+    configure_source(&pipeline, src)?;
+    if let Sampling::Interval { interval_ms } = src.sampling {
+        install_interval_sampler(&pipeline, Duration::from_millis(interval_ms))?;
+    }
+    let last_frame = Arc::new(Mutex::new(None::<(Instant, usize, usize)>));
+    let appsink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| IngestError::Build("no appsink".into()))?;
+    {
+        let (queue, stats, last_frame, camera) = (queue.clone(), stats.clone(), last_frame.clone(), src.id.clone());
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let frame = frame_from_sample(&sample, &camera, stats.frames_in.load(Ordering::Relaxed)).ok_or(gst::FlowError::Error)?;
+                    *last_frame.lock().expect("frame clock lock") = Some((frame.captured_mono, frame.width, frame.height));
+                    stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                    stats.frames_dropped.fetch_add(queue.push(frame), Ordering::Relaxed);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing).map_err(|e| IngestError::Build(format!("cannot start: {e}")))?;
+    let bus = pipeline.bus().ok_or_else(|| IngestError::Build("pipeline has no bus".into()))?;
+    let mut seen_first = false;
+    loop {
+        if shutdown.is_triggered() {
+            drop(guard);
+            return Ok(());
+        }
+        if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error, gst::MessageType::Eos]) {
+            return Err(match msg.view() {
+                gst::MessageView::Error(e) => IngestError::Bus {
+                    element: msg.src().map(|s| s.path_string().to_string()).unwrap_or_else(|| "pipeline".into()),
+                    error: e.error().to_string(),
+                    debug: e.debug().map(|d| d.to_string()),
+                },
+                _ => IngestError::Eos,
+            });
+        }
+        let last = *last_frame.lock().expect("frame clock lock");
+        match last {
+            Some((at, width, height)) => {
+                if !seen_first {
+                    seen_first = true;
+                    on_first_frame(StreamInfo { width, height, first_frame_after: at.saturating_duration_since(started) });
+                }
+                if at.elapsed() > timeouts.stall {
+                    return Err(IngestError::Stalled(timeouts.stall));
+                }
+            }
+            None if started.elapsed() > timeouts.first_frame => return Err(IngestError::Stalled(timeouts.first_frame)),
+            None => {}
+        }
+    }
+}
+
+fn configure_source(pipeline: &gst::Pipeline, src: &CameraSource) -> Result<(), IngestError> {
+    let rtspsrc = pipeline.by_name("src").ok_or_else(|| IngestError::Build("no rtspsrc".into()))?;
+    rtspsrc.set_property("location", src.url.as_str());
+    let protocols = match src.transport {
+        RtspTransport::Tcp => "tcp",
+        RtspTransport::Udp => "udp",
+    };
+    rtspsrc.set_property_from_str("protocols", protocols);
+    if let Some(user) = &src.username {
+        rtspsrc.set_property("user-id", user.as_str());
+    }
+    if let Some(password) = &src.password {
+        rtspsrc.set_property("user-pw", password.expose());
+    }
+    Ok(())
+}
+
+/// Drop decoded frames until `interval` has passed since the last one kept (by buffer timestamp), before
+/// the costly colour conversion.
+fn install_interval_sampler(pipeline: &gst::Pipeline, interval: Duration) -> Result<(), IngestError> {
+    let sampler = pipeline.by_name("sampler").ok_or_else(|| IngestError::Build("no sampler".into()))?;
+    let pad = sampler.static_pad("sink").ok_or_else(|| IngestError::Build("sampler has no sink pad".into()))?;
+    let interval = gst::ClockTime::from_nseconds(interval.as_nanos() as u64);
+    let next_due = Mutex::new(None::<gst::ClockTime>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else { return gst::PadProbeReturn::Ok };
+        let mut due = next_due.lock().expect("sampler lock");
+        match *due {
+            Some(d) if pts < d => gst::PadProbeReturn::Drop,
+            _ => {
+                *due = Some(pts + interval);
+                gst::PadProbeReturn::Ok
+            }
+        }
+    });
+    Ok(())
+}
+
+fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> Option<Frame> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    let buffer = sample.buffer_owned()?;
+    let mapped = buffer.into_mapped_buffer_readable().ok()?;
+    let stride = info.stride()[0] as usize;
+    Some(Frame {
+        camera: camera.clone(),
+        seq,
+        captured_at: SystemTime::now(),
+        captured_mono: Instant::now(),
+        width: info.width() as usize,
+        height: info.height() as usize,
+        stride,
+        pixels: Pixels::Gst(mapped),
+    })
+}
+
+/// Whatever happens, a pipeline left behind is stopped (its sockets and threads released).
+struct NullOnDrop(gst::Pipeline);
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,23 @@
+//! streetsight — an edge video-analytics agent for street-pole camera gateways.
+//!
+//! Modules in the order the data flows:
+//! - [`config`]   the one TOML file, validated with every problem reported at `file:line`
+//! - [`ingest`]   RTSP → GStreamer → sampled RGB frames, one supervised pipeline per camera
+//! - [`detect`]   model bundles and ONNX Runtime sessions; pre-processing, decoding, NMS
+//! - [`rules`]    zones and category rules (crowd density) as pure state machines
+//! - [`incident`] opened → updated → resolved events with evidence images
+//! - [`uplink`]   MQTT with QoS 1, outbox pairing, retained status and last will
+//!
+//! Beside them: [`daemon`] wires the stages, [`demo`] is the no-camera demo (RTSP server, broker),
+//! [`ops`] holds shutdown, logging and redaction.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod detect;
+pub mod incident;
+pub mod ingest;
+pub mod ops;
+pub mod rules;
+pub mod uplink;

@@ -1,0 +1,144 @@
+//! `streetsight`: parse the command line, load and validate the configuration, run.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use streetsight::ops::Shutdown;
+
+/// Exit code for configuration errors (sysexits EX_CONFIG).
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(name = "streetsight", version, about = "Edge video analytics for street-pole camera gateways")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and load every model (no cameras or broker are contacted).
+    Check {
+        #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
+        config: PathBuf,
+        /// Only check what needs no network: configuration and models.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// The whole loop on this machine with no camera: a bundled clip over a local RTSP server, a local
+    /// broker, events printed as they arrive.
+    Demo {
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 90)]
+        duration: u64,
+        /// Use this broker (mqtt://host:port) instead of starting a local mosquitto.
+        #[arg(long)]
+        broker: Option<String>,
+        /// H.264 clip to serve instead of the bundled one.
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// Model bundle directory instead of the bundled NanoDet.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Serve an H.264 clip as an RTSP camera on loopback, in a loop, until stopped (a test camera).
+    ServeClip {
+        clip: PathBuf,
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        #[arg(long, default_value = "/cam")]
+        mount: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    streetsight::ops::init_logging("info");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    match cli.command {
+        Command::Run { config } => {
+            let loaded = match streetsight::config::load(&config) {
+                Ok(l) => l,
+                Err(errors) => return config_failure(&errors),
+            };
+            let shutdown = Shutdown::new();
+            runtime.spawn(stop_on_signal(shutdown.clone()));
+            report(runtime.block_on(streetsight::daemon::run(loaded, shutdown, Duration::from_secs(10))).map(|_| ()))
+        }
+        Command::Check { config, offline: _ } => match streetsight::config::load(&config) {
+            Err(errors) => config_failure(&errors),
+            Ok(loaded) => report(check_models(&loaded)),
+        },
+        Command::Demo { duration, broker, clip, model } => {
+            let shutdown = Shutdown::new();
+            runtime.spawn(stop_on_signal(shutdown.clone()));
+            let opts = streetsight::demo::DemoOptions { duration: Duration::from_secs(duration), broker, clip, model };
+            match runtime.block_on(streetsight::demo::run_demo(opts, shutdown)) {
+                Ok(0) => {
+                    eprintln!("demo: no incident event arrived; see the log above");
+                    ExitCode::FAILURE
+                }
+                other => report(other.map(|_| ())),
+            }
+        }
+        Command::ServeClip { clip, port, mount } => report((|| {
+            let server = streetsight::demo::ClipServer::start(streetsight::demo::Clip::load(&clip)?, port, &mount, None)?;
+            println!("{}", server.url(&mount));
+            let shutdown = Shutdown::new();
+            runtime.block_on(async {
+                tokio::spawn(stop_on_signal(shutdown.clone()));
+                shutdown.wait().await;
+            });
+            Ok(())
+        })()),
+    }
+}
+
+fn check_models(loaded: &streetsight::config::LoadedConfig) -> anyhow::Result<()> {
+    let mut failed = 0;
+    println!("config  {}  ok", loaded.path.display());
+    for (name, m) in &loaded.config.models {
+        let dir = loaded.resolve(&m.get_ref().path);
+        let result = streetsight::detect::Manifest::load(&dir).map_err(anyhow::Error::from).and_then(|manifest| Ok(streetsight::detect::Detector::load(manifest, 1)?));
+        match result {
+            Ok(d) => println!("model   {name}  ok  {} {} sha256 {}", d.manifest.name, d.manifest.version, d.sha256),
+            Err(e) => {
+                failed += 1;
+                println!("model   {name}  FAILED  {e}");
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} model(s) failed");
+    Ok(())
+}
+
+fn config_failure(errors: &streetsight::config::ConfigErrors) -> ExitCode {
+    eprint!("{errors}");
+    ExitCode::from(EX_CONFIG)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn stop_on_signal(shutdown: Shutdown) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    shutdown.trigger();
+}

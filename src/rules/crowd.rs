@@ -1,0 +1,214 @@
+//! Crowd density (人群聚集): people whose bottom-centre (foot point) lies in the zone, divided by the zone's
+//! real area, classified into levels with hysteresis and a sustain time.
+//!
+//! Level logic, per observation:
+//! - a level is *held* while the density stays ≥ its threshold, or, once held, ≥ threshold − hysteresis;
+//! - the reported level rises to the highest level held for `sustain`;
+//! - it falls once the reported level has not been held for `sustain`, to the highest level still held;
+//! - it clears (incident resolves) once no level has been held for `clear`.
+
+use super::zone::Polygon;
+use crate::detect::Detection;
+use std::time::{Duration, Instant};
+
+/// One level: name and the density at which it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrowdLevel {
+    pub name: String,
+    pub min_density: f64,
+}
+
+/// What one frame showed in the zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrowdObservation {
+    pub count: usize,
+    /// Persons per m².
+    pub density: f64,
+    /// Indices (into the frame's detections) of the people counted.
+    pub members: Vec<usize>,
+}
+
+/// A change of the reported level.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrowdChange {
+    /// From no level to `to`: an incident opens.
+    Opened { to: usize },
+    /// Between levels: the incident updates.
+    LevelChanged { from: usize, to: usize },
+    /// Below every level for the clear time: the incident resolves.
+    Cleared { from: usize },
+}
+
+/// The rule and its state for one zone of one camera.
+#[derive(Debug, Clone)]
+pub struct CrowdRule {
+    pub zone: Polygon,
+    pub area_m2: f64,
+    /// Class indices that count as people.
+    pub classes: Vec<usize>,
+    pub min_score: f32,
+    pub levels: Vec<CrowdLevel>,
+    pub hysteresis: f64,
+    pub sustain: Duration,
+    pub clear: Duration,
+    /// Since when each level has been held (`None`: not held now).
+    held_since: Vec<Option<Instant>>,
+    /// Since when the reported level has not been held.
+    lost_since: Option<Instant>,
+    /// Since when no level has been held.
+    clear_since: Option<Instant>,
+    reported: Option<usize>,
+}
+
+impl CrowdRule {
+    pub fn new(zone: Polygon, area_m2: f64, classes: Vec<usize>, min_score: f32, levels: Vec<CrowdLevel>, hysteresis: f64, sustain: Duration, clear: Duration) -> Self {
+        let n = levels.len();
+        Self { zone, area_m2, classes, min_score, levels, hysteresis, sustain, clear, held_since: vec![None; n], lost_since: None, clear_since: None, reported: None }
+    }
+
+    /// The level currently reported, if any.
+    pub fn reported(&self) -> Option<usize> {
+        self.reported
+    }
+
+    /// Count the people in the zone.
+    pub fn count(&self, detections: &[Detection]) -> CrowdObservation {
+        let members: Vec<usize> = detections
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.score >= self.min_score && self.classes.contains(&d.class))
+            .filter(|(_, d)| {
+                let (x, y) = d.bbox.bottom_centre();
+                self.zone.contains(x, y)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let count = members.len();
+        CrowdObservation { count, density: count as f64 / self.area_m2, members }
+    }
+
+    /// Feed one observation at `now`; returns a change of the reported level, if any.
+    pub fn update(&mut self, density: f64, now: Instant) -> Option<CrowdChange> {
+        for (k, level) in self.levels.iter().enumerate() {
+            let threshold = if self.held_since[k].is_some() { level.min_density - self.hysteresis } else { level.min_density };
+            if density >= threshold {
+                self.held_since[k].get_or_insert(now);
+            } else {
+                self.held_since[k] = None;
+            }
+        }
+        let any_held = self.held_since[0].is_some();
+        if any_held {
+            self.clear_since = None;
+        } else {
+            self.clear_since.get_or_insert(now);
+        }
+        let held_for = |since: Option<Instant>, d: Duration| since.is_some_and(|s| now.saturating_duration_since(s) >= d);
+        let sustained = (0..self.levels.len()).rev().find(|&k| held_for(self.held_since[k], self.sustain));
+        let still_held = (0..self.levels.len()).rev().find(|&k| self.held_since[k].is_some());
+
+        let Some(current) = self.reported else {
+            let to = sustained?;
+            self.reported = Some(to);
+            self.lost_since = None;
+            return Some(CrowdChange::Opened { to });
+        };
+        if self.held_since[current].is_some() {
+            self.lost_since = None;
+        } else {
+            self.lost_since.get_or_insert(now);
+        }
+        if let Some(to) = sustained.filter(|&to| to > current) {
+            self.reported = Some(to);
+            return Some(CrowdChange::LevelChanged { from: current, to });
+        }
+        if held_for(self.clear_since, self.clear) {
+            self.reported = None;
+            self.lost_since = None;
+            return Some(CrowdChange::Cleared { from: current });
+        }
+        match still_held {
+            Some(to) if to < current && held_for(self.lost_since, self.sustain) => {
+                self.reported = Some(to);
+                self.lost_since = None;
+                Some(CrowdChange::LevelChanged { from: current, to })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::BBox;
+
+    fn rule() -> CrowdRule {
+        let levels = vec![CrowdLevel { name: "attention".into(), min_density: 2.0 }, CrowdLevel { name: "warning".into(), min_density: 4.0 }];
+        let zone = Polygon::new(&[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]);
+        CrowdRule::new(zone, 1.0, vec![0], 0.5, levels, 0.5, Duration::from_secs(10), Duration::from_secs(30))
+    }
+
+    /// Feed `density` every second for `secs` seconds from `t`; return the changes and the new time.
+    fn feed(r: &mut CrowdRule, t: &mut Instant, density: f64, secs: u64) -> Vec<CrowdChange> {
+        let mut out = Vec::new();
+        for _ in 0..secs {
+            *t += Duration::from_secs(1);
+            out.extend(r.update(density, *t));
+        }
+        out
+    }
+
+    #[test]
+    fn counts_only_people_whose_feet_are_in_the_zone() {
+        let person = |x: f32, y2: f32, score: f32| Detection { class: 0, score, bbox: BBox { x1: x, y1: y2 - 0.2, x2: x + 0.1, y2 } };
+        let dets = vec![person(0.1, 0.9, 0.9), person(0.3, 0.4, 0.9), person(0.5, 0.9, 0.3), Detection { class: 2, score: 0.9, bbox: BBox { x1: 0.6, y1: 0.6, x2: 0.7, y2: 0.9 } }];
+        let obs = rule().count(&dets);
+        assert_eq!(obs.count, 1, "feet above the zone, low score and a non-person are not counted");
+        assert_eq!(obs.members, vec![0]);
+        assert!((obs.density - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_level_must_be_sustained_before_an_incident_opens() {
+        let (mut r, mut t) = (rule(), Instant::now());
+        assert!(feed(&mut r, &mut t, 2.5, 9).is_empty(), "9 s < sustain");
+        assert_eq!(feed(&mut r, &mut t, 2.5, 2), vec![CrowdChange::Opened { to: 0 }]);
+    }
+
+    #[test]
+    fn a_brief_peak_opens_nothing() {
+        let (mut r, mut t) = (rule(), Instant::now());
+        let mut changes = feed(&mut r, &mut t, 5.0, 5);
+        changes.extend(feed(&mut r, &mut t, 0.0, 60));
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    #[test]
+    fn hysteresis_keeps_the_level_through_small_dips() {
+        let (mut r, mut t) = (rule(), Instant::now());
+        feed(&mut r, &mut t, 2.2, 11);
+        assert_eq!(r.reported(), Some(0));
+        // 1.7 is below 2.0 but within the 0.5 hysteresis: the level is still held.
+        assert!(feed(&mut r, &mut t, 1.7, 60).is_empty());
+        assert_eq!(r.reported(), Some(0));
+    }
+
+    #[test]
+    fn escalates_then_de_escalates_then_clears_after_the_clear_time() {
+        let (mut r, mut t) = (rule(), Instant::now());
+        assert_eq!(feed(&mut r, &mut t, 4.5, 11), vec![CrowdChange::Opened { to: 1 }], "straight to the sustained top level");
+        assert_eq!(feed(&mut r, &mut t, 2.5, 11), vec![CrowdChange::LevelChanged { from: 1, to: 0 }]);
+        assert!(feed(&mut r, &mut t, 0.0, 29).is_empty(), "not yet clear for 30 s");
+        assert_eq!(feed(&mut r, &mut t, 0.0, 2), vec![CrowdChange::Cleared { from: 0 }]);
+        assert_eq!(r.reported(), None);
+    }
+
+    #[test]
+    fn escalation_needs_its_own_sustain() {
+        let (mut r, mut t) = (rule(), Instant::now());
+        feed(&mut r, &mut t, 2.5, 11);
+        assert!(feed(&mut r, &mut t, 4.5, 9).is_empty());
+        assert_eq!(feed(&mut r, &mut t, 4.5, 2), vec![CrowdChange::LevelChanged { from: 0, to: 1 }]);
+    }
+}
