@@ -191,9 +191,10 @@ pub struct CameraConfig {
     /// Polygons in normalised image coordinates (0..1, origin top-left).
     #[serde(default, rename = "zone")]
     pub zones: Vec<Spanned<ZoneConfig>>,
-    /// Rules evaluated on this camera.
-    #[serde(default, rename = "rule")]
-    pub rules: Vec<Spanned<RuleConfig>>,
+    /// Crowd-density rules (`[[camera.crowd_density]]`); each rule type has its own table array so that
+    /// every key is checked against that type's parameters.
+    #[serde(default)]
+    pub crowd_density: Vec<Spanned<CrowdRuleConfig>>,
 }
 
 /// A zone of a camera's view.
@@ -219,14 +220,6 @@ pub struct ZoneConfig {
     /// WGS-84 longitude of the zone.
     #[serde(default)]
     pub lon: Option<f64>,
-}
-
-/// A rule on a camera; tagged by `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
-pub enum RuleConfig {
-    /// Persons per m² in a zone, with levels.
-    CrowdDensity(CrowdRuleConfig),
 }
 
 /// Crowd density: persons whose bottom-centre lies in the zone, divided by the zone's area.

@@ -2,7 +2,7 @@
 //! problem of the file at once, each with its line and how to fix it.
 
 use super::load::{Lines, resolve};
-use super::{CameraConfig, Config, CrowdRuleConfig, RuleConfig, ZoneConfig, categories};
+use super::{CameraConfig, Config, CrowdRuleConfig, ZoneConfig, categories};
 use crate::config::ConfigError;
 use crate::detect::Manifest;
 use crate::ingest::DecoderTemplate;
@@ -136,10 +136,8 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
         }
         let zones = verify_zones(c, v);
         let manifest = manifests.get(v.model.get_ref());
-        for rule in &v.rules {
-            match rule.get_ref() {
-                RuleConfig::CrowdDensity(r) => verify_crowd_rule(c, config, v, r, &zones, manifest),
-            }
+        for rule in &v.crowd_density {
+            verify_crowd_rule(c, config, v, rule.get_ref(), &zones, manifest);
         }
     }
 }

@@ -67,8 +67,7 @@ grid_code = "330106001002003"
 lat = 30.2741
 lon = 120.1551
 
-[[camera.rule]]
-type = "crowd_density"
+[[camera.crowd_density]]
 zone = "walkway"
 min_score = 0.5
 levels = [{{ name = "attention", min_density = 0.5 }}, {{ name = "warning", min_density = 1.0 }}]

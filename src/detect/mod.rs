@@ -9,7 +9,7 @@ mod preprocess;
 
 pub use engine::{Detector, EngineError, init_runtime, runtime_library_path};
 pub use manifest::{ColorOrder, Head, InputSpec, Manifest, ManifestError, OutputSpec};
-pub use nanodet::decode_nanodet;
+pub use nanodet::{StrideOutput, decode_nanodet};
 pub use nms::nms_per_class;
 pub use preprocess::{ImageView, Preprocessor};
 

@@ -7,7 +7,7 @@ mod evidence;
 pub use event::{AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef, Phase, SCHEMA, ZoneRef};
 pub use evidence::{Annotation, Evidence, render};
 
-use crate::config::{CameraConfig, CategoryCodes, Config, RuleConfig, ZoneConfig};
+use crate::config::{CameraConfig, CategoryCodes, Config, ZoneConfig};
 use crate::detect::Detection;
 use crate::ingest::Frame;
 use crate::rules::{CrowdChange, CrowdLevel, CrowdRule, Polygon};
@@ -66,11 +66,9 @@ impl Analyser {
         }
         let zones: BTreeMap<&str, &ZoneConfig> = cam.zones.iter().map(|z| (z.get_ref().id.as_str(), z.get_ref())).collect();
         let crowds = cam
-            .rules
+            .crowd_density
             .iter()
-            .filter_map(|r| match r.get_ref() {
-                RuleConfig::CrowdDensity(c) => Some(c),
-            })
+            .map(|r| r.get_ref())
             .filter_map(|c| {
                 let zone = *zones.get(c.zone.get_ref().as_str())?;
                 let classes = c.labels.iter().filter_map(|l| model.labels.iter().position(|m| m == l)).collect();

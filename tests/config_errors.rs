@@ -1,0 +1,111 @@
+//! Broken configurations: each is reported with file:line, what is wrong and how to fix it, and the
+//! process exits with 78 (EX_CONFIG). Runs the real binary.
+
+use std::path::Path;
+use std::process::Command;
+
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/nanodet-g-416");
+
+fn valid() -> String {
+    format!(
+        r#"[device]
+id = "pole-1"
+
+[uplink]
+broker = "mqtt://127.0.0.1:1883"
+
+[models.nanodet]
+path = "{MODEL}"
+
+[[camera]]
+id = "gate"
+url = "rtsp://10.0.0.5/live"
+model = "nanodet"
+
+[[camera.zone]]
+id = "plaza"
+points = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]
+area_m2 = 40.0
+
+[[camera.crowd_density]]
+zone = "plaza"
+min_score = 0.5
+"#
+    )
+}
+
+/// Run `streetsight check --offline` on `text`; returns (exit code, stderr).
+fn check(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streetsight.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streetsight")).args(["check", "--offline", "--config"]).arg(&path).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "streetsight.toml"))
+}
+
+fn assert_config_error(text: &str, line: usize, needles: &[&str]) {
+    let (code, err) = check(text);
+    assert_eq!(code, 78, "exit code for: {err}");
+    let located = format!("streetsight.toml:{line}: ");
+    assert!(err.contains(&located), "expected {located:?} in:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn the_valid_base_config_passes() {
+    assert!(Path::new(MODEL).join("model.onnx").is_file(), "the bundled model is committed");
+    let (code, err) = check(&valid());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn unknown_key_names_the_key_and_the_line() {
+    let text = valid().replace("id = \"gate\"", "id = \"gate\"\nframerate = 25");
+    assert_config_error(&text, 12, &["unknown field `framerate`", "remove the key or correct its spelling"]);
+}
+
+#[test]
+fn zone_with_two_points_is_rejected() {
+    let text = valid().replace("[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]", "[[0.0, 0.5], [1.0, 0.5]]");
+    assert_config_error(&text, 17, &["zone `plaza` has 2 points; a zone needs at least 3"]);
+}
+
+#[test]
+fn missing_model_directory_is_rejected() {
+    let text = valid().replace(MODEL, "/nonexistent/model-bundle");
+    assert_config_error(&text, 7, &["model `nanodet`", "no manifest at /nonexistent/model-bundle/manifest.toml"]);
+}
+
+#[test]
+fn bad_broker_url_is_rejected() {
+    let text = valid().replace("mqtt://127.0.0.1:1883", "tcp://broker:1883");
+    assert_config_error(&text, 5, &["broker scheme `tcp` is not supported", "mqtts://"]);
+}
+
+#[test]
+fn threshold_out_of_range_is_rejected() {
+    let text = valid().replace("min_score = 0.5", "min_score = 1.5");
+    assert_config_error(&text, 22, &["min_score = 1.5 is out of range", "(0, 1]"]);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = valid().replace("[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]", "[[0.0, 0.5], [1.0, 0.5]]").replace("min_score = 0.5", "min_score = 1.5").replace("mqtt://127.0.0.1:1883", "tcp://broker:1883");
+    let (code, err) = check(&text);
+    assert_eq!(code, 78);
+    assert!(err.contains("3 problems"), "{err}");
+    for line in [5, 17, 22] {
+        assert!(err.contains(&format!("streetsight.toml:{line}: ")), "line {line} missing in:\n{err}");
+    }
+}
+
+#[test]
+fn credentials_in_a_bad_camera_url_are_not_printed() {
+    let text = valid().replace("rtsp://10.0.0.5/live", "http://admin:hunter2@10.0.0.5/live");
+    let (code, err) = check(&text);
+    assert_eq!(code, 78);
+    assert!(err.contains("must be rtsp://"), "{err}");
+    assert!(!err.contains("hunter2"), "password leaked:\n{err}");
+}

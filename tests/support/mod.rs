@@ -1,0 +1,76 @@
+//! Shared helpers for the integration tests: the real parts (RTSP server, mosquitto, ONNX model) and the
+//! event schema.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use streetsight::demo::{Received, Subscriber};
+use streetsight::incident::IncidentEvent;
+
+pub fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn clip_path() -> PathBuf {
+    repo("tests/media/vtest.mp4")
+}
+
+pub fn model_dir() -> PathBuf {
+    repo("models/nanodet-g-416")
+}
+
+/// The JSON Schema every published event must satisfy.
+pub fn event_schema() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo("docs/schema/event.v1.json")).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the event schema compiles")
+}
+
+/// Everything a subscriber saw: events (validated against the schema) and evidence payloads by topic.
+#[derive(Default)]
+pub struct Seen {
+    pub events: Vec<IncidentEvent>,
+    pub evidence: std::collections::HashMap<String, Vec<u8>>,
+    pub status: Vec<serde_json::Value>,
+    /// Order of arrival: topic suffixes.
+    pub order: Vec<String>,
+}
+
+impl Seen {
+    pub fn absorb(&mut self, m: Received, schema: &jsonschema::Validator) {
+        let suffix = m.topic.splitn(4, '/').nth(3).unwrap_or_default().to_string();
+        self.order.push(suffix.clone());
+        if suffix == "events" {
+            let value: serde_json::Value = serde_json::from_slice(&m.payload).expect("event is JSON");
+            let errors: Vec<String> = schema.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+            assert!(errors.is_empty(), "event violates the schema: {errors:?}\n{value:#}");
+            self.events.push(serde_json::from_value(value).unwrap());
+        } else if let Some(id) = suffix.strip_prefix("evidence/") {
+            self.evidence.insert(id.to_string(), m.payload);
+        } else if suffix == "status" {
+            self.status.push(serde_json::from_slice(&m.payload).expect("status is JSON"));
+        }
+    }
+}
+
+/// Receive until `done(seen)` or `timeout`.
+pub async fn collect_until(sub: &Subscriber, seen: &mut Seen, schema: &jsonschema::Validator, timeout: Duration, done: impl Fn(&Seen) -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done(seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match tokio::time::timeout(left, sub.next()).await {
+            Ok(Some(m)) => seen.absorb(m, schema),
+            _ => return done(seen),
+        }
+    }
+    true
+}
+
+/// Write a configuration file into `dir` and load it.
+pub fn load_config(dir: &Path, text: &str) -> streetsight::config::LoadedConfig {
+    let path = dir.join("streetsight.toml");
+    std::fs::write(&path, text).unwrap();
+    streetsight::config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
