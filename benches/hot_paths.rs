@@ -7,7 +7,8 @@ use std::hint::black_box;
 use streetsight::detect::{BBox, Detection, ImageView, Manifest, Preprocessor, nms_per_class};
 
 fn manifest() -> Manifest {
-    Manifest::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet-g-416")).expect("bundled model manifest")
+    Manifest::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet-g-416"))
+        .expect("bundled model manifest")
 }
 
 fn preprocess(c: &mut Criterion) {
@@ -15,8 +16,15 @@ fn preprocess(c: &mut Criterion) {
     let mut p = Preprocessor::new(&spec);
     for (w, h) in [(768usize, 576usize), (1920, 1080)] {
         let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 251) as u8).collect();
-        let img = ImageView { width: w, height: h, stride: w * 3, data: &data };
-        c.bench_function(&format!("preprocess {w}x{h} -> 416x416 NCHW f32"), |b| b.iter(|| black_box(p.run(black_box(&img))[0])));
+        let img = ImageView {
+            width: w,
+            height: h,
+            stride: w * 3,
+            data: &data,
+        };
+        c.bench_function(&format!("preprocess {w}x{h} -> 416x416 NCHW f32"), |b| {
+            b.iter(|| black_box(p.run(black_box(&img))[0]))
+        });
     }
 }
 
@@ -27,7 +35,16 @@ fn candidates(n: usize) -> Vec<Detection> {
             let obj = i % 8;
             let jitter = (i / 8) as f32 * 0.0005;
             let x = 0.1 * obj as f32 + jitter;
-            Detection { class: obj % 3, score: 0.3 + ((i * 7919) % 700) as f32 / 1000.0, bbox: BBox { x1: x, y1: 0.3 + jitter, x2: x + 0.08, y2: 0.6 + jitter } }
+            Detection {
+                class: obj % 3,
+                score: 0.3 + ((i * 7919) % 700) as f32 / 1000.0,
+                bbox: BBox {
+                    x1: x,
+                    y1: 0.3 + jitter,
+                    x2: x + 0.08,
+                    y2: 0.6 + jitter,
+                },
+            }
         })
         .collect()
 }
@@ -35,7 +52,9 @@ fn candidates(n: usize) -> Vec<Detection> {
 fn nms(c: &mut Criterion) {
     for n in [100usize, 1000, 3549] {
         let cands = candidates(n);
-        c.bench_function(&format!("nms {n} candidates"), |b| b.iter(|| black_box(nms_per_class(black_box(cands.clone()), 0.45).len())));
+        c.bench_function(&format!("nms {n} candidates"), |b| {
+            b.iter(|| black_box(nms_per_class(black_box(cands.clone()), 0.45).len()))
+        });
     }
 }
 
@@ -46,12 +65,29 @@ fn decode(c: &mut Criterion) {
     let tensors: Vec<(usize, Vec<f32>, Vec<f32>)> = [(8usize, 2704usize), (16, 676), (32, 169)]
         .into_iter()
         .map(|(s, cells)| {
-            let scores = (0..cells * 80).map(|i| if i % 997 == 0 { 0.6 } else { (i % 13) as f32 / 100.0 }).collect();
-            let boxes = (0..cells * 44).map(|i| ((i * 37) % 11) as f32 / 3.0).collect();
+            let scores = (0..cells * 80)
+                .map(|i| {
+                    if i % 997 == 0 {
+                        0.6
+                    } else {
+                        (i % 13) as f32 / 100.0
+                    }
+                })
+                .collect();
+            let boxes = (0..cells * 44)
+                .map(|i| ((i * 37) % 11) as f32 / 3.0)
+                .collect();
             (s, scores, boxes)
         })
         .collect();
-    let outputs: Vec<StrideOutput> = tensors.iter().map(|(s, sc, bx)| StrideOutput { stride: *s, scores: sc, boxes: bx }).collect();
+    let outputs: Vec<StrideOutput> = tensors
+        .iter()
+        .map(|(s, sc, bx)| StrideOutput {
+            stride: *s,
+            scores: sc,
+            boxes: bx,
+        })
+        .collect();
     let mut out = Vec::with_capacity(1024);
     c.bench_function("nanodet decode 3549 cells x 80 classes", |b| {
         b.iter(|| {
@@ -64,9 +100,23 @@ fn decode(c: &mut Criterion) {
 
 fn crowd_count(c: &mut Criterion) {
     use streetsight::rules::{CrowdLevel, CrowdRule, Polygon};
-    let rule = CrowdRule::new(Polygon::new(&[[0.0, 0.3], [0.5, 0.2], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]), 40.0, vec![0], 0.5, vec![CrowdLevel { name: "a".into(), min_density: 2.0 }], 0.2, std::time::Duration::from_secs(10), std::time::Duration::from_secs(30));
+    let rule = CrowdRule::new(
+        Polygon::new(&[[0.0, 0.3], [0.5, 0.2], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]),
+        40.0,
+        vec![0],
+        0.5,
+        vec![CrowdLevel {
+            name: "a".into(),
+            min_density: 2.0,
+        }],
+        0.2,
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(30),
+    );
     let dets = candidates(200);
-    c.bench_function("crowd count 200 detections in a 5-point zone", |b| b.iter(|| black_box(rule.count(black_box(&dets)).count)));
+    c.bench_function("crowd count 200 detections in a 5-point zone", |b| {
+        b.iter(|| black_box(rule.count(black_box(&dets)).count))
+    });
 }
 
 criterion_group!(benches, preprocess, decode, nms, crowd_count);

@@ -39,7 +39,11 @@ pub fn init_process() -> anyhow::Result<()> {
 
 /// Run the daemon until `shutdown`; on shutdown, stop cameras and workers, then give the uplink up to
 /// `drain` to deliver what is queued.
-pub async fn run(loaded: LoadedConfig, shutdown: Shutdown, drain: Duration) -> anyhow::Result<Arc<UplinkStats>> {
+pub async fn run(
+    loaded: LoadedConfig,
+    shutdown: Shutdown,
+    drain: Duration,
+) -> anyhow::Result<Arc<UplinkStats>> {
     init_process()?;
     let config = &loaded.config;
     let (events_tx, events_rx) = mpsc::channel::<Publication>(256);
@@ -48,22 +52,48 @@ pub async fn run(loaded: LoadedConfig, shutdown: Shutdown, drain: Duration) -> a
     let mut models = Vec::new();
 
     for (name, model_cfg) in &config.models {
-        let users: Vec<&CameraConfig> = config.cameras.iter().map(|c| c.get_ref()).filter(|c| c.model.get_ref() == name).collect();
-        let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path)).map_err(|e| e.to_string()).and_then(|m| Detector::load(m, model_cfg.get_ref().threads).map_err(|e| e.to_string()));
+        let users: Vec<&CameraConfig> = config
+            .cameras
+            .iter()
+            .map(|c| c.get_ref())
+            .filter(|c| c.model.get_ref() == name)
+            .collect();
+        let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path))
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                Detector::load(m, model_cfg.get_ref().threads).map_err(|e| e.to_string())
+            });
         let detector = match loaded_model {
             Ok(d) => d,
             Err(error) => {
                 tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
-                models.push(ModelStatus { name: name.clone(), state: "rejected", version: None, sha256: None, error: Some(error) });
+                models.push(ModelStatus {
+                    name: name.clone(),
+                    state: "rejected",
+                    version: None,
+                    sha256: None,
+                    error: Some(error),
+                });
                 continue;
             }
         };
         tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
-        models.push(ModelStatus { name: name.clone(), state: "active", version: Some(detector.manifest.version.clone()), sha256: Some(detector.sha256.clone()), error: None });
+        models.push(ModelStatus {
+            name: name.clone(),
+            state: "active",
+            version: Some(detector.manifest.version.clone()),
+            sha256: Some(detector.sha256.clone()),
+            error: None,
+        });
         if users.is_empty() {
             continue;
         }
-        let info = ModelInfo { name: detector.manifest.name.clone(), version: detector.manifest.version.clone(), sha256: detector.sha256.clone(), labels: detector.manifest.labels.clone() };
+        let info = ModelInfo {
+            name: detector.manifest.name.clone(),
+            version: detector.manifest.version.clone(),
+            sha256: detector.sha256.clone(),
+            labels: detector.manifest.labels.clone(),
+        };
         let queue = FrameQueue::new(users.len() * 2);
         let mut analysers = HashMap::new();
         for cam in &users {
@@ -77,12 +107,25 @@ pub async fn run(loaded: LoadedConfig, shutdown: Shutdown, drain: Duration) -> a
             analysers.insert(cam.id.clone(), Analyser::new(config, cam, info.clone()));
             cameras.push(spawn_camera(source, queue.clone(), shutdown.clone()));
         }
-        let worker = ModelWorker { detector, analysers, queue, events: events_tx.clone(), shutdown: shutdown.clone() };
-        workers.push(std::thread::Builder::new().name(format!("model-{name}")).spawn(move || worker.run())?);
+        let worker = ModelWorker {
+            detector,
+            analysers,
+            queue,
+            events: events_tx.clone(),
+            shutdown: shutdown.clone(),
+        };
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("model-{name}"))
+                .spawn(move || worker.run())?,
+        );
     }
     drop(events_tx);
 
-    let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
+    let camera_stats: Vec<_> = cameras
+        .iter()
+        .map(|c| (c.id.clone(), c.stats.clone()))
+        .collect();
     let models = Arc::new(Mutex::new(models));
     let device_id = config.device.id.get_ref().clone();
     let status: StatusSource = Arc::new(move |state: &str| {
@@ -121,7 +164,9 @@ impl ModelWorker {
     fn run(mut self) {
         let rx = self.queue.receiver().clone();
         while !self.shutdown.is_triggered() {
-            let Ok(frame) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+            let Ok(frame) = rx.recv_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
             let started = Instant::now();
             let detections = match self.detector.detect(&frame.view()) {
                 Ok(d) => d,
@@ -131,7 +176,9 @@ impl ModelWorker {
                 }
             };
             tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms = started.elapsed().as_millis() as u64, "Frame analysed.");
-            let Some(analyser) = self.analysers.get_mut(&*frame.camera) else { continue };
+            let Some(analyser) = self.analysers.get_mut(&*frame.camera) else {
+                continue;
+            };
             for publication in analyser.analyse(&frame, &detections) {
                 let e = &publication.event;
                 tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, "Incident event.");

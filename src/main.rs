@@ -10,7 +10,11 @@ use streetsight::ops::Shutdown;
 const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
-#[command(name = "streetsight", version, about = "Edge video analytics for street-pole camera gateways")]
+#[command(
+    name = "streetsight",
+    version,
+    about = "Edge video analytics for street-pole camera gateways"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,7 +65,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     streetsight::ops::init_logging("info");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match cli.command {
         Command::Run { config } => {
             let loaded = match streetsight::config::load(&config) {
@@ -70,16 +78,34 @@ fn main() -> ExitCode {
             };
             let shutdown = Shutdown::new();
             runtime.spawn(stop_on_signal(shutdown.clone()));
-            report(runtime.block_on(streetsight::daemon::run(loaded, shutdown, Duration::from_secs(10))).map(|_| ()))
+            report(
+                runtime
+                    .block_on(streetsight::daemon::run(
+                        loaded,
+                        shutdown,
+                        Duration::from_secs(10),
+                    ))
+                    .map(|_| ()),
+            )
         }
         Command::Check { config, offline: _ } => match streetsight::config::load(&config) {
             Err(errors) => config_failure(&errors),
             Ok(loaded) => report(check_models(&loaded)),
         },
-        Command::Demo { duration, broker, clip, model } => {
+        Command::Demo {
+            duration,
+            broker,
+            clip,
+            model,
+        } => {
             let shutdown = Shutdown::new();
             runtime.spawn(stop_on_signal(shutdown.clone()));
-            let opts = streetsight::demo::DemoOptions { duration: Duration::from_secs(duration), broker, clip, model };
+            let opts = streetsight::demo::DemoOptions {
+                duration: Duration::from_secs(duration),
+                broker,
+                clip,
+                model,
+            };
             match runtime.block_on(streetsight::demo::run_demo(opts, shutdown)) {
                 Ok(0) => {
                     eprintln!("demo: no incident event arrived; see the log above");
@@ -89,7 +115,12 @@ fn main() -> ExitCode {
             }
         }
         Command::ServeClip { clip, port, mount } => report((|| {
-            let server = streetsight::demo::ClipServer::start(streetsight::demo::Clip::load(&clip)?, port, &mount, None)?;
+            let server = streetsight::demo::ClipServer::start(
+                streetsight::demo::Clip::load(&clip)?,
+                port,
+                &mount,
+                None,
+            )?;
             println!("{}", server.url(&mount));
             let shutdown = Shutdown::new();
             runtime.block_on(async {
@@ -106,9 +137,14 @@ fn check_models(loaded: &streetsight::config::LoadedConfig) -> anyhow::Result<()
     println!("config  {}  ok", loaded.path.display());
     for (name, m) in &loaded.config.models {
         let dir = loaded.resolve(&m.get_ref().path);
-        let result = streetsight::detect::Manifest::load(&dir).map_err(anyhow::Error::from).and_then(|manifest| Ok(streetsight::detect::Detector::load(manifest, 1)?));
+        let result = streetsight::detect::Manifest::load(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|manifest| Ok(streetsight::detect::Detector::load(manifest, 1)?));
         match result {
-            Ok(d) => println!("model   {name}  ok  {} {} sha256 {}", d.manifest.name, d.manifest.version, d.sha256),
+            Ok(d) => println!(
+                "model   {name}  ok  {} {} sha256 {}",
+                d.manifest.name, d.manifest.version, d.sha256
+            ),
             Err(e) => {
                 failed += 1;
                 println!("model   {name}  FAILED  {e}");
@@ -135,7 +171,8 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 async fn stop_on_signal(shutdown: Shutdown) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},

@@ -13,7 +13,14 @@ struct Camera(Child);
 
 impl Camera {
     fn start(port: u16) -> Camera {
-        let child = Command::new(env!("CARGO_BIN_EXE_streetsight")).arg("serve-clip").arg(clip_path()).args(["--port", &port.to_string(), "--mount", "/cam"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+            .arg("serve-clip")
+            .arg(clip_path())
+            .args(["--port", &port.to_string(), "--mount", "/cam"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "camera did not listen");
@@ -69,25 +76,57 @@ async fn daemon_survives_a_camera_outage_and_resumes_events() {
     let mut camera = Some(Camera::start(port));
     let broker = Mosquitto::start(0).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let loaded = load_config(work.path(), &flapping_config(&format!("rtsp://127.0.0.1:{port}/cam"), &broker.url(), work.path()));
-    let sub = Subscriber::connect(&broker.url(), "streetsight/v1/outage-pole/events").await.unwrap();
+    let loaded = load_config(
+        work.path(),
+        &flapping_config(
+            &format!("rtsp://127.0.0.1:{port}/cam"),
+            &broker.url(),
+            work.path(),
+        ),
+    );
+    let sub = Subscriber::connect(&broker.url(), "streetsight/v1/outage-pole/events")
+        .await
+        .unwrap();
     let shutdown = Shutdown::new();
-    let daemon = tokio::spawn(streetsight::daemon::run(loaded, shutdown.clone(), Duration::from_secs(5)));
+    let daemon = tokio::spawn(streetsight::daemon::run(
+        loaded,
+        shutdown.clone(),
+        Duration::from_secs(5),
+    ));
     let schema = event_schema();
 
     let mut before = Seen::default();
-    assert!(collect_until(&sub, &mut before, &schema, Duration::from_secs(90), |s| s.events.len() >= 2).await, "events flow before the outage");
+    assert!(
+        collect_until(&sub, &mut before, &schema, Duration::from_secs(90), |s| s
+            .events
+            .len()
+            >= 2)
+        .await,
+        "events flow before the outage"
+    );
 
     drop(camera.take()); // the camera loses power
     // Let the daemon notice (stall timeout) and go through a few reconnect attempts against a closed port.
     let mut during = Seen::default();
-    collect_until(&sub, &mut during, &schema, Duration::from_secs(15), |_| false).await;
-    assert!(!daemon.is_finished(), "the daemon is still running while the camera is down");
+    collect_until(&sub, &mut during, &schema, Duration::from_secs(15), |_| {
+        false
+    })
+    .await;
+    assert!(
+        !daemon.is_finished(),
+        "the daemon is still running while the camera is down"
+    );
 
     camera = Some(Camera::start(port)); // power is back
     let mut after = Seen::default();
-    let resumed = collect_until(&sub, &mut after, &schema, Duration::from_secs(120), |s| !s.events.is_empty()).await;
-    assert!(!daemon.is_finished(), "the daemon is still running after the outage");
+    let resumed = collect_until(&sub, &mut after, &schema, Duration::from_secs(120), |s| {
+        !s.events.is_empty()
+    })
+    .await;
+    assert!(
+        !daemon.is_finished(),
+        "the daemon is still running after the outage"
+    );
     shutdown.trigger();
     daemon.await.unwrap().unwrap();
     drop(camera);

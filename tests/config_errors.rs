@@ -39,8 +39,16 @@ fn check(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("streetsight.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_streetsight")).args(["check", "--offline", "--config"]).arg(&path).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "streetsight.toml"))
+    let out = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+        .args(["check", "--offline", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr)
+            .replace(&path.display().to_string(), "streetsight.toml"),
+    )
 }
 
 fn assert_config_error(text: &str, line: usize, needles: &[&str]) {
@@ -55,7 +63,10 @@ fn assert_config_error(text: &str, line: usize, needles: &[&str]) {
 
 #[test]
 fn the_valid_base_config_passes() {
-    assert!(Path::new(MODEL).join("model.onnx").is_file(), "the bundled model is committed");
+    assert!(
+        Path::new(MODEL).join("model.onnx").is_file(),
+        "the bundled model is committed"
+    );
     let (code, err) = check(&valid());
     assert_eq!(code, 0, "{err}");
 }
@@ -63,25 +74,50 @@ fn the_valid_base_config_passes() {
 #[test]
 fn unknown_key_names_the_key_and_the_line() {
     let text = valid().replace("id = \"gate\"", "id = \"gate\"\nframerate = 25");
-    assert_config_error(&text, 12, &["unknown field `framerate`", "remove the key or correct its spelling"]);
+    assert_config_error(
+        &text,
+        12,
+        &[
+            "unknown field `framerate`",
+            "remove the key or correct its spelling",
+        ],
+    );
 }
 
 #[test]
 fn zone_with_two_points_is_rejected() {
-    let text = valid().replace("[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]", "[[0.0, 0.5], [1.0, 0.5]]");
-    assert_config_error(&text, 17, &["zone `plaza` has 2 points; a zone needs at least 3"]);
+    let text = valid().replace(
+        "[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]",
+        "[[0.0, 0.5], [1.0, 0.5]]",
+    );
+    assert_config_error(
+        &text,
+        17,
+        &["zone `plaza` has 2 points; a zone needs at least 3"],
+    );
 }
 
 #[test]
 fn missing_model_directory_is_rejected() {
     let text = valid().replace(MODEL, "/nonexistent/model-bundle");
-    assert_config_error(&text, 7, &["model `nanodet`", "no manifest at /nonexistent/model-bundle/manifest.toml"]);
+    assert_config_error(
+        &text,
+        7,
+        &[
+            "model `nanodet`",
+            "no manifest at /nonexistent/model-bundle/manifest.toml",
+        ],
+    );
 }
 
 #[test]
 fn bad_broker_url_is_rejected() {
     let text = valid().replace("mqtt://127.0.0.1:1883", "tcp://broker:1883");
-    assert_config_error(&text, 5, &["broker scheme `tcp` is not supported", "mqtts://"]);
+    assert_config_error(
+        &text,
+        5,
+        &["broker scheme `tcp` is not supported", "mqtts://"],
+    );
 }
 
 #[test]
@@ -92,12 +128,21 @@ fn threshold_out_of_range_is_rejected() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let text = valid().replace("[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]", "[[0.0, 0.5], [1.0, 0.5]]").replace("min_score = 0.5", "min_score = 1.5").replace("mqtt://127.0.0.1:1883", "tcp://broker:1883");
+    let text = valid()
+        .replace(
+            "[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0]]",
+            "[[0.0, 0.5], [1.0, 0.5]]",
+        )
+        .replace("min_score = 0.5", "min_score = 1.5")
+        .replace("mqtt://127.0.0.1:1883", "tcp://broker:1883");
     let (code, err) = check(&text);
     assert_eq!(code, 78);
     assert!(err.contains("3 problems"), "{err}");
     for line in [5, 17, 22] {
-        assert!(err.contains(&format!("streetsight.toml:{line}: ")), "line {line} missing in:\n{err}");
+        assert!(
+            err.contains(&format!("streetsight.toml:{line}: ")),
+            "line {line} missing in:\n{err}"
+        );
     }
 }
 
@@ -108,4 +153,29 @@ fn credentials_in_a_bad_camera_url_are_not_printed() {
     assert_eq!(code, 78);
     assert!(err.contains("must be rtsp://"), "{err}");
     assert!(!err.contains("hunter2"), "password leaked:\n{err}");
+}
+
+#[test]
+fn the_documented_example_configuration_is_valid() {
+    // The example names a camera password by environment variable; checking does not connect.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/streetsight.example.toml"
+    ))
+    .unwrap()
+    .replace("../models/nanodet-g-416", MODEL);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streetsight.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+        .args(["check", "--offline", "--config"])
+        .arg(&path)
+        .env("NORTH_CAMERA_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

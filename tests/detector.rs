@@ -14,15 +14,25 @@ use support::*;
 fn frames(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
     streetsight::ingest::init_gstreamer().unwrap();
     let p = gst::parse::launch("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false").unwrap().downcast::<gst::Pipeline>().unwrap();
-    p.by_name("src").unwrap().set_property("location", clip_path().to_str().unwrap());
-    let sink = p.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
+    p.by_name("src")
+        .unwrap()
+        .set_property("location", clip_path().to_str().unwrap());
+    let sink = p
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
     p.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     let mut n = 0;
     while let Ok(sample) = sink.pull_sample() {
         if n % step == 0 {
             let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-            let (w, h, stride) = (info.width() as usize, info.height() as usize, info.stride()[0] as usize);
+            let (w, h, stride) = (
+                info.width() as usize,
+                info.height() as usize,
+                info.stride()[0] as usize,
+            );
             let map = sample.buffer().unwrap().map_readable().unwrap();
             let mut rgb = Vec::with_capacity(w * h * 3);
             for row in map.chunks(stride).take(h) {
@@ -48,11 +58,24 @@ fn nanodet_finds_the_walkers_on_real_frames() {
     assert_eq!(frames.len(), 10);
     let mut counts = Vec::new();
     for (w, h, rgb) in &frames {
-        let dets = det.detect(&ImageView { width: *w, height: *h, stride: w * 3, data: rgb }).unwrap();
-        let people: Vec<_> = dets.iter().filter(|d| d.class == person && d.score >= 0.5).collect();
+        let dets = det
+            .detect(&ImageView {
+                width: *w,
+                height: *h,
+                stride: w * 3,
+                data: rgb,
+            })
+            .unwrap();
+        let people: Vec<_> = dets
+            .iter()
+            .filter(|d| d.class == person && d.score >= 0.5)
+            .collect();
         for p in &people {
             let b = p.bbox;
-            assert!(b.x1 < b.x2 && b.y1 < b.y2 && b.y2 - b.y1 > b.x2 - b.x1, "a standing walker's box is taller than wide: {b:?}");
+            assert!(
+                b.x1 < b.x2 && b.y1 < b.y2 && b.y2 - b.y1 > b.x2 - b.x1,
+                "a standing walker's box is taller than wide: {b:?}"
+            );
         }
         counts.push(people.len());
     }
@@ -60,15 +83,26 @@ fn nanodet_finds_the_walkers_on_real_frames() {
     // independent Python/onnxruntime implementation of the same model on all ten. Allow one miss or merge.
     let truth = [3, 5, 7, 7, 5, 3, 3, 5, 6, 8];
     for (i, (c, t)) in counts.iter().zip(truth).enumerate() {
-        assert!(c.abs_diff(t) <= 1, "frame {}: {c} people found, {t} there (all: {counts:?})", i * 80);
+        assert!(
+            c.abs_diff(t) <= 1,
+            "frame {}: {c} people found, {t} there (all: {counts:?})",
+            i * 80
+        );
     }
-    assert!(counts.iter().sum::<usize>().abs_diff(truth.iter().sum()) <= 2, "{counts:?} vs {truth:?}");
+    assert!(
+        counts.iter().sum::<usize>().abs_diff(truth.iter().sum()) <= 2,
+        "{counts:?} vs {truth:?}"
+    );
 }
 
 /// Copy the bundled model into a temporary bundle whose manifest is edited by `edit`.
 fn edited_bundle(edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(model_dir().join("model.onnx"), dir.path().join("model.onnx")).unwrap();
+    std::os::unix::fs::symlink(
+        model_dir().join("model.onnx"),
+        dir.path().join("model.onnx"),
+    )
+    .unwrap();
     let manifest = std::fs::read_to_string(model_dir().join("manifest.toml")).unwrap();
     std::fs::write(dir.path().join("manifest.toml"), edit(manifest)).unwrap();
     dir
@@ -78,7 +112,10 @@ fn load_error(dir: &Path) -> String {
     let _g = ORT.lock().unwrap();
     match Manifest::load(dir) {
         Err(e) => e.to_string(),
-        Ok(m) => Detector::load(m, 1).err().map(|e| e.to_string()).expect("the bundle must be refused"),
+        Ok(m) => Detector::load(m, 1)
+            .err()
+            .map(|e| e.to_string())
+            .expect("the bundle must be refused"),
     }
 }
 
@@ -89,26 +126,40 @@ fn a_model_whose_hash_differs_from_its_manifest_is_refused() {
         format!("{}{}{}", &m[..start], "0".repeat(64), &m[start + 64..])
     });
     let e = load_error(dir.path());
-    assert!(e.contains("sha256 of") && e.contains("the manifest says 0000"), "{e}");
+    assert!(
+        e.contains("sha256 of") && e.contains("the manifest says 0000"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_manifest_with_the_wrong_input_size_is_refused() {
     let dir = edited_bundle(|m| m.replace("width = 416", "width = 320"));
     let e = load_error(dir.path());
-    assert!(e.contains("input `") && e.contains("has shape [1, 3, 416, 416]") && e.contains("implies [1, 3, 416, 320]"), "{e}");
+    assert!(
+        e.contains("input `")
+            && e.contains("has shape [1, 3, 416, 416]")
+            && e.contains("implies [1, 3, 416, 320]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_manifest_with_the_wrong_label_count_is_refused() {
     let dir = edited_bundle(|m| m.replacen("\"person\", ", "", 1));
     let e = load_error(dir.path());
-    assert!(e.contains("expected [1, 2704, 79]") && e.contains("79 labels"), "{e}");
+    assert!(
+        e.contains("expected [1, 2704, 79]") && e.contains("79 labels"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_bundle_without_its_model_file_is_refused() {
     let dir = edited_bundle(|m| m.replace("file = \"model.onnx\"", "file = \"missing.onnx\""));
     let e = load_error(dir.path());
-    assert!(e.contains("the model file") && e.contains("missing.onnx") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("the model file") && e.contains("missing.onnx") && e.contains("does not exist"),
+        "{e}"
+    );
 }

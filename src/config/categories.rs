@@ -34,7 +34,10 @@ pub struct CategoryCodes {
 
 /// The shipped defaults, from the standards' tables.
 pub fn default_categories() -> BTreeMap<String, CategoryCodes> {
-    let entry = |name: &str, gbt47678: Option<&str>, gbt30428: Option<&str>, local: Option<&str>| CategoryCodes {
+    let entry = |name: &str,
+                 gbt47678: Option<&str>,
+                 gbt30428: Option<&str>,
+                 local: Option<&str>| CategoryCodes {
         name: Some(name.into()),
         gbt47678: gbt47678.map(Into::into),
         gbt30428: gbt30428.map(Into::into),
@@ -43,16 +46,46 @@ pub fn default_categories() -> BTreeMap<String, CategoryCodes> {
         local: local.map(Into::into),
     };
     BTreeMap::from([
-        ("street_vending".into(), entry("占道经营", Some("09006"), Some("04-06"), None)),
-        ("unlicensed_vendor".into(), entry("无照经营游商", Some("09001"), Some("04-01"), None)),
-        ("outside_store".into(), entry("店外经营", Some("09005"), None, None)),
-        ("hanging_laundry".into(), entry("沿街晾挂", Some("06007"), Some("01-07"), None)),
-        ("exposed_garbage".into(), entry("暴露垃圾", Some("06010"), Some("01-10"), None)),
-        ("bin_overflow".into(), entry("垃圾站（箱）满溢", Some("06042"), None, Some("01-98"))),
-        ("piled_debris".into(), entry("乱堆杂物", Some("06036"), None, None)),
-        ("bicycle_parking".into(), entry("非机动车乱停放", Some("09010"), None, None)),
-        ("outdoor_advertising".into(), entry("违规户外广告", Some("07003"), None, None)),
-        ("crowd_density".into(), entry("人群聚集", None, None, Some("99-01"))),
+        (
+            "street_vending".into(),
+            entry("占道经营", Some("09006"), Some("04-06"), None),
+        ),
+        (
+            "unlicensed_vendor".into(),
+            entry("无照经营游商", Some("09001"), Some("04-01"), None),
+        ),
+        (
+            "outside_store".into(),
+            entry("店外经营", Some("09005"), None, None),
+        ),
+        (
+            "hanging_laundry".into(),
+            entry("沿街晾挂", Some("06007"), Some("01-07"), None),
+        ),
+        (
+            "exposed_garbage".into(),
+            entry("暴露垃圾", Some("06010"), Some("01-10"), None),
+        ),
+        (
+            "bin_overflow".into(),
+            entry("垃圾站（箱）满溢", Some("06042"), None, Some("01-98")),
+        ),
+        (
+            "piled_debris".into(),
+            entry("乱堆杂物", Some("06036"), None, None),
+        ),
+        (
+            "bicycle_parking".into(),
+            entry("非机动车乱停放", Some("09010"), None, None),
+        ),
+        (
+            "outdoor_advertising".into(),
+            entry("违规户外广告", Some("07003"), None, None),
+        ),
+        (
+            "crowd_density".into(),
+            entry("人群聚集", None, None, Some("99-01")),
+        ),
     ])
 }
 

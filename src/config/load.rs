@@ -31,7 +31,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }
@@ -59,7 +63,11 @@ impl LoadedConfig {
 }
 
 pub(super) fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 /// Maps byte offsets of the source text to 1-based line numbers.
@@ -82,7 +90,11 @@ impl<'a> Lines<'a> {
     }
 
     pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: self.file.to_path_buf(), line: self.line_of(span), message: message.into() }
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.line_of(span),
+            message: message.into(),
+        }
     }
 }
 
@@ -92,7 +104,9 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,
-            message: format!("cannot read the configuration file: {e}; pass its path with --config"),
+            message: format!(
+                "cannot read the configuration file: {e}; pass its path with --config"
+            ),
         }])
     })?;
     load_str(path, &text)
@@ -104,12 +118,20 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| lines.line_of(&s)).unwrap_or(0);
         let message = explain_parse_error(e.message());
-        ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line, message }])
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            message,
+        }])
     })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let errors = super::validate::validate(&config, &base_dir, &lines);
     if errors.is_empty() {
-        Ok(LoadedConfig { config, path: path.to_path_buf(), base_dir })
+        Ok(LoadedConfig {
+            config,
+            path: path.to_path_buf(),
+            base_dir,
+        })
     } else {
         Err(ConfigErrors(errors))
     }
@@ -135,7 +157,11 @@ mod tests {
     fn line_numbers_are_one_based() {
         let text = "a = 1\nb = 2\nc = 3\n";
         let lines = Lines::new(Path::new("x.toml"), text);
-        assert_eq!(lines.line_of(&(0..0)), 0, "an empty default span has no line");
+        assert_eq!(
+            lines.line_of(&(0..0)),
+            0,
+            "an empty default span has no line"
+        );
         assert_eq!(lines.line_of(&(0..1)), 1);
         assert_eq!(lines.line_of(&(6..7)), 2);
         assert_eq!(lines.line_of(&(12..13)), 3);

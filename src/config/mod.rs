@@ -108,7 +108,10 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { state_dir: default_state_dir(), jpeg_quality: default_jpeg_quality() }
+        Self {
+            state_dir: default_state_dir(),
+            jpeg_quality: default_jpeg_quality(),
+        }
     }
 }
 
@@ -299,8 +302,18 @@ fn default_person_score() -> Spanned<f32> {
 }
 /// Fruin/Still-based defaults: attention ≥ 2, warning ≥ 4, alarm ≥ 5 persons/m².
 fn default_crowd_levels() -> Spanned<Vec<CrowdLevelConfig>> {
-    let level = |name: &str, min_density| CrowdLevelConfig { name: name.into(), min_density };
-    Spanned::new(0..0, vec![level("attention", 2.0), level("warning", 4.0), level("alarm", 5.0)])
+    let level = |name: &str, min_density| CrowdLevelConfig {
+        name: name.into(),
+        min_density,
+    };
+    Spanned::new(
+        0..0,
+        vec![
+            level("attention", 2.0),
+            level("warning", 4.0),
+            level("alarm", 5.0),
+        ],
+    )
 }
 fn default_sustain_s() -> f64 {
     10.0

@@ -23,7 +23,11 @@ impl Check<'_> {
 }
 
 pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<ConfigError> {
-    let mut check = Check { lines, base, errors: Vec::new() };
+    let mut check = Check {
+        lines,
+        base,
+        errors: Vec::new(),
+    };
     verify_device(&mut check, config);
     verify_uplink(&mut check, config);
     let manifests = verify_models(&mut check, config);
@@ -33,7 +37,10 @@ pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
 }
 
 fn is_short_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn verify_device(c: &mut Check, config: &Config) {
@@ -52,35 +59,60 @@ fn verify_device(c: &mut Check, config: &Config) {
 fn verify_uplink(c: &mut Check, config: &Config) {
     let up = &config.uplink;
     match url::Url::parse(up.broker.get_ref()) {
-        Err(e) => c.push(&up.broker, format!("broker `{}` is not a URL ({e}); write it as mqtts://host:8883 or mqtt://host:1883", up.broker.get_ref())),
+        Err(e) => c.push(
+            &up.broker,
+            format!(
+                "broker `{}` is not a URL ({e}); write it as mqtts://host:8883 or mqtt://host:1883",
+                up.broker.get_ref()
+            ),
+        ),
         Ok(u) => {
             if !matches!(u.scheme(), "mqtt" | "mqtts") {
                 c.push(&up.broker, format!("broker scheme `{}` is not supported; use mqtts:// (TLS) or mqtt:// (plain TCP)", u.scheme()));
             }
             if u.host_str().is_none_or(str::is_empty) {
-                c.push(&up.broker, "broker URL has no host; write it as mqtts://host:8883");
+                c.push(
+                    &up.broker,
+                    "broker URL has no host; write it as mqtts://host:8883",
+                );
             }
             if u.scheme() == "mqtts" && up.tls.is_none() {
-                c.push(&up.broker, "an mqtts:// broker needs [uplink.tls] with at least `ca`");
+                c.push(
+                    &up.broker,
+                    "an mqtts:// broker needs [uplink.tls] with at least `ca`",
+                );
             }
         }
     }
     if let Some(tls) = &up.tls {
         let t = tls.get_ref();
-        for (what, p) in [("ca", Some(&t.ca)), ("cert", t.cert.as_ref()), ("key", t.key.as_ref())] {
+        for (what, p) in [
+            ("ca", Some(&t.ca)),
+            ("cert", t.cert.as_ref()),
+            ("key", t.key.as_ref()),
+        ] {
             if let Some(p) = p {
                 if !resolve(c.base, p).is_file() {
-                    c.push(tls, format!("uplink.tls.{what}: file `{}` does not exist", p.display()));
+                    c.push(
+                        tls,
+                        format!("uplink.tls.{what}: file `{}` does not exist", p.display()),
+                    );
                 }
             }
         }
         if t.cert.is_some() != t.key.is_some() {
-            c.push(tls, "uplink.tls needs both `cert` and `key` for a client certificate, or neither");
+            c.push(
+                tls,
+                "uplink.tls needs both `cert` and `key` for a client certificate, or neither",
+            );
         }
     }
     if let Some(p) = &up.password_file {
         if !resolve(c.base, p).is_file() {
-            c.push(&up.broker, format!("uplink.password_file `{}` does not exist", p.display()));
+            c.push(
+                &up.broker,
+                format!("uplink.password_file `{}` does not exist", p.display()),
+            );
         }
     }
 }
@@ -90,7 +122,13 @@ fn verify_models(c: &mut Check, config: &Config) -> BTreeMap<String, Manifest> {
     for (name, model) in &config.models {
         let m = model.get_ref();
         if m.threads == 0 || m.threads > 64 {
-            c.push(model, format!("model `{name}`: threads = {} is out of range 1–64", m.threads));
+            c.push(
+                model,
+                format!(
+                    "model `{name}`: threads = {} is out of range 1–64",
+                    m.threads
+                ),
+            );
         }
         let dir = resolve(c.base, &m.path);
         match Manifest::load(&dir) {
@@ -108,12 +146,20 @@ fn verify_categories(c: &mut Check, config: &Config) {
         let v = codes.get_ref();
         if let Some(code) = &v.gbt47678 {
             if !categories::is_gbt47678_code(code) {
-                c.push(codes, format!("category `{name}`: gbt47678 code `{code}` must be 5 digits, e.g. \"09006\""));
+                c.push(
+                    codes,
+                    format!(
+                        "category `{name}`: gbt47678 code `{code}` must be 5 digits, e.g. \"09006\""
+                    ),
+                );
             }
         }
         if let Some(code) = &v.gbt30428 {
             if !categories::is_gbt30428_code(code) {
-                c.push(codes, format!("category `{name}`: gbt30428 code `{code}` must look like \"04-06\""));
+                c.push(
+                    codes,
+                    format!("category `{name}`: gbt30428 code `{code}` must look like \"04-06\""),
+                );
             }
         }
     }
@@ -124,15 +170,35 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
     for cam in &config.cameras {
         let v = cam.get_ref();
         if !is_short_id(&v.id) {
-            c.push(cam, format!("camera id `{}` must be 1–64 letters, digits, `-` or `_`", v.id));
+            c.push(
+                cam,
+                format!(
+                    "camera id `{}` must be 1–64 letters, digits, `-` or `_`",
+                    v.id
+                ),
+            );
         }
         if !ids.insert(v.id.clone()) {
-            c.push(cam, format!("camera id `{}` is used twice; camera ids must be unique", v.id));
+            c.push(
+                cam,
+                format!(
+                    "camera id `{}` is used twice; camera ids must be unique",
+                    v.id
+                ),
+            );
         }
         verify_camera_source(c, cam);
         if !config.models.contains_key(v.model.get_ref()) {
             let known: Vec<_> = config.models.keys().map(String::as_str).collect();
-            c.push(&v.model, format!("camera `{}`: model `{}` is not defined; defined models: [{}]", v.id, v.model.get_ref(), known.join(", ")));
+            c.push(
+                &v.model,
+                format!(
+                    "camera `{}`: model `{}` is not defined; defined models: [{}]",
+                    v.id,
+                    v.model.get_ref(),
+                    known.join(", ")
+                ),
+            );
         }
         let zones = verify_zones(c, v);
         let manifest = manifests.get(v.model.get_ref());
@@ -145,28 +211,70 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
 fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
     let v = cam.get_ref();
     match url::Url::parse(v.url.get_ref()) {
-        Ok(u) if matches!(u.scheme(), "rtsp" | "rtsps") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
-        _ => c.push(&v.url, format!("camera `{}`: url `{}` must be rtsp://host[:port]/path", v.id, crate::ops::redact_url(v.url.get_ref()))),
+        Ok(u)
+            if matches!(u.scheme(), "rtsp" | "rtsps")
+                && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+        _ => c.push(
+            &v.url,
+            format!(
+                "camera `{}`: url `{}` must be rtsp://host[:port]/path",
+                v.id,
+                crate::ops::redact_url(v.url.get_ref())
+            ),
+        ),
     }
     if v.password_file.is_some() && v.password_env.is_some() {
-        c.push(cam, format!("camera `{}`: set password_file or password_env, not both", v.id));
+        c.push(
+            cam,
+            format!(
+                "camera `{}`: set password_file or password_env, not both",
+                v.id
+            ),
+        );
     }
     if let Some(p) = &v.password_file {
         if !resolve(c.base, p).is_file() {
-            c.push(cam, format!("camera `{}`: password_file `{}` does not exist", v.id, p.display()));
+            c.push(
+                cam,
+                format!(
+                    "camera `{}`: password_file `{}` does not exist",
+                    v.id,
+                    p.display()
+                ),
+            );
         }
     }
     if let Some(var) = &v.password_env {
         if std::env::var_os(var).is_none() {
-            c.push(cam, format!("camera `{}`: environment variable `{var}` (password_env) is not set", v.id));
+            c.push(
+                cam,
+                format!(
+                    "camera `{}`: environment variable `{var}` (password_env) is not set",
+                    v.id
+                ),
+            );
         }
     }
     if DecoderTemplate::find(&v.decoder).is_none() {
-        c.push(cam, format!("camera `{}`: decoder `{}` is unknown; choose one of [{}]", v.id, v.decoder, DecoderTemplate::names().join(", ")));
+        c.push(
+            cam,
+            format!(
+                "camera `{}`: decoder `{}` is unknown; choose one of [{}]",
+                v.id,
+                v.decoder,
+                DecoderTemplate::names().join(", ")
+            ),
+        );
     }
     if let super::Sampling::Interval { interval_ms } = v.sampling {
         if !(40..=3_600_000).contains(&interval_ms) {
-            c.push(cam, format!("camera `{}`: sampling interval_ms = {interval_ms} is out of range 40–3600000", v.id));
+            c.push(
+                cam,
+                format!(
+                    "camera `{}`: sampling interval_ms = {interval_ms} is out of range 40–3600000",
+                    v.id
+                ),
+            );
         }
     }
 }
@@ -176,11 +284,23 @@ fn verify_zones<'a>(c: &mut Check, cam: &'a CameraConfig) -> BTreeMap<&'a str, &
     for zone in &cam.zones {
         let z = zone.get_ref();
         if zones.insert(z.id.as_str(), z).is_some() {
-            c.push(zone, format!("camera `{}`: zone id `{}` is used twice", cam.id, z.id));
+            c.push(
+                zone,
+                format!("camera `{}`: zone id `{}` is used twice", cam.id, z.id),
+            );
         }
         let points = z.points.get_ref();
         if points.len() < 3 {
-            c.push(&z.points, format!("camera `{}`: zone `{}` has {} point{}; a zone needs at least 3", cam.id, z.id, points.len(), if points.len() == 1 { "" } else { "s" }));
+            c.push(
+                &z.points,
+                format!(
+                    "camera `{}`: zone `{}` has {} point{}; a zone needs at least 3",
+                    cam.id,
+                    z.id,
+                    points.len(),
+                    if points.len() == 1 { "" } else { "s" }
+                ),
+            );
         }
         if points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
             c.push(&z.points, format!("camera `{}`: zone `{}` has a point outside 0..1; points are fractions of the image width and height", cam.id, z.id));
@@ -196,14 +316,29 @@ fn verify_zones<'a>(c: &mut Check, cam: &'a CameraConfig) -> BTreeMap<&'a str, &
                 c.push(grid, format!("camera `{}`: zone `{}`: grid_code `{g}` must be 15 digits (6 division + 3 street + 3 community + 3 grid)", cam.id, z.id));
             }
         }
-        if z.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v)) || z.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v)) {
-            c.push(zone, format!("camera `{}`: zone `{}`: lat must be within ±90 and lon within ±180", cam.id, z.id));
+        if z.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
+            || z.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v))
+        {
+            c.push(
+                zone,
+                format!(
+                    "camera `{}`: zone `{}`: lat must be within ±90 and lon within ±180",
+                    cam.id, z.id
+                ),
+            );
         }
     }
     zones
 }
 
-fn verify_crowd_rule(c: &mut Check, config: &Config, cam: &CameraConfig, r: &CrowdRuleConfig, zones: &BTreeMap<&str, &ZoneConfig>, manifest: Option<&Manifest>) {
+fn verify_crowd_rule(
+    c: &mut Check,
+    config: &Config,
+    cam: &CameraConfig,
+    r: &CrowdRuleConfig,
+    zones: &BTreeMap<&str, &ZoneConfig>,
+    manifest: Option<&Manifest>,
+) {
     match zones.get(r.zone.get_ref().as_str()) {
         None => c.push(&r.zone, format!("camera `{}`: rule zone `{}` is not a zone of this camera", cam.id, r.zone.get_ref())),
         Some(z) if z.area_m2.is_none() => c.push(&r.zone, format!("camera `{}`: crowd_density needs the real area of zone `{}`; add area_m2 to the zone", cam.id, z.id)),
@@ -211,34 +346,76 @@ fn verify_crowd_rule(c: &mut Check, config: &Config, cam: &CameraConfig, r: &Cro
     }
     let score = *r.min_score.get_ref();
     if !(score > 0.0 && score <= 1.0) {
-        c.push(&r.min_score, format!("camera `{}`: min_score = {score} is out of range; it must be in (0, 1]", cam.id));
+        c.push(
+            &r.min_score,
+            format!(
+                "camera `{}`: min_score = {score} is out of range; it must be in (0, 1]",
+                cam.id
+            ),
+        );
     }
     let levels = r.levels.get_ref();
     if levels.is_empty() {
-        c.push(&r.levels, format!("camera `{}`: crowd_density needs at least one level", cam.id));
+        c.push(
+            &r.levels,
+            format!(
+                "camera `{}`: crowd_density needs at least one level",
+                cam.id
+            ),
+        );
     }
     for pair in levels.windows(2) {
         if pair[1].min_density <= pair[0].min_density {
             c.push(&r.levels, format!("camera `{}`: level `{}` ({}) must have a higher min_density than `{}` ({}); list levels in ascending order", cam.id, pair[1].name, pair[1].min_density, pair[0].name, pair[0].min_density));
         }
     }
-    if levels.iter().any(|l| !(l.min_density > 0.0 && l.min_density.is_finite())) {
-        c.push(&r.levels, format!("camera `{}`: every level's min_density must be a positive number of persons/m²", cam.id));
+    if levels
+        .iter()
+        .any(|l| !(l.min_density > 0.0 && l.min_density.is_finite()))
+    {
+        c.push(
+            &r.levels,
+            format!(
+                "camera `{}`: every level's min_density must be a positive number of persons/m²",
+                cam.id
+            ),
+        );
     }
     let hysteresis = *r.hysteresis.get_ref();
     if hysteresis < 0.0 || levels.first().is_some_and(|l| hysteresis >= l.min_density) {
         c.push(&r.hysteresis, format!("camera `{}`: hysteresis = {hysteresis} must be ≥ 0 and below the lowest level's min_density", cam.id));
     }
     if !(r.sustain_s >= 0.0 && r.clear_s >= 0.0) {
-        c.push(&r.zone, format!("camera `{}`: sustain_s and clear_s must be ≥ 0 seconds", cam.id));
+        c.push(
+            &r.zone,
+            format!(
+                "camera `{}`: sustain_s and clear_s must be ≥ 0 seconds",
+                cam.id
+            ),
+        );
     }
-    if !config.categories.contains_key(&r.category) && !categories::default_categories().contains_key(&r.category) {
-        c.push(&r.zone, format!("camera `{}`: category `{}` is neither shipped nor defined under [categories]", cam.id, r.category));
+    if !config.categories.contains_key(&r.category)
+        && !categories::default_categories().contains_key(&r.category)
+    {
+        c.push(
+            &r.zone,
+            format!(
+                "camera `{}`: category `{}` is neither shipped nor defined under [categories]",
+                cam.id, r.category
+            ),
+        );
     }
     if let Some(m) = manifest {
         for label in &r.labels {
             if !m.labels.iter().any(|l| l == label) {
-                c.push(&r.zone, format!("camera `{}`: label `{label}` is not a label of model `{}`", cam.id, cam.model.get_ref()));
+                c.push(
+                    &r.zone,
+                    format!(
+                        "camera `{}`: label `{label}` is not a label of model `{}`",
+                        cam.id,
+                        cam.model.get_ref()
+                    ),
+                );
             }
         }
     }

@@ -18,7 +18,11 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 fn mosquitto_binary() -> PathBuf {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| "mosquitto".into())
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| "mosquitto".into())
 }
 
 impl Mosquitto {
@@ -30,15 +34,28 @@ impl Mosquitto {
     /// Start with extra configuration lines appended to the listener (e.g. TLS settings).
     pub fn start_with(port: u16, extra: &str) -> anyhow::Result<Mosquitto> {
         let port = if port == 0 { free_port()? } else { port };
-        let dir = tempfile::Builder::new().prefix("streetsight-broker").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("streetsight-broker")
+            .tempdir()?;
         // mosquitto started as root drops to user `mosquitto`: it must be able to read what we write.
         set_mode(dir.path(), 0o755)?;
         let conf = dir.path().join("mosquitto.conf");
         let mut f = std::fs::File::create(&conf)?;
-        writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 100000\n{extra}")?;
+        writeln!(
+            f,
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 100000\n{extra}"
+        )?;
         drop(f);
         set_mode(&conf, 0o644)?;
-        let child = Command::new(mosquitto_binary()).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| anyhow::anyhow!("cannot start mosquitto ({e}); install it with scripts/setup.sh"))?;
+        let child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot start mosquitto ({e}); install it with scripts/setup.sh")
+            })?;
         let mut broker = Mosquitto { port, child, dir };
         broker.wait_ready(Duration::from_secs(10))?;
         Ok(broker)
@@ -67,7 +84,10 @@ impl Mosquitto {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        anyhow::bail!("mosquitto did not listen on port {} within {timeout:?}", self.port)
+        anyhow::bail!(
+            "mosquitto did not listen on port {} within {timeout:?}",
+            self.port
+        )
     }
 
     /// Stop the broker (an outage).

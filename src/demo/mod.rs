@@ -26,7 +26,11 @@ pub struct DemoOptions {
 /// Where shipped data lives: the Debian package's share directory or this source checkout.
 pub fn data_path(relative: &str) -> PathBuf {
     let installed = Path::new("/usr/share/streetsight").join(relative);
-    if installed.exists() { installed } else { Path::new(env!("CARGO_MANIFEST_DIR")).join(relative) }
+    if installed.exists() {
+        installed
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+    }
 }
 
 /// The demo configuration: one camera on the clip, one crowd zone over the walkway. The clip shows 5–8
@@ -83,10 +87,20 @@ clear_s = 10
 /// Run the demo; returns how many incident events the subscriber received.
 pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<usize> {
     crate::daemon::init_process()?;
-    let clip_path = opts.clip.clone().unwrap_or_else(|| data_path("tests/media/vtest.mp4"));
-    let model_dir = opts.model.clone().unwrap_or_else(|| data_path("models/nanodet-g-416"));
+    let clip_path = opts
+        .clip
+        .clone()
+        .unwrap_or_else(|| data_path("tests/media/vtest.mp4"));
+    let model_dir = opts
+        .model
+        .clone()
+        .unwrap_or_else(|| data_path("models/nanodet-g-416"));
     let clip = Clip::load(&clip_path)?;
-    println!("demo: serving {} ({} frames) over RTSP", clip_path.display(), clip.frames());
+    println!(
+        "demo: serving {} ({} frames) over RTSP",
+        clip_path.display(),
+        clip.frames()
+    );
     let camera = ClipServer::start(clip, 0, "/walkway", None)?;
     let _local_broker;
     let broker_url = match &opts.broker {
@@ -98,15 +112,32 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
             url
         }
     };
-    println!("demo: camera {} → broker {broker_url}", camera.url("/walkway"));
-    let work = tempfile::Builder::new().prefix("streetsight-demo").tempdir()?;
+    println!(
+        "demo: camera {} → broker {broker_url}",
+        camera.url("/walkway")
+    );
+    let work = tempfile::Builder::new()
+        .prefix("streetsight-demo")
+        .tempdir()?;
     let config_path = work.path().join("streetsight.toml");
-    std::fs::write(&config_path, demo_config(&camera.url("/walkway"), &broker_url, &model_dir, work.path()))?;
+    std::fs::write(
+        &config_path,
+        demo_config(
+            &camera.url("/walkway"),
+            &broker_url,
+            &model_dir,
+            work.path(),
+        ),
+    )?;
     let loaded = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let subscriber = Subscriber::connect(&broker_url, "streetsight/v1/demo-pole/#").await?;
     let daemon_stop = Shutdown::new();
-    let daemon = tokio::spawn(crate::daemon::run(loaded, daemon_stop.clone(), Duration::from_secs(5)));
+    let daemon = tokio::spawn(crate::daemon::run(
+        loaded,
+        daemon_stop.clone(),
+        Duration::from_secs(5),
+    ));
     let started = Instant::now();
     let cpu0 = crate::ops::process_cpu_seconds().unwrap_or(0.0);
     let mut events = 0;
@@ -125,12 +156,17 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
     }
     daemon_stop.trigger();
     daemon.await??;
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), subscriber.next()).await {
+    while let Ok(Some(m)) =
+        tokio::time::timeout(Duration::from_millis(300), subscriber.next()).await
+    {
         events += print_message(&m);
     }
     let cpu = crate::ops::process_cpu_seconds().unwrap_or(0.0) - cpu0;
     let secs = started.elapsed().as_secs_f64();
-    println!("demo: {events} incident events in {secs:.0} s; whole demo process (camera server, broker client, agent) used {:.1}% of one core", 100.0 * cpu / secs);
+    println!(
+        "demo: {events} incident events in {secs:.0} s; whole demo process (camera server, broker client, agent) used {:.1}% of one core",
+        100.0 * cpu / secs
+    );
     Ok(events)
 }
 
@@ -159,10 +195,18 @@ fn print_message(m: &Received) -> usize {
             }
         }
     } else if m.topic.contains("/evidence/") {
-        println!("evidence {} bytes sha256={}", m.payload.len(), &crate::ops::sha256_hex(&m.payload)[..12]);
+        println!(
+            "evidence {} bytes sha256={}",
+            m.payload.len(),
+            &crate::ops::sha256_hex(&m.payload)[..12]
+        );
         0
     } else {
-        println!("{}  {}", m.topic.rsplit('/').next().unwrap_or(""), String::from_utf8_lossy(&m.payload));
+        println!(
+            "{}  {}",
+            m.topic.rsplit('/').next().unwrap_or(""),
+            String::from_utf8_lossy(&m.payload)
+        );
         0
     }
 }

@@ -29,8 +29,14 @@ impl Clip {
         crate::ingest::init_gstreamer()?;
         anyhow::ensure!(path.is_file(), "clip {} does not exist", path.display());
         let pipeline = gst::parse::launch("filesrc name=src ! parsebin ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false")?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
-        pipeline.by_name("src").expect("named src").set_property("location", path.to_string_lossy().as_ref());
-        let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).expect("named appsink");
+        pipeline
+            .by_name("src")
+            .expect("named src")
+            .set_property("location", path.to_string_lossy().as_ref());
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .expect("named appsink");
         pipeline.set_state(gst::State::Playing)?;
         let mut units = Vec::new();
         let mut caps = None;
@@ -41,10 +47,20 @@ impl Clip {
             }
         }
         pipeline.set_state(gst::State::Null)?;
-        let caps = caps.ok_or_else(|| anyhow::anyhow!("clip {} has no H.264 video", path.display()))?;
-        let fps = caps.structure(0).and_then(|s| s.get::<gst::Fraction>("framerate").ok()).filter(|f| f.numer() > 0).map(|f| f.numer() as f64 / f.denom() as f64).unwrap_or(25.0);
+        let caps =
+            caps.ok_or_else(|| anyhow::anyhow!("clip {} has no H.264 video", path.display()))?;
+        let fps = caps
+            .structure(0)
+            .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+            .filter(|f| f.numer() > 0)
+            .map(|f| f.numer() as f64 / f.denom() as f64)
+            .unwrap_or(25.0);
         anyhow::ensure!(!units.is_empty(), "clip {} has no frames", path.display());
-        Ok(Clip { caps, units: Arc::new(units), frame: Duration::from_secs_f64(1.0 / fps) })
+        Ok(Clip {
+            caps,
+            units: Arc::new(units),
+            frame: Duration::from_secs_f64(1.0 / fps),
+        })
     }
 
     pub fn frames(&self) -> usize {
@@ -67,7 +83,12 @@ pub struct ClipServer {
 impl ClipServer {
     /// Serve `clip` at `rtsp://127.0.0.1:{port}{mount}` (port 0 picks a free one). With `credentials`, the
     /// server demands digest-free basic auth with that user and password.
-    pub fn start(clip: Clip, port: u16, mount: &str, credentials: Option<(&str, &str)>) -> anyhow::Result<ClipServer> {
+    pub fn start(
+        clip: Clip,
+        port: u16,
+        mount: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> anyhow::Result<ClipServer> {
         crate::ingest::init_gstreamer()?;
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -80,32 +101,64 @@ impl ClipServer {
         let stopped = Arc::new(AtomicBool::new(false));
         let feeder_stop = stopped.clone();
         factory.connect_media_configure(move |_, media| {
-            let Some(appsrc) = media.element().downcast::<gst::Bin>().ok().and_then(|b| b.by_name_recurse_up("feed")).and_then(|e| e.downcast::<gst_app::AppSrc>().ok()) else { return };
+            let Some(appsrc) = media
+                .element()
+                .downcast::<gst::Bin>()
+                .ok()
+                .and_then(|b| b.by_name_recurse_up("feed"))
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            else {
+                return;
+            };
             appsrc.set_caps(Some(&clip.caps));
             let (clip, stop) = (clip.clone(), feeder_stop.clone());
-            std::thread::Builder::new().name("rtsp-feed".into()).spawn(move || feed(&appsrc, &clip, &stop)).expect("spawn feeder");
+            std::thread::Builder::new()
+                .name("rtsp-feed".into())
+                .spawn(move || feed(&appsrc, &clip, &stop))
+                .expect("spawn feeder");
         });
         if let Some((user, password)) = credentials {
             let auth = rtsp::RTSPAuth::new();
-            let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user").build();
+            let token = rtsp::RTSPToken::builder()
+                .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+                .build();
             let basic = rtsp::RTSPAuth::make_basic(user, password);
             auth.add_basic(basic.as_str(), &token);
             server.set_auth(Some(&auth));
-            factory.add_role_from_structure(&gst::Structure::builder("user").field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true).field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true).build());
+            factory.add_role_from_structure(
+                &gst::Structure::builder("user")
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                    .build(),
+            );
         }
-        server.mount_points().expect("server has mount points").add_factory(mount, factory);
+        server
+            .mount_points()
+            .expect("server has mount points")
+            .add_factory(mount, factory);
         let source = server.attach(Some(&context))?;
-        let port = u16::try_from(server.bound_port()).map_err(|_| anyhow::anyhow!("RTSP server did not bind"))?;
+        let port = u16::try_from(server.bound_port())
+            .map_err(|_| anyhow::anyhow!("RTSP server did not bind"))?;
         let thread_loop = main_loop.clone();
         let thread = std::thread::Builder::new()
             .name("rtsp-server".into())
             .spawn(move || {
-                context.with_thread_default(|| thread_loop.run()).expect("RTSP context is free");
-                // Close every session and the listening socket before the thread ends.
+                context
+                    .with_thread_default(|| thread_loop.run())
+                    .expect("RTSP context is free");
+                // Close every session and the listening socket before the thread ends. The source lives in
+                // our own context, so it is destroyed there (SourceId::remove looks in the default one).
                 server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
-                source.remove();
+                if let Some(s) = context.find_source_by_id(&source) {
+                    s.destroy();
+                }
             })?;
-        Ok(ClipServer { port, main_loop, thread: Some(thread), stopped })
+        Ok(ClipServer {
+            port,
+            main_loop,
+            thread: Some(thread),
+            stopped,
+        })
     }
 
     pub fn port(&self) -> u16 {

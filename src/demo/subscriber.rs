@@ -22,7 +22,11 @@ impl Subscriber {
     /// subscription is acknowledged; keeps reconnecting (and resubscribing) if the broker goes away.
     pub async fn connect(broker: &str, filter: &str) -> anyhow::Result<Subscriber> {
         let url = url::Url::parse(broker)?;
-        let mut opts = MqttOptions::new(format!("sub-{}", uuid::Uuid::now_v7().simple()), url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(1883));
+        let mut opts = MqttOptions::new(
+            format!("sub-{}", uuid::Uuid::now_v7().simple()),
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(1883),
+        );
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
@@ -42,7 +46,14 @@ impl Subscriber {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.send(Received { topic: p.topic, payload: p.payload.to_vec(), retain: p.retain }).is_err() {
+                        if tx
+                            .send(Received {
+                                topic: p.topic,
+                                payload: p.payload.to_vec(),
+                                retain: p.retain,
+                            })
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -51,8 +62,13 @@ impl Subscriber {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), ready_rx).await.map_err(|_| anyhow::anyhow!("no SUBACK from {broker} within 10 s"))??;
-        Ok(Subscriber { rx: tokio::sync::Mutex::new(rx), task })
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .map_err(|_| anyhow::anyhow!("no SUBACK from {broker} within 10 s"))??;
+        Ok(Subscriber {
+            rx: tokio::sync::Mutex::new(rx),
+            task,
+        })
     }
 
     /// The next delivered message.

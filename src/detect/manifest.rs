@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("no manifest at {path}: {source}; a model bundle directory holds manifest.toml and the .onnx file")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "no manifest at {path}: {source}; a model bundle directory holds manifest.toml and the .onnx file"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: the model file `{file}` named in the manifest does not exist")]
@@ -117,31 +122,65 @@ impl Manifest {
     /// ONNX file: that is the engine's job at load time.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join("manifest.toml");
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
-        let mut m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Parse { path: path.clone(), message: e.message().trim().to_string() })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Parse {
+            path: path.clone(),
+            message: e.message().trim().to_string(),
+        })?;
         m.dir = dir.to_path_buf();
-        let invalid = |message: String| ManifestError::Invalid { path: path.clone(), message };
+        let invalid = |message: String| ManifestError::Invalid {
+            path: path.clone(),
+            message,
+        };
         if !m.model_path().is_file() {
-            return Err(ManifestError::MissingFile { path: path.clone(), file: m.model_path() });
+            return Err(ManifestError::MissingFile {
+                path: path.clone(),
+                file: m.model_path(),
+            });
         }
         if m.task != "detect" {
-            return Err(invalid(format!("task `{}` is not supported; expected `detect`", m.task)));
+            return Err(invalid(format!(
+                "task `{}` is not supported; expected `detect`",
+                m.task
+            )));
         }
         if m.input.dtype != "f32" {
-            return Err(invalid(format!("input.dtype `{}` is not supported; expected `f32`", m.input.dtype)));
+            return Err(invalid(format!(
+                "input.dtype `{}` is not supported; expected `f32`",
+                m.input.dtype
+            )));
         }
         if m.labels.is_empty() {
-            return Err(invalid("labels is empty; list the model's classes in index order".into()));
+            return Err(invalid(
+                "labels is empty; list the model's classes in index order".into(),
+            ));
         }
         if m.input.std.iter().any(|s| *s == 0.0) {
-            return Err(invalid("input.std has a zero; every channel divisor must be non-zero".into()));
+            return Err(invalid(
+                "input.std has a zero; every channel divisor must be non-zero".into(),
+            ));
         }
-        let Head::Nanodet { strides, scores, boxes, .. } = &m.output;
+        let Head::Nanodet {
+            strides,
+            scores,
+            boxes,
+            ..
+        } = &m.output;
         if scores.len() != strides.len() || boxes.len() != strides.len() {
-            return Err(invalid(format!("output: {} strides but {} score and {} box tensors; give one of each per stride", strides.len(), scores.len(), boxes.len())));
+            return Err(invalid(format!(
+                "output: {} strides but {} score and {} box tensors; give one of each per stride",
+                strides.len(),
+                scores.len(),
+                boxes.len()
+            )));
         }
         if !(0.0..=1.0).contains(&m.score_threshold) || !(0.0..=1.0).contains(&m.nms_iou) {
-            return Err(invalid("score_threshold and nms_iou must be within 0..1".into()));
+            return Err(invalid(
+                "score_threshold and nms_iou must be within 0..1".into(),
+            ));
         }
         Ok(m)
     }

@@ -46,7 +46,12 @@ impl BBox {
     /// Clamp into the unit square.
     pub fn clamped(self) -> BBox {
         let c = |v: f32| v.clamp(0.0, 1.0);
-        BBox { x1: c(self.x1), y1: c(self.y1), x2: c(self.x2), y2: c(self.y2) }
+        BBox {
+            x1: c(self.x1),
+            y1: c(self.y1),
+            x2: c(self.x2),
+            y2: c(self.y2),
+        }
     }
 }
 

@@ -14,7 +14,14 @@ pub struct StrideOutput<'a> {
 
 /// Decode all strides into candidate detections (before NMS) in normalised coordinates.
 /// `input` is the model's input size (width, height) in pixels.
-pub fn decode_nanodet(outputs: &[StrideOutput], classes: usize, reg_max: usize, input: (usize, usize), min_score: f32, out: &mut Vec<Detection>) {
+pub fn decode_nanodet(
+    outputs: &[StrideOutput],
+    classes: usize,
+    reg_max: usize,
+    input: (usize, usize),
+    min_score: f32,
+    out: &mut Vec<Detection>,
+) {
     let bins = reg_max + 1;
     let (iw, ih) = (input.0 as f32, input.1 as f32);
     for o in outputs {
@@ -22,7 +29,9 @@ pub fn decode_nanodet(outputs: &[StrideOutput], classes: usize, reg_max: usize, 
         let cells = o.scores.len() / classes;
         for cell in 0..cells {
             let row = &o.scores[cell * classes..(cell + 1) * classes];
-            let (class, &score) = row.iter().enumerate().fold((0, &f32::MIN), |best, cur| if cur.1 > best.1 { cur } else { best });
+            let (class, &score) = row.iter().enumerate().fold((0, &f32::MIN), |best, cur| {
+                if cur.1 > best.1 { cur } else { best }
+            });
             if score < min_score {
                 continue;
             }
@@ -31,7 +40,13 @@ pub fn decode_nanodet(outputs: &[StrideOutput], classes: usize, reg_max: usize, 
             let s = o.stride as f32;
             let cx = ((cell % cols) as f32 + 0.5) * s;
             let cy = ((cell / cols) as f32 + 0.5) * s;
-            let bbox = BBox { x1: (cx - side(0)) / iw, y1: (cy - side(1)) / ih, x2: (cx + side(2)) / iw, y2: (cy + side(3)) / ih }.clamped();
+            let bbox = BBox {
+                x1: (cx - side(0)) / iw,
+                y1: (cy - side(1)) / ih,
+                x2: (cx + side(2)) / iw,
+                y2: (cy + side(3)) / ih,
+            }
+            .clamped();
             out.push(Detection { class, score, bbox });
         }
     }
@@ -63,12 +78,26 @@ mod tests {
             boxes[3 * 16 + side * 4 + 1] = 20.0; // every side one bin = 1 × stride
         }
         let mut out = Vec::new();
-        decode_nanodet(&[StrideOutput { stride: 8, scores: &scores, boxes: &boxes }], 2, 3, (16, 16), 0.5, &mut out);
+        decode_nanodet(
+            &[StrideOutput {
+                stride: 8,
+                scores: &scores,
+                boxes: &boxes,
+            }],
+            2,
+            3,
+            (16, 16),
+            0.5,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         let d = &out[0];
         assert_eq!(d.class, 1);
         // centre (12, 12), each side 8 px → (4, 4, 20→clamped 16, 16) / 16
-        assert!((d.bbox.x1 - 0.25).abs() < 1e-4 && (d.bbox.y1 - 0.25).abs() < 1e-4, "{d:?}");
+        assert!(
+            (d.bbox.x1 - 0.25).abs() < 1e-4 && (d.bbox.y1 - 0.25).abs() < 1e-4,
+            "{d:?}"
+        );
         assert!((d.bbox.x2 - 1.0).abs() < 1e-4 && (d.bbox.y2 - 1.0).abs() < 1e-4);
     }
 
@@ -77,7 +106,18 @@ mod tests {
         let scores = vec![0.1f32; 4];
         let boxes = vec![0.0f32; 4 * 4 * 4];
         let mut out = Vec::new();
-        decode_nanodet(&[StrideOutput { stride: 8, scores: &scores, boxes: &boxes }], 1, 3, (16, 16), 0.5, &mut out);
+        decode_nanodet(
+            &[StrideOutput {
+                stride: 8,
+                scores: &scores,
+                boxes: &boxes,
+            }],
+            1,
+            3,
+            (16, 16),
+            0.5,
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 }

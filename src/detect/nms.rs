@@ -12,7 +12,10 @@ pub fn nms_per_class(mut candidates: Vec<Detection>, iou: f32) -> Vec<Detection>
         if kept.last().is_none_or(|k| k.class != d.class) {
             class_start = kept.len();
         }
-        if kept[class_start..].iter().all(|k| k.bbox.iou(&d.bbox) <= iou) {
+        if kept[class_start..]
+            .iter()
+            .all(|k| k.bbox.iou(&d.bbox) <= iou)
+        {
             kept.push(d);
         }
     }
@@ -27,13 +30,28 @@ mod tests {
     use proptest::prelude::*;
 
     fn det(class: usize, score: f32, x: f32) -> Detection {
-        Detection { class, score, bbox: BBox { x1: x, y1: 0.0, x2: x + 0.2, y2: 0.2 } }
+        Detection {
+            class,
+            score,
+            bbox: BBox {
+                x1: x,
+                y1: 0.0,
+                x2: x + 0.2,
+                y2: 0.2,
+            },
+        }
     }
 
     #[test]
     fn overlapping_same_class_boxes_keep_the_best() {
-        let out = nms_per_class(vec![det(0, 0.6, 0.0), det(0, 0.9, 0.01), det(0, 0.5, 0.5)], 0.45);
-        assert_eq!(out.iter().map(|d| d.score).collect::<Vec<_>>(), vec![0.9, 0.5]);
+        let out = nms_per_class(
+            vec![det(0, 0.6, 0.0), det(0, 0.9, 0.01), det(0, 0.5, 0.5)],
+            0.45,
+        );
+        assert_eq!(
+            out.iter().map(|d| d.score).collect::<Vec<_>>(),
+            vec![0.9, 0.5]
+        );
     }
 
     #[test]

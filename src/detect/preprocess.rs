@@ -49,12 +49,23 @@ impl Preprocessor {
             scale[src] = 1.0 / spec.std[c];
             bias[src] = -spec.mean[c] / spec.std[c];
         }
-        Self { spec: spec.clone(), scale, bias, dest_channel, tables: Tables::default(), tensor: vec![0.0; 3 * spec.width * spec.height] }
+        Self {
+            spec: spec.clone(),
+            scale,
+            bias,
+            dest_channel,
+            tables: Tables::default(),
+            tensor: vec![0.0; 3 * spec.width * spec.height],
+        }
     }
 
     /// Fill the tensor from `img` and return it (shape `[1, 3, H, W]` or `[1, H, W, 3]` per the manifest).
     pub fn run(&mut self, img: &ImageView) -> &[f32] {
-        assert!(img.stride >= img.width * 3 && img.data.len() >= img.stride * (img.height - 1) + img.width * 3, "image buffer smaller than its stride says");
+        assert!(
+            img.stride >= img.width * 3
+                && img.data.len() >= img.stride * (img.height - 1) + img.width * 3,
+            "image buffer smaller than its stride says"
+        );
         let (w, h) = (self.spec.width, self.spec.height);
         self.prepare_tables(img.width, img.height);
         let plane = w * h;
@@ -69,8 +80,10 @@ impl Preprocessor {
             for dx in 0..w {
                 let (x0, x1, wx) = (self.tables.x0[dx], self.tables.x1[dx], self.tables.wx[dx]);
                 for c in 0..3 {
-                    let top = row0[x0 + c] as f32 + (row0[x1 + c] as f32 - row0[x0 + c] as f32) * wx;
-                    let bottom = row1[x0 + c] as f32 + (row1[x1 + c] as f32 - row1[x0 + c] as f32) * wx;
+                    let top =
+                        row0[x0 + c] as f32 + (row0[x1 + c] as f32 - row0[x0 + c] as f32) * wx;
+                    let bottom =
+                        row1[x0 + c] as f32 + (row1[x1 + c] as f32 - row1[x0 + c] as f32) * wx;
                     let v = (top + (bottom - top) * wy) * self.scale[c] + self.bias[c];
                     let idx = match self.spec.layout {
                         Layout::Nchw => self.dest_channel[c] * plane + dy * w + dx,
@@ -117,7 +130,17 @@ mod tests {
     use crate::detect::manifest::ResizeMode;
 
     fn spec(color: ColorOrder, layout: Layout) -> InputSpec {
-        InputSpec { name: "x".into(), width: 4, height: 2, layout, dtype: "f32".into(), color, mean: [10.0, 20.0, 30.0], std: [2.0, 4.0, 5.0], resize: ResizeMode::Stretch }
+        InputSpec {
+            name: "x".into(),
+            width: 4,
+            height: 2,
+            layout,
+            dtype: "f32".into(),
+            color,
+            mean: [10.0, 20.0, 30.0],
+            std: [2.0, 4.0, 5.0],
+            resize: ResizeMode::Stretch,
+        }
     }
 
     #[test]
@@ -130,7 +153,12 @@ mod tests {
                 data[y * stride + x * 3..][..3].copy_from_slice(&[100, 50, 30]);
             }
         }
-        let img = ImageView { width: w, height: h, stride, data: &data };
+        let img = ImageView {
+            width: w,
+            height: h,
+            stride,
+            data: &data,
+        };
         let mut p = Preprocessor::new(&spec(ColorOrder::Bgr, Layout::Nchw));
         let t = p.run(&img).to_vec();
         // BGR model: channel 0 is blue = 30 → (30-10)/2 = 10; channel 1 green (50-20)/4 = 7.5; channel 2 red (100-30)/5 = 14.
@@ -142,7 +170,12 @@ mod tests {
     #[test]
     fn nhwc_interleaves_channels() {
         let data = vec![90u8; 4 * 2 * 3];
-        let img = ImageView { width: 4, height: 2, stride: 12, data: &data };
+        let img = ImageView {
+            width: 4,
+            height: 2,
+            stride: 12,
+            data: &data,
+        };
         let mut p = Preprocessor::new(&spec(ColorOrder::Rgb, Layout::Nhwc));
         let t = p.run(&img);
         assert_eq!(&t[..3], &[40.0, 17.5, 12.0]);

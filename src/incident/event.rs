@@ -123,6 +123,9 @@ pub struct AgentRef {
 
 impl AgentRef {
     pub fn this() -> Self {
-        AgentRef { name: "streetsight".into(), version: env!("CARGO_PKG_VERSION").into() }
+        AgentRef {
+            name: "streetsight".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
     }
 }

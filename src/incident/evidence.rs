@@ -27,7 +27,11 @@ const COUNTED: Rgb<u8> = Rgb([230, 30, 30]);
 const OTHER: Rgb<u8> = Rgb([170, 170, 170]);
 
 /// Draw `ann` on `img` and encode it.
-pub fn render(mut img: RgbImage, ann: &Annotation, quality: u8) -> Result<Evidence, image::ImageError> {
+pub fn render(
+    mut img: RgbImage,
+    ann: &Annotation,
+    quality: u8,
+) -> Result<Evidence, image::ImageError> {
     let (w, h) = (img.width() as f32, img.height() as f32);
     let thickness = ((img.width().max(img.height()) / 400) as i32).max(1);
     let px = |(x, y): (f32, f32)| ((x * w) as i32, (y * h) as i32);
@@ -39,18 +43,35 @@ pub fn render(mut img: RgbImage, ann: &Annotation, quality: u8) -> Result<Eviden
     for (boxes, colour) in [(&ann.others, OTHER), (&ann.counted, COUNTED)] {
         for b in boxes.iter() {
             let (p1, p2) = (px((b.x1, b.y1)), px((b.x2, b.y2)));
-            for (a, c) in [(p1, (p2.0, p1.1)), ((p2.0, p1.1), p2), (p2, (p1.0, p2.1)), ((p1.0, p2.1), p1)] {
+            for (a, c) in [
+                (p1, (p2.0, p1.1)),
+                ((p2.0, p1.1), p2),
+                (p2, (p1.0, p2.1)),
+                ((p1.0, p2.1), p1),
+            ] {
                 line(&mut img, a, c, colour, thickness);
             }
         }
     }
     let mut jpeg = Vec::with_capacity(img.len() / 8);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100)).encode_image(&img)?;
-    Ok(Evidence { sha256: crate::ops::sha256_hex(&jpeg), width: img.width(), height: img.height(), jpeg })
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100))
+        .encode_image(&img)?;
+    Ok(Evidence {
+        sha256: crate::ops::sha256_hex(&jpeg),
+        width: img.width(),
+        height: img.height(),
+        jpeg,
+    })
 }
 
 /// Bresenham line, `t` pixels thick, clipped to the image.
-fn line(img: &mut RgbImage, (mut x0, mut y0): (i32, i32), (x1, y1): (i32, i32), c: Rgb<u8>, t: i32) {
+fn line(
+    img: &mut RgbImage,
+    (mut x0, mut y0): (i32, i32),
+    (x1, y1): (i32, i32),
+    c: Rgb<u8>,
+    t: i32,
+) {
     let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
     let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
     let mut err = dx + dy;
@@ -87,7 +108,16 @@ mod tests {
     #[test]
     fn evidence_is_a_decodable_jpeg_with_the_box_drawn() {
         let img = RgbImage::from_pixel(200, 100, Rgb([0, 0, 0]));
-        let ann = Annotation { zone: &[(0.1, 0.1), (0.9, 0.1), (0.9, 0.9)], counted: vec![BBox { x1: 0.25, y1: 0.25, x2: 0.75, y2: 0.75 }], others: vec![] };
+        let ann = Annotation {
+            zone: &[(0.1, 0.1), (0.9, 0.1), (0.9, 0.9)],
+            counted: vec![BBox {
+                x1: 0.25,
+                y1: 0.25,
+                x2: 0.75,
+                y2: 0.75,
+            }],
+            others: vec![],
+        };
         let ev = render(img, &ann, 95).unwrap();
         assert_eq!(ev.sha256, crate::ops::sha256_hex(&ev.jpeg));
         let decoded = image::load_from_memory(&ev.jpeg).unwrap().to_rgb8();

@@ -4,7 +4,10 @@
 mod event;
 mod evidence;
 
-pub use event::{AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef, Phase, SCHEMA, ZoneRef};
+pub use event::{
+    AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
+    Phase, SCHEMA, ZoneRef,
+};
 pub use evidence::{Annotation, Evidence, render};
 
 use crate::config::{CameraConfig, CategoryCodes, Config, ZoneConfig};
@@ -64,24 +67,66 @@ impl Analyser {
         for (k, v) in &config.categories {
             categories.insert(k.clone(), v.get_ref().clone());
         }
-        let zones: BTreeMap<&str, &ZoneConfig> = cam.zones.iter().map(|z| (z.get_ref().id.as_str(), z.get_ref())).collect();
+        let zones: BTreeMap<&str, &ZoneConfig> = cam
+            .zones
+            .iter()
+            .map(|z| (z.get_ref().id.as_str(), z.get_ref()))
+            .collect();
         let crowds = cam
             .crowd_density
             .iter()
             .map(|r| r.get_ref())
             .filter_map(|c| {
                 let zone = *zones.get(c.zone.get_ref().as_str())?;
-                let classes = c.labels.iter().filter_map(|l| model.labels.iter().position(|m| m == l)).collect();
-                let levels = c.levels.get_ref().iter().map(|l| CrowdLevel { name: l.name.clone(), min_density: l.min_density }).collect();
+                let classes = c
+                    .labels
+                    .iter()
+                    .filter_map(|l| model.labels.iter().position(|m| m == l))
+                    .collect();
+                let levels = c
+                    .levels
+                    .get_ref()
+                    .iter()
+                    .map(|l| CrowdLevel {
+                        name: l.name.clone(),
+                        min_density: l.min_density,
+                    })
+                    .collect();
                 let area = zone.area_m2.as_ref().map(|a| *a.get_ref())?;
-                let rule = CrowdRule::new(Polygon::new(zone.points.get_ref()), area, classes, *c.min_score.get_ref(), levels, *c.hysteresis.get_ref(), Duration::from_secs_f64(c.sustain_s), Duration::from_secs_f64(c.clear_s));
+                let rule = CrowdRule::new(
+                    Polygon::new(zone.points.get_ref()),
+                    area,
+                    classes,
+                    *c.min_score.get_ref(),
+                    levels,
+                    *c.hysteresis.get_ref(),
+                    Duration::from_secs_f64(c.sustain_s),
+                    Duration::from_secs_f64(c.clear_s),
+                );
                 let codes = categories.get(&c.category).cloned().unwrap_or_default();
-                Some(CrowdSlot { rule, zone: zone.clone(), category: c.category.clone(), codes, open: None })
+                Some(CrowdSlot {
+                    rule,
+                    zone: zone.clone(),
+                    category: c.category.clone(),
+                    codes,
+                    open: None,
+                })
             })
             .collect();
         Analyser {
-            device: DeviceRef { id: config.device.id.get_ref().clone(), name: config.device.name.clone(), gb28181_id: config.device.gb28181_id.as_ref().map(|g| g.get_ref().clone()) },
-            camera: CameraRef { id: cam.id.clone(), name: cam.name.clone() },
+            device: DeviceRef {
+                id: config.device.id.get_ref().clone(),
+                name: config.device.name.clone(),
+                gb28181_id: config
+                    .device
+                    .gb28181_id
+                    .as_ref()
+                    .map(|g| g.get_ref().clone()),
+            },
+            camera: CameraRef {
+                id: cam.id.clone(),
+                name: cam.name.clone(),
+            },
             model,
             jpeg_quality: config.storage.jpeg_quality,
             crowds,
@@ -94,15 +139,25 @@ impl Analyser {
         for i in 0..self.crowds.len() {
             let slot = &mut self.crowds[i];
             let obs = slot.rule.count(detections);
-            let Some(change) = slot.rule.update(obs.density, frame.captured_mono) else { continue };
+            let Some(change) = slot.rule.update(obs.density, frame.captured_mono) else {
+                continue;
+            };
             let levels = &slot.rule.levels;
             let (phase, level, previous) = match change {
                 CrowdChange::Opened { to } => (Phase::Opened, to, None),
                 CrowdChange::LevelChanged { from, to } => (Phase::Updated, to, Some(from)),
                 CrowdChange::Cleared { from } => (Phase::Resolved, from, None),
             };
-            let crowd = CrowdInfo { count: obs.count, density: obs.density, level: levels[level].name.clone(), previous_level: previous.map(|p| levels[p].name.clone()) };
-            let open = slot.open.get_or_insert_with(|| OpenIncident { id: uuid::Uuid::now_v7().to_string(), first_seen: frame.captured_at });
+            let crowd = CrowdInfo {
+                count: obs.count,
+                density: obs.density,
+                level: levels[level].name.clone(),
+                previous_level: previous.map(|p| levels[p].name.clone()),
+            };
+            let open = slot.open.get_or_insert_with(|| OpenIncident {
+                id: uuid::Uuid::now_v7().to_string(),
+                first_seen: frame.captured_at,
+            });
             let incident_id = open.id.clone();
             let first_seen = open.first_seen;
             if phase == Phase::Resolved {
@@ -112,30 +167,71 @@ impl Analyser {
             let ann = Annotation {
                 zone: &self.crowds[i].rule.zone.points,
                 counted: members.iter().map(|d| d.bbox).collect(),
-                others: detections.iter().enumerate().filter(|(k, _)| !obs.members.contains(k)).map(|(_, d)| d.bbox).collect(),
+                others: detections
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| !obs.members.contains(k))
+                    .map(|(_, d)| d.bbox)
+                    .collect(),
             };
             let evidence = match render(frame.to_rgb_image(), &ann, self.jpeg_quality) {
                 Ok(e) => e,
                 Err(error) => {
                     tracing::error!(camera = %self.camera.id, %error, "Evidence image could not be encoded; event sent without it.");
-                    Evidence { jpeg: Vec::new(), sha256: String::new(), width: 0, height: 0 }
+                    Evidence {
+                        jpeg: Vec::new(),
+                        sha256: String::new(),
+                        width: 0,
+                        height: 0,
+                    }
                 }
             };
             let slot = &self.crowds[i];
-            let event = self.event(slot, phase, incident_id, first_seen, frame.captured_at, crowd, &members, &evidence);
+            let event = self.event(
+                slot,
+                phase,
+                incident_id,
+                first_seen,
+                frame.captured_at,
+                crowd,
+                &members,
+                &evidence,
+            );
             out.push(Publication { event, evidence });
         }
         out
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn event(&self, slot: &CrowdSlot, phase: Phase, incident_id: String, first_seen: SystemTime, now: SystemTime, crowd: CrowdInfo, members: &[&Detection], evidence: &Evidence) -> IncidentEvent {
+    fn event(
+        &self,
+        slot: &CrowdSlot,
+        phase: Phase,
+        incident_id: String,
+        first_seen: SystemTime,
+        now: SystemTime,
+        crowd: CrowdInfo,
+        members: &[&Detection],
+        evidence: &Evidence,
+    ) -> IncidentEvent {
         let event_id = uuid::Uuid::now_v7().to_string();
-        let confidence = if members.is_empty() { 0.0 } else { members.iter().map(|d| d.score).sum::<f32>() / members.len() as f32 };
+        let confidence = if members.is_empty() {
+            0.0
+        } else {
+            members.iter().map(|d| d.score).sum::<f32>() / members.len() as f32
+        };
         let evidence_refs = if evidence.jpeg.is_empty() {
             Vec::new()
         } else {
-            vec![EvidenceRef { kind: "annotated".into(), topic: format!("evidence/{event_id}"), content_type: "image/jpeg".into(), bytes: evidence.jpeg.len(), sha256: evidence.sha256.clone(), width: evidence.width, height: evidence.height }]
+            vec![EvidenceRef {
+                kind: "annotated".into(),
+                topic: format!("evidence/{event_id}"),
+                content_type: "image/jpeg".into(),
+                bytes: evidence.jpeg.len(),
+                sha256: evidence.sha256.clone(),
+                width: evidence.width,
+                height: evidence.height,
+            }]
         };
         IncidentEvent {
             schema: SCHEMA.into(),
@@ -147,15 +243,37 @@ impl Analyser {
             codes: slot.codes.clone(),
             device: self.device.clone(),
             camera: self.camera.clone(),
-            zone: ZoneRef { id: slot.zone.id.clone(), name: slot.zone.name.clone(), grid_code: slot.zone.grid_code.as_ref().map(|g| g.get_ref().clone()), lat: slot.zone.lat, lon: slot.zone.lon, area_m2: slot.zone.area_m2.as_ref().map(|a| *a.get_ref()) },
+            zone: ZoneRef {
+                id: slot.zone.id.clone(),
+                name: slot.zone.name.clone(),
+                grid_code: slot.zone.grid_code.as_ref().map(|g| g.get_ref().clone()),
+                lat: slot.zone.lat,
+                lon: slot.zone.lon,
+                area_m2: slot.zone.area_m2.as_ref().map(|a| *a.get_ref()),
+            },
             first_seen: rfc3339(first_seen),
             last_seen: rfc3339(now),
-            dwell_s: now.duration_since(first_seen).unwrap_or_default().as_secs_f64(),
+            dwell_s: now
+                .duration_since(first_seen)
+                .unwrap_or_default()
+                .as_secs_f64(),
             confidence,
             crowd: Some(crowd),
-            objects: members.iter().map(|d| ObjectRef { label: self.model.labels.get(d.class).cloned().unwrap_or_default(), score: d.score, bbox: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2], track_id: None }).collect(),
+            objects: members
+                .iter()
+                .map(|d| ObjectRef {
+                    label: self.model.labels.get(d.class).cloned().unwrap_or_default(),
+                    score: d.score,
+                    bbox: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
+                    track_id: None,
+                })
+                .collect(),
             evidence: evidence_refs,
-            model: ModelRef { name: self.model.name.clone(), version: self.model.version.clone(), sha256: self.model.sha256.clone() },
+            model: ModelRef {
+                name: self.model.name.clone(),
+                version: self.model.version.clone(),
+                sha256: self.model.sha256.clone(),
+            },
             agent: AgentRef::this(),
         }
     }

@@ -14,7 +14,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max: max.max(initial), attempt: 0 }
+        Self {
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
     }
 
     /// The next delay, using `rng` for the jitter.
@@ -46,7 +50,13 @@ mod tests {
     #[test]
     fn delays_grow_then_cap_and_reset() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
-        let ceilings: Vec<_> = (0..6).map(|_| { let c = b.ceiling(); b.attempt += 1; c.as_secs() }).collect();
+        let ceilings: Vec<_> = (0..6)
+            .map(|_| {
+                let c = b.ceiling();
+                b.attempt += 1;
+                c.as_secs()
+            })
+            .collect();
         assert_eq!(ceilings, vec![1, 2, 4, 8, 8, 8]);
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_secs(1));

@@ -36,7 +36,12 @@ impl Frame {
     }
 
     pub fn view(&self) -> crate::detect::ImageView<'_> {
-        crate::detect::ImageView { width: self.width, height: self.height, stride: self.stride, data: self.data() }
+        crate::detect::ImageView {
+            width: self.width,
+            height: self.height,
+            stride: self.stride,
+            data: self.data(),
+        }
     }
 
     /// Tightly packed RGB copy (for JPEG encoding).
@@ -45,13 +50,18 @@ impl Frame {
         for row in self.data().chunks(self.stride).take(self.height) {
             out.extend_from_slice(&row[..self.width * 3]);
         }
-        image::RgbImage::from_raw(self.width as u32, self.height as u32, out).expect("buffer sized to width × height × 3")
+        image::RgbImage::from_raw(self.width as u32, self.height as u32, out)
+            .expect("buffer sized to width × height × 3")
     }
 }
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Frame({} #{} {}×{})", self.camera, self.seq, self.width, self.height)
+        write!(
+            f,
+            "Frame({} #{} {}×{})",
+            self.camera, self.seq, self.width, self.height
+        )
     }
 }
 

@@ -16,5 +16,6 @@ pub use template::DecoderTemplate;
 
 /// Initialise GStreamer once; safe to call repeatedly.
 pub fn init_gstreamer() -> Result<(), IngestError> {
-    gstreamer::init().map_err(|e| IngestError::Build(format!("GStreamer failed to initialise: {e}")))
+    gstreamer::init()
+        .map_err(|e| IngestError::Build(format!("GStreamer failed to initialise: {e}")))
 }

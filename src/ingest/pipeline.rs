@@ -18,7 +18,11 @@ pub enum IngestError {
     #[error("cannot build the pipeline: {0}")]
     Build(String),
     #[error("{element}: {error}")]
-    Bus { element: String, error: String, debug: Option<String> },
+    Bus {
+        element: String,
+        error: String,
+        debug: Option<String>,
+    },
     #[error("the stream ended (EOS)")]
     Eos,
     #[error("no frame for {0:?}")]
@@ -47,7 +51,10 @@ impl Timeouts {
             Sampling::Keyframe => Duration::from_secs(10), // GOPs of up to 10 s are common on city cameras
             Sampling::Interval { interval_ms } => Duration::from_millis(interval_ms),
         };
-        Timeouts { first_frame: Duration::from_secs(20).max(interval * 2), stall: Duration::from_secs(10).max(interval * 3) }
+        Timeouts {
+            first_frame: Duration::from_secs(20).max(interval * 2),
+            stall: Duration::from_secs(10).max(interval * 3),
+        }
     }
 }
 
@@ -66,43 +73,79 @@ fn description(src: &CameraSource) -> String {
 }
 
 /// Connect, stream frames into `queue` until an error or shutdown. `Ok(())` means shutdown was requested.
-pub(super) fn run_connection(src: &CameraSource, queue: &FrameQueue, stats: &Arc<CameraStats>, shutdown: &Shutdown, timeouts: Timeouts, on_first_frame: &mut dyn FnMut(StreamInfo)) -> Result<(), IngestError> {
-    let pipeline = gst::parse::launch(&description(src)).map_err(|e| IngestError::Build(e.to_string()))?.downcast::<gst::Pipeline>().map_err(|_| IngestError::Build("not a pipeline".into()))?;
+pub(super) fn run_connection(
+    src: &CameraSource,
+    queue: &FrameQueue,
+    stats: &Arc<CameraStats>,
+    shutdown: &Shutdown,
+    timeouts: Timeouts,
+    on_first_frame: &mut dyn FnMut(StreamInfo),
+) -> Result<(), IngestError> {
+    let pipeline = gst::parse::launch(&description(src))
+        .map_err(|e| IngestError::Build(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| IngestError::Build("not a pipeline".into()))?;
     let guard = NullOnDrop(pipeline.clone());
     configure_source(&pipeline, src)?;
     if let Sampling::Interval { interval_ms } = src.sampling {
         install_interval_sampler(&pipeline, Duration::from_millis(interval_ms))?;
     }
     let last_frame = Arc::new(Mutex::new(None::<(Instant, usize, usize)>));
-    let appsink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or_else(|| IngestError::Build("no appsink".into()))?;
+    let appsink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| IngestError::Build("no appsink".into()))?;
     {
-        let (queue, stats, last_frame, camera) = (queue.clone(), stats.clone(), last_frame.clone(), src.id.clone());
+        let (queue, stats, last_frame, camera) = (
+            queue.clone(),
+            stats.clone(),
+            last_frame.clone(),
+            src.id.clone(),
+        );
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let frame = frame_from_sample(&sample, &camera, stats.frames_in.load(Ordering::Relaxed)).ok_or(gst::FlowError::Error)?;
-                    *last_frame.lock().expect("frame clock lock") = Some((frame.captured_mono, frame.width, frame.height));
+                    let frame = frame_from_sample(
+                        &sample,
+                        &camera,
+                        stats.frames_in.load(Ordering::Relaxed),
+                    )
+                    .ok_or(gst::FlowError::Error)?;
+                    *last_frame.lock().expect("frame clock lock") =
+                        Some((frame.captured_mono, frame.width, frame.height));
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                    stats.frames_dropped.fetch_add(queue.push(frame), Ordering::Relaxed);
+                    stats
+                        .frames_dropped
+                        .fetch_add(queue.push(frame), Ordering::Relaxed);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
         );
     }
     let started = Instant::now();
-    pipeline.set_state(gst::State::Playing).map_err(|e| IngestError::Build(format!("cannot start: {e}")))?;
-    let bus = pipeline.bus().ok_or_else(|| IngestError::Build("pipeline has no bus".into()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| IngestError::Build(format!("cannot start: {e}")))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| IngestError::Build("pipeline has no bus".into()))?;
     let mut seen_first = false;
     loop {
         if shutdown.is_triggered() {
             drop(guard);
             return Ok(());
         }
-        if let Some(msg) = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error, gst::MessageType::Eos]) {
+        if let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(100),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        ) {
             return Err(match msg.view() {
                 gst::MessageView::Error(e) => IngestError::Bus {
-                    element: msg.src().map(|s| s.path_string().to_string()).unwrap_or_else(|| "pipeline".into()),
+                    element: msg
+                        .src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_else(|| "pipeline".into()),
                     error: e.error().to_string(),
                     debug: e.debug().map(|d| d.to_string()),
                 },
@@ -114,20 +157,28 @@ pub(super) fn run_connection(src: &CameraSource, queue: &FrameQueue, stats: &Arc
             Some((at, width, height)) => {
                 if !seen_first {
                     seen_first = true;
-                    on_first_frame(StreamInfo { width, height, first_frame_after: at.saturating_duration_since(started) });
+                    on_first_frame(StreamInfo {
+                        width,
+                        height,
+                        first_frame_after: at.saturating_duration_since(started),
+                    });
                 }
                 if at.elapsed() > timeouts.stall {
                     return Err(IngestError::Stalled(timeouts.stall));
                 }
             }
-            None if started.elapsed() > timeouts.first_frame => return Err(IngestError::Stalled(timeouts.first_frame)),
+            None if started.elapsed() > timeouts.first_frame => {
+                return Err(IngestError::Stalled(timeouts.first_frame));
+            }
             None => {}
         }
     }
 }
 
 fn configure_source(pipeline: &gst::Pipeline, src: &CameraSource) -> Result<(), IngestError> {
-    let rtspsrc = pipeline.by_name("src").ok_or_else(|| IngestError::Build("no rtspsrc".into()))?;
+    let rtspsrc = pipeline
+        .by_name("src")
+        .ok_or_else(|| IngestError::Build("no rtspsrc".into()))?;
     rtspsrc.set_property("location", src.url.as_str());
     let protocols = match src.transport {
         RtspTransport::Tcp => "tcp",
@@ -145,13 +196,22 @@ fn configure_source(pipeline: &gst::Pipeline, src: &CameraSource) -> Result<(), 
 
 /// Drop decoded frames until `interval` has passed since the last one kept (by buffer timestamp), before
 /// the costly colour conversion.
-fn install_interval_sampler(pipeline: &gst::Pipeline, interval: Duration) -> Result<(), IngestError> {
-    let sampler = pipeline.by_name("sampler").ok_or_else(|| IngestError::Build("no sampler".into()))?;
-    let pad = sampler.static_pad("sink").ok_or_else(|| IngestError::Build("sampler has no sink pad".into()))?;
+fn install_interval_sampler(
+    pipeline: &gst::Pipeline,
+    interval: Duration,
+) -> Result<(), IngestError> {
+    let sampler = pipeline
+        .by_name("sampler")
+        .ok_or_else(|| IngestError::Build("no sampler".into()))?;
+    let pad = sampler
+        .static_pad("sink")
+        .ok_or_else(|| IngestError::Build("sampler has no sink pad".into()))?;
     let interval = gst::ClockTime::from_nseconds(interval.as_nanos() as u64);
     let next_due = Mutex::new(None::<gst::ClockTime>);
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(pts) = info.buffer().and_then(|b| b.pts()) else { return gst::PadProbeReturn::Ok };
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
         let mut due = next_due.lock().expect("sampler lock");
         match *due {
             Some(d) if pts < d => gst::PadProbeReturn::Drop,

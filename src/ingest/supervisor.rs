@@ -46,21 +46,46 @@ impl CameraSource {
     /// the template's decoder element is not installed on this gateway.
     pub fn from_config(cam: &CameraConfig, base_dir: &Path) -> Result<Self, String> {
         let password = if let Some(p) = &cam.password_file {
-            let path = if p.is_absolute() { p.clone() } else { base_dir.join(p) };
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("camera `{}`: cannot read password_file {}: {e}", cam.id, path.display()))?;
+            let path = if p.is_absolute() {
+                p.clone()
+            } else {
+                base_dir.join(p)
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "camera `{}`: cannot read password_file {}: {e}",
+                    cam.id,
+                    path.display()
+                )
+            })?;
             Some(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
         } else if let Some(var) = &cam.password_env {
-            Some(Secret(std::env::var(var).map_err(|_| format!("camera `{}`: environment variable `{var}` is not set", cam.id))?))
+            Some(Secret(std::env::var(var).map_err(|_| {
+                format!(
+                    "camera `{}`: environment variable `{var}` is not set",
+                    cam.id
+                )
+            })?))
         } else {
             None
         };
-        let mut template = DecoderTemplate::find(&cam.decoder).ok_or_else(|| format!("camera `{}`: unknown decoder `{}`", cam.id, cam.decoder))?;
+        let mut template = DecoderTemplate::find(&cam.decoder)
+            .ok_or_else(|| format!("camera `{}`: unknown decoder `{}`", cam.id, cam.decoder))?;
         let factory = template.decoder_factory(cam.codec).to_string();
         if gstreamer::ElementFactory::find(&factory).is_none() && template.name != "software" {
             tracing::warn!(camera = %cam.id, decoder = %factory, "Decoder element is not installed; falling back to software decoding.");
             template = DecoderTemplate::find("software").expect("software template is compiled in");
         }
-        Ok(CameraSource { id: cam.id.as_str().into(), url: cam.url.get_ref().clone(), username: cam.username.clone(), password, transport: cam.transport, codec: cam.codec, template, sampling: cam.sampling })
+        Ok(CameraSource {
+            id: cam.id.as_str().into(),
+            url: cam.url.get_ref().clone(),
+            username: cam.username.clone(),
+            password,
+            transport: cam.transport,
+            codec: cam.codec,
+            template,
+            sampling: cam.sampling,
+        })
     }
 }
 
@@ -125,7 +150,12 @@ pub fn spawn_camera(src: CameraSource, queue: FrameQueue, shutdown: Shutdown) ->
     CameraHandle { id, stats, thread }
 }
 
-fn supervise(src: &CameraSource, queue: &FrameQueue, stats: &Arc<CameraStats>, shutdown: &Shutdown) {
+fn supervise(
+    src: &CameraSource,
+    queue: &FrameQueue,
+    stats: &Arc<CameraStats>,
+    shutdown: &Shutdown,
+) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut rng = rand::rng();
     let url = redact_url(&src.url);

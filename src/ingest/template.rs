@@ -31,7 +31,10 @@ pub struct DecoderTemplate {
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("software", include_str!("../../pipelines/software.toml")),
-    ("rockchip-mpp", include_str!("../../pipelines/rockchip-mpp.toml")),
+    (
+        "rockchip-mpp",
+        include_str!("../../pipelines/rockchip-mpp.toml"),
+    ),
     ("v4l2", include_str!("../../pipelines/v4l2.toml")),
     ("jetson", include_str!("../../pipelines/jetson.toml")),
 ];
@@ -43,8 +46,13 @@ impl DecoderTemplate {
 
     pub fn find(name: &str) -> Option<DecoderTemplate> {
         let (name, text) = TEMPLATES.iter().find(|(n, _)| *n == name)?;
-        let file: TemplateFile = toml::from_str(text).expect("compiled-in pipeline templates parse (checked by a test)");
-        Some(DecoderTemplate { name, description: file.description.clone(), file })
+        let file: TemplateFile =
+            toml::from_str(text).expect("compiled-in pipeline templates parse (checked by a test)");
+        Some(DecoderTemplate {
+            name,
+            description: file.description.clone(),
+            file,
+        })
     }
 
     /// `depay ! parse` for the codec.
@@ -60,7 +68,10 @@ impl DecoderTemplate {
 
     /// Factory name of the first decoder element, to check it is installed.
     pub fn decoder_factory(&self, codec: Codec) -> &str {
-        self.decoder(codec).split_whitespace().next().unwrap_or_default()
+        self.decoder(codec)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
     }
 
     fn chain(&self, codec: Codec) -> &CodecChain {

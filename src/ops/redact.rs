@@ -11,7 +11,9 @@ pub fn redact_url(raw: &str) -> String {
         }
         return u.to_string();
     }
-    let Some(start) = raw.find("://").map(|i| i + 3) else { return raw.to_string() };
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_string();
+    };
     let authority_end = raw[start..].find('/').map_or(raw.len(), |i| start + i);
     match raw[start..authority_end].rfind('@') {
         Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
@@ -25,7 +27,10 @@ mod tests {
 
     #[test]
     fn credentials_are_masked_in_valid_urls() {
-        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/live"), "rtsp://***@10.0.0.5:554/live");
+        assert_eq!(
+            redact_url("rtsp://admin:s3cret@10.0.0.5:554/live"),
+            "rtsp://***@10.0.0.5:554/live"
+        );
         assert_eq!(redact_url("rtsp://10.0.0.5/live"), "rtsp://10.0.0.5/live");
     }
 

@@ -20,7 +20,10 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Self {
         let (tx, _) = watch::channel(false);
-        Self { flag: Arc::new(AtomicBool::new(false)), tx: Arc::new(tx) }
+        Self {
+            flag: Arc::new(AtomicBool::new(false)),
+            tx: Arc::new(tx),
+        }
     }
 
     pub fn trigger(&self) {
@@ -45,7 +48,11 @@ impl Shutdown {
             if self.is_triggered() {
                 return true;
             }
-            std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()).min(std::time::Duration::from_millis(50)));
+            std::thread::sleep(
+                deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(std::time::Duration::from_millis(50)),
+            );
         }
         self.is_triggered()
     }

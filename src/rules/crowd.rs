@@ -61,9 +61,31 @@ pub struct CrowdRule {
 }
 
 impl CrowdRule {
-    pub fn new(zone: Polygon, area_m2: f64, classes: Vec<usize>, min_score: f32, levels: Vec<CrowdLevel>, hysteresis: f64, sustain: Duration, clear: Duration) -> Self {
+    pub fn new(
+        zone: Polygon,
+        area_m2: f64,
+        classes: Vec<usize>,
+        min_score: f32,
+        levels: Vec<CrowdLevel>,
+        hysteresis: f64,
+        sustain: Duration,
+        clear: Duration,
+    ) -> Self {
         let n = levels.len();
-        Self { zone, area_m2, classes, min_score, levels, hysteresis, sustain, clear, held_since: vec![None; n], lost_since: None, clear_since: None, reported: None }
+        Self {
+            zone,
+            area_m2,
+            classes,
+            min_score,
+            levels,
+            hysteresis,
+            sustain,
+            clear,
+            held_since: vec![None; n],
+            lost_since: None,
+            clear_since: None,
+            reported: None,
+        }
     }
 
     /// The level currently reported, if any.
@@ -84,13 +106,21 @@ impl CrowdRule {
             .map(|(i, _)| i)
             .collect();
         let count = members.len();
-        CrowdObservation { count, density: count as f64 / self.area_m2, members }
+        CrowdObservation {
+            count,
+            density: count as f64 / self.area_m2,
+            members,
+        }
     }
 
     /// Feed one observation at `now`; returns a change of the reported level, if any.
     pub fn update(&mut self, density: f64, now: Instant) -> Option<CrowdChange> {
         for (k, level) in self.levels.iter().enumerate() {
-            let threshold = if self.held_since[k].is_some() { level.min_density - self.hysteresis } else { level.min_density };
+            let threshold = if self.held_since[k].is_some() {
+                level.min_density - self.hysteresis
+            } else {
+                level.min_density
+            };
             if density >= threshold {
                 self.held_since[k].get_or_insert(now);
             } else {
@@ -103,9 +133,15 @@ impl CrowdRule {
         } else {
             self.clear_since.get_or_insert(now);
         }
-        let held_for = |since: Option<Instant>, d: Duration| since.is_some_and(|s| now.saturating_duration_since(s) >= d);
-        let sustained = (0..self.levels.len()).rev().find(|&k| held_for(self.held_since[k], self.sustain));
-        let still_held = (0..self.levels.len()).rev().find(|&k| self.held_since[k].is_some());
+        let held_for = |since: Option<Instant>, d: Duration| {
+            since.is_some_and(|s| now.saturating_duration_since(s) >= d)
+        };
+        let sustained = (0..self.levels.len())
+            .rev()
+            .find(|&k| held_for(self.held_since[k], self.sustain));
+        let still_held = (0..self.levels.len())
+            .rev()
+            .find(|&k| self.held_since[k].is_some());
 
         let Some(current) = self.reported else {
             let to = sustained?;
@@ -144,9 +180,27 @@ mod tests {
     use crate::detect::BBox;
 
     fn rule() -> CrowdRule {
-        let levels = vec![CrowdLevel { name: "attention".into(), min_density: 2.0 }, CrowdLevel { name: "warning".into(), min_density: 4.0 }];
+        let levels = vec![
+            CrowdLevel {
+                name: "attention".into(),
+                min_density: 2.0,
+            },
+            CrowdLevel {
+                name: "warning".into(),
+                min_density: 4.0,
+            },
+        ];
         let zone = Polygon::new(&[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]);
-        CrowdRule::new(zone, 1.0, vec![0], 0.5, levels, 0.5, Duration::from_secs(10), Duration::from_secs(30))
+        CrowdRule::new(
+            zone,
+            1.0,
+            vec![0],
+            0.5,
+            levels,
+            0.5,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
     }
 
     /// Feed `density` every second for `secs` seconds from `t`; return the changes and the new time.
@@ -161,10 +215,36 @@ mod tests {
 
     #[test]
     fn counts_only_people_whose_feet_are_in_the_zone() {
-        let person = |x: f32, y2: f32, score: f32| Detection { class: 0, score, bbox: BBox { x1: x, y1: y2 - 0.2, x2: x + 0.1, y2 } };
-        let dets = vec![person(0.1, 0.9, 0.9), person(0.3, 0.4, 0.9), person(0.5, 0.9, 0.3), Detection { class: 2, score: 0.9, bbox: BBox { x1: 0.6, y1: 0.6, x2: 0.7, y2: 0.9 } }];
+        let person = |x: f32, y2: f32, score: f32| Detection {
+            class: 0,
+            score,
+            bbox: BBox {
+                x1: x,
+                y1: y2 - 0.2,
+                x2: x + 0.1,
+                y2,
+            },
+        };
+        let dets = vec![
+            person(0.1, 0.9, 0.9),
+            person(0.3, 0.4, 0.9),
+            person(0.5, 0.9, 0.3),
+            Detection {
+                class: 2,
+                score: 0.9,
+                bbox: BBox {
+                    x1: 0.6,
+                    y1: 0.6,
+                    x2: 0.7,
+                    y2: 0.9,
+                },
+            },
+        ];
         let obs = rule().count(&dets);
-        assert_eq!(obs.count, 1, "feet above the zone, low score and a non-person are not counted");
+        assert_eq!(
+            obs.count, 1,
+            "feet above the zone, low score and a non-person are not counted"
+        );
         assert_eq!(obs.members, vec![0]);
         assert!((obs.density - 1.0).abs() < 1e-9);
     }
@@ -173,7 +253,10 @@ mod tests {
     fn a_level_must_be_sustained_before_an_incident_opens() {
         let (mut r, mut t) = (rule(), Instant::now());
         assert!(feed(&mut r, &mut t, 2.5, 9).is_empty(), "9 s < sustain");
-        assert_eq!(feed(&mut r, &mut t, 2.5, 2), vec![CrowdChange::Opened { to: 0 }]);
+        assert_eq!(
+            feed(&mut r, &mut t, 2.5, 2),
+            vec![CrowdChange::Opened { to: 0 }]
+        );
     }
 
     #[test]
@@ -197,10 +280,23 @@ mod tests {
     #[test]
     fn escalates_then_de_escalates_then_clears_after_the_clear_time() {
         let (mut r, mut t) = (rule(), Instant::now());
-        assert_eq!(feed(&mut r, &mut t, 4.5, 11), vec![CrowdChange::Opened { to: 1 }], "straight to the sustained top level");
-        assert_eq!(feed(&mut r, &mut t, 2.5, 11), vec![CrowdChange::LevelChanged { from: 1, to: 0 }]);
-        assert!(feed(&mut r, &mut t, 0.0, 29).is_empty(), "not yet clear for 30 s");
-        assert_eq!(feed(&mut r, &mut t, 0.0, 2), vec![CrowdChange::Cleared { from: 0 }]);
+        assert_eq!(
+            feed(&mut r, &mut t, 4.5, 11),
+            vec![CrowdChange::Opened { to: 1 }],
+            "straight to the sustained top level"
+        );
+        assert_eq!(
+            feed(&mut r, &mut t, 2.5, 11),
+            vec![CrowdChange::LevelChanged { from: 1, to: 0 }]
+        );
+        assert!(
+            feed(&mut r, &mut t, 0.0, 29).is_empty(),
+            "not yet clear for 30 s"
+        );
+        assert_eq!(
+            feed(&mut r, &mut t, 0.0, 2),
+            vec![CrowdChange::Cleared { from: 0 }]
+        );
         assert_eq!(r.reported(), None);
     }
 
@@ -209,6 +305,9 @@ mod tests {
         let (mut r, mut t) = (rule(), Instant::now());
         feed(&mut r, &mut t, 2.5, 11);
         assert!(feed(&mut r, &mut t, 4.5, 9).is_empty());
-        assert_eq!(feed(&mut r, &mut t, 4.5, 2), vec![CrowdChange::LevelChanged { from: 0, to: 1 }]);
+        assert_eq!(
+            feed(&mut r, &mut t, 4.5, 2),
+            vec![CrowdChange::LevelChanged { from: 0, to: 1 }]
+        );
     }
 }

@@ -5,5 +5,5 @@
 mod crowd;
 mod zone;
 
-pub use crowd::{CrowdChange, CrowdObservation, CrowdRule, CrowdLevel};
+pub use crowd::{CrowdChange, CrowdLevel, CrowdObservation, CrowdRule};
 pub use zone::Polygon;

@@ -8,7 +8,9 @@ pub struct Polygon {
 
 impl Polygon {
     pub fn new(points: &[[f64; 2]]) -> Self {
-        Self { points: points.iter().map(|p| (p[0] as f32, p[1] as f32)).collect() }
+        Self {
+            points: points.iter().map(|p| (p[0] as f32, p[1] as f32)).collect(),
+        }
     }
 
     /// Even-odd ray casting; points on the boundary may fall either way.
@@ -45,7 +47,16 @@ mod tests {
     #[test]
     fn concave_notch_is_outside() {
         // A "U": the notch between the arms is outside.
-        let u = Polygon::new(&[[0.0, 0.0], [0.3, 0.0], [0.3, 0.6], [0.7, 0.6], [0.7, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]);
+        let u = Polygon::new(&[
+            [0.0, 0.0],
+            [0.3, 0.0],
+            [0.3, 0.6],
+            [0.7, 0.6],
+            [0.7, 0.0],
+            [1.0, 0.0],
+            [1.0, 1.0],
+            [0.0, 1.0],
+        ]);
         assert!(!u.contains(0.5, 0.3));
         assert!(u.contains(0.15, 0.3));
         assert!(u.contains(0.5, 0.8));

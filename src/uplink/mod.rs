@@ -8,7 +8,10 @@ pub use outbox::{Outbox, Record};
 use crate::config::{Config, UplinkConfig};
 use crate::incident::Publication;
 use crate::ops::Shutdown;
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +23,10 @@ pub enum UplinkError {
     #[error("uplink: broker URL `{0}`: {1}")]
     Url(String, String),
     #[error("uplink: cannot read {path}: {source}")]
-    Read { path: std::path::PathBuf, source: std::io::Error },
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Topic names for one device.
@@ -31,7 +37,9 @@ pub struct Topics {
 
 impl Topics {
     pub fn new(prefix: &str, device_id: &str) -> Self {
-        Topics { base: format!("{}/{}", prefix.trim_end_matches('/'), device_id) }
+        Topics {
+            base: format!("{}/{}", prefix.trim_end_matches('/'), device_id),
+        }
     }
     pub fn events(&self) -> String {
         format!("{}/events", self.base)
@@ -57,20 +65,41 @@ pub struct UplinkStats {
 }
 
 /// MQTT connection options from the configuration (TLS files are read here).
-pub fn mqtt_options(cfg: &UplinkConfig, device_id: &str, base_dir: &Path, topics: &Topics) -> Result<MqttOptions, UplinkError> {
+pub fn mqtt_options(
+    cfg: &UplinkConfig,
+    device_id: &str,
+    base_dir: &Path,
+    topics: &Topics,
+) -> Result<MqttOptions, UplinkError> {
     let raw = cfg.broker.get_ref();
     let url = url::Url::parse(raw).map_err(|e| UplinkError::Url(raw.clone(), e.to_string()))?;
-    let host = url.host_str().ok_or_else(|| UplinkError::Url(raw.clone(), "no host".into()))?.trim_matches(['[', ']']).to_string();
+    let host = url
+        .host_str()
+        .ok_or_else(|| UplinkError::Url(raw.clone(), "no host".into()))?
+        .trim_matches(['[', ']'])
+        .to_string();
     let tls = url.scheme() == "mqtts";
     let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
-    let client_id = cfg.client_id.clone().unwrap_or_else(|| format!("streetsight-{device_id}"));
+    let client_id = cfg
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("streetsight-{device_id}"));
     let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
     opts.set_clean_session(true);
     opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-    opts.set_last_will(LastWill::new(topics.status(), offline_payload(device_id), QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        topics.status(),
+        offline_payload(device_id),
+        QoS::AtLeastOnce,
+        true,
+    ));
     let read = |p: &Path| {
-        let path = if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
+        let path = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        };
         std::fs::read(&path).map_err(|source| UplinkError::Read { path, source })
     };
     if let Some(user) = &cfg.username {
@@ -81,18 +110,28 @@ pub fn mqtt_options(cfg: &UplinkConfig, device_id: &str, base_dir: &Path, topics
         opts.set_credentials(user.clone(), password);
     }
     if tls {
-        let t = cfg.tls.as_ref().ok_or_else(|| UplinkError::Url(raw.clone(), "mqtts:// needs [uplink.tls]".into()))?.get_ref();
+        let t = cfg
+            .tls
+            .as_ref()
+            .ok_or_else(|| UplinkError::Url(raw.clone(), "mqtts:// needs [uplink.tls]".into()))?
+            .get_ref();
         let client_auth = match (&t.cert, &t.key) {
             (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
             _ => None,
         };
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple { ca: read(&t.ca)?, alpn: None, client_auth }));
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca: read(&t.ca)?,
+            alpn: None,
+            client_auth,
+        }));
     }
     Ok(opts)
 }
 
 fn offline_payload(device_id: &str) -> Vec<u8> {
-    serde_json::json!({ "state": "offline", "device": device_id }).to_string().into_bytes()
+    serde_json::json!({ "state": "offline", "device": device_id })
+        .to_string()
+        .into_bytes()
 }
 
 /// The uplink task's inputs.
@@ -108,20 +147,38 @@ pub struct Uplink {
 const WINDOW: usize = 64;
 
 impl Uplink {
-    pub fn from_config(config: &Config, base_dir: &Path, status: StatusSource) -> Result<Self, UplinkError> {
+    pub fn from_config(
+        config: &Config,
+        base_dir: &Path,
+        status: StatusSource,
+    ) -> Result<Self, UplinkError> {
         let device_id = config.device.id.get_ref().clone();
         let topics = Topics::new(&config.uplink.topic_prefix, &device_id);
         let options = mqtt_options(&config.uplink, &device_id, base_dir, &topics)?;
-        Ok(Uplink { options, topics, device_id, status, stats: Arc::default() })
+        Ok(Uplink {
+            options,
+            topics,
+            device_id,
+            status,
+            stats: Arc::default(),
+        })
     }
 
     /// Deliver publications until shutdown, then flush for at most `drain` and say `offline`.
-    pub async fn run(self, mut rx: mpsc::Receiver<Publication>, shutdown: Shutdown, drain: Duration) {
+    pub async fn run(
+        self,
+        mut rx: mpsc::Receiver<Publication>,
+        shutdown: Shutdown,
+        drain: Duration,
+    ) {
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), WINDOW * 2 + 8);
         let mut outbox = Outbox::new();
         let mut connected = false;
-        let mut backoff = crate::ingest::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
-        let mut status_tick = tokio::time::interval(Duration::from_secs(30));
+        let mut backoff =
+            crate::ingest::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let status_every = Duration::from_secs(30);
+        let mut status_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + status_every, status_every);
         let mut input_open = true;
         let stop = shutdown.clone();
         let stopping = stop.wait();
@@ -149,10 +206,15 @@ impl Uplink {
             if connected {
                 pump(&client, &mut outbox);
             }
-            self.stats.depth.store(outbox.depth() as u64, Ordering::Relaxed);
-            self.stats.delivered.store(outbox.delivered(), Ordering::Relaxed);
+            self.stats
+                .depth
+                .store(outbox.depth() as u64, Ordering::Relaxed);
+            self.stats
+                .delivered
+                .store(outbox.delivered(), Ordering::Relaxed);
         }
-        self.drain(client, eventloop, rx, outbox, connected, drain).await;
+        self.drain(client, eventloop, rx, outbox, connected, drain)
+            .await;
     }
 
     fn enqueue(&self, outbox: &mut Outbox, p: Publication) {
@@ -167,7 +229,13 @@ impl Uplink {
         }
     }
 
-    fn on_event(&self, ev: Event, outbox: &mut Outbox, backoff: &mut crate::ingest::Backoff, connected: bool) -> bool {
+    fn on_event(
+        &self,
+        ev: Event,
+        outbox: &mut Outbox,
+        backoff: &mut crate::ingest::Backoff,
+        connected: bool,
+    ) -> bool {
         match ev {
             Event::Incoming(Packet::ConnAck(_)) => {
                 backoff.reset();
@@ -193,13 +261,22 @@ impl Uplink {
         }
     }
 
-    async fn drain(self, client: AsyncClient, mut eventloop: EventLoop, mut rx: mpsc::Receiver<Publication>, mut outbox: Outbox, mut connected: bool, deadline: Duration) {
+    async fn drain(
+        self,
+        client: AsyncClient,
+        mut eventloop: EventLoop,
+        mut rx: mpsc::Receiver<Publication>,
+        mut outbox: Outbox,
+        mut connected: bool,
+        deadline: Duration,
+    ) {
         while let Ok(p) = rx.try_recv() {
             self.enqueue(&mut outbox, p);
         }
         let offline = offline_payload(&self.device_id);
         outbox.append(self.topics.status(), offline, true);
-        let mut backoff = crate::ingest::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
+        let mut backoff =
+            crate::ingest::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
         let flushed = tokio::time::timeout(deadline, async {
             while outbox.depth() > 0 {
                 if connected {
@@ -216,9 +293,14 @@ impl Uplink {
         })
         .await;
         if flushed.is_err() {
-            tracing::warn!(undelivered = outbox.depth(), "Shutdown deadline reached with messages undelivered.");
+            tracing::warn!(
+                undelivered = outbox.depth(),
+                "Shutdown deadline reached with messages undelivered."
+            );
         }
-        self.stats.delivered.store(outbox.delivered(), Ordering::Relaxed);
+        self.stats
+            .delivered
+            .store(outbox.delivered(), Ordering::Relaxed);
         let _ = client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
     }
@@ -227,7 +309,15 @@ impl Uplink {
 /// Hand waiting records to the client, keeping the window.
 fn pump(client: &AsyncClient, outbox: &mut Outbox) {
     while let Some(r) = outbox.next_to_send(WINDOW) {
-        if client.try_publish(r.topic.clone(), QoS::AtLeastOnce, r.retain, r.payload.clone()).is_err() {
+        if client
+            .try_publish(
+                r.topic.clone(),
+                QoS::AtLeastOnce,
+                r.retain,
+                r.payload.clone(),
+            )
+            .is_err()
+        {
             outbox.unsend_last();
             break;
         }

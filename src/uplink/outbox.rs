@@ -40,7 +40,12 @@ impl Outbox {
     pub fn append(&mut self, topic: String, payload: Vec<u8>, retain: bool) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.queue.push_back(Record { id, topic, payload, retain });
+        self.queue.push_back(Record {
+            id,
+            topic,
+            payload,
+            retain,
+        });
         id
     }
 
@@ -147,7 +152,10 @@ mod tests {
     fn the_window_bounds_records_on_the_wire() {
         let mut o = outbox_with(5);
         o.on_connected();
-        assert_eq!(std::iter::from_fn(|| o.next_to_send(2).map(|r| r.id)).count(), 2);
+        assert_eq!(
+            std::iter::from_fn(|| o.next_to_send(2).map(|r| r.id)).count(),
+            2
+        );
         o.on_outgoing_publish(1);
         o.on_puback(1);
         assert_eq!(o.next_to_send(2).map(|r| r.id), Some(2));

@@ -21,7 +21,9 @@ pub fn model_dir() -> PathBuf {
 
 /// The JSON Schema every published event must satisfy.
 pub fn event_schema() -> jsonschema::Validator {
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo("docs/schema/event.v1.json")).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("docs/schema/event.v1.json")).unwrap())
+            .unwrap();
     jsonschema::validator_for(&schema).expect("the event schema compiles")
 }
 
@@ -37,23 +39,42 @@ pub struct Seen {
 
 impl Seen {
     pub fn absorb(&mut self, m: Received, schema: &jsonschema::Validator) {
-        let suffix = m.topic.splitn(4, '/').nth(3).unwrap_or_default().to_string();
+        let suffix = m
+            .topic
+            .splitn(4, '/')
+            .nth(3)
+            .unwrap_or_default()
+            .to_string();
         self.order.push(suffix.clone());
         if suffix == "events" {
-            let value: serde_json::Value = serde_json::from_slice(&m.payload).expect("event is JSON");
-            let errors: Vec<String> = schema.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-            assert!(errors.is_empty(), "event violates the schema: {errors:?}\n{value:#}");
+            let value: serde_json::Value =
+                serde_json::from_slice(&m.payload).expect("event is JSON");
+            let errors: Vec<String> = schema
+                .iter_errors(&value)
+                .map(|e| format!("{} at {}", e, e.instance_path))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "event violates the schema: {errors:?}\n{value:#}"
+            );
             self.events.push(serde_json::from_value(value).unwrap());
         } else if let Some(id) = suffix.strip_prefix("evidence/") {
             self.evidence.insert(id.to_string(), m.payload);
         } else if suffix == "status" {
-            self.status.push(serde_json::from_slice(&m.payload).expect("status is JSON"));
+            self.status
+                .push(serde_json::from_slice(&m.payload).expect("status is JSON"));
         }
     }
 }
 
 /// Receive until `done(seen)` or `timeout`.
-pub async fn collect_until(sub: &Subscriber, seen: &mut Seen, schema: &jsonschema::Validator, timeout: Duration, done: impl Fn(&Seen) -> bool) -> bool {
+pub async fn collect_until(
+    sub: &Subscriber,
+    seen: &mut Seen,
+    schema: &jsonschema::Validator,
+    timeout: Duration,
+    done: impl Fn(&Seen) -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     while !done(seen) {
         let left = deadline.saturating_duration_since(Instant::now());
