@@ -119,5 +119,16 @@ fn crowd_count(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, preprocess, decode, nms, crowd_count);
+/// The whole `Detector::detect` on a real street frame: preprocessing + ONNX Runtime (2 intra-op threads) +
+/// decoding + NMS. Subtract the pieces above to see what inference alone costs.
+fn detect_real_frame(c: &mut Criterion) {
+    let jpeg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/vtest-frame720.jpg");
+    let img = image::open(&jpeg).expect("bench frame").to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut det = streetsight::detect::Detector::load(manifest(), 2).expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
+    let view = ImageView { width: w, height: h, stride: w * 3, data: img.as_raw() };
+    c.bench_function("detect 768x576 street frame, NanoDet-g 416, 2 threads", |b| b.iter(|| black_box(det.detect(black_box(&view)).unwrap().len())));
+}
+
+criterion_group!(benches, preprocess, decode, nms, crowd_count, detect_real_frame);
 criterion_main!(benches);
