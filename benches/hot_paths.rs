@@ -99,20 +99,20 @@ fn decode(c: &mut Criterion) {
 }
 
 fn crowd_count(c: &mut Criterion) {
-    use streetsight::rules::{CrowdLevel, CrowdRule, Polygon};
-    let rule = CrowdRule::new(
-        Polygon::new(&[[0.0, 0.3], [0.5, 0.2], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]),
-        40.0,
-        vec![0],
-        0.5,
-        vec![CrowdLevel {
+    use streetsight::rules::{CrowdLevel, CrowdParams, CrowdRule, Polygon};
+    let rule = CrowdRule::new(CrowdParams {
+        zone: Polygon::new(&[[0.0, 0.3], [0.5, 0.2], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]),
+        area_m2: 40.0,
+        classes: vec![0],
+        min_score: 0.5,
+        levels: vec![CrowdLevel {
             name: "a".into(),
             min_density: 2.0,
         }],
-        0.2,
-        std::time::Duration::from_secs(10),
-        std::time::Duration::from_secs(30),
-    );
+        hysteresis: 0.2,
+        sustain: std::time::Duration::from_secs(10),
+        clear: std::time::Duration::from_secs(30),
+    });
     let dets = candidates(200);
     c.bench_function("crowd count 200 detections in a 5-point zone", |b| {
         b.iter(|| black_box(rule.count(black_box(&dets)).count))
@@ -122,13 +122,30 @@ fn crowd_count(c: &mut Criterion) {
 /// The whole `Detector::detect` on a real street frame: preprocessing + ONNX Runtime (2 intra-op threads) +
 /// decoding + NMS. Subtract the pieces above to see what inference alone costs.
 fn detect_real_frame(c: &mut Criterion) {
-    let jpeg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/vtest-frame720.jpg");
+    let jpeg =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/vtest-frame720.jpg");
     let img = image::open(&jpeg).expect("bench frame").to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut det = streetsight::detect::Detector::load(manifest(), 2).expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
-    let view = ImageView { width: w, height: h, stride: w * 3, data: img.as_raw() };
-    c.bench_function("detect 768x576 street frame, NanoDet-g 416, 2 threads", |b| b.iter(|| black_box(det.detect(black_box(&view)).unwrap().len())));
+    let mut det = streetsight::detect::Detector::load(manifest(), 2)
+        .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
+    let view = ImageView {
+        width: w,
+        height: h,
+        stride: w * 3,
+        data: img.as_raw(),
+    };
+    c.bench_function(
+        "detect 768x576 street frame, NanoDet-g 416, 2 threads",
+        |b| b.iter(|| black_box(det.detect(black_box(&view)).unwrap().len())),
+    );
 }
 
-criterion_group!(benches, preprocess, decode, nms, crowd_count, detect_real_frame);
+criterion_group!(
+    benches,
+    preprocess,
+    decode,
+    nms,
+    crowd_count,
+    detect_real_frame
+);
 criterion_main!(benches);

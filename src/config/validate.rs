@@ -91,13 +91,13 @@ fn verify_uplink(c: &mut Check, config: &Config) {
             ("cert", t.cert.as_ref()),
             ("key", t.key.as_ref()),
         ] {
-            if let Some(p) = p {
-                if !resolve(c.base, p).is_file() {
-                    c.push(
-                        tls,
-                        format!("uplink.tls.{what}: file `{}` does not exist", p.display()),
-                    );
-                }
+            if let Some(p) = p
+                && !resolve(c.base, p).is_file()
+            {
+                c.push(
+                    tls,
+                    format!("uplink.tls.{what}: file `{}` does not exist", p.display()),
+                );
             }
         }
         if t.cert.is_some() != t.key.is_some() {
@@ -107,13 +107,13 @@ fn verify_uplink(c: &mut Check, config: &Config) {
             );
         }
     }
-    if let Some(p) = &up.password_file {
-        if !resolve(c.base, p).is_file() {
-            c.push(
-                &up.broker,
-                format!("uplink.password_file `{}` does not exist", p.display()),
-            );
-        }
+    if let Some(p) = &up.password_file
+        && !resolve(c.base, p).is_file()
+    {
+        c.push(
+            &up.broker,
+            format!("uplink.password_file `{}` does not exist", p.display()),
+        );
     }
 }
 
@@ -144,23 +144,23 @@ fn verify_models(c: &mut Check, config: &Config) -> BTreeMap<String, Manifest> {
 fn verify_categories(c: &mut Check, config: &Config) {
     for (name, codes) in &config.categories {
         let v = codes.get_ref();
-        if let Some(code) = &v.gbt47678 {
-            if !categories::is_gbt47678_code(code) {
-                c.push(
-                    codes,
-                    format!(
-                        "category `{name}`: gbt47678 code `{code}` must be 5 digits, e.g. \"09006\""
-                    ),
-                );
-            }
+        if let Some(code) = &v.gbt47678
+            && !categories::is_gbt47678_code(code)
+        {
+            c.push(
+                codes,
+                format!(
+                    "category `{name}`: gbt47678 code `{code}` must be 5 digits, e.g. \"09006\""
+                ),
+            );
         }
-        if let Some(code) = &v.gbt30428 {
-            if !categories::is_gbt30428_code(code) {
-                c.push(
-                    codes,
-                    format!("category `{name}`: gbt30428 code `{code}` must look like \"04-06\""),
-                );
-            }
+        if let Some(code) = &v.gbt30428
+            && !categories::is_gbt30428_code(code)
+        {
+            c.push(
+                codes,
+                format!("category `{name}`: gbt30428 code `{code}` must look like \"04-06\""),
+            );
         }
     }
 }
@@ -232,28 +232,28 @@ fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
             ),
         );
     }
-    if let Some(p) = &v.password_file {
-        if !resolve(c.base, p).is_file() {
-            c.push(
-                cam,
-                format!(
-                    "camera `{}`: password_file `{}` does not exist",
-                    v.id,
-                    p.display()
-                ),
-            );
-        }
+    if let Some(p) = &v.password_file
+        && !resolve(c.base, p).is_file()
+    {
+        c.push(
+            cam,
+            format!(
+                "camera `{}`: password_file `{}` does not exist",
+                v.id,
+                p.display()
+            ),
+        );
     }
-    if let Some(var) = &v.password_env {
-        if std::env::var_os(var).is_none() {
-            c.push(
-                cam,
-                format!(
-                    "camera `{}`: environment variable `{var}` (password_env) is not set",
-                    v.id
-                ),
-            );
-        }
+    if let Some(var) = &v.password_env
+        && std::env::var_os(var).is_none()
+    {
+        c.push(
+            cam,
+            format!(
+                "camera `{}`: environment variable `{var}` (password_env) is not set",
+                v.id
+            ),
+        );
     }
     if DecoderTemplate::find(&v.decoder).is_none() {
         c.push(
@@ -266,16 +266,16 @@ fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
             ),
         );
     }
-    if let super::Sampling::Interval { interval_ms } = v.sampling {
-        if !(40..=3_600_000).contains(&interval_ms) {
-            c.push(
-                cam,
-                format!(
-                    "camera `{}`: sampling interval_ms = {interval_ms} is out of range 40–3600000",
-                    v.id
-                ),
-            );
-        }
+    if let super::Sampling::Interval { interval_ms } = v.sampling
+        && !(40..=3_600_000).contains(&interval_ms)
+    {
+        c.push(
+            cam,
+            format!(
+                "camera `{}`: sampling interval_ms = {interval_ms} is out of range 40–3600000",
+                v.id
+            ),
+        );
     }
 }
 
@@ -305,10 +305,16 @@ fn verify_zones<'a>(c: &mut Check, cam: &'a CameraConfig) -> BTreeMap<&'a str, &
         if points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
             c.push(&z.points, format!("camera `{}`: zone `{}` has a point outside 0..1; points are fractions of the image width and height", cam.id, z.id));
         }
-        if let Some(area) = &z.area_m2 {
-            if !(*area.get_ref() > 0.0 && area.get_ref().is_finite()) {
-                c.push(area, format!("camera `{}`: zone `{}`: area_m2 must be a positive number of square metres", cam.id, z.id));
-            }
+        if let Some(area) = &z.area_m2
+            && !(*area.get_ref() > 0.0 && area.get_ref().is_finite())
+        {
+            c.push(
+                area,
+                format!(
+                    "camera `{}`: zone `{}`: area_m2 must be a positive number of square metres",
+                    cam.id, z.id
+                ),
+            );
         }
         if let Some(grid) = &z.grid_code {
             let g = grid.get_ref();

@@ -42,10 +42,10 @@ fn candidate_libraries() -> Vec<PathBuf> {
     c.push("/usr/lib/streetsight/libonnxruntime.so".into());
     // A development checkout: scripts/setup.sh puts it here.
     c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/onnxruntime/libonnxruntime.so"));
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            c.push(dir.join("../lib/streetsight/libonnxruntime.so"));
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        c.push(dir.join("../lib/streetsight/libonnxruntime.so"));
     }
     c
 }
@@ -124,13 +124,14 @@ impl Detector {
             model: model.clone(),
             message: e.to_string(),
         };
-        let session = Session::builder(env)
-            .map_err(ort_err)?
+        let builder = Session::builder(env).map_err(ort_err)?;
+        let builder = builder
             .with_intra_threads(threads)
-            .and_then(|b| b.with_inter_threads(1))
-            .map_err(|e| ort_err(e.into()))?
-            .commit_from_memory(&bytes)
-            .map_err(ort_err)?;
+            .map_err(|e| ort_err(e.into()))?;
+        let mut builder = builder
+            .with_inter_threads(1)
+            .map_err(|e| ort_err(e.into()))?;
+        let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
         check_io(&manifest, &session).map_err(|message| EngineError::Mismatch {
             model: model.clone(),
             message,

@@ -158,7 +158,7 @@ impl Manifest {
                 "labels is empty; list the model's classes in index order".into(),
             ));
         }
-        if m.input.std.iter().any(|s| *s == 0.0) {
+        if m.input.std.contains(&0.0) {
             return Err(invalid(
                 "input.std has a zero; every channel divisor must be non-zero".into(),
             ));

@@ -13,7 +13,7 @@ pub use evidence::{Annotation, Evidence, render};
 use crate::config::{CameraConfig, CategoryCodes, Config, ZoneConfig};
 use crate::detect::Detection;
 use crate::ingest::Frame;
-use crate::rules::{CrowdChange, CrowdLevel, CrowdRule, Polygon};
+use crate::rules::{CrowdChange, CrowdLevel, CrowdParams, CrowdRule, Polygon};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -32,6 +32,17 @@ pub struct ModelInfo {
     pub version: String,
     pub sha256: String,
     pub labels: Vec<String>,
+}
+
+/// What one rule change contributes to an event.
+struct Draft<'a> {
+    phase: Phase,
+    incident_id: String,
+    first_seen: SystemTime,
+    now: SystemTime,
+    crowd: CrowdInfo,
+    members: &'a [&'a Detection],
+    evidence: &'a Evidence,
 }
 
 struct OpenIncident {
@@ -93,16 +104,16 @@ impl Analyser {
                     })
                     .collect();
                 let area = zone.area_m2.as_ref().map(|a| *a.get_ref())?;
-                let rule = CrowdRule::new(
-                    Polygon::new(zone.points.get_ref()),
-                    area,
+                let rule = CrowdRule::new(CrowdParams {
+                    zone: Polygon::new(zone.points.get_ref()),
+                    area_m2: area,
                     classes,
-                    *c.min_score.get_ref(),
+                    min_score: *c.min_score.get_ref(),
                     levels,
-                    *c.hysteresis.get_ref(),
-                    Duration::from_secs_f64(c.sustain_s),
-                    Duration::from_secs_f64(c.clear_s),
-                );
+                    hysteresis: *c.hysteresis.get_ref(),
+                    sustain: Duration::from_secs_f64(c.sustain_s),
+                    clear: Duration::from_secs_f64(c.clear_s),
+                });
                 let codes = categories.get(&c.category).cloned().unwrap_or_default();
                 Some(CrowdSlot {
                     rule,
@@ -142,7 +153,7 @@ impl Analyser {
             let Some(change) = slot.rule.update(obs.density, frame.captured_mono) else {
                 continue;
             };
-            let levels = &slot.rule.levels;
+            let levels = &slot.rule.params.levels;
             let (phase, level, previous) = match change {
                 CrowdChange::Opened { to } => (Phase::Opened, to, None),
                 CrowdChange::LevelChanged { from, to } => (Phase::Updated, to, Some(from)),
@@ -165,7 +176,7 @@ impl Analyser {
             }
             let members: Vec<&Detection> = obs.members.iter().map(|&m| &detections[m]).collect();
             let ann = Annotation {
-                zone: &self.crowds[i].rule.zone.points,
+                zone: &self.crowds[i].rule.params.zone.points,
                 counted: members.iter().map(|d| d.bbox).collect(),
                 others: detections
                     .iter()
@@ -187,33 +198,31 @@ impl Analyser {
                 }
             };
             let slot = &self.crowds[i];
-            let event = self.event(
-                slot,
+            let draft = Draft {
                 phase,
                 incident_id,
                 first_seen,
-                frame.captured_at,
+                now: frame.captured_at,
                 crowd,
-                &members,
-                &evidence,
-            );
+                members: &members,
+                evidence: &evidence,
+            };
+            let event = self.event(slot, draft);
             out.push(Publication { event, evidence });
         }
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn event(
-        &self,
-        slot: &CrowdSlot,
-        phase: Phase,
-        incident_id: String,
-        first_seen: SystemTime,
-        now: SystemTime,
-        crowd: CrowdInfo,
-        members: &[&Detection],
-        evidence: &Evidence,
-    ) -> IncidentEvent {
+    fn event(&self, slot: &CrowdSlot, d: Draft) -> IncidentEvent {
+        let Draft {
+            phase,
+            incident_id,
+            first_seen,
+            now,
+            crowd,
+            members,
+            evidence,
+        } = d;
         let event_id = uuid::Uuid::now_v7().to_string();
         let confidence = if members.is_empty() {
             0.0

@@ -39,18 +39,25 @@ pub enum CrowdChange {
     Cleared { from: usize },
 }
 
-/// The rule and its state for one zone of one camera.
+/// Parameters of one crowd rule (from the configuration, labels resolved to class indices).
 #[derive(Debug, Clone)]
-pub struct CrowdRule {
+pub struct CrowdParams {
     pub zone: Polygon,
     pub area_m2: f64,
     /// Class indices that count as people.
     pub classes: Vec<usize>,
     pub min_score: f32,
+    /// Ascending by `min_density`.
     pub levels: Vec<CrowdLevel>,
     pub hysteresis: f64,
     pub sustain: Duration,
     pub clear: Duration,
+}
+
+/// The rule and its state for one zone of one camera.
+#[derive(Debug, Clone)]
+pub struct CrowdRule {
+    pub params: CrowdParams,
     /// Since when each level has been held (`None`: not held now).
     held_since: Vec<Option<Instant>>,
     /// Since when the reported level has not been held.
@@ -61,26 +68,10 @@ pub struct CrowdRule {
 }
 
 impl CrowdRule {
-    pub fn new(
-        zone: Polygon,
-        area_m2: f64,
-        classes: Vec<usize>,
-        min_score: f32,
-        levels: Vec<CrowdLevel>,
-        hysteresis: f64,
-        sustain: Duration,
-        clear: Duration,
-    ) -> Self {
-        let n = levels.len();
+    pub fn new(params: CrowdParams) -> Self {
+        let n = params.levels.len();
         Self {
-            zone,
-            area_m2,
-            classes,
-            min_score,
-            levels,
-            hysteresis,
-            sustain,
-            clear,
+            params,
             held_since: vec![None; n],
             lost_since: None,
             clear_since: None,
@@ -98,26 +89,28 @@ impl CrowdRule {
         let members: Vec<usize> = detections
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.score >= self.min_score && self.classes.contains(&d.class))
+            .filter(|(_, d)| {
+                d.score >= self.params.min_score && self.params.classes.contains(&d.class)
+            })
             .filter(|(_, d)| {
                 let (x, y) = d.bbox.bottom_centre();
-                self.zone.contains(x, y)
+                self.params.zone.contains(x, y)
             })
             .map(|(i, _)| i)
             .collect();
         let count = members.len();
         CrowdObservation {
             count,
-            density: count as f64 / self.area_m2,
+            density: count as f64 / self.params.area_m2,
             members,
         }
     }
 
     /// Feed one observation at `now`; returns a change of the reported level, if any.
     pub fn update(&mut self, density: f64, now: Instant) -> Option<CrowdChange> {
-        for (k, level) in self.levels.iter().enumerate() {
+        for (k, level) in self.params.levels.iter().enumerate() {
             let threshold = if self.held_since[k].is_some() {
-                level.min_density - self.hysteresis
+                level.min_density - self.params.hysteresis
             } else {
                 level.min_density
             };
@@ -136,10 +129,10 @@ impl CrowdRule {
         let held_for = |since: Option<Instant>, d: Duration| {
             since.is_some_and(|s| now.saturating_duration_since(s) >= d)
         };
-        let sustained = (0..self.levels.len())
+        let sustained = (0..self.params.levels.len())
             .rev()
-            .find(|&k| held_for(self.held_since[k], self.sustain));
-        let still_held = (0..self.levels.len())
+            .find(|&k| held_for(self.held_since[k], self.params.sustain));
+        let still_held = (0..self.params.levels.len())
             .rev()
             .find(|&k| self.held_since[k].is_some());
 
@@ -158,13 +151,13 @@ impl CrowdRule {
             self.reported = Some(to);
             return Some(CrowdChange::LevelChanged { from: current, to });
         }
-        if held_for(self.clear_since, self.clear) {
+        if held_for(self.clear_since, self.params.clear) {
             self.reported = None;
             self.lost_since = None;
             return Some(CrowdChange::Cleared { from: current });
         }
         match still_held {
-            Some(to) if to < current && held_for(self.lost_since, self.sustain) => {
+            Some(to) if to < current && held_for(self.lost_since, self.params.sustain) => {
                 self.reported = Some(to);
                 self.lost_since = None;
                 Some(CrowdChange::LevelChanged { from: current, to })
@@ -191,16 +184,16 @@ mod tests {
             },
         ];
         let zone = Polygon::new(&[[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]);
-        CrowdRule::new(
+        CrowdRule::new(CrowdParams {
             zone,
-            1.0,
-            vec![0],
-            0.5,
+            area_m2: 1.0,
+            classes: vec![0],
+            min_score: 0.5,
             levels,
-            0.5,
-            Duration::from_secs(10),
-            Duration::from_secs(30),
-        )
+            hysteresis: 0.5,
+            sustain: Duration::from_secs(10),
+            clear: Duration::from_secs(30),
+        })
     }
 
     /// Feed `density` every second for `secs` seconds from `t`; return the changes and the new time.

@@ -5,5 +5,5 @@
 mod crowd;
 mod zone;
 
-pub use crowd::{CrowdChange, CrowdLevel, CrowdObservation, CrowdRule};
+pub use crowd::{CrowdChange, CrowdLevel, CrowdObservation, CrowdParams, CrowdRule};
 pub use zone::Polygon;
