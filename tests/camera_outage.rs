@@ -38,7 +38,7 @@ impl Drop for Camera {
 }
 
 /// Levels close together with no hysteresis or sustain, so the walkers' changing count produces events
-/// every few seconds while frames flow.
+/// every few seconds while frames flow. A second camera points at a port where nothing listens.
 fn flapping_config(camera_url: &str, broker_url: &str, state: &std::path::Path) -> String {
     format!(
         r#"[device]
@@ -63,7 +63,14 @@ levels = [{{ name = "l4", min_density = 4.0 }}, {{ name = "l5", min_density = 5.
 hysteresis = 0.0
 sustain_s = 0
 clear_s = 0
+
+# A camera that never answers: it must not disturb the other one or the daemon.
+[[camera]]
+id = "dead"
+url = "rtsp://127.0.0.1:{dead_port}/nothing"
+model = "nanodet"
 "#,
+        dead_port = free_port().unwrap(),
         state = state.display(),
         model = model_dir().display()
     )
