@@ -1,21 +1,25 @@
 //! The daemon: wires the stages together along the data's way and runs them until shutdown.
 //!
-//!     camera threads ──FrameQueue (drop oldest)──▶ model worker (detect → rules → incident)
-//!         ──mpsc (bounded, blocking: events are never dropped)──▶ uplink task ──MQTT──▶ broker
+//! ```text
+//! camera threads ──FrameQueue (drop oldest)──▶ model worker (detect → rules → incident)
+//!     ──SQLite outbox (committed before the worker goes on)──▶ uplink task ──MQTT──▶ broker
+//! ```
 //!
 //! One worker thread per model owns its ONNX Runtime session, so cameras that use the same model share it.
 //! A model that fails to load stops only the cameras that use it.
 
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::detect::{Detector, Manifest};
-use crate::incident::{Analyser, ModelInfo, Publication};
-use crate::ingest::{CameraHandle, CameraSource, FrameQueue, spawn_camera};
+use crate::incident::{Analyser, ModelInfo};
+use crate::ingest::{CameraHandle, CameraSource, CameraStats, FrameQueue, spawn_camera};
 use crate::ops::Shutdown;
-use crate::uplink::{StatusSource, Uplink, UplinkStats};
+use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+
+/// The running cameras' ids and counters, shared with the status message.
+type CameraList = Arc<Mutex<Vec<(Arc<str>, Arc<CameraStats>)>>>;
 
 /// What the status message says about models.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,7 +42,7 @@ pub fn init_process() -> anyhow::Result<()> {
 }
 
 /// Run the daemon until `shutdown`; on shutdown, stop cameras and workers, then give the uplink up to
-/// `drain` to deliver what is queued.
+/// `drain` to deliver what is queued (the rest stays in the durable outbox).
 pub async fn run(
     loaded: LoadedConfig,
     shutdown: Shutdown,
@@ -46,10 +50,17 @@ pub async fn run(
 ) -> anyhow::Result<Arc<UplinkStats>> {
     init_process()?;
     let config = &loaded.config;
-    let (events_tx, events_rx) = mpsc::channel::<Publication>(256);
+    let camera_stats: CameraList = Arc::default();
+    let models: Arc<Mutex<Vec<ModelStatus>>> = Arc::default();
+    let status = status_source(
+        config.device.id.get_ref().clone(),
+        camera_stats.clone(),
+        models.clone(),
+    );
+    // The uplink and its durable outbox come first: the backlog is read before producers start.
+    let (uplink, writer) = Uplink::from_config(config, &loaded.base_dir, status)?;
     let mut cameras: Vec<CameraHandle> = Vec::new();
     let mut workers = Vec::new();
-    let mut models = Vec::new();
 
     for (name, model_cfg) in &config.models {
         let users: Vec<&CameraConfig> = config
@@ -58,16 +69,15 @@ pub async fn run(
             .map(|c| c.get_ref())
             .filter(|c| c.model.get_ref() == name)
             .collect();
+        let threads = model_cfg.get_ref().threads;
         let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path))
             .map_err(|e| e.to_string())
-            .and_then(|m| {
-                Detector::load(m, model_cfg.get_ref().threads).map_err(|e| e.to_string())
-            });
+            .and_then(|m| Detector::load(m, threads).map_err(|e| e.to_string()));
         let detector = match loaded_model {
             Ok(d) => d,
             Err(error) => {
                 tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
-                models.push(ModelStatus {
+                models.lock().expect("status lock").push(ModelStatus {
                     name: name.clone(),
                     state: "rejected",
                     version: None,
@@ -78,7 +88,7 @@ pub async fn run(
             }
         };
         tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
-        models.push(ModelStatus {
+        models.lock().expect("status lock").push(ModelStatus {
             name: name.clone(),
             state: "active",
             version: Some(detector.manifest.version.clone()),
@@ -105,13 +115,18 @@ pub async fn run(
                 }
             };
             analysers.insert(cam.id.clone(), Analyser::new(config, cam, info.clone()));
-            cameras.push(spawn_camera(source, queue.clone(), shutdown.clone()));
+            let handle = spawn_camera(source, queue.clone(), shutdown.clone());
+            camera_stats
+                .lock()
+                .expect("status lock")
+                .push((handle.id.clone(), handle.stats.clone()));
+            cameras.push(handle);
         }
         let worker = ModelWorker {
             detector,
             analysers,
             queue,
-            events: events_tx.clone(),
+            outbox: writer.clone(),
             shutdown: shutdown.clone(),
         };
         workers.push(
@@ -120,22 +135,10 @@ pub async fn run(
                 .spawn(move || worker.run())?,
         );
     }
-    drop(events_tx);
+    drop(writer);
 
-    let camera_stats: Vec<_> = cameras
-        .iter()
-        .map(|c| (c.id.clone(), c.stats.clone()))
-        .collect();
-    let models = Arc::new(Mutex::new(models));
-    let device_id = config.device.id.get_ref().clone();
-    let status: StatusSource = Arc::new(move |state: &str| {
-        let cams: Vec<_> = camera_stats.iter().map(|(id, s)| serde_json::json!({ "id": &**id, "state": s.state(), "frames_in": s.frames_in.load(std::sync::atomic::Ordering::Relaxed) })).collect();
-        serde_json::json!({ "state": state, "device": device_id, "version": env!("CARGO_PKG_VERSION"), "cameras": cams, "models": *models.lock().expect("status lock") })
-    });
-    let uplink = Uplink::from_config(config, &loaded.base_dir, status)?;
     let stats = uplink.stats.clone();
-    let uplink_task = tokio::spawn(uplink.run(events_rx, shutdown.clone(), drain));
-
+    let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
     shutdown.wait().await;
     tracing::info!("Shutting down.");
     tokio::task::spawn_blocking(move || {
@@ -151,12 +154,24 @@ pub async fn run(
     Ok(stats)
 }
 
+/// The retained status: cameras and their state, models and theirs.
+fn status_source(
+    device_id: String,
+    cameras: CameraList,
+    models: Arc<Mutex<Vec<ModelStatus>>>,
+) -> StatusSource {
+    Arc::new(move |state: &str| {
+        let cams: Vec<_> = cameras.lock().expect("status lock").iter().map(|(id, s)| serde_json::json!({ "id": &**id, "state": s.state(), "frames_in": s.frames_in.load(std::sync::atomic::Ordering::Relaxed) })).collect();
+        serde_json::json!({ "state": state, "device": device_id, "version": env!("CARGO_PKG_VERSION"), "cameras": cams, "models": *models.lock().expect("status lock") })
+    })
+}
+
 /// One model's worker: detect on frames from its cameras, run each camera's rules, emit events.
 struct ModelWorker {
     detector: Detector,
     analysers: HashMap<String, Analyser>,
     queue: FrameQueue,
-    events: mpsc::Sender<Publication>,
+    outbox: OutboxWriter,
     shutdown: Shutdown,
 }
 
@@ -181,10 +196,15 @@ impl ModelWorker {
             };
             for publication in analyser.analyse(&frame, &detections) {
                 let e = &publication.event;
-                tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, "Incident event.");
-                // Blocking send: an event is never dropped; backpressure drops frames upstream instead.
-                if self.events.blocking_send(publication).is_err() {
-                    return;
+                // Committed to disk before this returns: from here on the event survives a power cut.
+                // While the flash is slow, frames queue up upstream and the oldest are dropped there.
+                match self.outbox.append(&publication) {
+                    Ok(()) => {
+                        tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, event = %e.event_id, "Incident event stored.")
+                    }
+                    Err(error) => {
+                        tracing::error!(camera = %e.camera.id, event = %e.event_id, %error, "Incident event could not be stored; it is lost.")
+                    }
                 }
             }
         }

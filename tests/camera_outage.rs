@@ -5,8 +5,7 @@ mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use streetsight::demo::{Mosquitto, Subscriber, free_port};
-use streetsight::ops::Shutdown;
+use streetsight::demo::{Mosquitto, free_port};
 use support::*;
 
 struct Camera(Child);
@@ -91,23 +90,19 @@ async fn daemon_survives_a_camera_outage_and_resumes_events() {
             work.path(),
         ),
     );
-    let sub = Subscriber::connect(&broker.url(), "streetsight/v1/outage-pole/events")
-        .await
-        .unwrap();
-    let shutdown = Shutdown::new();
-    let daemon = tokio::spawn(streetsight::daemon::run(
-        loaded,
-        shutdown.clone(),
-        Duration::from_secs(5),
-    ));
+    let daemon =
+        RunningDaemon::start(loaded, &broker.url(), "streetsight/v1/outage-pole/events").await;
     let schema = event_schema();
 
     let mut before = Seen::default();
     assert!(
-        collect_until(&sub, &mut before, &schema, Duration::from_secs(90), |s| s
-            .events
-            .len()
-            >= 2)
+        collect_until(
+            &daemon.sub,
+            &mut before,
+            &schema,
+            Duration::from_secs(90),
+            |s| s.events.len() >= 2
+        )
         .await,
         "events flow before the outage"
     );
@@ -115,27 +110,34 @@ async fn daemon_survives_a_camera_outage_and_resumes_events() {
     drop(camera.take()); // the camera loses power
     // Let the daemon notice (stall timeout) and go through a few reconnect attempts against a closed port.
     let mut during = Seen::default();
-    collect_until(&sub, &mut during, &schema, Duration::from_secs(15), |_| {
-        false
-    })
+    collect_until(
+        &daemon.sub,
+        &mut during,
+        &schema,
+        Duration::from_secs(15),
+        |_| false,
+    )
     .await;
     assert!(
-        !daemon.is_finished(),
+        !daemon.handle.is_finished(),
         "the daemon is still running while the camera is down"
     );
 
     camera = Some(Camera::start(port)); // power is back
     let mut after = Seen::default();
-    let resumed = collect_until(&sub, &mut after, &schema, Duration::from_secs(120), |s| {
-        !s.events.is_empty()
-    })
+    let resumed = collect_until(
+        &daemon.sub,
+        &mut after,
+        &schema,
+        Duration::from_secs(120),
+        |s| !s.events.is_empty(),
+    )
     .await;
     assert!(
-        !daemon.is_finished(),
+        !daemon.handle.is_finished(),
         "the daemon is still running after the outage"
     );
-    shutdown.trigger();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
     drop(camera);
     assert!(resumed, "events resumed after the camera came back");
 }

@@ -5,9 +5,8 @@
 mod support;
 
 use std::time::Duration;
-use streetsight::demo::{Clip, ClipServer, Mosquitto, Subscriber, demo_config};
+use streetsight::demo::{Clip, ClipServer, Mosquitto, demo_config};
 use streetsight::incident::Phase;
-use streetsight::ops::Shutdown;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,25 +25,22 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
             work.path(),
         ),
     );
-    let sub = Subscriber::connect(&broker.url(), "streetsight/v1/demo-pole/#")
-        .await
-        .unwrap();
-    let shutdown = Shutdown::new();
-    let daemon = tokio::spawn(streetsight::daemon::run(
-        loaded,
-        shutdown.clone(),
-        Duration::from_secs(5),
-    ));
+    let daemon = RunningDaemon::start(loaded, &broker.url(), "streetsight/v1/demo-pole/#").await;
 
     let schema = event_schema();
     let mut seen = Seen::default();
-    let got = collect_until(&sub, &mut seen, &schema, Duration::from_secs(120), |s| {
-        s.events.iter().any(|e| e.phase == Phase::Opened)
-            && s.events.iter().any(|e| e.phase != Phase::Opened)
-    })
+    let got = collect_until(
+        &daemon.sub,
+        &mut seen,
+        &schema,
+        Duration::from_secs(120),
+        |s| {
+            s.events.iter().any(|e| e.phase == Phase::Opened)
+                && s.events.iter().any(|e| e.phase != Phase::Opened)
+        },
+    )
     .await;
-    shutdown.trigger();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
     assert!(
         got,
         "expected an opened and a later event; got {:?}",

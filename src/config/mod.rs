@@ -104,6 +104,12 @@ pub struct StorageConfig {
     /// JPEG quality of evidence images (1–100).
     #[serde(default = "default_jpeg_quality")]
     pub jpeg_quality: u8,
+    /// Upper bound of the outbox's payload bytes, in MiB; over it, evidence is dropped before events.
+    #[serde(default = "default_outbox_max_mb")]
+    pub outbox_max_mb: u64,
+    /// Records older than this many hours are dropped from the outbox (evidence and events alike).
+    #[serde(default = "default_outbox_max_age_h")]
+    pub outbox_max_age_h: u64,
 }
 
 impl Default for StorageConfig {
@@ -111,6 +117,8 @@ impl Default for StorageConfig {
         Self {
             state_dir: default_state_dir(),
             jpeg_quality: default_jpeg_quality(),
+            outbox_max_mb: default_outbox_max_mb(),
+            outbox_max_age_h: default_outbox_max_age_h(),
         }
     }
 }
@@ -275,6 +283,14 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_jpeg_quality() -> u8 {
     85
+}
+/// 256 MiB: about 2,500 events with evidence, or days of events alone, on flash a gateway can spare.
+fn default_outbox_max_mb() -> u64 {
+    256
+}
+/// A week: longer outages than that need an installer anyway.
+fn default_outbox_max_age_h() -> u64 {
+    168
 }
 fn default_model_threads() -> usize {
     2

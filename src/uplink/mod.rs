@@ -2,8 +2,10 @@
 //! `offline` last will, TLS with client certificates. A message counts as delivered only on PUBACK.
 
 mod outbox;
+mod store;
 
-pub use outbox::{Outbox, Record};
+pub use outbox::Outbox;
+pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
 
 use crate::config::{Config, UplinkConfig};
 use crate::incident::Publication;
@@ -12,9 +14,10 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
     TlsConfiguration, Transport,
 };
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -27,6 +30,8 @@ pub enum UplinkError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Topic names for one device.
@@ -59,9 +64,14 @@ pub type StatusSource = Arc<dyn Fn(&str) -> serde_json::Value + Send + Sync>;
 /// Delivery counters readable while the uplink runs.
 #[derive(Debug, Default)]
 pub struct UplinkStats {
+    /// Records acknowledged by the broker (PUBACK).
     pub delivered: AtomicU64,
+    /// Records waiting in the outbox.
     pub depth: AtomicU64,
     pub connects: AtomicU64,
+    /// Records the outbox's bounds dropped.
+    pub dropped_events: AtomicU64,
+    pub dropped_evidence: AtomicU64,
 }
 
 /// MQTT connection options from the configuration (TLS files are read here).
@@ -134,6 +144,49 @@ fn offline_payload(device_id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The producer side of the outbox: model workers append publications here; `append` returns once the
+/// records are committed to disk.
+#[derive(Clone)]
+pub struct OutboxWriter {
+    store: Arc<Mutex<Store>>,
+    topics: Topics,
+    notify: mpsc::UnboundedSender<Vec<Meta>>,
+}
+
+impl OutboxWriter {
+    /// Durably enqueue an event with its evidence (evidence first, so it reaches the broker before its event).
+    pub fn append(&self, p: &Publication) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(&p.event).expect("events serialise");
+        let evidence_topics: Vec<String> = p
+            .event
+            .evidence
+            .iter()
+            .map(|e| self.topics.under(&e.topic))
+            .collect();
+        let mut records: Vec<(Kind, &str, &[u8])> = evidence_topics
+            .iter()
+            .map(|t| (Kind::Evidence, t.as_str(), p.evidence.jpeg.as_slice()))
+            .collect();
+        let events = self.topics.events();
+        records.push((Kind::Event, events.as_str(), json.as_slice()));
+        let metas = self.store.lock().expect("outbox lock").append(&records)?;
+        let _ = self.notify.send(metas);
+        Ok(())
+    }
+}
+
+/// Open the outbox at `state_dir/outbox.sqlite`.
+pub fn open_store(config: &Config) -> Result<Store, StoreError> {
+    let s = &config.storage;
+    Store::open(
+        &s.state_dir.join("outbox.sqlite"),
+        Bounds {
+            max_bytes: s.outbox_max_mb * 1024 * 1024,
+            max_age: Duration::from_secs(s.outbox_max_age_h * 3600),
+        },
+    )
+}
+
 /// The uplink task's inputs.
 pub struct Uplink {
     pub options: MqttOptions,
@@ -141,60 +194,115 @@ pub struct Uplink {
     pub device_id: String,
     pub status: StatusSource,
     pub stats: Arc<UplinkStats>,
+    store: Arc<Mutex<Store>>,
+    /// Records found on disk at start (a backlog from before a restart), oldest first.
+    backlog: Vec<Meta>,
+    appended: mpsc::UnboundedReceiver<Vec<Meta>>,
 }
 
-/// Status id in the outbox pairing: status messages are not incidents and never queue behind them.
+/// Records handed to the client and not yet acknowledged, at most.
 const WINDOW: usize = 64;
+/// Status messages are not stored; their ids live above any SQLite rowid.
+const STATUS_IDS: u64 = 1 << 62;
+
+/// In-task state: bookkeeping, the records' metas, and the in-memory status messages.
+struct Book {
+    outbox: Outbox,
+    metas: BTreeMap<u64, Meta>,
+    status: HashMap<u64, (String, Vec<u8>)>,
+    next_status: u64,
+}
+
+impl Book {
+    fn add(&mut self, m: Meta) {
+        self.outbox.append(m.id);
+        self.metas.insert(m.id, m);
+    }
+
+    fn add_status(&mut self, topic: String, payload: Vec<u8>) {
+        let id = self.next_status;
+        self.next_status += 1;
+        self.status.insert(id, (topic, payload));
+        self.outbox.append(id);
+    }
+}
 
 impl Uplink {
+    /// Build the uplink and its outbox writer; the outbox's backlog is read now, before producers start.
     pub fn from_config(
         config: &Config,
         base_dir: &Path,
         status: StatusSource,
-    ) -> Result<Self, UplinkError> {
+    ) -> Result<(Self, OutboxWriter), UplinkError> {
         let device_id = config.device.id.get_ref().clone();
         let topics = Topics::new(&config.uplink.topic_prefix, &device_id);
         let options = mqtt_options(&config.uplink, &device_id, base_dir, &topics)?;
-        Ok(Uplink {
-            options,
-            topics,
-            device_id,
-            status,
-            stats: Arc::default(),
-        })
+        let store = open_store(config)?;
+        let backlog = store.all_meta()?;
+        if !backlog.is_empty() {
+            tracing::info!(
+                records = backlog.len(),
+                bytes = store.bytes(),
+                "Outbox holds undelivered records from before; they go first."
+            );
+        }
+        let store = Arc::new(Mutex::new(store));
+        let (notify, appended) = mpsc::unbounded_channel();
+        let writer = OutboxWriter {
+            store: store.clone(),
+            topics: topics.clone(),
+            notify,
+        };
+        Ok((
+            Uplink {
+                options,
+                topics,
+                device_id,
+                status,
+                stats: Arc::default(),
+                store,
+                backlog,
+                appended,
+            },
+            writer,
+        ))
     }
 
-    /// Deliver publications until shutdown, then flush for at most `drain` and say `offline`.
-    pub async fn run(
-        self,
-        mut rx: mpsc::Receiver<Publication>,
-        shutdown: Shutdown,
-        drain: Duration,
-    ) {
+    /// Deliver until shutdown, then keep delivering for at most `drain` and say `offline`. Whatever is
+    /// still undelivered stays in the outbox for the next start.
+    pub async fn run(mut self, shutdown: Shutdown, drain: Duration) {
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), WINDOW * 2 + 8);
-        let mut outbox = Outbox::new();
+        let mut book = Book {
+            outbox: Outbox::new(),
+            metas: BTreeMap::new(),
+            status: HashMap::new(),
+            next_status: STATUS_IDS,
+        };
+        for m in std::mem::take(&mut self.backlog) {
+            book.add(m);
+        }
         let mut connected = false;
         let mut backoff =
             crate::ingest::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let status_every = Duration::from_secs(30);
         let mut status_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + status_every, status_every);
-        let mut input_open = true;
-        let stop = shutdown.clone();
-        let stopping = stop.wait();
+        let mut age_tick = tokio::time::interval(Duration::from_secs(60));
+        let stopping = shutdown.wait();
         tokio::pin!(stopping);
         loop {
             tokio::select! {
                 _ = &mut stopping => break,
-                msg = rx.recv(), if input_open => match msg {
-                    Some(p) => self.enqueue(&mut outbox, p),
-                    None => input_open = false,
-                },
+                Some(metas) = self.appended.recv() => {
+                    metas.into_iter().for_each(|m| book.add(m));
+                    self.enforce_bounds(&mut book);
+                }
+                _ = age_tick.tick() => self.enforce_bounds(&mut book),
                 _ = status_tick.tick(), if connected => {
-                    outbox.append(self.topics.status(), (self.status)("online").to_string().into_bytes(), true);
+                    book.add_status(self.topics.status(), (self.status)("online").to_string().into_bytes());
                 }
                 ev = eventloop.poll() => match ev {
-                    Ok(ev) => connected = self.on_event(ev, &mut outbox, &mut backoff, connected),
+                    Ok(ev) => connected = self.on_event(ev, &mut book, &mut backoff, connected),
                     Err(error) => {
                         connected = false;
                         let delay = backoff.next_delay(&mut rand::rng());
@@ -204,35 +312,56 @@ impl Uplink {
                 },
             }
             if connected {
-                pump(&client, &mut outbox);
+                self.pump(&client, &mut book);
             }
-            self.stats
-                .depth
-                .store(outbox.depth() as u64, Ordering::Relaxed);
-            self.stats
-                .delivered
-                .store(outbox.delivered(), Ordering::Relaxed);
+            self.update_stats(&book);
         }
-        self.drain(client, eventloop, rx, outbox, connected, drain)
-            .await;
+        self.drain(client, eventloop, book, connected, drain).await;
     }
 
-    fn enqueue(&self, outbox: &mut Outbox, p: Publication) {
-        for e in &p.event.evidence {
-            outbox.append(self.topics.under(&e.topic), p.evidence.jpeg.clone(), false);
-        }
-        match serde_json::to_vec(&p.event) {
-            Ok(json) => {
-                outbox.append(self.topics.events(), json, false);
+    fn update_stats(&self, book: &Book) {
+        self.stats
+            .depth
+            .store(book.metas.len() as u64, Ordering::Relaxed);
+        self.stats
+            .delivered
+            .store(book.outbox.delivered(), Ordering::Relaxed);
+        let dropped = self.store.lock().expect("outbox lock").dropped;
+        self.stats
+            .dropped_events
+            .store(dropped.events, Ordering::Relaxed);
+        self.stats
+            .dropped_evidence
+            .store(dropped.evidence, Ordering::Relaxed);
+    }
+
+    /// Apply the outbox's size and age bounds: evidence before events, oldest first, never what is in flight.
+    fn enforce_bounds(&self, book: &mut Book) {
+        let mut store = self.store.lock().expect("outbox lock");
+        let queue: Vec<Meta> = book.metas.values().copied().collect();
+        let outbox = &book.outbox;
+        let doomed = store.over_bounds(
+            &queue,
+            &|id| outbox.is_in_flight(id),
+            crate::uplink::store::now_ms(),
+        );
+        for m in doomed {
+            if !book.outbox.evict(m.id) {
+                continue;
             }
-            Err(error) => tracing::error!(%error, "Event could not be serialised."),
+            book.metas.remove(&m.id);
+            if let Err(error) = store.delete(m.id) {
+                tracing::error!(%error, "Outbox record could not be deleted.");
+            }
+            store.count_drop(m.kind);
+            tracing::warn!(kind = ?m.kind, bytes = m.bytes, age_s = (crate::uplink::store::now_ms() - m.created_ms) / 1000, "Outbox over its bounds; dropped the oldest record of this kind.");
         }
     }
 
     fn on_event(
         &self,
         ev: Event,
-        outbox: &mut Outbox,
+        book: &mut Book,
         backoff: &mut crate::ingest::Backoff,
         connected: bool,
     ) -> bool {
@@ -240,24 +369,58 @@ impl Uplink {
             Event::Incoming(Packet::ConnAck(_)) => {
                 backoff.reset();
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(backlog = outbox.depth(), "Connected to the broker.");
-                outbox.on_connected();
-                // Status goes first on a new connection; it is an ordinary outbox record at the tail otherwise.
-                let status = (self.status)("online").to_string().into_bytes();
-                outbox.append(self.topics.status(), status, true);
+                tracing::info!(backlog = book.metas.len(), "Connected to the broker.");
+                book.outbox.on_connected();
+                book.add_status(
+                    self.topics.status(),
+                    (self.status)("online").to_string().into_bytes(),
+                );
                 true
             }
             Event::Incoming(Packet::PubAck(ack)) => {
-                if let Some(r) = outbox.on_puback(ack.pkid) {
-                    tracing::debug!(topic = %r.topic, "Delivered.");
+                if let Some(id) = book.outbox.on_puback(ack.pkid)
+                    && book.status.remove(&id).is_none()
+                {
+                    book.metas.remove(&id);
+                    if let Err(error) = self.store.lock().expect("outbox lock").delete(id) {
+                        tracing::error!(%error, "Delivered record could not be deleted; it may be sent again.");
+                    }
                 }
                 connected
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                outbox.on_outgoing_publish(pkid);
+                book.outbox.on_outgoing_publish(pkid);
                 connected
             }
             _ => connected,
+        }
+    }
+
+    /// Hand waiting records to the client, keeping the window.
+    fn pump(&self, client: &AsyncClient, book: &mut Book) {
+        while let Some(id) = book.outbox.next_to_send(WINDOW) {
+            let (topic, payload, retain) = match book.status.get(&id) {
+                Some((t, p)) => (t.clone(), p.clone(), true),
+                None => match self.store.lock().expect("outbox lock").load(id) {
+                    Ok(Some(r)) => (r.topic, r.payload, false),
+                    other => {
+                        if let Err(error) = other {
+                            tracing::error!(%error, "Outbox record could not be read.");
+                        }
+                        book.outbox.unsend_last();
+                        book.outbox.evict(id);
+                        book.metas.remove(&id);
+                        continue;
+                    }
+                },
+            };
+            if client
+                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+                .is_err()
+            {
+                book.outbox.unsend_last();
+                break;
+            }
         }
     }
 
@@ -265,25 +428,20 @@ impl Uplink {
         self,
         client: AsyncClient,
         mut eventloop: EventLoop,
-        mut rx: mpsc::Receiver<Publication>,
-        mut outbox: Outbox,
+        mut book: Book,
         mut connected: bool,
         deadline: Duration,
     ) {
-        while let Ok(p) = rx.try_recv() {
-            self.enqueue(&mut outbox, p);
-        }
-        let offline = offline_payload(&self.device_id);
-        outbox.append(self.topics.status(), offline, true);
+        book.add_status(self.topics.status(), offline_payload(&self.device_id));
         let mut backoff =
             crate::ingest::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
         let flushed = tokio::time::timeout(deadline, async {
-            while outbox.depth() > 0 {
+            while book.outbox.depth() > 0 {
                 if connected {
-                    pump(&client, &mut outbox);
+                    self.pump(&client, &mut book);
                 }
                 match eventloop.poll().await {
-                    Ok(ev) => connected = self.on_event(ev, &mut outbox, &mut backoff, connected),
+                    Ok(ev) => connected = self.on_event(ev, &mut book, &mut backoff, connected),
                     Err(_) => {
                         connected = false;
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -294,33 +452,13 @@ impl Uplink {
         .await;
         if flushed.is_err() {
             tracing::warn!(
-                undelivered = outbox.depth(),
-                "Shutdown deadline reached with messages undelivered."
+                undelivered = book.metas.len(),
+                "Shutdown deadline reached; undelivered records stay in the outbox for the next start."
             );
         }
-        self.stats
-            .delivered
-            .store(outbox.delivered(), Ordering::Relaxed);
+        self.update_stats(&book);
         let _ = client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
-    }
-}
-
-/// Hand waiting records to the client, keeping the window.
-fn pump(client: &AsyncClient, outbox: &mut Outbox) {
-    while let Some(r) = outbox.next_to_send(WINDOW) {
-        if client
-            .try_publish(
-                r.topic.clone(),
-                QoS::AtLeastOnce,
-                r.retain,
-                r.payload.clone(),
-            )
-            .is_err()
-        {
-            outbox.unsend_last();
-            break;
-        }
     }
 }
 

@@ -95,3 +95,39 @@ pub fn load_config(dir: &Path, text: &str) -> streetsight::config::LoadedConfig 
     std::fs::write(&path, text).unwrap();
     streetsight::config::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A daemon running in this process, with a subscriber on its broker.
+pub struct RunningDaemon {
+    pub sub: Subscriber,
+    pub shutdown: streetsight::ops::Shutdown,
+    pub handle:
+        tokio::task::JoinHandle<anyhow::Result<std::sync::Arc<streetsight::uplink::UplinkStats>>>,
+}
+
+impl RunningDaemon {
+    /// Subscribe to `filter` on `broker_url` first (so nothing is missed), then start the daemon.
+    pub async fn start(
+        loaded: streetsight::config::LoadedConfig,
+        broker_url: &str,
+        filter: &str,
+    ) -> RunningDaemon {
+        let sub = Subscriber::connect(broker_url, filter).await.unwrap();
+        let shutdown = streetsight::ops::Shutdown::new();
+        let handle = tokio::spawn(streetsight::daemon::run(
+            loaded,
+            shutdown.clone(),
+            Duration::from_secs(5),
+        ));
+        RunningDaemon {
+            sub,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Trigger shutdown and wait for a clean exit.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.handle.await.unwrap().unwrap();
+    }
+}
