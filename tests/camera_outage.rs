@@ -36,42 +36,12 @@ impl Drop for Camera {
     }
 }
 
-/// Levels close together with no hysteresis or sustain, so the walkers' changing count produces events
-/// every few seconds while frames flow. A second camera points at a port where nothing listens.
-fn flapping_config(camera_url: &str, broker_url: &str, state: &std::path::Path) -> String {
+/// The flapping configuration plus a second camera at a port where nothing listens.
+fn config_with_dead_camera(camera_url: &str, broker_url: &str, state: &std::path::Path) -> String {
     format!(
-        r#"[device]
-id = "outage-pole"
-[uplink]
-broker = "{broker_url}"
-[storage]
-state_dir = "{state}"
-[models.nanodet]
-path = "{model}"
-[[camera]]
-id = "cam"
-url = "{camera_url}"
-model = "nanodet"
-[[camera.zone]]
-id = "all"
-points = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-area_m2 = 1.0
-[[camera.crowd_density]]
-zone = "all"
-levels = [{{ name = "l4", min_density = 4.0 }}, {{ name = "l5", min_density = 5.0 }}, {{ name = "l6", min_density = 6.0 }}, {{ name = "l7", min_density = 7.0 }}]
-hysteresis = 0.0
-sustain_s = 0
-clear_s = 0
-
-# A camera that never answers: it must not disturb the other one or the daemon.
-[[camera]]
-id = "dead"
-url = "rtsp://127.0.0.1:{dead_port}/nothing"
-model = "nanodet"
-"#,
-        dead_port = free_port().unwrap(),
-        state = state.display(),
-        model = model_dir().display()
+        "{}\n# A camera that never answers: it must not disturb the other one or the daemon.\n[[camera]]\nid = \"dead\"\nurl = \"rtsp://127.0.0.1:{}/nothing\"\nmodel = \"nanodet\"\n",
+        flapping_config("outage-pole", camera_url, broker_url, state),
+        free_port().unwrap()
     )
 }
 
@@ -84,7 +54,7 @@ async fn daemon_survives_a_camera_outage_and_resumes_events() {
     let work = tempfile::tempdir().unwrap();
     let loaded = load_config(
         work.path(),
-        &flapping_config(
+        &config_with_dead_camera(
             &format!("rtsp://127.0.0.1:{port}/cam"),
             &broker.url(),
             work.path(),

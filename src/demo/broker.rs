@@ -31,7 +31,20 @@ impl Mosquitto {
         Self::start_with(port, "")
     }
 
-    /// Start with extra configuration lines appended to the listener (e.g. TLS settings).
+    /// Start with the broker's own persistence in `dir`: sessions and queued QoS 1 messages of persistent
+    /// subscribers survive a graceful restart (`stop` then `start_persistent` with the same port and dir).
+    pub fn start_persistent(port: u16, dir: &std::path::Path) -> anyhow::Result<Mosquitto> {
+        set_mode(dir, 0o777)?;
+        Self::start_with(
+            port,
+            &format!(
+                "persistence true\npersistence_location {}/\nautosave_interval 1",
+                dir.display()
+            ),
+        )
+    }
+
+    /// Start with extra configuration lines (e.g. TLS settings); they override the defaults above them.
     pub fn start_with(port: u16, extra: &str) -> anyhow::Result<Mosquitto> {
         let port = if port == 0 { free_port()? } else { port };
         let dir = tempfile::Builder::new()
@@ -90,7 +103,23 @@ impl Mosquitto {
         )
     }
 
-    /// Stop the broker (an outage).
+    /// Stop the broker gracefully (SIGTERM: it saves its persistence first) and wait for it to exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
+    /// Kill the broker (an outage).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -21,12 +21,30 @@ impl Subscriber {
     /// Connect to a plain `mqtt://host:port` broker and subscribe to `filter` with QoS 1. Returns once the
     /// subscription is acknowledged; keeps reconnecting (and resubscribing) if the broker goes away.
     pub async fn connect(broker: &str, filter: &str) -> anyhow::Result<Subscriber> {
+        Self::connect_as(
+            broker,
+            filter,
+            &format!("sub-{}", uuid::Uuid::now_v7().simple()),
+            true,
+        )
+        .await
+    }
+
+    /// Like `connect`, with a fixed client id; with `clean_session = false` the broker keeps the
+    /// subscription and queues QoS 1 messages while this subscriber is away (a dispatch consumer's setup).
+    pub async fn connect_as(
+        broker: &str,
+        filter: &str,
+        client_id: &str,
+        clean_session: bool,
+    ) -> anyhow::Result<Subscriber> {
         let url = url::Url::parse(broker)?;
         let mut opts = MqttOptions::new(
-            format!("sub-{}", uuid::Uuid::now_v7().simple()),
+            client_id,
             url.host_str().unwrap_or("127.0.0.1"),
             url.port().unwrap_or(1883),
         );
+        opts.set_clean_session(clean_session);
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 64);

@@ -69,6 +69,8 @@ pub struct UplinkStats {
     /// Records waiting in the outbox.
     pub depth: AtomicU64,
     pub connects: AtomicU64,
+    /// Incident events committed to the outbox by this process.
+    pub appended_events: AtomicU64,
     /// Records the outbox's bounds dropped.
     pub dropped_events: AtomicU64,
     pub dropped_evidence: AtomicU64,
@@ -294,6 +296,8 @@ impl Uplink {
             tokio::select! {
                 _ = &mut stopping => break,
                 Some(metas) = self.appended.recv() => {
+                    let events = metas.iter().filter(|m| m.kind == Kind::Event).count() as u64;
+                    self.stats.appended_events.fetch_add(events, Ordering::Relaxed);
                     metas.into_iter().for_each(|m| book.add(m));
                     self.enforce_bounds(&mut book);
                 }

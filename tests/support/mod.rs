@@ -131,3 +131,35 @@ impl RunningDaemon {
         self.handle.await.unwrap().unwrap();
     }
 }
+
+/// One camera on `camera_url` with crowd levels one person apart, no hysteresis, no sustain and no clear
+/// time, so the walkers' changing count produces an event every few seconds while frames flow.
+pub fn flapping_config(device: &str, camera_url: &str, broker_url: &str, state: &Path) -> String {
+    format!(
+        r#"[device]
+id = "{device}"
+[uplink]
+broker = "{broker_url}"
+[storage]
+state_dir = "{state}"
+[models.nanodet]
+path = "{model}"
+[[camera]]
+id = "cam"
+url = "{camera_url}"
+model = "nanodet"
+[[camera.zone]]
+id = "all"
+points = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+area_m2 = 1.0
+[[camera.crowd_density]]
+zone = "all"
+levels = [{{ name = "l4", min_density = 4.0 }}, {{ name = "l5", min_density = 5.0 }}, {{ name = "l6", min_density = 6.0 }}, {{ name = "l7", min_density = 7.0 }}]
+hysteresis = 0.0
+sustain_s = 0
+clear_s = 0
+"#,
+        state = state.display(),
+        model = model_dir().display()
+    )
+}
