@@ -24,14 +24,13 @@ fn start_daemon(config: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("Incident event stored.") {
-                if let Some(id) = line
+            if line.contains("Incident event stored.")
+                && let Some(id) = line
                     .split("event=")
                     .nth(1)
                     .and_then(|r| r.split_whitespace().next())
-                {
-                    let _ = tx.send(id.to_string());
-                }
+            {
+                let _ = tx.send(id.to_string());
             }
         }
     });
