@@ -213,6 +213,11 @@ struct Book {
     metas: BTreeMap<u64, Meta>,
     status: HashMap<u64, (String, Vec<u8>)>,
     next_status: u64,
+    /// Delivered records not yet deleted from disk. Deleting in batches keeps a replay from paying one
+    /// flash sync per PUBACK; a crash before the batch commits only means those records are sent again,
+    /// which consumers absorb by deduplicating on `event_id`.
+    acked: Vec<u64>,
+    last_flush: std::time::Instant,
 }
 
 impl Book {
@@ -279,6 +284,8 @@ impl Uplink {
             metas: BTreeMap::new(),
             status: HashMap::new(),
             next_status: STATUS_IDS,
+            acked: Vec::new(),
+            last_flush: std::time::Instant::now(),
         };
         for m in std::mem::take(&mut self.backlog) {
             book.add(m);
@@ -290,6 +297,7 @@ impl Uplink {
         let mut status_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + status_every, status_every);
         let mut age_tick = tokio::time::interval(Duration::from_secs(60));
+        let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
         let stopping = shutdown.wait();
         tokio::pin!(stopping);
         loop {
@@ -302,6 +310,8 @@ impl Uplink {
                     self.enforce_bounds(&mut book);
                 }
                 _ = age_tick.tick() => self.enforce_bounds(&mut book),
+                // Wakes the loop so a last, small batch of deliveries is deleted from disk too.
+                _ = flush_tick.tick(), if !book.acked.is_empty() => {}
                 _ = status_tick.tick(), if connected => {
                     book.add_status(self.topics.status(), (self.status)("online").to_string().into_bytes());
                 }
@@ -318,9 +328,31 @@ impl Uplink {
             if connected {
                 self.pump(&client, &mut book);
             }
+            self.flush_acked(&mut book, false);
             self.update_stats(&book);
         }
         self.drain(client, eventloop, book, connected, drain).await;
+    }
+
+    /// Delete delivered records from disk: in batches, or everything when `force`.
+    fn flush_acked(&self, book: &mut Book, force: bool) {
+        if book.acked.is_empty()
+            || !(force
+                || book.acked.len() >= 256
+                || book.last_flush.elapsed() >= Duration::from_millis(200))
+        {
+            return;
+        }
+        if let Err(error) = self
+            .store
+            .lock()
+            .expect("outbox lock")
+            .delete_many(&book.acked)
+        {
+            tracing::error!(%error, records = book.acked.len(), "Delivered records could not be deleted; they may be sent again.");
+        }
+        book.acked.clear();
+        book.last_flush = std::time::Instant::now();
     }
 
     fn update_stats(&self, book: &Book) {
@@ -386,9 +418,7 @@ impl Uplink {
                     && book.status.remove(&id).is_none()
                 {
                     book.metas.remove(&id);
-                    if let Err(error) = self.store.lock().expect("outbox lock").delete(id) {
-                        tracing::error!(%error, "Delivered record could not be deleted; it may be sent again.");
-                    }
+                    book.acked.push(id);
                 }
                 connected
             }
@@ -460,6 +490,7 @@ impl Uplink {
                 "Shutdown deadline reached; undelivered records stay in the outbox for the next start."
             );
         }
+        self.flush_acked(&mut book, true);
         self.update_stats(&book);
         let _ = client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;

@@ -216,6 +216,36 @@ impl Store {
         Ok(())
     }
 
+    /// Remove delivered records in one transaction (one flash sync for a burst of PUBACKs).
+    pub fn delete_many(&mut self, ids: &[u64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let mut freed = 0u64;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING LENGTH(payload)")
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            for id in ids {
+                let bytes: Option<i64> = stmt
+                    .query_row([*id as i64], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| StoreError::Sqlite {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+                freed += bytes.unwrap_or(0) as u64;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        self.bytes = self.bytes.saturating_sub(freed);
+        Ok(())
+    }
+
     /// Payload bytes stored.
     pub fn bytes(&self) -> u64 {
         self.bytes
