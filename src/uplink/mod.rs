@@ -486,7 +486,7 @@ impl Uplink {
         .await;
         if flushed.is_err() {
             tracing::warn!(
-                undelivered = book.metas.len(),
+                undelivered = book.outbox.depth(),
                 "Shutdown deadline reached; undelivered records stay in the outbox for the next start."
             );
         }
