@@ -64,7 +64,7 @@ model = "nanodet"
     );
     let config = work.path().join("streetsight.toml");
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+    let mut child = streetsight_bin()
         .args(["run", "--config"])
         .arg(&config)
         .env("AUTH_TEST_CAMERA_PASSWORD", PASSWORD)

@@ -12,7 +12,7 @@ struct Camera(Child);
 
 impl Camera {
     fn start(port: u16) -> Camera {
-        let child = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+        let child = streetsight_bin()
             .arg("serve-clip")
             .arg(clip_path())
             .args(["--port", &port.to_string(), "--mount", "/cam"])

@@ -1,8 +1,10 @@
 //! Broken configurations: each is reported with file:line, what is wrong and how to fix it, and the
 //! process exits with 78 (EX_CONFIG). Runs the real binary.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
+use support::streetsight_bin;
 
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/nanodet-g-416");
 
@@ -43,7 +45,7 @@ fn check_with_env(text: &str, env: &[(&str, &str)]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("streetsight.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+    let out = streetsight_bin()
         .args(["check", "--offline", "--config"])
         .arg(&path)
         .envs(env.iter().copied())

@@ -13,7 +13,7 @@ use support::*;
 
 /// Run `streetsight run`; every "Incident event stored." line's event id is sent on the channel.
 fn start_daemon(config: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streetsight"))
+    let mut child = streetsight_bin()
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")

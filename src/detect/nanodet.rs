@@ -68,6 +68,24 @@ fn expectation(logits: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    /// Decode one stride-8 output of a 16×16 input (a 2×2 grid) with reg_max 3 at score 0.5.
+    fn decode_one_stride(scores: &[f32], boxes: &[f32], classes: usize) -> Vec<Detection> {
+        let mut out = Vec::new();
+        decode_nanodet(
+            &[StrideOutput {
+                stride: 8,
+                scores,
+                boxes,
+            }],
+            classes,
+            3,
+            (16, 16),
+            0.5,
+            &mut out,
+        );
+        out
+    }
+
     #[test]
     fn a_peaked_distribution_decodes_to_its_bin() {
         // One stride-8 cell grid of 2×2 on a 16×16 input, 2 classes, reg_max 3 (4 bins).
@@ -77,19 +95,7 @@ mod tests {
         for side in 0..4 {
             boxes[3 * 16 + side * 4 + 1] = 20.0; // every side one bin = 1 × stride
         }
-        let mut out = Vec::new();
-        decode_nanodet(
-            &[StrideOutput {
-                stride: 8,
-                scores: &scores,
-                boxes: &boxes,
-            }],
-            2,
-            3,
-            (16, 16),
-            0.5,
-            &mut out,
-        );
+        let out = decode_one_stride(&scores, &boxes, 2);
         assert_eq!(out.len(), 1);
         let d = &out[0];
         assert_eq!(d.class, 1);
@@ -105,19 +111,7 @@ mod tests {
     fn cells_below_the_score_are_skipped() {
         let scores = vec![0.1f32; 4];
         let boxes = vec![0.0f32; 4 * 4 * 4];
-        let mut out = Vec::new();
-        decode_nanodet(
-            &[StrideOutput {
-                stride: 8,
-                scores: &scores,
-                boxes: &boxes,
-            }],
-            1,
-            3,
-            (16, 16),
-            0.5,
-            &mut out,
-        );
+        let out = decode_one_stride(&scores, &boxes, 1);
         assert!(out.is_empty());
     }
 }

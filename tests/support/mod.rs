@@ -163,3 +163,21 @@ clear_s = 0
         model = model_dir().display()
     )
 }
+
+/// A command running the `streetsight` binary under test. For cross-testing (no binfmt_misc under qemu),
+/// `STREETSIGHT_TEST_WRAPPER` names a program and arguments to run it through, e.g. `qemu-aarch64 -L /`.
+pub fn streetsight_bin() -> std::process::Command {
+    let exe = env!("CARGO_BIN_EXE_streetsight");
+    match std::env::var("STREETSIGHT_TEST_WRAPPER")
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+    {
+        Some(wrapper) => {
+            let mut words = wrapper.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().expect("non-empty wrapper"));
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    }
+}
