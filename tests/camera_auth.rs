@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use streetsight::demo::{Clip, ClipServer, Mosquitto};
 use support::*;
