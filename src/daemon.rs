@@ -58,7 +58,11 @@ pub async fn run(
         models.clone(),
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
-    let (uplink, writer) = Uplink::from_config(config, &loaded.base_dir, status)?;
+    let (mut uplink, writer) = Uplink::from_config(config, &loaded.base_dir, status)?;
+    uplink.telemetry = Some(telemetry_source(
+        camera_stats.clone(),
+        config.storage.state_dir.clone(),
+    ));
     let mut cameras: Vec<CameraHandle> = Vec::new();
     let mut workers = Vec::new();
 
@@ -114,8 +118,14 @@ pub async fn run(
                     continue;
                 }
             };
-            analysers.insert(cam.id.clone(), Analyser::new(config, cam, info.clone()));
             let handle = spawn_camera(source, queue.clone(), shutdown.clone());
+            analysers.insert(
+                cam.id.clone(),
+                (
+                    Analyser::new(config, cam, info.clone()),
+                    handle.stats.clone(),
+                ),
+            );
             camera_stats
                 .lock()
                 .expect("status lock")
@@ -166,10 +176,51 @@ fn status_source(
     })
 }
 
+/// The daemon's part of the `telemetry` message: per camera counters and analysis times, process CPU and
+/// memory, free space where state lives.
+fn telemetry_source(cameras: CameraList, state_dir: std::path::PathBuf) -> StatusSource {
+    let last = Mutex::new((
+        Instant::now(),
+        crate::ops::process_cpu_seconds().unwrap_or(0.0),
+    ));
+    Arc::new(move |_: &str| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cams: Vec<_> = cameras
+            .lock()
+            .expect("status lock")
+            .iter()
+            .map(|(id, s)| {
+                let p = s.analysis_percentiles();
+                serde_json::json!({
+                    "id": &**id, "state": s.state(),
+                    "frames_in": s.frames_in.load(Relaxed), "frames_analysed": s.frames_analysed.load(Relaxed),
+                    "frames_dropped": s.frames_dropped.load(Relaxed), "reconnects": s.reconnects.load(Relaxed),
+                    "analysis_ms_p50": p.map(|p| p.0), "analysis_ms_p95": p.map(|p| p.1),
+                })
+            })
+            .collect();
+        let cpu_now = crate::ops::process_cpu_seconds().unwrap_or(0.0);
+        let mut last = last.lock().expect("telemetry lock");
+        let wall = last.0.elapsed().as_secs_f64();
+        let cpu_percent = if wall > 0.0 {
+            100.0 * (cpu_now - last.1) / wall
+        } else {
+            0.0
+        };
+        *last = (Instant::now(), cpu_now);
+        serde_json::json!({
+            "cameras": cams,
+            "process": { "cpu_percent": cpu_percent, "rss_bytes": crate::ops::process_rss_bytes() },
+            "disk_free_bytes": crate::ops::disk_free_bytes(&state_dir),
+        })
+    })
+}
+
 /// One model's worker: detect on frames from its cameras, run each camera's rules, emit events.
 struct ModelWorker {
     detector: Detector,
-    analysers: HashMap<String, Analyser>,
+    /// Each camera's rules and its counters.
+    analysers: HashMap<String, (Analyser, Arc<CameraStats>)>,
     queue: FrameQueue,
     outbox: OutboxWriter,
     shutdown: Shutdown,
@@ -190,10 +241,12 @@ impl ModelWorker {
                     continue;
                 }
             };
-            tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms = started.elapsed().as_millis() as u64, "Frame analysed.");
-            let Some(analyser) = self.analysers.get_mut(&*frame.camera) else {
+            let ms = started.elapsed().as_secs_f32() * 1000.0;
+            tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
+            let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
                 continue;
             };
+            stats.record_analysis(ms);
             for publication in analyser.analyse(&frame, &detections) {
                 let e = &publication.event;
                 // Committed to disk before this returns: from here on the event survives a power cut.

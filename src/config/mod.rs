@@ -63,6 +63,9 @@ pub struct UplinkConfig {
     /// Topic prefix; the device id is appended: `{prefix}/{device_id}/events`.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
+    /// Seconds between `telemetry` messages.
+    #[serde(default = "default_telemetry_s")]
+    pub telemetry_s: u64,
     /// MQTT client id; defaults to `streetsight-{device_id}`.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -274,6 +277,9 @@ pub struct CrowdLevelConfig {
 
 fn default_topic_prefix() -> String {
     "streetsight/v1".into()
+}
+fn default_telemetry_s() -> u64 {
+    60
 }
 fn default_keep_alive_s() -> u64 {
     30

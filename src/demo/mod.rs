@@ -47,6 +47,7 @@ gb28181_id = "34020000085050000001"
 [uplink]
 broker = "{broker_url}"
 topic_prefix = "streetsight/v1"
+telemetry_s = 10
 
 [storage]
 state_dir = "{state}"

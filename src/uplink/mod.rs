@@ -52,6 +52,9 @@ impl Topics {
     pub fn status(&self) -> String {
         format!("{}/status", self.base)
     }
+    pub fn telemetry(&self) -> String {
+        format!("{}/telemetry", self.base)
+    }
     /// `relative` is an event's evidence reference, e.g. `evidence/{event_id}`.
     pub fn under(&self, relative: &str) -> String {
         format!("{}/{relative}", self.base)
@@ -196,6 +199,9 @@ pub struct Uplink {
     pub device_id: String,
     pub status: StatusSource,
     pub stats: Arc<UplinkStats>,
+    /// Produces the per-camera and process part of the `telemetry` message; the uplink adds the outbox.
+    pub telemetry: Option<StatusSource>,
+    telemetry_every: Duration,
     store: Arc<Mutex<Store>>,
     /// Records found on disk at start (a backlog from before a restart), oldest first.
     backlog: Vec<Meta>,
@@ -211,7 +217,7 @@ const STATUS_IDS: u64 = 1 << 62;
 struct Book {
     outbox: Outbox,
     metas: BTreeMap<u64, Meta>,
-    status: HashMap<u64, (String, Vec<u8>)>,
+    status: HashMap<u64, (String, Vec<u8>, bool)>,
     next_status: u64,
     /// Delivered records not yet deleted from disk. Deleting in batches keeps a replay from paying one
     /// flash sync per PUBACK; a crash before the batch commits only means those records are sent again,
@@ -226,10 +232,12 @@ impl Book {
         self.metas.insert(m.id, m);
     }
 
-    fn add_status(&mut self, topic: String, payload: Vec<u8>) {
+    /// A message that is not stored on disk (status, telemetry): it is sent once connected, in order with
+    /// the rest, and forgotten on PUBACK.
+    fn add_transient(&mut self, topic: String, payload: Vec<u8>, retain: bool) {
         let id = self.next_status;
         self.next_status += 1;
-        self.status.insert(id, (topic, payload));
+        self.status.insert(id, (topic, payload, retain));
         self.outbox.append(id);
     }
 }
@@ -267,6 +275,8 @@ impl Uplink {
                 device_id,
                 status,
                 stats: Arc::default(),
+                telemetry: None,
+                telemetry_every: Duration::from_secs(config.uplink.telemetry_s.max(1)),
                 store,
                 backlog,
                 appended,
@@ -296,6 +306,10 @@ impl Uplink {
         let status_every = Duration::from_secs(30);
         let mut status_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + status_every, status_every);
+        let mut telemetry_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.telemetry_every,
+            self.telemetry_every,
+        );
         let mut age_tick = tokio::time::interval(Duration::from_secs(60));
         let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
         let stopping = shutdown.wait();
@@ -313,7 +327,11 @@ impl Uplink {
                 // Wakes the loop so a last, small batch of deliveries is deleted from disk too.
                 _ = flush_tick.tick(), if !book.acked.is_empty() => {}
                 _ = status_tick.tick(), if connected => {
-                    book.add_status(self.topics.status(), (self.status)("online").to_string().into_bytes());
+                    book.add_transient(self.topics.status(), (self.status)("online").to_string().into_bytes(), true);
+                }
+                _ = telemetry_tick.tick(), if connected => {
+                    let payload = self.telemetry_payload(&book);
+                    book.add_transient(self.topics.telemetry(), payload, false);
                 }
                 ev = eventloop.poll() => match ev {
                     Ok(ev) => connected = self.on_event(ev, &mut book, &mut backoff, connected),
@@ -332,6 +350,31 @@ impl Uplink {
             self.update_stats(&book);
         }
         self.drain(client, eventloop, book, connected, drain).await;
+    }
+
+    /// The `telemetry` message: the daemon's part (cameras, process) plus the outbox's.
+    fn telemetry_payload(&self, book: &Book) -> Vec<u8> {
+        let mut v = self
+            .telemetry
+            .as_ref()
+            .map_or_else(|| serde_json::json!({}), |f| f("telemetry"));
+        let oldest_age_s = book
+            .metas
+            .values()
+            .next()
+            .map(|m| (crate::uplink::store::now_ms() - m.created_ms).max(0) as f64 / 1000.0);
+        let dropped = self.store.lock().expect("outbox lock").dropped;
+        v["outbox"] = serde_json::json!({
+            "depth": book.metas.len(),
+            "oldest_age_s": oldest_age_s,
+            "delivered": book.outbox.delivered(),
+            "dropped_events": dropped.events,
+            "dropped_evidence": dropped.evidence,
+        });
+        v["time"] = serde_json::json!(
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        v.to_string().into_bytes()
     }
 
     /// Delete delivered records from disk: in batches, or everything when `force`.
@@ -407,9 +450,10 @@ impl Uplink {
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(backlog = book.metas.len(), "Connected to the broker.");
                 book.outbox.on_connected();
-                book.add_status(
+                book.add_transient(
                     self.topics.status(),
                     (self.status)("online").to_string().into_bytes(),
+                    true,
                 );
                 true
             }
@@ -434,7 +478,7 @@ impl Uplink {
     fn pump(&self, client: &AsyncClient, book: &mut Book) {
         while let Some(id) = book.outbox.next_to_send(WINDOW) {
             let (topic, payload, retain) = match book.status.get(&id) {
-                Some((t, p)) => (t.clone(), p.clone(), true),
+                Some((t, p, retain)) => (t.clone(), p.clone(), *retain),
                 None => match self.store.lock().expect("outbox lock").load(id) {
                     Ok(Some(r)) => (r.topic, r.payload, false),
                     other => {
@@ -466,7 +510,7 @@ impl Uplink {
         mut connected: bool,
         deadline: Duration,
     ) {
-        book.add_status(self.topics.status(), offline_payload(&self.device_id));
+        book.add_transient(self.topics.status(), offline_payload(&self.device_id), true);
         let mut backoff =
             crate::ingest::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
         let flushed = tokio::time::timeout(deadline, async {

@@ -33,6 +33,7 @@ pub struct Seen {
     pub events: Vec<IncidentEvent>,
     pub evidence: std::collections::HashMap<String, Vec<u8>>,
     pub status: Vec<serde_json::Value>,
+    pub telemetry: Vec<serde_json::Value>,
     /// Order of arrival: topic suffixes.
     pub order: Vec<String>,
 }
@@ -60,6 +61,9 @@ impl Seen {
             self.events.push(serde_json::from_value(value).unwrap());
         } else if let Some(id) = suffix.strip_prefix("evidence/") {
             self.evidence.insert(id.to_string(), m.payload);
+        } else if suffix == "telemetry" {
+            self.telemetry
+                .push(serde_json::from_slice(&m.payload).expect("telemetry is JSON"));
         } else if suffix == "status" {
             self.status
                 .push(serde_json::from_slice(&m.payload).expect("status is JSON"));
