@@ -11,15 +11,14 @@
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::detect::{Detector, Manifest};
 use crate::incident::{Analyser, ModelInfo};
-use crate::ingest::{CameraHandle, CameraSource, CameraStats, FrameQueue, spawn_camera};
+use crate::ingest::{
+    CameraHandle, CameraList, CameraSource, CameraStats, FrameQueue, spawn_camera,
+};
 use crate::ops::Shutdown;
 use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The running cameras' ids and counters, shared with the status message.
-type CameraList = Arc<Mutex<Vec<(Arc<str>, Arc<CameraStats>)>>>;
 
 /// What the status message says about models.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -148,6 +147,19 @@ pub async fn run(
     drop(writer);
 
     let stats = uplink.stats.clone();
+    if let Some(addr) = &config.ops.http {
+        let addr: std::net::SocketAddr = addr.get_ref().parse()?;
+        let health = crate::ops::http::Health {
+            cameras: camera_stats.clone(),
+            uplink: stats.clone(),
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::ops::http::serve(addr, health, stop).await {
+                tracing::error!(%addr, %error, "Health and metrics endpoint could not start.");
+            }
+        });
+    }
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
     shutdown.wait().await;
     tracing::info!("Shutting down.");

@@ -16,15 +16,14 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
     let camera = ClipServer::start(Clip::load(&clip_path()).unwrap(), 0, "/walkway", None).unwrap();
     let broker = Mosquitto::start(0).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let loaded = load_config(
+    let http_port = streetsight::demo::free_port().unwrap();
+    let text = demo_config(
+        &camera.url("/walkway"),
+        &broker.url(),
+        &model_dir(),
         work.path(),
-        &demo_config(
-            &camera.url("/walkway"),
-            &broker.url(),
-            &model_dir(),
-            work.path(),
-        ),
-    );
+    ) + &format!("\n[ops]\nhttp = \"127.0.0.1:{http_port}\"\n");
+    let loaded = load_config(work.path(), &text);
     let daemon = RunningDaemon::start(loaded, &broker.url(), "streetsight/v1/demo-pole/#").await;
 
     let schema = event_schema();
@@ -40,7 +39,15 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
         },
     )
     .await;
+    let (health_status, health) = http_get(http_port, "/healthz");
+    let (metrics_status, metrics) = http_get(http_port, "/metrics");
     daemon.stop().await;
+    assert_eq!(
+        health_status, 200,
+        "camera streaming and broker connected: {health}"
+    );
+    assert_eq!(metrics_status, 200);
+    check_prometheus_text(&metrics);
     assert!(
         got,
         "expected an opened and a later event; got {:?}",
@@ -95,4 +102,66 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
         seen.status.iter().any(|s| s["state"] == "online"),
         "retained status online was published"
     );
+}
+
+/// A minimal HTTP GET on loopback: (status code, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+    )
+}
+
+/// Every sample line is `name{labels} value` with a declared TYPE, names `streetsight_*`, labels only
+/// `camera`, `quantile` and `kind` (low cardinality), and the documented series are present.
+fn check_prometheus_text(text: &str) {
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            typed.insert(rest.split_whitespace().next().unwrap().to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("value is not a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.starts_with("streetsight_") && typed.contains(name),
+            "undeclared or foreign series: {line}"
+        );
+        if let Some(labels) = series
+            .strip_prefix(name)
+            .and_then(|l| l.strip_prefix('{'))
+            .and_then(|l| l.strip_suffix('}'))
+        {
+            for pair in labels.split(',') {
+                let key = pair.split('=').next().unwrap();
+                assert!(
+                    ["camera", "quantile", "kind"].contains(&key),
+                    "high-cardinality or unknown label: {line}"
+                );
+            }
+        }
+    }
+    for series in [
+        "streetsight_camera_up{camera=\"walkway\"} 1",
+        "streetsight_uplink_connected 1",
+        "streetsight_outbox_records ",
+        "streetsight_camera_frames_analysed_total{camera=\"walkway\"} ",
+        "streetsight_analysis_seconds{camera=\"walkway\",quantile=\"0.95\"} ",
+    ] {
+        assert!(text.contains(series), "missing {series:?} in:\n{text}");
+    }
 }

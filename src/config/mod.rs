@@ -34,9 +34,21 @@ pub struct Config {
     /// Work-order codes per category; merged over the shipped defaults.
     #[serde(default)]
     pub categories: BTreeMap<String, Spanned<CategoryCodes>>,
+    /// Operations: the local health and metrics endpoint.
+    #[serde(default)]
+    pub ops: OpsConfig,
     /// The cameras on this pole.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Spanned<CameraConfig>>,
+}
+
+/// Local operations endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Address of the HTTP endpoint serving `/healthz` and `/metrics` (e.g. `127.0.0.1:9310`); off when unset.
+    #[serde(default)]
+    pub http: Option<Spanned<String>>,
 }
 
 /// Device identity, as the work-order system knows it.

@@ -30,6 +30,17 @@ pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
     };
     verify_device(&mut check, config);
     verify_uplink(&mut check, config);
+    if let Some(addr) = &config.ops.http
+        && addr.get_ref().parse::<std::net::SocketAddr>().is_err()
+    {
+        check.push(
+            addr,
+            format!(
+                "ops.http `{}` is not an address; write it as 127.0.0.1:9310",
+                addr.get_ref()
+            ),
+        );
+    }
     let manifests = verify_models(&mut check, config);
     verify_categories(&mut check, config);
     verify_cameras(&mut check, config, &manifests);

@@ -11,7 +11,9 @@ mod template;
 pub use backoff::Backoff;
 pub use frame::{Frame, FrameQueue};
 pub use pipeline::{IngestError, StreamInfo};
-pub use supervisor::{CameraHandle, CameraSource, CameraState, CameraStats, spawn_camera};
+pub use supervisor::{
+    CameraHandle, CameraList, CameraSource, CameraState, CameraStats, spawn_camera,
+};
 pub use template::DecoderTemplate;
 
 /// Initialise GStreamer once; safe to call repeatedly.

@@ -99,6 +99,9 @@ pub enum CameraState {
     Stopped,
 }
 
+/// The running cameras' ids and counters, shared with status, telemetry and the health endpoint.
+pub type CameraList = Arc<Mutex<Vec<(Arc<str>, Arc<CameraStats>)>>>;
+
 /// Counters a camera's thread updates and telemetry reads.
 #[derive(Debug, Default)]
 pub struct CameraStats {

@@ -1,5 +1,6 @@
 //! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics.
 
+pub mod http;
 mod redact;
 mod shutdown;
 

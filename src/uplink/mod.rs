@@ -72,6 +72,8 @@ pub struct UplinkStats {
     /// Records waiting in the outbox.
     pub depth: AtomicU64,
     pub connects: AtomicU64,
+    /// Whether the broker connection is up now.
+    pub connected: std::sync::atomic::AtomicBool,
     /// Incident events committed to the outbox by this process.
     pub appended_events: AtomicU64,
     /// Records the outbox's bounds dropped.
@@ -224,6 +226,7 @@ struct Book {
     /// which consumers absorb by deduplicating on `event_id`.
     acked: Vec<u64>,
     last_flush: std::time::Instant,
+    connected: bool,
 }
 
 impl Book {
@@ -296,6 +299,7 @@ impl Uplink {
             next_status: STATUS_IDS,
             acked: Vec::new(),
             last_flush: std::time::Instant::now(),
+            connected: false,
         };
         for m in std::mem::take(&mut self.backlog) {
             book.add(m);
@@ -346,6 +350,7 @@ impl Uplink {
             if connected {
                 self.pump(&client, &mut book);
             }
+            book.connected = connected;
             self.flush_acked(&mut book, false);
             self.update_stats(&book);
         }
@@ -399,6 +404,9 @@ impl Uplink {
     }
 
     fn update_stats(&self, book: &Book) {
+        self.stats
+            .connected
+            .store(book.connected, Ordering::Relaxed);
         self.stats
             .depth
             .store(book.metas.len() as u64, Ordering::Relaxed);
@@ -535,6 +543,7 @@ impl Uplink {
             );
         }
         self.flush_acked(&mut book, true);
+        book.connected = false;
         self.update_stats(&book);
         let _ = client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
