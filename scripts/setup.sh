@@ -91,7 +91,7 @@ elf_machine_of() { od -An -tu2 -j18 -N2 "$1" | tr -d ' '; }
 if [[ ! -f "$ORT_DIR/$ORT_LIB" ]]; then
   say "fetching ONNX Runtime ${ORT_VERSION} (${ORT_ARCH}) from PyPI into ${ORT_DIR#"$ROOT"/}"
   mkdir -p "$ORT_DIR"
-  work="$(mktemp -d "$ORT_DIR/.download.XXXXXX")"
+  work="$(mktemp -d -p "$ORT_DIR")"
   trap 'rm -rf "$work"' EXIT
 
   # pip: the host's if it has one, otherwise a throwaway venv (a fresh

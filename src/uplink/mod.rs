@@ -212,15 +212,16 @@ pub struct Uplink {
 
 /// Records handed to the client and not yet acknowledged, at most.
 const WINDOW: usize = 64;
-/// Status messages are not stored; their ids live above any SQLite rowid.
-const STATUS_IDS: u64 = 1 << 62;
+/// Transient messages (status, telemetry) are not stored; their ids live above any SQLite rowid.
+const TRANSIENT_IDS: u64 = 1 << 62;
 
 /// In-task state: bookkeeping, the records' metas, and the in-memory status messages.
 struct Book {
     outbox: Outbox,
     metas: BTreeMap<u64, Meta>,
-    status: HashMap<u64, (String, Vec<u8>, bool)>,
-    next_status: u64,
+    /// Messages not stored on disk (status, telemetry), by id: topic, payload, retain.
+    transient: HashMap<u64, (String, Vec<u8>, bool)>,
+    next_transient: u64,
     /// Delivered records not yet deleted from disk. Deleting in batches keeps a replay from paying one
     /// flash sync per PUBACK; a crash before the batch commits only means those records are sent again,
     /// which consumers absorb by deduplicating on `event_id`.
@@ -238,9 +239,9 @@ impl Book {
     /// A message that is not stored on disk (status, telemetry): it is sent once connected, in order with
     /// the rest, and forgotten on PUBACK.
     fn add_transient(&mut self, topic: String, payload: Vec<u8>, retain: bool) {
-        let id = self.next_status;
-        self.next_status += 1;
-        self.status.insert(id, (topic, payload, retain));
+        let id = self.next_transient;
+        self.next_transient += 1;
+        self.transient.insert(id, (topic, payload, retain));
         self.outbox.append(id);
     }
 }
@@ -295,8 +296,8 @@ impl Uplink {
         let mut book = Book {
             outbox: Outbox::new(),
             metas: BTreeMap::new(),
-            status: HashMap::new(),
-            next_status: STATUS_IDS,
+            transient: HashMap::new(),
+            next_transient: TRANSIENT_IDS,
             acked: Vec::new(),
             last_flush: std::time::Instant::now(),
             connected: false,
@@ -425,6 +426,10 @@ impl Uplink {
     /// Apply the outbox's size and age bounds: evidence before events, oldest first, never what is in flight.
     fn enforce_bounds(&self, book: &mut Book) {
         let mut store = self.store.lock().expect("outbox lock");
+        let oldest = book.metas.values().next().map(|m| m.created_ms);
+        if store.within_bounds(oldest, crate::uplink::store::now_ms()) {
+            return; // the common case: no need to look at the whole backlog on every append
+        }
         let queue: Vec<Meta> = book.metas.values().copied().collect();
         let outbox = &book.outbox;
         let doomed = store.over_bounds(
@@ -467,7 +472,7 @@ impl Uplink {
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = book.outbox.on_puback(ack.pkid)
-                    && book.status.remove(&id).is_none()
+                    && book.transient.remove(&id).is_none()
                 {
                     book.metas.remove(&id);
                     book.acked.push(id);
@@ -485,7 +490,7 @@ impl Uplink {
     /// Hand waiting records to the client, keeping the window.
     fn pump(&self, client: &AsyncClient, book: &mut Book) {
         while let Some(id) = book.outbox.next_to_send(WINDOW) {
-            let (topic, payload, retain) = match book.status.get(&id) {
+            let (topic, payload, retain) = match book.transient.get(&id) {
                 Some((t, p, retain)) => (t.clone(), p.clone(), *retain),
                 None => match self.store.lock().expect("outbox lock").load(id) {
                     Ok(Some(r)) => (r.topic, r.payload, false),

@@ -251,6 +251,12 @@ impl Store {
         self.bytes
     }
 
+    /// True when the stored bytes and the oldest record's age (`oldest_ms`) are both within the bounds.
+    pub fn within_bounds(&self, oldest_ms: Option<i64>, now_ms: i64) -> bool {
+        self.bytes <= self.bounds.max_bytes
+            && oldest_ms.is_none_or(|t| now_ms - t <= self.bounds.max_age.as_millis() as i64)
+    }
+
     /// Which records the bounds say must go, given the current queue (oldest first) and the ids that must be
     /// kept because they are on the wire. Evidence goes before events; within a kind, oldest first.
     pub fn over_bounds(
@@ -348,6 +354,7 @@ mod tests {
                 .unwrap(),
             );
         }
+        assert!(!s.within_bounds(Some(queue[0].created_ms), now_ms()));
         // 30 bytes of evidence + 18 of events = 48 > 25: drop evidence until ≤ 25 → all three evidence (18 left).
         let doomed = s.over_bounds(&queue, &|_| false, now_ms());
         assert_eq!(
