@@ -171,17 +171,24 @@ pub async fn serve(
         };
         let health = health.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = match tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                socket.read(&mut buf),
-            )
-            .await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
+            // A request may arrive in several segments: read until the end of the headers (or 2 KiB).
+            let mut buf = Vec::with_capacity(512);
+            let read_head = async {
+                let mut chunk = [0u8; 512];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 2048 {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
             };
-            let request = String::from_utf8_lossy(&buf[..n]);
+            if tokio::time::timeout(std::time::Duration::from_secs(5), read_head)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf);
             let path = request
                 .lines()
                 .next()
