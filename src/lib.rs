@@ -4,8 +4,9 @@
 //! - [`config`]   the one TOML file, validated with every problem reported at `file:line`
 //! - [`ingest`]   RTSP → GStreamer → sampled RGB frames, one supervised pipeline per camera
 //! - [`detect`]   model bundles and ONNX Runtime sessions; pre-processing, decoding, NMS
-//! - [`rules`]    zones and category rules (crowd density) as pure state machines
-//! - [`incident`] opened → updated → resolved events with evidence images
+//! - [`track`]    stable track ids across sampled frames (pure)
+//! - [`rules`]    zones, masks, schedules and the category rules as pure state machines
+//! - [`incident`] one case per violation: opened → updated → resolved, evidence with faces obscured
 //! - [`uplink`]   MQTT with QoS 1, outbox pairing, retained status and last will
 //!
 //! Beside them: [`daemon`] wires the stages, [`demo`] is the no-camera demo (RTSP server, broker),
@@ -20,4 +21,5 @@ pub mod incident;
 pub mod ingest;
 pub mod ops;
 pub mod rules;
+pub mod track;
 pub mod uplink;

@@ -7,10 +7,16 @@
 
 mod categories;
 mod load;
+mod rules;
 mod validate;
+mod validate_rules;
 
 pub use categories::{CategoryCodes, default_categories};
 pub use load::{ConfigError, ConfigErrors, LoadedConfig, load, load_str};
+pub use rules::{
+    Anchor, BIN_OVERFLOW, GroundConfig, IncidentConfig, LAUNDRY, MaskConfig, PersistenceDefaults,
+    PersistenceRuleConfig, PresenceRuleConfig, SceneRuleConfig, ScheduleConfig, VendingRuleConfig,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -37,6 +43,9 @@ pub struct Config {
     /// Operations: the local health and metrics endpoint.
     #[serde(default)]
     pub ops: OpsConfig,
+    /// What evidence images show and hide.
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
     /// The cameras on this pole.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Spanned<CameraConfig>>,
@@ -51,6 +60,31 @@ pub struct OpsConfig {
     pub http: Option<Spanned<String>>,
 }
 
+/// Evidence images: privacy and what is sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Obscure the head region of every person before an image leaves the pole (PIPL art. 26).
+    #[serde(default = "default_true")]
+    pub blur_faces: bool,
+    /// Also send the frame without drawings (still with faces obscured) beside the annotated one.
+    #[serde(default = "default_true")]
+    pub clean_frame: bool,
+    /// Top share of a person box treated as the head.
+    #[serde(default = "default_head_fraction")]
+    pub head_fraction: Spanned<f32>,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self {
+            blur_faces: true,
+            clean_frame: true,
+            head_fraction: default_head_fraction(),
+        }
+    }
+}
+
 /// Device identity, as the work-order system knows it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +97,9 @@ pub struct DeviceConfig {
     /// Optional GB/T 28181 20-digit device id (8 centre + 2 industry + 3 type + 1 network + 6 serial).
     #[serde(default)]
     pub gb28181_id: Option<Spanned<String>>,
+    /// IANA time zone for rule schedules and evidence captions.
+    #[serde(default = "default_timezone")]
+    pub timezone: Spanned<String>,
 }
 
 /// MQTT uplink.
@@ -217,10 +254,31 @@ pub struct CameraConfig {
     /// Polygons in normalised image coordinates (0..1, origin top-left).
     #[serde(default, rename = "zone")]
     pub zones: Vec<Spanned<ZoneConfig>>,
+    /// Areas whose detections are ignored.
+    #[serde(default, rename = "mask")]
+    pub masks: Vec<Spanned<MaskConfig>>,
+    /// Ground-plane calibration for zone areas in m².
+    #[serde(default)]
+    pub ground: Option<Spanned<GroundConfig>>,
     /// Crowd-density rules (`[[camera.crowd_density]]`); each rule type has its own table array so that
     /// every key is checked against that type's parameters.
     #[serde(default)]
     pub crowd_density: Vec<Spanned<CrowdRuleConfig>>,
+    /// Street-vending rules.
+    #[serde(default)]
+    pub street_vending: Vec<Spanned<VendingRuleConfig>>,
+    /// Hanging-laundry rules (K of N samples of a laundry class).
+    #[serde(default)]
+    pub hanging_laundry: Vec<Spanned<PersistenceRuleConfig>>,
+    /// Bin-overflow rules (K consecutive samples of an overflow class).
+    #[serde(default)]
+    pub bin_overflow: Vec<Spanned<PersistenceRuleConfig>>,
+    /// Generic presence-in-zone rules.
+    #[serde(default)]
+    pub presence: Vec<Spanned<PresenceRuleConfig>>,
+    /// Model-free change-against-reference rules.
+    #[serde(default)]
+    pub scene_change: Vec<Spanned<SceneRuleConfig>>,
 }
 
 /// A zone of a camera's view.
@@ -234,9 +292,19 @@ pub struct ZoneConfig {
     pub name: Option<String>,
     /// Polygon vertices `[x, y]`, normalised 0..1; at least 3.
     pub points: Spanned<Vec<[f64; 2]>>,
-    /// Real ground area of the zone in m² (needed for densities).
+    /// Real ground area of the zone in m² (needed for densities unless the camera has `[camera.ground]`).
     #[serde(default)]
     pub area_m2: Option<Spanned<f64>>,
+    /// How membership is decided: `auto` (people by foot point, objects by overlap), `bottom_centre`,
+    /// `overlap`.
+    #[serde(default)]
+    pub anchor: Anchor,
+    /// With overlap membership: the share of the box that must lie inside.
+    #[serde(default = "default_min_overlap")]
+    pub min_overlap: Spanned<f32>,
+    /// Consecutive samples an object must be inside before it counts as in the zone.
+    #[serde(default = "default_inertia")]
+    pub inertia: u32,
     /// 15-digit unit-grid code (单元网格): 6 division + 3 street + 3 community + 3 grid.
     #[serde(default)]
     pub grid_code: Option<Spanned<String>>,
@@ -275,6 +343,13 @@ pub struct CrowdRuleConfig {
     /// The zone must stay below every level this long before the incident resolves.
     #[serde(default = "default_clear_s")]
     pub clear_s: f64,
+    /// Absolute head-count limit: this many people in the zone raise the top level `over_limit`.
+    #[serde(default)]
+    pub max_count: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub schedule: Option<Spanned<ScheduleConfig>>,
+    #[serde(default)]
+    pub incident: IncidentConfig,
 }
 
 /// One crowd level.
@@ -328,8 +403,23 @@ fn default_sampling() -> Sampling {
 fn default_crowd_category() -> String {
     "crowd_density".into()
 }
-fn default_person_labels() -> Vec<String> {
-    vec!["person".into()]
+use rules::default_person_labels;
+fn default_true() -> bool {
+    true
+}
+fn default_head_fraction() -> Spanned<f32> {
+    Spanned::new(0..0, 0.25)
+}
+/// Cities this is built for are on China Standard Time.
+fn default_timezone() -> Spanned<String> {
+    Spanned::new(0..0, "Asia/Shanghai".into())
+}
+fn default_min_overlap() -> Spanned<f32> {
+    Spanned::new(0..0, 0.5)
+}
+/// Two samples: one stray box does not put an object in a zone.
+fn default_inertia() -> u32 {
+    2
 }
 fn default_person_score() -> Spanned<f32> {
     Spanned::new(0..0, 0.5)

@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use toml::Spanned;
 
-struct Check<'a> {
+pub(super) struct Check<'a> {
     lines: &'a Lines<'a>,
     base: &'a Path,
     errors: Vec<ConfigError>,
 }
 
 impl Check<'_> {
-    fn push<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+    pub(super) fn push<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
         self.errors.push(self.lines.error(&at.span(), message));
     }
 }
@@ -29,6 +29,7 @@ pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
         errors: Vec::new(),
     };
     verify_device(&mut check, config);
+    super::validate_rules::verify_device_extras(&mut check, config);
     verify_uplink(&mut check, config);
     if let Some(addr) = &config.ops.http
         && addr.get_ref().parse::<std::net::SocketAddr>().is_err()
@@ -213,9 +214,17 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
         }
         let zones = verify_zones(c, v);
         let manifest = manifests.get(v.model.get_ref());
+        super::validate_rules::verify_camera_geometry(c, v, manifest);
         for rule in &v.crowd_density {
-            verify_crowd_rule(c, config, v, rule.get_ref(), &zones, manifest);
+            verify_crowd_rule(c, v, rule.get_ref(), &zones, manifest);
         }
+        super::validate_rules::RuleCheck {
+            config,
+            cam: v,
+            zones: &zones,
+            manifest,
+        }
+        .run(c);
     }
 }
 
@@ -350,16 +359,16 @@ fn verify_zones<'a>(c: &mut Check, cam: &'a CameraConfig) -> BTreeMap<&'a str, &
 
 fn verify_crowd_rule(
     c: &mut Check,
-    config: &Config,
     cam: &CameraConfig,
     r: &CrowdRuleConfig,
     zones: &BTreeMap<&str, &ZoneConfig>,
     manifest: Option<&Manifest>,
 ) {
-    match zones.get(r.zone.get_ref().as_str()) {
-        None => c.push(&r.zone, format!("camera `{}`: rule zone `{}` is not a zone of this camera", cam.id, r.zone.get_ref())),
-        Some(z) if z.area_m2.is_none() => c.push(&r.zone, format!("camera `{}`: crowd_density needs the real area of zone `{}`; add area_m2 to the zone", cam.id, z.id)),
-        Some(_) => {}
+    if let Some(z) = zones.get(r.zone.get_ref().as_str())
+        && z.area_m2.is_none()
+        && cam.ground.is_none()
+    {
+        c.push(&r.zone, format!("camera `{}`: crowd_density needs the real area of zone `{}`; add area_m2 to the zone, or calibrate the ground with [camera.ground]", cam.id, z.id));
     }
     let score = *r.min_score.get_ref();
     if !(score > 0.0 && score <= 1.0) {
@@ -408,17 +417,6 @@ fn verify_crowd_rule(
             format!(
                 "camera `{}`: sustain_s and clear_s must be ≥ 0 seconds",
                 cam.id
-            ),
-        );
-    }
-    if !config.categories.contains_key(&r.category)
-        && !categories::default_categories().contains_key(&r.category)
-    {
-        c.push(
-            &r.zone,
-            format!(
-                "camera `{}`: category `{}` is neither shipped nor defined under [categories]",
-                cam.id, r.category
             ),
         );
     }

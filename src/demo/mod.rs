@@ -176,17 +176,25 @@ fn print_message(m: &Received) -> usize {
     if m.topic.ends_with("/events") {
         match serde_json::from_slice::<crate::incident::IncidentEvent>(&m.payload) {
             Ok(e) => {
-                let c = e.crowd.as_ref();
+                let detail = match &e.crowd {
+                    Some(c) => format!(
+                        "count={} density={:.2}/m² level={}",
+                        c.count, c.density, c.level
+                    ),
+                    None => format!("objects={}", e.objects.len()),
+                };
+                let evidence: Vec<String> = e
+                    .evidence
+                    .iter()
+                    .map(|r| format!("{}={}", r.kind, &r.sha256[..12]))
+                    .collect();
                 println!(
-                    "event  {:<8} {} zone={} count={} density={:.2}/m² level={} incident={} evidence={}",
+                    "event  {:<8} {} zone={} {detail} incident={} evidence[{}]",
                     format!("{:?}", e.phase).to_lowercase(),
                     e.category,
                     e.zone.id,
-                    c.map_or(0, |c| c.count),
-                    c.map_or(0.0, |c| c.density),
-                    c.map_or("-", |c| c.level.as_str()),
                     &e.incident_id[..8],
-                    e.evidence.first().map_or("-", |r| &r.sha256[..12]),
+                    evidence.join(" "),
                 );
                 1
             }
@@ -197,7 +205,12 @@ fn print_message(m: &Received) -> usize {
         }
     } else if m.topic.contains("/evidence/") {
         println!(
-            "evidence {} bytes sha256={}",
+            "evidence {} {} bytes sha256={}",
+            if m.topic.ends_with("/clean") {
+                "clean    "
+            } else {
+                "annotated"
+            },
             m.payload.len(),
             &crate::ops::sha256_hex(&m.payload)[..12]
         );

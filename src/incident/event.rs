@@ -2,6 +2,7 @@
 //! `docs/schema/event.v1.json`. Field names are the contract with the work-order bridge: change them only
 //! with a new schema version.
 
+use super::ResolveReason;
 use crate::config::CategoryCodes;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,12 @@ pub struct IncidentEvent {
     /// Stable for the life of one violation (one case).
     pub incident_id: String,
     pub phase: Phase,
+    /// `opened` again for the same incident: it came back within the cooldown after resolving.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reopened: bool,
+    /// Why a `resolved` incident ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ResolveReason>,
     /// When this event was produced (RFC 3339, UTC).
     pub time: String,
     pub category: String,
@@ -98,7 +105,8 @@ pub struct ObjectRef {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceRef {
-    /// `annotated` (boxes and zone drawn).
+    /// `annotated` (boxes, zone and caption drawn) or `clean` (the frame alone); faces obscured in both
+    /// unless the pole is configured otherwise.
     pub kind: String,
     pub topic: String,
     pub content_type: String,

@@ -1,5 +1,6 @@
-//! Evidence images: the frame with the zone and the objects drawn, as JPEG, with its SHA-256 so a dispatcher
-//! can trust the file is the one the pole produced.
+//! Evidence images: the frame with the zone, the objects and a caption (category, zone, camera, local time)
+//! drawn, as JPEG, with its SHA-256 so a dispatcher can trust the file is the one the pole produced; and the
+//! clean frame, encoded the same way.
 
 use crate::detect::BBox;
 use image::{Rgb, RgbImage};
@@ -11,6 +12,8 @@ pub struct Annotation<'a> {
     pub counted: Vec<BBox>,
     /// Other detections (drawn grey).
     pub others: Vec<BBox>,
+    /// One line written in a banner along the top (ASCII; other characters show as `?`).
+    pub caption: &'a str,
 }
 
 /// An encoded evidence image.
@@ -25,6 +28,8 @@ pub struct Evidence {
 const ZONE: Rgb<u8> = Rgb([255, 210, 0]);
 const COUNTED: Rgb<u8> = Rgb([230, 30, 30]);
 const OTHER: Rgb<u8> = Rgb([170, 170, 170]);
+const CAPTION: Rgb<u8> = Rgb([255, 255, 255]);
+const BANNER: Rgb<u8> = Rgb([0, 0, 0]);
 
 /// Draw `ann` on `img` and encode it.
 pub fn render(
@@ -53,9 +58,48 @@ pub fn render(
             }
         }
     }
+    caption(&mut img, ann.caption);
+    encode(&img, quality)
+}
+
+/// Write the caption along the top, as large as fits, wrapped at its double spaces when too long.
+fn caption(img: &mut RgbImage, text: &str) {
+    use super::font::{draw_text, text_height, text_width};
+    if text.is_empty() {
+        return;
+    }
+    let scale = (img.width() / 480).max(1);
+    let pad = 2 * scale;
+    let fits = |t: &str| text_width(t, scale) + 2 * pad <= img.width();
+    let mut lines: Vec<String> = Vec::new();
+    for part in text.split("  ") {
+        match lines.last_mut() {
+            Some(line) if fits(&format!("{line}  {part}")) => {
+                line.push_str("  ");
+                line.push_str(part);
+            }
+            _ => lines.push(part.to_string()),
+        }
+    }
+    for (k, line) in lines.iter().enumerate() {
+        let y = pad + k as u32 * (text_height(scale) + pad);
+        draw_text(
+            img,
+            pad as i32,
+            y as i32,
+            line,
+            scale,
+            CAPTION,
+            Some(BANNER),
+        );
+    }
+}
+
+/// Encode `img` as evidence (no drawing).
+pub fn encode(img: &RgbImage, quality: u8) -> Result<Evidence, image::ImageError> {
     let mut jpeg = Vec::with_capacity(img.len() / 8);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100))
-        .encode_image(&img)?;
+        .encode_image(img)?;
     Ok(Evidence {
         sha256: crate::ops::sha256_hex(&jpeg),
         width: img.width(),
@@ -117,6 +161,7 @@ mod tests {
                 y2: 0.75,
             }],
             others: vec![],
+            caption: "crowd_density  zone=walkway",
         };
         let ev = render(img, &ann, 95).unwrap();
         assert_eq!(ev.sha256, crate::ops::sha256_hex(&ev.jpeg));

@@ -1,61 +1,71 @@
-//! Incidents: one case per violation. A rule's level changes become `opened → updated → resolved` events,
-//! each with an annotated evidence image.
+//! Incidents: one case per violation. Per camera, the [`Analyser`] drops masked detections, tracks the rest,
+//! runs every rule whose schedule is active, and turns each rule's verdict into `opened → updated →
+//! resolved` events ([`lifecycle`]) with evidence images whose faces are obscured ([`privacy`]).
+//! Overlapping zones of one category report one incident; a dispatcher's suppression mutes a category in a
+//! zone until it expires.
 
+mod build;
 mod event;
 mod evidence;
+mod font;
+mod lifecycle;
+mod privacy;
 
+pub use build::ModelInfo;
 pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
     Phase, SCHEMA, ZoneRef,
 };
 pub use evidence::{Annotation, Evidence, render};
+pub use font::draw_text;
+pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
+pub use privacy::{PrivacyParams, blur_heads};
 
-use crate::config::{CameraConfig, CategoryCodes, Config, ZoneConfig};
-use crate::detect::Detection;
+use crate::config::CategoryCodes;
+use crate::detect::{BBox, Detection};
 use crate::ingest::Frame;
-use crate::rules::{CrowdChange, CrowdLevel, CrowdParams, CrowdRule, Polygon};
+use crate::rules::{Hit, Mask, Rule, Sample, Schedule, TrackView, Verdict, apply_masks};
+use crate::track::Tracker;
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::time::SystemTime;
 
-/// An event ready to publish, with its evidence.
+/// An event ready to publish, with its evidence images (in the order of `event.evidence`).
 #[derive(Debug, Clone)]
 pub struct Publication {
     pub event: IncidentEvent,
-    pub evidence: Evidence,
+    pub evidence: Vec<Evidence>,
 }
 
-/// What the analyser needs to know about the model it receives detections from.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    pub labels: Vec<String>,
+/// A dispatcher's "false alarm": no incident of `category` in `zone` until `until`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suppression {
+    pub category: String,
+    pub zone: String,
+    pub until: SystemTime,
 }
 
-/// What one rule change contributes to an event.
-struct Draft<'a> {
-    phase: Phase,
-    incident_id: String,
-    first_seen: SystemTime,
-    now: SystemTime,
-    crowd: CrowdInfo,
-    members: &'a [&'a Detection],
-    evidence: &'a Evidence,
-}
-
-struct OpenIncident {
-    id: String,
-    first_seen: SystemTime,
-}
-
-struct CrowdSlot {
-    rule: CrowdRule,
-    zone: ZoneConfig,
+/// One configured rule with its schedule and its incidents.
+struct Slot {
+    rule: Rule,
+    schedule: Schedule,
+    active: bool,
+    lifecycle: Lifecycle,
+    zone: ZoneRef,
     category: String,
     codes: CategoryCodes,
-    open: Option<OpenIncident>,
+    /// The last verdict (for dedupe across zones and for updates).
+    last: Verdict,
+    /// Where a model-free rule keeps its reference image.
+    reference_file: Option<PathBuf>,
+}
+
+/// How evidence is made.
+#[derive(Debug, Clone)]
+struct EvidenceSettings {
+    quality: u8,
+    clean_frame: bool,
+    privacy: PrivacyParams,
 }
 
 /// Rules and open incidents of one camera.
@@ -63,227 +73,300 @@ pub struct Analyser {
     device: DeviceRef,
     camera: CameraRef,
     model: ModelInfo,
-    jpeg_quality: u8,
-    crowds: Vec<CrowdSlot>,
+    tz: chrono_tz::Tz,
+    evidence: EvidenceSettings,
+    person_classes: Vec<usize>,
+    masks: Vec<Mask>,
+    tracker: Tracker,
+    slots: Vec<Slot>,
+    suppressions: Vec<Suppression>,
 }
 
 fn rfc3339(t: SystemTime) -> String {
     DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Do two verdicts see the same thing (a shared track, or boxes that mostly coincide)?
+fn same_objects(a: &[Hit], b: &[Hit]) -> bool {
+    a.iter().any(|x| {
+        b.iter().any(|y| match (x.track_id, y.track_id) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.bbox.iou(&y.bbox) > 0.5,
+        })
+    })
+}
+
 impl Analyser {
-    /// Build from a validated configuration (labels are resolved against the model).
-    pub fn new(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Self {
-        let mut categories = crate::config::default_categories();
-        for (k, v) in &config.categories {
-            categories.insert(k.clone(), v.get_ref().clone());
-        }
-        let zones: BTreeMap<&str, &ZoneConfig> = cam
-            .zones
+    /// Suppress a category in a zone until `until`; an incident open there resolves (`suppressed`) on the
+    /// next frame.
+    pub fn suppress(&mut self, s: Suppression) {
+        self.suppressions
+            .retain(|x| !(x.category == s.category && x.zone == s.zone));
+        self.suppressions.push(s);
+    }
+
+    fn suppressed(&self, category: &str, zone: &str, wall: SystemTime) -> bool {
+        self.suppressions
             .iter()
-            .map(|z| (z.get_ref().id.as_str(), z.get_ref()))
-            .collect();
-        let crowds = cam
-            .crowd_density
-            .iter()
-            .map(|r| r.get_ref())
-            .filter_map(|c| {
-                let zone = *zones.get(c.zone.get_ref().as_str())?;
-                let classes = c
-                    .labels
-                    .iter()
-                    .filter_map(|l| model.labels.iter().position(|m| m == l))
-                    .collect();
-                let levels = c
-                    .levels
-                    .get_ref()
-                    .iter()
-                    .map(|l| CrowdLevel {
-                        name: l.name.clone(),
-                        min_density: l.min_density,
-                    })
-                    .collect();
-                let area = zone.area_m2.as_ref().map(|a| *a.get_ref())?;
-                let rule = CrowdRule::new(CrowdParams {
-                    zone: Polygon::new(zone.points.get_ref()),
-                    area_m2: area,
-                    classes,
-                    min_score: *c.min_score.get_ref(),
-                    levels,
-                    hysteresis: *c.hysteresis.get_ref(),
-                    sustain: Duration::from_secs_f64(c.sustain_s),
-                    clear: Duration::from_secs_f64(c.clear_s),
-                });
-                let codes = categories.get(&c.category).cloned().unwrap_or_default();
-                Some(CrowdSlot {
-                    rule,
-                    zone: zone.clone(),
-                    category: c.category.clone(),
-                    codes,
-                    open: None,
-                })
-            })
-            .collect();
-        Analyser {
-            device: DeviceRef {
-                id: config.device.id.get_ref().clone(),
-                name: config.device.name.clone(),
-                gb28181_id: config
-                    .device
-                    .gb28181_id
-                    .as_ref()
-                    .map(|g| g.get_ref().clone()),
-            },
-            camera: CameraRef {
-                id: cam.id.clone(),
-                name: cam.name.clone(),
-            },
-            model,
-            jpeg_quality: config.storage.jpeg_quality,
-            crowds,
-        }
+            .any(|s| s.category == category && s.zone == zone && wall < s.until)
     }
 
     /// Run every rule on one analysed frame; returns the events to publish.
     pub fn analyse(&mut self, frame: &Frame, detections: &[Detection]) -> Vec<Publication> {
+        let (now, wall) = (frame.captured_mono, frame.captured_at);
+        let persons = &self.person_classes;
+        let mut dets = detections.to_vec();
+        apply_masks(&self.masks, &mut dets, |c| persons.contains(&c));
+        let assigned = self.tracker.update(&dets, now);
+        let tracks: Vec<TrackView> = self
+            .tracker
+            .tracks()
+            .map(|t| TrackView {
+                id: t.id,
+                class: t.class,
+                score: t.score,
+                bbox: t.bbox,
+                seen_now: t.last_seen == now,
+                stationary_since: t.stationary_since,
+            })
+            .collect();
+        let sample = Sample {
+            now,
+            detections: &dets,
+            tracks: &tracks,
+            image: frame.view(),
+        };
+        self.suppressions.retain(|s| wall < s.until);
+        let local = DateTime::<Utc>::from(wall).with_timezone(&self.tz);
+
         let mut out = Vec::new();
-        for i in 0..self.crowds.len() {
-            let slot = &mut self.crowds[i];
-            let obs = slot.rule.count(detections);
-            let Some(change) = slot.rule.update(obs.density, frame.captured_mono) else {
-                continue;
-            };
-            let levels = &slot.rule.params.levels;
-            let (phase, level, previous) = match change {
-                CrowdChange::Opened { to } => (Phase::Opened, to, None),
-                CrowdChange::LevelChanged { from, to } => (Phase::Updated, to, Some(from)),
-                CrowdChange::Cleared { from } => (Phase::Resolved, from, None),
-            };
-            let crowd = CrowdInfo {
-                count: obs.count,
-                density: obs.density,
-                level: levels[level].name.clone(),
-                previous_level: previous.map(|p| levels[p].name.clone()),
-            };
-            let open = slot.open.get_or_insert_with(|| OpenIncident {
-                id: uuid::Uuid::now_v7().to_string(),
-                first_seen: frame.captured_at,
-            });
-            let incident_id = open.id.clone();
-            let first_seen = open.first_seen;
-            if phase == Phase::Resolved {
-                slot.open = None;
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let active = slot.schedule.is_active(&local);
+            let mut transitions = Vec::new();
+            if slot.active && !active {
+                slot.rule.reset();
+                transitions.extend(slot.lifecycle.resolve(ResolveReason::ScheduleEnded, now));
             }
-            let members: Vec<&Detection> = obs.members.iter().map(|&m| &detections[m]).collect();
-            let ann = Annotation {
-                zone: &self.crowds[i].rule.params.zone.points,
-                counted: members.iter().map(|d| d.bbox).collect(),
-                others: detections
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| !obs.members.contains(k))
-                    .map(|(_, d)| d.bbox)
-                    .collect(),
+            slot.active = active;
+            let mut verdict = if active {
+                slot.rule.evaluate(&sample)
+            } else {
+                Verdict::none()
             };
-            let evidence = match render(frame.to_rgb_image(), &ann, self.jpeg_quality) {
-                Ok(e) => e,
-                Err(error) => {
-                    tracing::error!(camera = %self.camera.id, %error, "Evidence image could not be encoded; event sent without it.");
-                    Evidence {
-                        jpeg: Vec::new(),
-                        sha256: String::new(),
-                        width: 0,
-                        height: 0,
-                    }
-                }
-            };
-            let slot = &self.crowds[i];
-            let draft = Draft {
-                phase,
-                incident_id,
-                first_seen,
-                now: frame.captured_at,
-                crowd,
-                members: &members,
-                evidence: &evidence,
-            };
-            let event = self.event(slot, draft);
-            out.push(Publication { event, evidence });
+            name_tracks(&mut verdict.hits, &dets, &assigned);
+            if let (Rule::Scene(scene), Some(file)) = (&mut slot.rule, &slot.reference_file)
+                && scene.reference_taken
+            {
+                scene.reference_taken = false;
+                save_reference(file, &scene.change.reference_bytes(), &self.camera.id);
+            }
+            let (category, zone) = (slot.category.clone(), slot.zone.id.clone());
+            if self.suppressed(&category, &zone, wall) {
+                verdict.holds = false;
+                transitions.extend(
+                    self.slots[i]
+                        .lifecycle
+                        .resolve(ResolveReason::Suppressed, now),
+                );
+            }
+            let duplicate = verdict.holds
+                && self.slots[i].lifecycle.open_case().is_none()
+                && self.slots.iter().enumerate().any(|(j, o)| {
+                    j != i
+                        && o.category == category
+                        && o.lifecycle.open_case().is_some()
+                        && same_objects(&o.last.hits, &verdict.hits)
+                });
+            let slot = &mut self.slots[i];
+            transitions.extend(slot.lifecycle.step(StepInput {
+                holds: verdict.holds && !duplicate,
+                key: verdict.key,
+                severity: verdict.severity,
+                now,
+                wall,
+            }));
+            if !verdict.hits.is_empty() || !verdict.holds {
+                slot.last = verdict;
+            }
+            for (transition, case) in transitions {
+                out.push(self.publication(i, transition, &case, frame, detections));
+            }
         }
         out
     }
 
-    fn event(&self, slot: &CrowdSlot, d: Draft) -> IncidentEvent {
-        let Draft {
-            phase,
-            incident_id,
-            first_seen,
-            now,
-            crowd,
-            members,
-            evidence,
-        } = d;
+    fn publication(
+        &self,
+        i: usize,
+        transition: Transition,
+        case: &CaseRef,
+        frame: &Frame,
+        detections: &[Detection],
+    ) -> Publication {
+        let slot = &self.slots[i];
+        let hits = &slot.last.hits;
+        let (phase, reopened, reason) = match transition {
+            Transition::Opened { reopened } => (Phase::Opened, reopened, None),
+            Transition::Updated => (Phase::Updated, false, None),
+            Transition::Resolved(r) => (Phase::Resolved, false, Some(r)),
+        };
         let event_id = uuid::Uuid::now_v7().to_string();
-        let confidence = if members.is_empty() {
+        let caption = format!(
+            "{}  {}  zone={}  cam={}  {}",
+            slot.category,
+            match phase {
+                Phase::Opened => "opened",
+                Phase::Updated => "updated",
+                Phase::Resolved => "resolved",
+            },
+            slot.zone.id,
+            self.camera.id,
+            DateTime::<Utc>::from(frame.captured_at)
+                .with_timezone(&self.tz)
+                .format("%Y-%m-%d %H:%M:%S%:z"),
+        );
+        let evidence = self.render_evidence(slot, hits, frame, detections, &caption);
+        let refs = evidence
+            .iter()
+            .zip(["annotated", "clean"])
+            .map(|(e, kind)| EvidenceRef {
+                kind: kind.into(),
+                topic: match kind {
+                    "annotated" => format!("evidence/{event_id}"),
+                    _ => format!("evidence/{event_id}/{kind}"),
+                },
+                content_type: "image/jpeg".into(),
+                bytes: e.jpeg.len(),
+                sha256: e.sha256.clone(),
+                width: e.width,
+                height: e.height,
+            })
+            .collect();
+        let confidence = if hits.is_empty() {
             0.0
         } else {
-            members.iter().map(|d| d.score).sum::<f32>() / members.len() as f32
+            hits.iter().map(|h| h.score).sum::<f32>() / hits.len() as f32
         };
-        let evidence_refs = if evidence.jpeg.is_empty() {
-            Vec::new()
-        } else {
-            vec![EvidenceRef {
-                kind: "annotated".into(),
-                topic: format!("evidence/{event_id}"),
-                content_type: "image/jpeg".into(),
-                bytes: evidence.jpeg.len(),
-                sha256: evidence.sha256.clone(),
-                width: evidence.width,
-                height: evidence.height,
-            }]
-        };
-        IncidentEvent {
+        let crowd = slot.last.crowd.as_ref().map(|c| CrowdInfo {
+            count: c.count,
+            density: c.density,
+            level: c.level.clone().unwrap_or_default(),
+            previous_level: c.previous_level.clone(),
+        });
+        let event = IncidentEvent {
             schema: SCHEMA.into(),
             event_id,
-            incident_id,
+            incident_id: case.id.clone(),
             phase,
+            reopened,
+            reason,
             time: rfc3339(SystemTime::now()),
             category: slot.category.clone(),
             codes: slot.codes.clone(),
             device: self.device.clone(),
             camera: self.camera.clone(),
-            zone: ZoneRef {
-                id: slot.zone.id.clone(),
-                name: slot.zone.name.clone(),
-                grid_code: slot.zone.grid_code.as_ref().map(|g| g.get_ref().clone()),
-                lat: slot.zone.lat,
-                lon: slot.zone.lon,
-                area_m2: slot.zone.area_m2.as_ref().map(|a| *a.get_ref()),
-            },
-            first_seen: rfc3339(first_seen),
-            last_seen: rfc3339(now),
-            dwell_s: now
-                .duration_since(first_seen)
+            zone: slot.zone.clone(),
+            first_seen: rfc3339(case.first_seen),
+            last_seen: rfc3339(frame.captured_at),
+            dwell_s: frame
+                .captured_at
+                .duration_since(case.first_seen)
                 .unwrap_or_default()
                 .as_secs_f64(),
             confidence,
-            crowd: Some(crowd),
-            objects: members
+            crowd,
+            objects: hits
                 .iter()
-                .map(|d| ObjectRef {
-                    label: self.model.labels.get(d.class).cloned().unwrap_or_default(),
-                    score: d.score,
-                    bbox: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
-                    track_id: None,
+                .map(|h| ObjectRef {
+                    label: h.class.map_or_else(
+                        || "scene_change".into(),
+                        |c| self.model.labels.get(c).cloned().unwrap_or_default(),
+                    ),
+                    score: h.score,
+                    bbox: [h.bbox.x1, h.bbox.y1, h.bbox.x2, h.bbox.y2],
+                    track_id: h.track_id,
                 })
                 .collect(),
-            evidence: evidence_refs,
+            evidence: refs,
             model: ModelRef {
                 name: self.model.name.clone(),
                 version: self.model.version.clone(),
                 sha256: self.model.sha256.clone(),
             },
             agent: AgentRef::this(),
+        };
+        Publication { event, evidence }
+    }
+
+    /// The annotated image and, if configured, the clean one; heads obscured in both before encoding.
+    fn render_evidence(
+        &self,
+        slot: &Slot,
+        hits: &[Hit],
+        frame: &Frame,
+        detections: &[Detection],
+        caption: &str,
+    ) -> Vec<Evidence> {
+        let mut img = frame.to_rgb_image();
+        let people: Vec<BBox> = detections
+            .iter()
+            .filter(|d| self.person_classes.contains(&d.class))
+            .map(|d| d.bbox)
+            .collect();
+        blur_heads(&mut img, &people, &self.evidence.privacy);
+        let clean = self.evidence.clean_frame.then(|| img.clone());
+        let counted: Vec<BBox> = hits.iter().map(|h| h.bbox).collect();
+        let ann = Annotation {
+            zone: &slot.rule.polygon().points,
+            others: detections
+                .iter()
+                .map(|d| d.bbox)
+                .filter(|b| !counted.contains(b))
+                .collect(),
+            counted,
+            caption,
+        };
+        let q = self.evidence.quality;
+        let mut out = Vec::new();
+        for result in [render(img, &ann, q)]
+            .into_iter()
+            .chain(clean.map(|c| evidence::encode(&c, q)))
+        {
+            match result {
+                Ok(e) => out.push(e),
+                Err(error) => {
+                    tracing::error!(camera = %self.camera.id, %error, "Evidence image could not be encoded; event sent without it.");
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Give detection hits (crowd counts, K-of-N rules) the track id their detection was assigned.
+fn name_tracks(hits: &mut [Hit], dets: &[Detection], assigned: &[Option<u64>]) {
+    for h in hits.iter_mut().filter(|h| h.track_id.is_none()) {
+        h.track_id = dets
+            .iter()
+            .position(|d| d.bbox == h.bbox && Some(d.class) == h.class)
+            .and_then(|k| assigned.get(k).copied().flatten());
+    }
+}
+
+/// Keep a model-free rule's reference across restarts; a failure only costs a new reference next start.
+fn save_reference(file: &std::path::Path, bytes: &[u8], camera: &str) {
+    let result = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(file, bytes));
+    match result {
+        Ok(()) => {
+            tracing::info!(camera = %camera, file = %file.display(), "Reference image taken for a scene-change zone.")
+        }
+        Err(error) => {
+            tracing::warn!(camera = %camera, file = %file.display(), %error, "Reference image could not be saved; a new one is taken after a restart.")
         }
     }
 }

@@ -6,8 +6,12 @@
 //! - the reported level rises to the highest level held for `sustain`;
 //! - it falls once the reported level has not been held for `sustain`, to the highest level still held;
 //! - it clears (incident resolves) once no level has been held for `clear`.
+//!
+//! An absolute head-count limit (`max_count`) adds a top level, `over_limit`, held while the count is at or
+//! above the limit, with the same sustain.
 
 use super::zone::Polygon;
+use super::{CrowdReading, Hit, Verdict};
 use crate::detect::Detection;
 use std::time::{Duration, Instant};
 
@@ -52,7 +56,12 @@ pub struct CrowdParams {
     pub hysteresis: f64,
     pub sustain: Duration,
     pub clear: Duration,
+    /// Absolute head-count limit of the zone.
+    pub max_count: Option<usize>,
 }
+
+/// Name of the level the head-count limit raises.
+pub const OVER_LIMIT: &str = "over_limit";
 
 /// The rule and its state for one zone of one camera.
 #[derive(Debug, Clone)]
@@ -68,7 +77,13 @@ pub struct CrowdRule {
 }
 
 impl CrowdRule {
-    pub fn new(params: CrowdParams) -> Self {
+    pub fn new(mut params: CrowdParams) -> Self {
+        if params.max_count.is_some() {
+            params.levels.push(CrowdLevel {
+                name: OVER_LIMIT.into(),
+                min_density: f64::INFINITY,
+            });
+        }
         let n = params.levels.len();
         Self {
             params,
@@ -106,21 +121,58 @@ impl CrowdRule {
         }
     }
 
+    pub fn reset(&mut self) {
+        self.held_since.iter_mut().for_each(|h| *h = None);
+        self.lost_since = None;
+        self.clear_since = None;
+        self.reported = None;
+    }
+
+    /// Count, update and say what holds.
+    pub fn evaluate(&mut self, detections: &[Detection], now: Instant) -> Verdict {
+        let obs = self.count(detections);
+        let before = self.reported;
+        self.update(&obs, now);
+        let name = |k: Option<usize>| k.map(|k| self.params.levels[k].name.clone());
+        Verdict {
+            holds: self.reported.is_some(),
+            hits: obs
+                .members
+                .iter()
+                .map(|&i| Hit::from_detection(&detections[i]))
+                .collect(),
+            severity: self.reported.map_or(0, |k| k as u32 + 1),
+            key: self.reported.map_or(0, |k| k as u64 + 1),
+            crowd: Some(CrowdReading {
+                count: obs.count,
+                density: obs.density,
+                level: name(self.reported.or(before)),
+                previous_level: name(before).filter(|_| before != self.reported),
+            }),
+        }
+    }
+
     /// Feed one observation at `now`; returns a change of the reported level, if any.
-    pub fn update(&mut self, density: f64, now: Instant) -> Option<CrowdChange> {
+    pub fn update(&mut self, obs: &CrowdObservation, now: Instant) -> Option<CrowdChange> {
+        let limit_level = self.params.max_count.map(|_| self.params.levels.len() - 1);
         for (k, level) in self.params.levels.iter().enumerate() {
             let threshold = if self.held_since[k].is_some() {
                 level.min_density - self.params.hysteresis
             } else {
                 level.min_density
             };
-            if density >= threshold {
+            let held = if Some(k) == limit_level {
+                obs.count >= self.params.max_count.unwrap_or(usize::MAX)
+            } else {
+                obs.density >= threshold
+            };
+            if held {
                 self.held_since[k].get_or_insert(now);
             } else {
                 self.held_since[k] = None;
             }
         }
-        let any_held = self.held_since[0].is_some();
+        let any_held = self.held_since.iter().any(Option::is_some);
         if any_held {
             self.clear_since = None;
         } else {
@@ -193,6 +245,7 @@ mod tests {
             hysteresis: 0.5,
             sustain: Duration::from_secs(10),
             clear: Duration::from_secs(30),
+            max_count: None,
         })
     }
 
@@ -201,7 +254,12 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..secs {
             *t += Duration::from_secs(1);
-            out.extend(r.update(density, *t));
+            let obs = CrowdObservation {
+                count: 0,
+                density,
+                members: vec![],
+            };
+            out.extend(r.update(&obs, *t));
         }
         out
     }
@@ -291,6 +349,29 @@ mod tests {
             vec![CrowdChange::Cleared { from: 0 }]
         );
         assert_eq!(r.reported(), None);
+    }
+
+    #[test]
+    fn the_head_count_limit_raises_over_limit_whatever_the_density() {
+        let mut params = rule().params;
+        params.max_count = Some(3);
+        let mut r = CrowdRule::new(params);
+        let t0 = Instant::now();
+        let obs = |count| CrowdObservation {
+            count,
+            density: 0.5,
+            members: vec![],
+        };
+        let mut changes = Vec::new();
+        for s in 0..12 {
+            changes.extend(r.update(&obs(4), t0 + Duration::from_secs(s)));
+        }
+        assert_eq!(changes, vec![CrowdChange::Opened { to: 2 }]);
+        assert_eq!(r.params.levels[2].name, OVER_LIMIT);
+        for s in 12..50 {
+            changes.extend(r.update(&obs(1), t0 + Duration::from_secs(s)));
+        }
+        assert_eq!(changes.last(), Some(&CrowdChange::Cleared { from: 2 }));
     }
 
     #[test]

@@ -172,7 +172,8 @@ impl OutboxWriter {
             .collect();
         let mut records: Vec<(Kind, &str, &[u8])> = evidence_topics
             .iter()
-            .map(|t| (Kind::Evidence, t.as_str(), p.evidence.jpeg.as_slice()))
+            .zip(&p.evidence)
+            .map(|(t, e)| (Kind::Evidence, t.as_str(), e.jpeg.as_slice()))
             .collect();
         let events = self.topics.events();
         records.push((Kind::Event, events.as_str(), json.as_slice()));
