@@ -112,6 +112,7 @@ fn crowd_count(c: &mut Criterion) {
         hysteresis: 0.2,
         sustain: std::time::Duration::from_secs(10),
         clear: std::time::Duration::from_secs(30),
+        max_count: None,
     });
     let dets = candidates(200);
     c.bench_function("crowd count 200 detections in a 5-point zone", |b| {
