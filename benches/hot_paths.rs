@@ -120,6 +120,79 @@ fn crowd_count(c: &mut Criterion) {
     });
 }
 
+/// One tracker update with 30 detections against ~30 live, confirmed tracks: walkers on a 6x5 grid, each
+/// sampled at 5 fps and moving back and forth at 10–40 px per second so that the predictions matter.
+fn tracker_step(c: &mut Criterion) {
+    use std::time::{Duration, Instant};
+    use streetsight::detect::{BBox, Detection};
+    use streetsight::track::{Tracker, TrackerParams};
+
+    const FRAMES: usize = 64; // one back-and-forth cycle, so frame FRAMES follows frame FRAMES - 1 smoothly
+    let frames: Vec<Vec<Detection>> = (0..FRAMES)
+        .map(|k| {
+            // Triangle wave 0 → 1 → 0 over the cycle.
+            let phase = k as f32 / FRAMES as f32;
+            let tri = 1.0 - (2.0 * phase - 1.0).abs();
+            (0..30)
+                .map(|i| {
+                    let (col, row) = ((i % 6) as f32, (i / 6) as f32);
+                    // 2–8 px per 0.2 s sample = 10–40 px/s at 768 px; up to ~250 px over half a cycle.
+                    let amp = (2.0 + (i % 4) as f32 * 2.0) * (FRAMES / 2) as f32 / 768.0;
+                    let x = 0.02 + col * 0.1 + amp * tri;
+                    let y = 0.05 + row * 0.18;
+                    Detection {
+                        class: i % 2,
+                        // Every fifth walker scores low now and then, so the second pass has work too.
+                        score: if i % 5 == 0 && k % 4 == 2 { 0.35 } else { 0.8 },
+                        bbox: BBox {
+                            x1: x,
+                            y1: y,
+                            x2: x + 0.05,
+                            y2: y + 0.17,
+                        },
+                    }
+                })
+                .collect()
+        })
+        .collect();
+
+    let t0 = Instant::now();
+    let step = Duration::from_millis(200);
+    let mut tracker = Tracker::new(TrackerParams::default());
+    // Warm up one full cycle: 30 confirmed tracks, then every update matches all 30 detections.
+    let mut k = 0usize;
+    while k < FRAMES {
+        tracker.update(&frames[k % FRAMES], t0 + step * k as u32);
+        k += 1;
+    }
+    assert_eq!(tracker.tracks().filter(|t| t.confirmed(2)).count(), 30);
+
+    c.bench_function("tracker update: 30 detections, 30 live tracks", |b| {
+        b.iter(|| {
+            let now = t0 + step * k as u32;
+            let ids = tracker.update(black_box(&frames[k % FRAMES]), now);
+            k += 1;
+            black_box(ids)
+        })
+    });
+    // Ids stayed stable throughout: still exactly the 30 first tracks.
+    assert!(tracker.tracks().map(|t| t.id).eq(1..=30));
+}
+
+/// Zone membership of an object by box overlap (6×6 point tests against a 5-point polygon).
+fn zone_overlap(c: &mut Criterion) {
+    use streetsight::rules::{Polygon, overlap_share};
+    let zone = Polygon::new(&[[0.0, 0.3], [0.5, 0.2], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]);
+    let dets = candidates(30);
+    c.bench_function("zone overlap share of 30 boxes, 5-point zone", |b| {
+        b.iter(|| {
+            dets.iter()
+                .map(|d| overlap_share(black_box(&zone), &d.bbox))
+                .sum::<f32>()
+        })
+    });
+}
+
 /// The whole `Detector::detect` on a real street frame: preprocessing + ONNX Runtime (2 intra-op threads) +
 /// decoding + NMS. Subtract the pieces above to see what inference alone costs.
 fn detect_real_frame(c: &mut Criterion) {
@@ -147,6 +220,8 @@ criterion_group!(
     decode,
     nms,
     crowd_count,
+    zone_overlap,
+    tracker_step,
     detect_real_frame
 );
 criterion_main!(benches);

@@ -3,48 +3,10 @@
 
 mod support;
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
 use std::path::Path;
 use std::sync::Mutex;
 use streetsight::detect::{Detector, ImageView, Manifest};
 use support::*;
-
-/// Decode every `step`-th frame of the clip to packed RGB.
-fn frames(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
-    streetsight::ingest::init_gstreamer().unwrap();
-    let p = gst::parse::launch("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false").unwrap().downcast::<gst::Pipeline>().unwrap();
-    p.by_name("src")
-        .unwrap()
-        .set_property("location", clip_path().to_str().unwrap());
-    let sink = p
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gstreamer_app::AppSink>()
-        .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    let mut out = Vec::new();
-    let mut n = 0;
-    while let Ok(sample) = sink.pull_sample() {
-        if n % step == 0 {
-            let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-            let (w, h, stride) = (
-                info.width() as usize,
-                info.height() as usize,
-                info.stride()[0] as usize,
-            );
-            let map = sample.buffer().unwrap().map_readable().unwrap();
-            let mut rgb = Vec::with_capacity(w * h * 3);
-            for row in map.chunks(stride).take(h) {
-                rgb.extend_from_slice(&row[..w * 3]);
-            }
-            out.push((w, h, rgb));
-        }
-        n += 1;
-    }
-    p.set_state(gst::State::Null).unwrap();
-    out
-}
 
 // ONNX Runtime allows one environment per process; sessions are made one at a time.
 static ORT: Mutex<()> = Mutex::new(());
@@ -54,7 +16,7 @@ fn nanodet_finds_the_walkers_on_real_frames() {
     let _g = ORT.lock().unwrap();
     let mut det = Detector::load(Manifest::load(&model_dir()).unwrap(), 2).unwrap();
     let person = det.manifest.label_index("person").unwrap();
-    let frames = frames(80); // 10 frames spread over the 795
+    let frames = decode_clip(80); // 10 frames spread over the 795
     assert_eq!(frames.len(), 10);
     let mut counts = Vec::new();
     for (w, h, rgb) in &frames {

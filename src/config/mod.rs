@@ -408,7 +408,7 @@ fn default_true() -> bool {
     true
 }
 fn default_head_fraction() -> Spanned<f32> {
-    Spanned::new(0..0, 0.25)
+    Spanned::new(0..0, 0.4)
 }
 /// Cities this is built for are on China Standard Time.
 fn default_timezone() -> Spanned<String> {

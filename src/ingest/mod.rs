@@ -9,7 +9,7 @@ mod supervisor;
 mod template;
 
 pub use backoff::Backoff;
-pub use frame::{Frame, FrameQueue};
+pub use frame::{Frame, FrameQueue, Pixels};
 pub use pipeline::{IngestError, StreamInfo};
 pub use supervisor::{
     CameraHandle, CameraList, CameraSource, CameraState, CameraStats, spawn_camera,

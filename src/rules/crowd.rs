@@ -147,7 +147,8 @@ impl CrowdRule {
                 count: obs.count,
                 density: obs.density,
                 level: name(self.reported.or(before)),
-                previous_level: name(before).filter(|_| before != self.reported),
+                previous_level: name(before)
+                    .filter(|_| self.reported.is_some() && before != self.reported),
             }),
         }
     }

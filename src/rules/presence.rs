@@ -48,8 +48,11 @@ impl PresenceRule {
             .collect();
         let placed: Vec<Placed> = relevant.iter().map(|t| t.placed(false)).collect();
         self.membership.update(&self.zone, &placed, now);
+        // Seen on this sample: a track the detector missed keeps its place in the zone (its dwell goes on
+        // when it is seen again) but does not hold the rule by itself.
         let hits: Vec<Hit> = relevant
             .iter()
+            .filter(|t| t.seen_now)
             .filter(|t| {
                 self.membership.entered(t.id).is_some_and(|entered| {
                     let since = if p.stationary {

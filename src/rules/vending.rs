@@ -119,7 +119,7 @@ impl VendingRule {
             let vendor = p.vendor_classes.contains(&t.class);
             let attended = state.samples > 0
                 && state.with_person as f32 >= p.min_person_share * state.samples as f32;
-            if long_enough && (vendor || attended) {
+            if t.seen_now && long_enough && (vendor || attended) {
                 qualifying.push(t.id);
                 hits.push(t.hit());
                 for q in near {

@@ -2,11 +2,12 @@
 //! has stood still. Pure state: `Tracker::update(detections, now)` changes only the tracker; no I/O, no clock.
 //!
 //! At 1–5 samples per second a walker moves 10–40 px between samples at 768x576, so a small box often has IoU 0
-//! with its previous self. Each update therefore (ByteTrack's two passes, plus a centre-distance fallback):
+//! with its previous self. Each update therefore (ByteTrack's two passes, plus a centre-distance gate):
 //! 1. drops tracks unseen for `max_age` (tentative ones after `tentative_max_age`);
-//! 2. matches detections scoring ≥ `high_score` with every live track of the same class, by IoU with the
-//!    track's *predicted* box (constant velocity, damped), or, below `match_iou`, by centre distance measured
-//!    in box diagonals;
+//! 2. matches detections scoring ≥ `high_score` with every live track of the same class: a pair is admissible
+//!    when the detection overlaps the track's *predicted* box (constant velocity, damped) by `match_iou`, or
+//!    its centre lies within `max_centre_jump` box diagonals; the pairs of least total centre distance win
+//!    (see `associate`);
 //! 3. matches detections scoring in [`low_score`, `high_score`) with the tracks still unmatched: a partly
 //!    hidden person scores low and should keep their track, but a low score alone is too weak to start one;
 //! 4. starts a track for each high-score detection left over.
@@ -18,7 +19,7 @@ mod associate;
 mod tests;
 
 use crate::detect::{BBox, Detection};
-use associate::{Candidate, Gates, assign_greedy, centre, diagonal};
+use associate::{Candidate, Gates, assign, centre, diagonal};
 use std::time::{Duration, Instant};
 
 /// Time constant of the velocity's decay while a track goes unseen: a prediction never runs further than
@@ -41,10 +42,11 @@ pub struct TrackerParams {
     /// Detections scoring in `[low_score, high_score)` only extend existing tracks (second pass); lower ones
     /// are ignored.
     pub low_score: f32,
-    /// Least IoU between a track's predicted box and a detection for an overlap match.
+    /// Least IoU between a track's predicted box and a detection for the pair to be admissible by overlap
+    /// (whatever the sizes).
     pub match_iou: f32,
-    /// Fallback below `match_iou`: the most a detection's centre may lie from the predicted centre, in mean
-    /// box diagonals (boxes whose diagonals differ more than 2× never match this way).
+    /// Below `match_iou`: the most a detection's centre may lie from the predicted centre, in mean box
+    /// diagonals, for the pair to be admissible (boxes whose diagonals differ more than 2× never are).
     pub max_centre_jump: f32,
     /// A confirmed track unseen this long is dropped.
     pub max_age: Duration,
@@ -287,8 +289,9 @@ impl Tracker {
                 }
             }
         }
-        assign_greedy(
-            &mut self.candidates,
+        assign(
+            &self.candidates,
+            gates.unmatched_cost(),
             &mut self.track_taken,
             &mut self.det_taken,
             &mut self.matches,

@@ -179,6 +179,42 @@ fn jittered_walkers_crossing_swap_ids_only_while_their_boxes_coincide() {
 }
 
 #[test]
+fn side_by_side_pair_that_stops_and_turns_keeps_its_ids_at_1_fps() {
+    // Two people 30 px apart from the real clip (vtest, 1 fps): walking left-up at 25–55 px/s, then turning
+    // right-up at sample 3, so both predictions overshoot to the left by about a person's width there.
+    let left = [
+        (522.0, 261.0),
+        (484.0, 247.0),
+        (460.0, 230.0),
+        (459.0, 212.0),
+        (475.0, 198.0),
+        (506.0, 184.0),
+        (539.0, 173.0),
+    ];
+    let right = [
+        (570.0, 259.0),
+        (516.0, 243.0),
+        (492.0, 230.0),
+        (487.0, 212.0),
+        (502.0, 198.0),
+        (526.0, 185.0),
+        (562.0, 175.0),
+    ];
+    let (mut tr, t0) = (tracker(), Instant::now());
+    for (k, (l, r)) in left.iter().zip(&right).enumerate() {
+        let dets = [
+            det(PERSON, 0.8, px(l.0, l.1, 32.0, 78.0)),
+            det(PERSON, 0.8, px(r.0, r.1, 32.0, 78.0)),
+        ];
+        assert_eq!(
+            tr.update(&dets, secs(t0, k as f64)),
+            vec![Some(1), Some(2)],
+            "sample {k}"
+        );
+    }
+}
+
+#[test]
 fn stall_standing_still_for_10_minutes_is_one_track_stationary_for_10_minutes() {
     let (mut tr, t0) = (tracker(), Instant::now());
     let mut j = Jitter(7);

@@ -185,3 +185,40 @@ pub fn streetsight_bin() -> std::process::Command {
         None => std::process::Command::new(exe),
     }
 }
+
+/// Decode every `step`-th frame of the clip to packed RGB.
+pub fn decode_clip(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
+    use gstreamer::prelude::*;
+    streetsight::ingest::init_gstreamer().unwrap();
+    let p = gstreamer::parse::launch("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false").unwrap().downcast::<gstreamer::Pipeline>().unwrap();
+    p.by_name("src")
+        .unwrap()
+        .set_property("location", clip_path().to_str().unwrap());
+    let sink = p
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    p.set_state(gstreamer::State::Playing).unwrap();
+    let mut out = Vec::new();
+    let mut n = 0;
+    while let Ok(sample) = sink.pull_sample() {
+        if n % step == 0 {
+            let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+            let (w, h, stride) = (
+                info.width() as usize,
+                info.height() as usize,
+                info.stride()[0] as usize,
+            );
+            let map = sample.buffer().unwrap().map_readable().unwrap();
+            let mut rgb = Vec::with_capacity(w * h * 3);
+            for row in map.chunks(stride).take(h) {
+                rgb.extend_from_slice(&row[..w * 3]);
+            }
+            out.push((w, h, rgb));
+        }
+        n += 1;
+    }
+    p.set_state(gstreamer::State::Null).unwrap();
+    out
+}
