@@ -86,17 +86,21 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
             e.incident_id, opened.incident_id,
             "one incident while the crowd lasts"
         );
-        // Evidence: published before its event, decodes, and matches the hash the event carries.
-        let r = &e.evidence[0];
-        let id = r.topic.strip_prefix("evidence/").unwrap();
-        let jpeg = seen
-            .evidence
-            .get(id)
-            .expect("evidence arrived before its event");
-        assert_eq!(streetsight::ops::sha256_hex(jpeg), r.sha256);
-        assert_eq!(jpeg.len(), r.bytes);
-        let img = image::load_from_memory(jpeg).expect("evidence decodes as JPEG");
-        assert_eq!((img.width(), img.height()), (768, 576));
+        // Evidence, annotated and clean: published before its event, decodes, and matches the hash the
+        // event carries.
+        let kinds: Vec<&str> = e.evidence.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["annotated", "clean"]);
+        for r in &e.evidence {
+            let id = r.topic.strip_prefix("evidence/").unwrap();
+            let jpeg = seen
+                .evidence
+                .get(id)
+                .expect("evidence arrived before its event");
+            assert_eq!(streetsight::ops::sha256_hex(jpeg), r.sha256);
+            assert_eq!(jpeg.len(), r.bytes);
+            let img = image::load_from_memory(jpeg).expect("evidence decodes as JPEG");
+            assert_eq!((img.width(), img.height()), (768, 576));
+        }
     }
     assert!(
         seen.status.iter().any(|s| s["state"] == "online"),

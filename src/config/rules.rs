@@ -257,7 +257,7 @@ fn default_scene_min_changed() -> Spanned<f32> {
     Spanned::new(0..0, 0.05)
 }
 fn default_scene_cell_threshold() -> Spanned<f32> {
-    Spanned::new(0..0, 25.0)
+    Spanned::new(0..0, 14.0)
 }
 
 /// Defaults of the two K-of-N rule types.

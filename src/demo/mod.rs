@@ -79,6 +79,7 @@ levels = [{{ name = "attention", min_density = 0.5 }}, {{ name = "warning", min_
 hysteresis = 0.1
 sustain_s = 3
 clear_s = 10
+incident = {{ update_interval_s = 10 }}
 "#,
         state = state_dir.display(),
         model = model_dir.display(),

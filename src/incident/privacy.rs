@@ -321,14 +321,14 @@ mod tests {
     fn the_region_is_padded_sideways_and_up() {
         let p = PrivacyParams::default();
         let r = head_region(&person(0.5, 0.5, 0.6, 0.9), 1000, 1000, &p).unwrap();
-        // Box 100 x 400 px at (500, 500): 15 px each side, 20 px up, 100 px down.
+        // Box 100 x 400 px at (500, 500): 15 px each side, 20 px up, 160 px down (0.4 of the height).
         assert_eq!(
             r,
             PixelRect {
                 x: 485,
                 y: 480,
                 w: 130,
-                h: 120
+                h: 180
             }
         );
     }

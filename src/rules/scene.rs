@@ -212,7 +212,12 @@ impl SceneChange {
         }
         let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]) as usize;
         let (cell, tw, th) = (u16_at(5), u16_at(7), u16_at(9));
-        if cell != self.params.cell_px || tw > self.params.thumb_width || tw == 0 || th == 0 {
+        if cell == 0
+            || cell != self.params.cell_px
+            || tw > self.params.thumb_width
+            || tw == 0
+            || th == 0
+        {
             return Err(SceneError::Geometry {
                 expected_cell: self.params.cell_px,
                 expected_width: self.params.thumb_width,
