@@ -174,3 +174,88 @@ fn the_documented_example_configuration_is_valid() {
     let (code, err) = check_with_env(&text, &[("NORTH_CAMERA_PASSWORD", "x")]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn rule_mistakes_are_each_reported_with_their_line_and_fix() {
+    let text = valid()
+        + r#"
+[[camera.street_vending]]
+zone = "pavement"
+
+[[camera.hanging_laundry]]
+zone = "plaza"
+
+[[camera.bin_overflow]]
+zone = "plaza"
+labels = ["person"]
+window = 4
+min_present = 2
+
+[[camera.presence]]
+zone = "plaza"
+category = "bicycle_parking"
+labels = ["bicycle", "scooter"]
+schedule = { days = ["funday"], hours = ["7-22"] }
+
+[[camera.scene_change]]
+zone = "plaza"
+category = "no_such_category"
+min_changed_fraction = 1.5
+"#;
+    let (code, err) = check(&text);
+    assert_eq!(code, 78, "{err}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let expect = |line: usize, needle: &str| {
+        let located = format!("streetsight.toml:{line}: ");
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&located) && l.contains(needle)),
+            "expected {needle:?} at {located:?} in:\n{err}"
+        );
+    };
+    expect(
+        line_of("zone = \"pavement\""),
+        "zone `pavement` is not a zone of this camera",
+    );
+    expect(
+        line_of("[[camera.hanging_laundry]]"),
+        "has no class [laundry, clothes]",
+    );
+    expect(
+        line_of("[[camera.hanging_laundry]]"),
+        "[[camera.scene_change]]",
+    );
+    expect(
+        line_of("[[camera.bin_overflow]]"),
+        "more than half of the window",
+    );
+    expect(
+        line_of("labels = [\"bicycle\", \"scooter\"]"),
+        "no class [scooter]",
+    );
+    expect(line_of("schedule = {"), "schedule");
+    expect(
+        line_of("category = \"no_such_category\""),
+        "neither shipped nor defined",
+    );
+    expect(line_of("min_changed_fraction = 1.5"), "must be in (0, 1]");
+}
+
+#[test]
+fn a_bad_timezone_and_an_inconsistent_ground_calibration_are_rejected() {
+    let text = valid().replace(
+        "id = \"pole-1\"",
+        "id = \"pole-1\"\ntimezone = \"China/Beijing\"",
+    ) + r#"
+[camera.ground]
+image = [[0.1, 0.9], [0.9, 0.9], [0.7, 0.5], [0.3, 0.5], [0.5, 0.7]]
+ground = [[0.0, 0.0], [8.0, 0.0], [7.0, 15.0], [1.0, 15.0], [4.0, 30.0]]
+"#;
+    let (code, err) = check(&text);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("streetsight.toml:3: timezone `China/Beijing` is not an IANA time zone"),
+        "{err}"
+    );
+    assert!(err.contains("ground calibration"), "{err}");
+}

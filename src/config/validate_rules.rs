@@ -17,6 +17,8 @@ struct Common<'a, T> {
     kind: &'static str,
     zone: &'a Spanned<String>,
     category: &'a str,
+    /// Where the category is written, when it is (otherwise the rule's own line).
+    category_at: Option<&'a Spanned<String>>,
     min_score: Option<&'a Spanned<f32>>,
     schedule: &'a Option<Spanned<ScheduleConfig>>,
     incident: &'a IncidentConfig,
@@ -38,7 +40,8 @@ impl RuleCheck<'_> {
         if !self.config.categories.contains_key(r.category)
             && !categories::default_categories().contains_key(r.category)
         {
-            c.push(r.at, format!("camera `{cam}`: {} category `{}` is neither shipped nor defined; add [categories.{}] with its work-order codes", r.kind, r.category, r.category));
+            let at = r.category_at.map_or(r.at.span(), |a| a.span());
+            c.push(&Spanned::new(at, ()), format!("camera `{cam}`: {} category `{}` is neither shipped nor defined; add [categories.{}] with its work-order codes", r.kind, r.category, r.category));
         }
         if let Some(s) = r.min_score {
             let v = *s.get_ref();
@@ -111,6 +114,7 @@ impl RuleCheck<'_> {
                 kind,
                 zone: &r.zone,
                 category: r.category_or(d),
+                category_at: None,
                 min_score: Some(&r.min_score),
                 schedule: &r.schedule,
                 incident: &r.incident,
@@ -145,6 +149,7 @@ impl RuleCheck<'_> {
                     kind: "crowd_density",
                     zone: &r.zone,
                     category: &r.category,
+                    category_at: None,
                     min_score: None,
                     schedule: &r.schedule,
                     incident: &r.incident,
@@ -171,6 +176,7 @@ impl RuleCheck<'_> {
                     kind: "street_vending",
                     zone: &r.zone,
                     category: &r.category,
+                    category_at: None,
                     min_score: Some(&r.min_score),
                     schedule: &r.schedule,
                     incident: &r.incident,
@@ -220,6 +226,7 @@ impl RuleCheck<'_> {
                     kind: "presence",
                     zone: &r.zone,
                     category: r.category.get_ref(),
+                    category_at: Some(&r.category),
                     min_score: Some(&r.min_score),
                     schedule: &r.schedule,
                     incident: &r.incident,
@@ -246,6 +253,7 @@ impl RuleCheck<'_> {
                     kind: "scene_change",
                     zone: &r.zone,
                     category: r.category.get_ref(),
+                    category_at: Some(&r.category),
                     min_score: None,
                     schedule: &r.schedule,
                     incident: &r.incident,
