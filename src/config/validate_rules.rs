@@ -240,7 +240,11 @@ impl RuleCheck<'_> {
                 false,
                 "; labels must be classes of the model",
             );
-            if r.labels.get_ref().is_empty() || r.min_count == 0 || !(r.dwell_s >= 0.0) {
+            if r.labels.get_ref().is_empty()
+                || r.min_count == 0
+                || r.dwell_s.is_nan()
+                || r.dwell_s < 0.0
+            {
                 c.push(at, format!("camera `{}`: presence needs at least one label, min_count ≥ 1 and dwell_s ≥ 0", cam.id));
             }
         }
