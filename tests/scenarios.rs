@@ -138,18 +138,6 @@ fn replay(
 }
 
 fn phases(events: &[IncidentEvent]) -> Vec<(Phase, String)> {
-    for e in events {
-        eprintln!(
-            "{:?} {} {} last_seen={} objects={} crowd={:?} reason={:?}",
-            e.phase,
-            &e.incident_id[..8],
-            e.category,
-            e.last_seen,
-            e.objects.len(),
-            e.crowd.as_ref().map(|c| (c.count, c.level.clone())),
-            e.reason
-        );
-    }
     events
         .iter()
         .map(|e| (e.phase, e.incident_id[..8].to_string()))

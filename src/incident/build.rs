@@ -108,10 +108,6 @@ impl Ctx<'_> {
         schedule: Schedule,
         lifecycle: Lifecycle,
     ) -> Slot {
-        let mut categories = crate::config::default_categories();
-        for (k, v) in &self.config.categories {
-            categories.insert(k.clone(), v.get_ref().clone());
-        }
         Slot {
             reference_file: matches!(rule, Rule::Scene(_)).then(|| self.reference_file(z)),
             rule,
@@ -127,7 +123,13 @@ impl Ctx<'_> {
                 area_m2: zone_area(self.cam, z),
             },
             category: category.into(),
-            codes: categories.get(category).cloned().unwrap_or_default(),
+            codes: self
+                .config
+                .categories
+                .get(category)
+                .map(|c| c.get_ref().clone())
+                .or_else(|| crate::config::default_categories().remove(category))
+                .unwrap_or_default(),
             last: Verdict::none(),
         }
     }
