@@ -9,8 +9,11 @@
 //! A model that fails to load stops only the cameras that use it.
 
 use crate::config::{CameraConfig, LoadedConfig};
+use crate::control::{
+    Control, Pending, VERIFY_SAMPLES, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept,
+};
 use crate::detect::{Detector, Manifest};
-use crate::incident::{Analyser, ModelInfo};
+use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
 use crate::ingest::{
     CameraHandle, CameraList, CameraSource, CameraStats, FrameQueue, spawn_camera,
 };
@@ -41,116 +44,58 @@ pub fn init_process() -> anyhow::Result<()> {
 }
 
 /// Run the daemon until `shutdown`; on shutdown, stop cameras and workers, then give the uplink up to
-/// `drain` to deliver what is queued (the rest stays in the durable outbox).
+/// `drain` to deliver what is queued (the rest stays in the durable outbox). A `reload` command or SIGHUP
+/// re-reads the configuration and, if it is valid, restarts cameras and workers with it.
 pub async fn run(
-    loaded: LoadedConfig,
+    mut loaded: LoadedConfig,
     shutdown: Shutdown,
     drain: Duration,
 ) -> anyhow::Result<Arc<UplinkStats>> {
     init_process()?;
     let config = &loaded.config;
-    let camera_stats: CameraList = Arc::default();
-    let models: Arc<Mutex<Vec<ModelStatus>>> = Arc::default();
+    let shared = Shared {
+        camera_stats: Arc::default(),
+        models: Arc::default(),
+        workers: Arc::default(),
+        archive: open_archive(config),
+    };
     let status = status_source(
         config.device.id.get_ref().clone(),
-        camera_stats.clone(),
-        models.clone(),
+        shared.camera_stats.clone(),
+        shared.models.clone(),
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
     let (mut uplink, writer) = Uplink::from_config(config, &loaded.base_dir, status)?;
     uplink.telemetry = Some(telemetry_source(
-        camera_stats.clone(),
+        shared.camera_stats.clone(),
         config.storage.state_dir.clone(),
     ));
-    let mut cameras: Vec<CameraHandle> = Vec::new();
-    let mut workers = Vec::new();
-
-    for (name, model_cfg) in &config.models {
-        let users: Vec<&CameraConfig> = config
-            .cameras
-            .iter()
-            .map(|c| c.get_ref())
-            .filter(|c| c.model.get_ref() == name)
-            .collect();
-        let threads = model_cfg.get_ref().threads;
-        let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path))
-            .map_err(|e| e.to_string())
-            .and_then(|m| Detector::load(m, threads).map_err(|e| e.to_string()));
-        let detector = match loaded_model {
-            Ok(d) => d,
-            Err(error) => {
-                tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
-                models.lock().expect("status lock").push(ModelStatus {
-                    name: name.clone(),
-                    state: "rejected",
-                    version: None,
-                    sha256: None,
-                    error: Some(error),
-                });
-                continue;
-            }
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut control = None;
+    if config.uplink.commands {
+        let (tx, rx) = crossbeam_channel::bounded(32);
+        uplink.commands = Some(tx);
+        let c = Control {
+            rx,
+            messenger: uplink.messenger(),
+            workers: shared.workers.clone(),
+            reload: reload_tx.clone(),
+            config_path: loaded.path.clone(),
+            max_skew: Duration::from_secs(config.uplink.command_max_skew_s.max(1)),
+            audit_path: config.storage.state_dir.join("audit.jsonl"),
         };
-        tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
-        models.lock().expect("status lock").push(ModelStatus {
-            name: name.clone(),
-            state: "active",
-            version: Some(detector.manifest.version.clone()),
-            sha256: Some(detector.sha256.clone()),
-            error: None,
-        });
-        if users.is_empty() {
-            continue;
-        }
-        let info = ModelInfo {
-            name: detector.manifest.name.clone(),
-            version: detector.manifest.version.clone(),
-            sha256: detector.sha256.clone(),
-            labels: detector.manifest.labels.clone(),
-        };
-        let queue = FrameQueue::new(users.len() * 2);
-        let mut analysers = HashMap::new();
-        for cam in &users {
-            let source = match CameraSource::from_config(cam, &loaded.base_dir) {
-                Ok(s) => s,
-                Err(error) => {
-                    tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
-                    continue;
-                }
-            };
-            let handle = spawn_camera(source, queue.clone(), shutdown.clone());
-            analysers.insert(
-                cam.id.clone(),
-                (
-                    Analyser::new(config, cam, info.clone()),
-                    handle.stats.clone(),
-                ),
-            );
-            camera_stats
-                .lock()
-                .expect("status lock")
-                .push((handle.id.clone(), handle.stats.clone()));
-            cameras.push(handle);
-        }
-        let worker = ModelWorker {
-            detector,
-            analysers,
-            queue,
-            outbox: writer.clone(),
-            shutdown: shutdown.clone(),
-        };
-        workers.push(
+        control = Some(
             std::thread::Builder::new()
-                .name(format!("model-{name}"))
-                .spawn(move || worker.run())?,
+                .name("control".into())
+                .spawn(move || c.run())?,
         );
     }
-    drop(writer);
 
     let stats = uplink.stats.clone();
     if let Some(addr) = &config.ops.http {
         let addr: std::net::SocketAddr = addr.get_ref().parse()?;
         let health = crate::ops::http::Health {
-            cameras: camera_stats.clone(),
+            cameras: shared.camera_stats.clone(),
             uplink: stats.clone(),
         };
         let stop = shutdown.clone();
@@ -161,19 +106,306 @@ pub async fn run(
         });
     }
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
-    shutdown.wait().await;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut pipelines = Pipelines::start(&loaded, HashMap::new(), &shared, &writer)?;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(req) = reload_rx.recv() => {
+                let (next, summary) = reload(pipelines, &loaded, req.loaded, &shared, &writer).await?;
+                pipelines = next;
+                loaded = summary.0;
+                let _ = req.reply.send(Ok(summary.1));
+            }
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration.");
+                let path = loaded.path.clone();
+                match tokio::task::spawn_blocking(move || crate::control::prepare_reload(&path)).await? {
+                    Ok(new) => {
+                        let (next, summary) = reload(pipelines, &loaded, new, &shared, &writer).await?;
+                        pipelines = next;
+                        loaded = summary.0;
+                        tracing::info!(result = %summary.1, "Configuration reloaded.");
+                    }
+                    Err(error) => tracing::error!(%error, "Configuration not reloaded; the running one stays."),
+                }
+            }
+        }
+    }
     tracing::info!("Shutting down.");
-    tokio::task::spawn_blocking(move || {
-        for c in cameras {
+    drop(reload_rx);
+    tokio::task::spawn_blocking(move || pipelines.stop()).await?;
+    drop(writer);
+    uplink_task.await?;
+    if let Some(c) = control {
+        // The uplink's command sender is gone with it; the control thread ends on its own.
+        let _ = tokio::task::spawn_blocking(move || c.join()).await;
+    }
+    Ok(stats)
+}
+
+/// What the daemon's parts share across reloads.
+struct Shared {
+    camera_stats: CameraList,
+    models: Arc<Mutex<Vec<ModelStatus>>>,
+    workers: WorkerRegistry,
+    archive: Option<Arc<Mutex<EvidenceArchive>>>,
+}
+
+fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArchive>>> {
+    let s = &config.storage;
+    match EvidenceArchive::open(
+        &s.state_dir.join("evidence"),
+        s.evidence_max_mb * 1024 * 1024,
+        Duration::from_secs(s.evidence_max_age_h * 3600),
+    ) {
+        Ok(a) => Some(Arc::new(Mutex::new(a))),
+        Err(error) => {
+            tracing::error!(%error, "Evidence archive unavailable; evidence is only sent, not kept on the gateway.");
+            None
+        }
+    }
+}
+
+/// Stop the running pipelines and start them again from `new`. Cameras whose configuration (and model)
+/// did not change keep their analyser, so their open incidents go on; the others' incidents resolve with
+/// `config_changed`.
+async fn reload(
+    pipelines: Pipelines,
+    old: &LoadedConfig,
+    new: LoadedConfig,
+    shared: &Shared,
+    writer: &OutboxWriter,
+) -> anyhow::Result<(Pipelines, (LoadedConfig, serde_json::Value))> {
+    let mut analysers = tokio::task::spawn_blocking(move || pipelines.stop()).await?;
+    let before = raw_table(&old.path);
+    let after = raw_table(&new.path);
+    let mut kept = HashMap::new();
+    let mut restarted = Vec::new();
+    for (id, mut analyser) in analysers.drain() {
+        if analyser_inputs(&before, &id) == analyser_inputs(&after, &id) && after.is_some() {
+            kept.insert(id, analyser);
+        } else {
+            restarted.push(id.clone());
+            for p in analyser.close_all(ResolveReason::ConfigChanged) {
+                store(writer, shared.archive.as_ref(), &p);
+            }
+        }
+    }
+    let restart_required: Vec<&str> = ["device", "uplink", "storage", "ops"]
+        .into_iter()
+        .filter(|k| {
+            before.as_ref().and_then(|t| t.get(*k)) != after.as_ref().and_then(|t| t.get(*k))
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "applied": true,
+        "cameras_kept": kept.keys().collect::<Vec<_>>(),
+        "cameras_restarted": restarted,
+        "restart_required": restart_required,
+    });
+    let next = Pipelines::start(&new, kept, shared, writer)?;
+    Ok((next, (new, summary)))
+}
+
+/// The configuration file as a TOML table (for comparing sections across a reload).
+fn raw_table(path: &std::path::Path) -> Option<toml::Table> {
+    std::fs::read_to_string(path).ok()?.parse().ok()
+}
+
+/// Everything a camera's analyser is built from, to tell whether a reload changed it.
+fn analyser_inputs(t: &Option<toml::Table>, camera: &str) -> Option<toml::Value> {
+    let t = t.as_ref()?;
+    let cam = t
+        .get("camera")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("id").and_then(|v| v.as_str()) == Some(camera))?
+        .clone();
+    let model = cam
+        .get("model")
+        .and_then(|m| m.as_str())
+        .and_then(|m| t.get("models")?.get(m))
+        .cloned();
+    let mut inputs = toml::Table::new();
+    inputs.insert("camera".into(), cam);
+    for k in ["device", "evidence", "categories", "storage"] {
+        if let Some(v) = t.get(k) {
+            inputs.insert(k.into(), v.clone());
+        }
+    }
+    if let Some(m) = model {
+        inputs.insert("model".into(), m);
+    }
+    Some(toml::Value::Table(inputs))
+}
+
+/// Durably enqueue a publication and keep its evidence on the gateway.
+fn store(outbox: &OutboxWriter, archive: Option<&Arc<Mutex<EvidenceArchive>>>, p: &Publication) {
+    let e = &p.event;
+    // Committed to disk before this returns: from here on the event survives a power cut.
+    match outbox.append(p) {
+        Ok(()) => {
+            tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, event = %e.event_id, "Incident event stored.")
+        }
+        Err(error) => {
+            tracing::error!(camera = %e.camera.id, event = %e.event_id, %error, "Incident event could not be stored; it is lost.")
+        }
+    }
+    if let Some(archive) = archive {
+        let mut archive = archive.lock().expect("archive lock");
+        for (r, img) in e.evidence.iter().zip(&p.evidence) {
+            if let Err(error) = archive.store(&r.topic, &img.jpeg, std::time::SystemTime::now()) {
+                tracing::warn!(event = %e.event_id, %error, "Evidence could not be kept on the gateway.");
+            }
+        }
+    }
+}
+
+/// Cameras and model workers started from one configuration.
+struct Pipelines {
+    shutdown: Shutdown,
+    cameras: Vec<CameraHandle>,
+    workers: Vec<std::thread::JoinHandle<HashMap<String, Analyser>>>,
+}
+
+impl Pipelines {
+    /// Load every model and start its cameras and worker; `kept` analysers are reused for their cameras.
+    fn start(
+        loaded: &LoadedConfig,
+        mut kept: HashMap<String, Analyser>,
+        shared: &Shared,
+        writer: &OutboxWriter,
+    ) -> anyhow::Result<Self> {
+        let config = &loaded.config;
+        let shutdown = Shutdown::new();
+        let mut cameras: Vec<CameraHandle> = Vec::new();
+        let mut workers = Vec::new();
+        let mut links = Vec::new();
+        shared.camera_stats.lock().expect("status lock").clear();
+        shared.models.lock().expect("status lock").clear();
+        for (name, model_cfg) in &config.models {
+            let users: Vec<&CameraConfig> = config
+                .cameras
+                .iter()
+                .map(|c| c.get_ref())
+                .filter(|c| c.model.get_ref() == name)
+                .collect();
+            let threads = model_cfg.get_ref().threads;
+            let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path))
+                .map_err(|e| e.to_string())
+                .and_then(|m| Detector::load(m, threads).map_err(|e| e.to_string()));
+            let detector = match loaded_model {
+                Ok(d) => d,
+                Err(error) => {
+                    tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
+                    shared
+                        .models
+                        .lock()
+                        .expect("status lock")
+                        .push(ModelStatus {
+                            name: name.clone(),
+                            state: "rejected",
+                            version: None,
+                            sha256: None,
+                            error: Some(error),
+                        });
+                    continue;
+                }
+            };
+            tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
+            shared
+                .models
+                .lock()
+                .expect("status lock")
+                .push(ModelStatus {
+                    name: name.clone(),
+                    state: "active",
+                    version: Some(detector.manifest.version.clone()),
+                    sha256: Some(detector.sha256.clone()),
+                    error: None,
+                });
+            if users.is_empty() {
+                continue;
+            }
+            let info = ModelInfo {
+                name: detector.manifest.name.clone(),
+                version: detector.manifest.version.clone(),
+                sha256: detector.sha256.clone(),
+                labels: detector.manifest.labels.clone(),
+            };
+            let queue = FrameQueue::new(users.len() * 2);
+            let mut analysers = HashMap::new();
+            for cam in &users {
+                let source = match CameraSource::from_config(cam, &loaded.base_dir) {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
+                        continue;
+                    }
+                };
+                let handle = spawn_camera(source, queue.clone(), shutdown.clone());
+                let analyser = kept
+                    .remove(&cam.id)
+                    .filter(|a| a.model_sha256() == info.sha256)
+                    .unwrap_or_else(|| Analyser::new(config, cam, info.clone()));
+                analysers.insert(cam.id.clone(), (analyser, handle.stats.clone()));
+                shared
+                    .camera_stats
+                    .lock()
+                    .expect("status lock")
+                    .push((handle.id.clone(), handle.stats.clone()));
+                cameras.push(handle);
+            }
+            let (tx, commands) = crossbeam_channel::unbounded();
+            links.push(WorkerLink {
+                cameras: analysers.keys().cloned().collect(),
+                tx,
+            });
+            let worker = ModelWorker {
+                detector,
+                analysers,
+                queue,
+                commands,
+                pending: Vec::new(),
+                outbox: writer.clone(),
+                archive: shared.archive.clone(),
+                shutdown: shutdown.clone(),
+            };
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("model-{name}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        // Cameras dropped from the configuration: their incidents end here.
+        for (_, mut a) in kept {
+            for p in a.close_all(ResolveReason::ConfigChanged) {
+                store(writer, shared.archive.as_ref(), &p);
+            }
+        }
+        *shared.workers.lock().expect("registry lock") = links;
+        Ok(Pipelines {
+            shutdown,
+            cameras,
+            workers,
+        })
+    }
+
+    /// Stop cameras and workers; returns every camera's analyser.
+    fn stop(self) -> HashMap<String, Analyser> {
+        self.shutdown.trigger();
+        for c in self.cameras {
             c.join();
         }
-        for w in workers {
-            let _ = w.join();
+        let mut out = HashMap::new();
+        for w in self.workers {
+            if let Ok(analysers) = w.join() {
+                out.extend(analysers);
+            }
         }
-    })
-    .await?;
-    uplink_task.await?;
-    Ok(stats)
+        out
+    }
 }
 
 /// The retained status: cameras and their state, models and theirs.
@@ -228,50 +460,155 @@ fn telemetry_source(cameras: CameraList, state_dir: std::path::PathBuf) -> Statu
     })
 }
 
-/// One model's worker: detect on frames from its cameras, run each camera's rules, emit events.
+/// One model's worker: detect on frames from its cameras, run each camera's rules, emit events, and
+/// carry out commands for its cameras.
 struct ModelWorker {
     detector: Detector,
     /// Each camera's rules and its counters.
     analysers: HashMap<String, (Analyser, Arc<CameraStats>)>,
     queue: FrameQueue,
+    commands: crossbeam_channel::Receiver<WorkerCmd>,
+    /// Commands waiting for a camera's next frame.
+    pending: Vec<Pending>,
     outbox: OutboxWriter,
+    archive: Option<Arc<Mutex<EvidenceArchive>>>,
     shutdown: Shutdown,
 }
 
 impl ModelWorker {
-    fn run(mut self) {
+    /// Run until shutdown; hands the analysers back (a reload may keep them).
+    fn run(mut self) -> HashMap<String, Analyser> {
         let rx = self.queue.receiver().clone();
         while !self.shutdown.is_triggered() {
-            let Ok(frame) = rx.recv_timeout(Duration::from_millis(200)) else {
-                continue;
-            };
-            let started = Instant::now();
-            let detections = match self.detector.detect(&frame.view()) {
-                Ok(d) => d,
-                Err(error) => {
-                    tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
-                    continue;
+            Pending::expire(&mut self.pending, Instant::now());
+            crossbeam_channel::select! {
+                recv(self.commands) -> cmd => {
+                    if let Ok(cmd) = cmd {
+                        accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending);
+                    }
                 }
-            };
-            let ms = started.elapsed().as_secs_f32() * 1000.0;
-            tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
-            let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
+                recv(rx) -> frame => {
+                    if let Ok(frame) = frame {
+                        self.analyse(&frame);
+                    }
+                }
+                default(Duration::from_millis(200)) => {}
+            }
+        }
+        self.analysers
+            .into_iter()
+            .map(|(id, (a, _))| (id, a))
+            .collect()
+    }
+
+    fn analyse(&mut self, frame: &crate::ingest::Frame) {
+        let started = Instant::now();
+        let detections = match self.detector.detect(&frame.view()) {
+            Ok(d) => d,
+            Err(error) => {
+                tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
+                return;
+            }
+        };
+        let ms = started.elapsed().as_secs_f32() * 1000.0;
+        tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
+        let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
+            return;
+        };
+        stats.record_analysis(ms);
+        // While the flash is slow, frames queue up upstream and the oldest are dropped there.
+        for publication in analyser.analyse(frame, &detections) {
+            store(&self.outbox, self.archive.as_ref(), &publication);
+        }
+        self.serve_pending(frame, &detections);
+    }
+
+    /// Commands that waited for this camera's frame.
+    fn serve_pending(
+        &mut self,
+        frame: &crate::ingest::Frame,
+        detections: &[crate::detect::Detection],
+    ) {
+        let Some((analyser, _)) = self.analysers.get_mut(&*frame.camera) else {
+            return;
+        };
+        let mut still = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            if p.camera() != &*frame.camera {
+                still.push(p);
                 continue;
-            };
-            stats.record_analysis(ms);
-            for publication in analyser.analyse(&frame, &detections) {
-                let e = &publication.event;
-                // Committed to disk before this returns: from here on the event survives a power cut.
-                // While the flash is slow, frames queue up upstream and the oldest are dropped there.
-                match self.outbox.append(&publication) {
-                    Ok(()) => {
-                        tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, event = %e.event_id, "Incident event stored.")
+            }
+            match p {
+                Pending::Snapshot { reply, .. } => {
+                    let _ = reply.send(
+                        analyser
+                            .snapshot(frame, detections)
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+                Pending::SceneReference { zone, reply, .. } => {
+                    let _ = reply.send(
+                        analyser
+                            .retake_reference(&zone, frame)
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+                Pending::Verify {
+                    camera,
+                    incident_id,
+                    request_id,
+                    deadline,
+                    mut samples,
+                    mut present_in,
+                    reply,
+                } => {
+                    let Some(present) = analyser.presence_of(&incident_id) else {
+                        let _ = reply.send(VerifyAnswer::Failed(format!(
+                            "incident `{incident_id}` resolved on its own while it was being verified"
+                        )));
+                        continue;
+                    };
+                    samples += 1;
+                    present_in += usize::from(present);
+                    if samples < VERIFY_SAMPLES {
+                        still.push(Pending::Verify {
+                            camera,
+                            incident_id,
+                            request_id,
+                            deadline,
+                            samples,
+                            present_in,
+                            reply,
+                        });
+                        continue;
                     }
-                    Err(error) => {
-                        tracing::error!(camera = %e.camera.id, event = %e.event_id, %error, "Incident event could not be stored; it is lost.")
+                    let still_present = 2 * present_in > samples;
+                    let pubs = analyser.conclude_verify(
+                        &incident_id,
+                        still_present,
+                        &request_id,
+                        frame,
+                        detections,
+                    );
+                    let event_ids = pubs.iter().map(|p| p.event.event_id.clone()).collect();
+                    let evidence = pubs
+                        .first()
+                        .map(|p| p.event.evidence.clone())
+                        .unwrap_or_default();
+                    for p in &pubs {
+                        store(&self.outbox, self.archive.as_ref(), p);
                     }
+                    let _ = reply.send(VerifyAnswer::Done {
+                        camera,
+                        still_present,
+                        samples,
+                        present_in,
+                        event_ids,
+                        evidence,
+                    });
                 }
             }
         }
+        self.pending = still;
     }
 }

@@ -9,11 +9,12 @@
 //! - [`incident`] one case per violation: opened → updated → resolved, evidence with faces obscured
 //! - [`uplink`]   MQTT with QoS 1, outbox pairing, retained status and last will
 //!
-//! Beside them: [`daemon`] wires the stages, [`demo`] is the no-camera demo (RTSP server, broker),
+//! Beside them: [`daemon`] wires the stages, [`control`] carries out remote commands, [`demo`] is the no-camera demo (RTSP server, broker),
 //! [`ops`] holds shutdown, logging and redaction.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod detect;

@@ -130,6 +130,13 @@ pub struct UplinkConfig {
     /// File holding the MQTT password (never logged).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Accept commands on `cmd/{name}` (snapshot, verify, suppress, scene_reference, reload).
+    #[serde(default = "default_true")]
+    pub commands: bool,
+    /// A command's timestamp may differ from the gateway's clock by at most this many seconds
+    /// (anti-replay, together with its nonce).
+    #[serde(default = "default_command_max_skew_s")]
+    pub command_max_skew_s: u64,
 }
 
 /// TLS files for the broker connection.
@@ -162,6 +169,13 @@ pub struct StorageConfig {
     /// Records older than this many hours are dropped from the outbox (evidence and events alike).
     #[serde(default = "default_outbox_max_age_h")]
     pub outbox_max_age_h: u64,
+    /// Evidence images kept on the gateway (`state_dir/evidence/`), in MiB; oldest removed first. 0: none
+    /// kept beyond the outbox.
+    #[serde(default = "default_evidence_max_mb")]
+    pub evidence_max_mb: u64,
+    /// Evidence images older than this many hours are removed (the retention period).
+    #[serde(default = "default_evidence_max_age_h")]
+    pub evidence_max_age_h: u64,
 }
 
 impl Default for StorageConfig {
@@ -171,6 +185,8 @@ impl Default for StorageConfig {
             jpeg_quality: default_jpeg_quality(),
             outbox_max_mb: default_outbox_max_mb(),
             outbox_max_age_h: default_outbox_max_age_h(),
+            evidence_max_mb: default_evidence_max_mb(),
+            evidence_max_age_h: default_evidence_max_age_h(),
         }
     }
 }
@@ -384,6 +400,18 @@ fn default_outbox_max_mb() -> u64 {
 /// A week: longer outages than that need an installer anyway.
 fn default_outbox_max_age_h() -> u64 {
     168
+}
+/// 128 MiB of JPEGs: about a thousand incidents' evidence.
+fn default_evidence_max_mb() -> u64 {
+    128
+}
+/// Three days: long enough for a dispatcher's query, short enough for PIPL's "only as long as needed".
+fn default_evidence_max_age_h() -> u64 {
+    72
+}
+/// Five minutes each way: tolerates a drifting clock, keeps a captured command useless soon after.
+fn default_command_max_skew_s() -> u64 {
+    300
 }
 fn default_model_threads() -> usize {
     2

@@ -131,6 +131,7 @@ impl Ctx<'_> {
                 .or_else(|| crate::config::default_categories().remove(category))
                 .unwrap_or_default(),
             last: Verdict::none(),
+            present: false,
         }
     }
 

@@ -14,6 +14,16 @@ pub enum Phase {
     Opened,
     Updated,
     Resolved,
+    /// The answer to a dispatcher's verify command.
+    Verified,
+}
+
+/// A verify's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    StillPresent,
+    Cleared,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +40,12 @@ pub struct IncidentEvent {
     /// Why a `resolved` incident ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<ResolveReason>,
+    /// For `verified`: what the fresh look found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// The command that asked for this event (verify), so the requester can match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// When this event was produced (RFC 3339, UTC).
     pub time: String,
     pub category: String,

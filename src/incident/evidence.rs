@@ -31,6 +31,22 @@ const OTHER: Rgb<u8> = Rgb([170, 170, 170]);
 const CAPTION: Rgb<u8> = Rgb([255, 255, 255]);
 const BANNER: Rgb<u8> = Rgb([0, 0, 0]);
 
+fn thickness_for(img: &RgbImage) -> i32 {
+    ((img.width().max(img.height()) / 400) as i32).max(1)
+}
+
+/// Draw a zone's outline (normalised polygon).
+pub fn draw_zone(img: &mut RgbImage, zone: &[(f32, f32)]) {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let thickness = thickness_for(img);
+    let px = |(x, y): (f32, f32)| ((x * w) as i32, (y * h) as i32);
+    for i in 0..zone.len() {
+        let a = px(zone[i]);
+        let b = px(zone[(i + 1) % zone.len()]);
+        line(img, a, b, ZONE, thickness);
+    }
+}
+
 /// Draw `ann` on `img` and encode it.
 pub fn render(
     mut img: RgbImage,
@@ -38,13 +54,9 @@ pub fn render(
     quality: u8,
 ) -> Result<Evidence, image::ImageError> {
     let (w, h) = (img.width() as f32, img.height() as f32);
-    let thickness = ((img.width().max(img.height()) / 400) as i32).max(1);
+    let thickness = thickness_for(&img);
     let px = |(x, y): (f32, f32)| ((x * w) as i32, (y * h) as i32);
-    for i in 0..ann.zone.len() {
-        let a = px(ann.zone[i]);
-        let b = px(ann.zone[(i + 1) % ann.zone.len()]);
-        line(&mut img, a, b, ZONE, thickness);
-    }
+    draw_zone(&mut img, ann.zone);
     for (boxes, colour) in [(&ann.others, OTHER), (&ann.counted, COUNTED)] {
         for b in boxes.iter() {
             let (p1, p2) = (px((b.x1, b.y1)), px((b.x2, b.y2)));

@@ -28,14 +28,24 @@ pub enum ResolveReason {
     Suppressed,
     /// The rule's active hours ended (e.g. vending rules at 22:00).
     ScheduleEnded,
+    /// A dispatcher's verify found it gone (the 核查 step).
+    VerifiedCleared,
+    /// The camera's configuration changed under it (reload); the new rules start afresh.
+    ConfigChanged,
 }
 
 /// What to publish after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
-    Opened { reopened: bool },
+    Opened {
+        reopened: bool,
+    },
     Updated,
     Resolved(ResolveReason),
+    /// A dispatcher's verify: the answer, for an incident that stays open when still present.
+    Verified {
+        still_present: bool,
+    },
 }
 
 /// The incident a lifecycle has open (or is cooling down from).
@@ -167,7 +177,10 @@ impl Lifecycle {
         let State::Open { case, .. } = std::mem::replace(&mut self.state, State::Idle) else {
             return None;
         };
-        if reason == ResolveReason::Cleared {
+        if matches!(
+            reason,
+            ResolveReason::Cleared | ResolveReason::VerifiedCleared
+        ) {
             self.state = State::Cooling {
                 case: case.clone(),
                 resolved_at: now,

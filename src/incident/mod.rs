@@ -4,21 +4,25 @@
 //! Overlapping zones of one category report one incident; a dispatcher's suppression mutes a category in a
 //! zone until it expires.
 
+mod archive;
 mod build;
 mod event;
 mod evidence;
 mod font;
 mod lifecycle;
+mod operate;
 mod privacy;
 
+pub use archive::EvidenceArchive;
 pub use build::ModelInfo;
 pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
-    Phase, SCHEMA, ZoneRef,
+    Phase, SCHEMA, Verification, ZoneRef,
 };
 pub use evidence::{Annotation, Evidence, render};
 pub use font::draw_text;
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
+pub use operate::OperateError;
 pub use privacy::{PrivacyParams, blur_heads};
 
 use crate::config::CategoryCodes;
@@ -56,6 +60,8 @@ struct Slot {
     codes: CategoryCodes,
     /// The last verdict (for dedupe across zones and for updates).
     last: Verdict,
+    /// Whether the rule's objects were in the latest sample (for verify).
+    present: bool,
     /// Where a model-free rule keeps its reference image.
     reference_file: Option<PathBuf>,
 }
@@ -186,11 +192,12 @@ impl Analyser {
                 now,
                 wall,
             }));
+            slot.present = verdict.present;
             if !verdict.hits.is_empty() || !verdict.holds {
                 slot.last = verdict;
             }
             for (transition, case) in transitions {
-                out.push(self.publication(i, transition, &case, frame, detections));
+                out.push(self.publication(i, transition, &case, Some(frame), detections));
             }
         }
         out
@@ -201,16 +208,27 @@ impl Analyser {
         i: usize,
         transition: Transition,
         case: &CaseRef,
-        frame: &Frame,
+        frame: Option<&Frame>,
         detections: &[Detection],
     ) -> Publication {
         let slot = &self.slots[i];
         let hits = &slot.last.hits;
-        let (phase, reopened, reason) = match transition {
-            Transition::Opened { reopened } => (Phase::Opened, reopened, None),
-            Transition::Updated => (Phase::Updated, false, None),
-            Transition::Resolved(r) => (Phase::Resolved, false, Some(r)),
+        let (phase, reopened, reason, verification) = match transition {
+            Transition::Opened { reopened } => (Phase::Opened, reopened, None, None),
+            Transition::Updated => (Phase::Updated, false, None, None),
+            Transition::Resolved(r) => (Phase::Resolved, false, Some(r), None),
+            Transition::Verified { still_present } => (
+                Phase::Verified,
+                false,
+                None,
+                Some(if still_present {
+                    Verification::StillPresent
+                } else {
+                    Verification::Cleared
+                }),
+            ),
         };
+        let seen_at = frame.map_or_else(SystemTime::now, |f| f.captured_at);
         let event_id = uuid::Uuid::now_v7().to_string();
         let caption = format!(
             "{}  {}  zone={}  cam={}  {}",
@@ -219,14 +237,20 @@ impl Analyser {
                 Phase::Opened => "opened",
                 Phase::Updated => "updated",
                 Phase::Resolved => "resolved",
+                Phase::Verified => match verification {
+                    Some(Verification::StillPresent) => "verified: still present",
+                    _ => "verified: cleared",
+                },
             },
             slot.zone.id,
             self.camera.id,
-            DateTime::<Utc>::from(frame.captured_at)
+            DateTime::<Utc>::from(seen_at)
                 .with_timezone(&self.tz)
                 .format("%Y-%m-%d %H:%M:%S%:z"),
         );
-        let evidence = self.render_evidence(slot, hits, frame, detections, &caption);
+        let evidence = frame.map_or_else(Vec::new, |frame| {
+            self.render_evidence(slot, hits, frame, detections, &caption)
+        });
         let refs = evidence
             .iter()
             .zip(["annotated", "clean"])
@@ -261,6 +285,8 @@ impl Analyser {
             phase,
             reopened,
             reason,
+            verification,
+            request_id: None,
             time: rfc3339(SystemTime::now()),
             category: slot.category.clone(),
             codes: slot.codes.clone(),
@@ -268,9 +294,8 @@ impl Analyser {
             camera: self.camera.clone(),
             zone: slot.zone.clone(),
             first_seen: rfc3339(case.first_seen),
-            last_seen: rfc3339(frame.captured_at),
-            dwell_s: frame
-                .captured_at
+            last_seen: rfc3339(seen_at),
+            dwell_s: seen_at
                 .duration_since(case.first_seen)
                 .unwrap_or_default()
                 .as_secs_f64(),

@@ -134,8 +134,14 @@ impl CrowdRule {
         let before = self.reported;
         self.update(&obs, now);
         let name = |k: Option<usize>| k.map(|k| self.params.levels[k].name.clone());
+        let lowest = self
+            .params
+            .levels
+            .first()
+            .map_or(f64::INFINITY, |l| l.min_density);
         Verdict {
             holds: self.reported.is_some(),
+            present: obs.density >= lowest || self.params.max_count.is_some_and(|m| obs.count >= m),
             hits: obs
                 .members
                 .iter()

@@ -92,6 +92,9 @@ pub struct CrowdReading {
 pub struct Verdict {
     /// The violation holds now (dwell, sustain, K-of-N already applied).
     pub holds: bool,
+    /// What the rule looks for is in this very sample, before dwell, sustain or K-of-N: the answer to a
+    /// dispatcher's "is it still there?".
+    pub present: bool,
     pub hits: Vec<Hit>,
     /// Rises with seriousness (crowd levels); a rise is reported at once.
     pub severity: u32,
@@ -104,6 +107,7 @@ impl Verdict {
     pub fn none() -> Self {
         Verdict {
             holds: false,
+            present: false,
             hits: Vec::new(),
             severity: 0,
             key: 0,
@@ -188,6 +192,7 @@ impl SceneRule {
         self.reference_taken = obs.reference_taken;
         Verdict {
             holds: obs.holds,
+            present: obs.holds,
             hits: obs
                 .region
                 .map(|bbox| Hit {

@@ -67,6 +67,7 @@ impl PresenceRule {
             .collect();
         Verdict {
             holds: hits.len() >= p.min_count.max(1),
+            present: hits.len() >= p.min_count.max(1),
             key: hits.len() as u64,
             hits,
             severity: 0,
@@ -145,6 +146,7 @@ impl PersistenceRule {
         }
         Verdict {
             holds: self.holding,
+            present: self.history.back().copied().unwrap_or(false),
             hits: if self.holding {
                 self.hits.clone()
             } else {

@@ -135,6 +135,7 @@ impl VendingRule {
         qualifying.hash(&mut h);
         Verdict {
             holds: !qualifying.is_empty(),
+            present: !qualifying.is_empty(),
             hits,
             severity: 0,
             key: h.finish(),

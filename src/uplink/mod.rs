@@ -1,6 +1,8 @@
 //! Uplink: incidents and their evidence to the city's MQTT broker with QoS 1, a retained `status` with an
 //! `offline` last will, TLS with client certificates. A message counts as delivered only on PUBACK.
 
+pub mod audit;
+pub mod command;
 mod outbox;
 mod store;
 
@@ -55,9 +57,43 @@ impl Topics {
     pub fn telemetry(&self) -> String {
         format!("{}/telemetry", self.base)
     }
+    /// Where commands arrive: `cmd/{name}`.
+    pub fn commands(&self) -> String {
+        format!("{}/cmd/+", self.base)
+    }
+    /// The command name if `topic` is one of this device's command topics.
+    pub fn command_name<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.base.as_str())?
+            .strip_prefix("/cmd/")
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+    }
     /// `relative` is an event's evidence reference, e.g. `evidence/{event_id}`.
     pub fn under(&self, relative: &str) -> String {
         format!("{}/{relative}", self.base)
+    }
+}
+
+/// A command as it arrived on `cmd/{name}`.
+#[derive(Debug, Clone)]
+pub struct IncomingCommand {
+    pub name: String,
+    pub payload: Vec<u8>,
+    /// Retained commands are refused: they would run again at every connect.
+    pub retained: bool,
+}
+
+/// Sends messages that need no durability (command replies, snapshots) through the uplink, in order with
+/// the rest; they are lost if the process stops before the broker acknowledges them.
+#[derive(Clone)]
+pub struct Messenger {
+    tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
+}
+
+impl Messenger {
+    /// `relative` is under the device's topic base, e.g. `cmd_result/{request_id}`.
+    pub fn send(&self, relative: &str, payload: Vec<u8>) {
+        let _ = self.tx.send((relative.to_string(), payload));
     }
 }
 
@@ -209,6 +245,10 @@ pub struct Uplink {
     /// Records found on disk at start (a backlog from before a restart), oldest first.
     backlog: Vec<Meta>,
     appended: mpsc::UnboundedReceiver<Vec<Meta>>,
+    /// Where incoming commands go; none: the agent does not subscribe to commands.
+    pub commands: Option<crossbeam_channel::Sender<IncomingCommand>>,
+    messages: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    messenger: Messenger,
 }
 
 /// Records handed to the client and not yet acknowledged, at most.
@@ -268,6 +308,7 @@ impl Uplink {
         }
         let store = Arc::new(Mutex::new(store));
         let (notify, appended) = mpsc::unbounded_channel();
+        let (tx, messages) = mpsc::unbounded_channel();
         let writer = OutboxWriter {
             store: store.clone(),
             topics: topics.clone(),
@@ -285,9 +326,17 @@ impl Uplink {
                 store,
                 backlog,
                 appended,
+                commands: None,
+                messages,
+                messenger: Messenger { tx },
             },
             writer,
         ))
+    }
+
+    /// A sender for replies and other transient messages.
+    pub fn messenger(&self) -> Messenger {
+        self.messenger.clone()
     }
 
     /// Deliver until shutdown, then keep delivering for at most `drain` and say `offline`. Whatever is
@@ -330,6 +379,9 @@ impl Uplink {
                     self.enforce_bounds(&mut book);
                 }
                 _ = age_tick.tick() => self.enforce_bounds(&mut book),
+                Some((relative, payload)) = self.messages.recv() => {
+                    book.add_transient(self.topics.under(&relative), payload, false);
+                }
                 // Wakes the loop so a last, small batch of deliveries is deleted from disk too.
                 _ = flush_tick.tick(), if !book.acked.is_empty() => {}
                 _ = status_tick.tick(), if connected => {
@@ -340,7 +392,16 @@ impl Uplink {
                     book.add_transient(self.topics.telemetry(), payload, false);
                 }
                 ev = eventloop.poll() => match ev {
-                    Ok(ev) => connected = self.on_event(ev, &mut book, &mut backoff, connected),
+                    Ok(ev) => {
+                        let was = connected;
+                        connected = self.on_event(ev, &mut book, &mut backoff, connected);
+                        if connected && !was && self.commands.is_some() {
+                            // Clean sessions forget subscriptions: subscribe at every connect.
+                            if let Err(error) = client.try_subscribe(self.topics.commands(), QoS::AtLeastOnce) {
+                                tracing::error!(%error, "Could not subscribe to commands.");
+                            }
+                        }
+                    }
                     Err(error) => {
                         connected = false;
                         let delay = backoff.next_delay(&mut rand::rng());
@@ -482,6 +543,39 @@ impl Uplink {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 book.outbox.on_outgoing_publish(pkid);
+                connected
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                if let (Some(tx), Some(name)) = (&self.commands, self.topics.command_name(&p.topic))
+                {
+                    let cmd = IncomingCommand {
+                        name: name.to_string(),
+                        payload: p.payload.to_vec(),
+                        retained: p.retain,
+                    };
+                    if tx.try_send(cmd).is_err() {
+                        tracing::warn!(
+                            command = name,
+                            "Command queue full; command refused as busy."
+                        );
+                        let reply = command::Reply::error(
+                            command::UNNAMED_REQUEST,
+                            name,
+                            command::CommandError::new(
+                                "busy",
+                                "too many commands waiting; retry in a few seconds",
+                            ),
+                        );
+                        let topic = self
+                            .topics
+                            .under(&format!("cmd_result/{}", command::UNNAMED_REQUEST));
+                        book.add_transient(
+                            topic,
+                            serde_json::to_vec(&reply).expect("replies serialise"),
+                            false,
+                        );
+                    }
+                }
                 connected
             }
             _ => connected,

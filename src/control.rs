@@ -1,0 +1,602 @@
+//! Remote operations: commands from `cmd/{name}` are checked (fields, timestamp, nonce), written to the
+//! audit log, and carried out by the model workers that own the cameras; the answer goes to
+//! `cmd_result/{request_id}`. A refused or failed command changes nothing.
+//!
+//! ```text
+//! uplink ──IncomingCommand──▶ control thread ──(parse, replay guard, audit)──▶ one thread per command
+//!     ──WorkerCmd──▶ model worker(s) (acts on the camera's next frame) ──answer──▶ reply via the uplink
+//! ```
+
+use crate::config::LoadedConfig;
+use crate::incident::{Analyser, Evidence, EvidenceRef, Suppression};
+use crate::uplink::audit::{AuditEntry, AuditLog};
+use crate::uplink::command::{self, Command, CommandError, ReplayGuard, Reply, Request};
+use crate::uplink::{IncomingCommand, Messenger};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a camera may take to deliver the frame a command waits for.
+pub const FRAME_WAIT: Duration = Duration::from_secs(20);
+/// Fresh samples a verify looks at; the majority decides.
+pub const VERIFY_SAMPLES: usize = 3;
+
+/// What a model worker is asked to do for a command.
+pub enum WorkerCmd {
+    Snapshot {
+        camera: String,
+        reply: Sender<Result<Evidence, String>>,
+    },
+    Verify {
+        incident_id: String,
+        request_id: String,
+        reply: Sender<VerifyAnswer>,
+    },
+    Suppress {
+        camera: Option<String>,
+        category: String,
+        zone: String,
+        until: SystemTime,
+        /// The cameras where it applied.
+        reply: Sender<Vec<String>>,
+    },
+    SceneReference {
+        camera: String,
+        zone: String,
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+/// A worker's answer to a verify.
+#[derive(Debug)]
+pub enum VerifyAnswer {
+    /// None of this worker's cameras has the incident open.
+    NotHere,
+    Done {
+        camera: String,
+        still_present: bool,
+        samples: usize,
+        present_in: usize,
+        event_ids: Vec<String>,
+        evidence: Vec<EvidenceRef>,
+    },
+    Failed(String),
+}
+
+/// A running model worker as the control side sees it.
+#[derive(Clone)]
+pub struct WorkerLink {
+    pub cameras: Vec<String>,
+    pub tx: Sender<WorkerCmd>,
+}
+
+pub type WorkerRegistry = Arc<Mutex<Vec<WorkerLink>>>;
+
+/// A request to apply a new configuration, answered by the daemon's main loop.
+pub struct ReloadRequest {
+    pub loaded: LoadedConfig,
+    pub reply: Sender<Result<serde_json::Value, String>>,
+}
+
+/// A command waiting in a worker for its camera's next frame(s).
+pub enum Pending {
+    Snapshot {
+        camera: String,
+        deadline: Instant,
+        reply: Sender<Result<Evidence, String>>,
+    },
+    Verify {
+        camera: String,
+        incident_id: String,
+        request_id: String,
+        deadline: Instant,
+        samples: usize,
+        present_in: usize,
+        reply: Sender<VerifyAnswer>,
+    },
+    SceneReference {
+        camera: String,
+        zone: String,
+        deadline: Instant,
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+impl Pending {
+    pub fn camera(&self) -> &str {
+        match self {
+            Pending::Snapshot { camera, .. }
+            | Pending::Verify { camera, .. }
+            | Pending::SceneReference { camera, .. } => camera,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match self {
+            Pending::Snapshot { deadline, .. }
+            | Pending::Verify { deadline, .. }
+            | Pending::SceneReference { deadline, .. } => *deadline,
+        }
+    }
+
+    /// Answer commands whose camera sent no frame in time.
+    pub fn expire(pending: &mut Vec<Pending>, now: Instant) {
+        pending.retain(|p| {
+            if now < p.deadline() {
+                return true;
+            }
+            let why = format!(
+                "camera `{}` delivered no frame within {} s; check it with the status message",
+                p.camera(),
+                FRAME_WAIT.as_secs()
+            );
+            match p {
+                Pending::Snapshot { reply, .. } => {
+                    let _ = reply.send(Err(why));
+                }
+                Pending::SceneReference { reply, .. } => {
+                    let _ = reply.send(Err(why));
+                }
+                Pending::Verify { reply, .. } => {
+                    let _ = reply.send(VerifyAnswer::Failed(why));
+                }
+            }
+            false
+        });
+    }
+}
+
+/// Accept a worker command: answer at once what needs no frame, queue the rest.
+pub fn accept<'a>(
+    cmd: WorkerCmd,
+    mut analysers: impl Iterator<Item = &'a mut Analyser>,
+    pending: &mut Vec<Pending>,
+) {
+    let deadline = Instant::now() + FRAME_WAIT;
+    match cmd {
+        WorkerCmd::Suppress {
+            camera,
+            category,
+            zone,
+            until,
+            reply,
+        } => {
+            let mut applied = Vec::new();
+            for a in analysers.by_ref() {
+                if camera.as_ref().is_none_or(|c| c == a.camera_id())
+                    && a.has_rule(&category, &zone)
+                {
+                    a.suppress(Suppression {
+                        category: category.clone(),
+                        zone: zone.clone(),
+                        until,
+                    });
+                    applied.push(a.camera_id().to_string());
+                }
+            }
+            let _ = reply.send(applied);
+        }
+        WorkerCmd::Verify {
+            incident_id,
+            request_id,
+            reply,
+        } => match analysers.find(|a| a.has_open_incident(&incident_id)) {
+            Some(a) => pending.push(Pending::Verify {
+                camera: a.camera_id().to_string(),
+                incident_id,
+                request_id,
+                deadline: deadline + Duration::from_secs(10),
+                samples: 0,
+                present_in: 0,
+                reply,
+            }),
+            None => {
+                let _ = reply.send(VerifyAnswer::NotHere);
+            }
+        },
+        WorkerCmd::Snapshot { camera, reply } => pending.push(Pending::Snapshot {
+            camera,
+            deadline,
+            reply,
+        }),
+        WorkerCmd::SceneReference {
+            camera,
+            zone,
+            reply,
+        } => pending.push(Pending::SceneReference {
+            camera,
+            zone,
+            deadline,
+            reply,
+        }),
+    }
+}
+
+/// The control thread's state.
+pub struct Control {
+    pub rx: Receiver<IncomingCommand>,
+    pub messenger: Messenger,
+    pub workers: WorkerRegistry,
+    pub reload: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
+    pub config_path: PathBuf,
+    pub max_skew: Duration,
+    pub audit_path: PathBuf,
+}
+
+/// The audit log is shared by the control thread and the command threads.
+type SharedAudit = Arc<Mutex<Option<AuditLog>>>;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Control {
+    /// Run until the uplink drops its sender (shutdown).
+    pub fn run(self) {
+        let mut guard = ReplayGuard::new(self.max_skew);
+        let since = now_ms() - 2 * self.max_skew.as_millis() as i64;
+        for e in AuditLog::read_since(&self.audit_path, since) {
+            if let (Some(n), "accepted") = (&e.nonce, e.outcome.as_str()) {
+                guard.remember(n, e.at_ms);
+            }
+        }
+        let audit: SharedAudit = Arc::new(Mutex::new(
+            match AuditLog::open(&self.audit_path, 4 * 1024 * 1024) {
+                Ok(l) => Some(l),
+                Err(error) => {
+                    tracing::error!(%error, "Audit log cannot be written; every command is refused until it can.");
+                    None
+                }
+            },
+        ));
+        let this = Arc::new(self);
+        while let Ok(incoming) = this.rx.recv() {
+            let name = incoming.name.clone();
+            let checked = if incoming.retained {
+                Err((
+                    command::UNNAMED_REQUEST.to_string(),
+                    CommandError::new(
+                        "malformed",
+                        "retained commands are refused (they would run again at every connect); publish with retain=false",
+                    ),
+                ))
+            } else {
+                command::parse(&name, &incoming.payload)
+            }
+            .and_then(|c| {
+                guard
+                    .check(&c, now_ms())
+                    .map(|()| c.clone())
+                    .map_err(|e| (c.request_id.clone(), e))
+            });
+            match checked {
+                Err((request_id, error)) => {
+                    tracing::warn!(command = %name, request = %request_id, %error, "Command refused.");
+                    let _ = write_audit(
+                        &audit,
+                        &name,
+                        Some(&request_id),
+                        None,
+                        "refused",
+                        serde_json::json!({ "error": error }),
+                    );
+                    this.reply(&Reply::error(&request_id, &name, error));
+                }
+                Ok(cmd) => {
+                    let detail = describe(&cmd.request);
+                    if let Err(e) = write_audit(
+                        &audit,
+                        &name,
+                        Some(&cmd.request_id),
+                        Some(&cmd.nonce),
+                        "accepted",
+                        detail,
+                    ) {
+                        this.reply(&Reply::error(&cmd.request_id, &name, e));
+                        continue;
+                    }
+                    tracing::info!(command = %name, request = %cmd.request_id, "Command accepted.");
+                    let (this, audit) = (this.clone(), audit.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("cmd-{name}"))
+                        .spawn(move || this.execute(cmd, &audit));
+                    if let Err(error) = spawned {
+                        tracing::error!(%error, "Command thread could not start.");
+                    }
+                }
+            }
+        }
+    }
+
+    fn reply(&self, r: &Reply) {
+        self.messenger.send(
+            &format!("cmd_result/{}", r.request_id),
+            serde_json::to_vec(r).expect("replies serialise"),
+        );
+    }
+
+    fn execute(&self, cmd: Command, audit: &SharedAudit) {
+        let name = cmd.request.name();
+        let outcome = match &cmd.request {
+            Request::Snapshot { camera } => self.snapshot(&cmd.request_id, camera),
+            Request::Verify { incident_id } => self.verify(&cmd.request_id, incident_id),
+            Request::Suppress {
+                camera,
+                category,
+                zone,
+                duration_s,
+            } => self.suppress(camera.clone(), category, zone, *duration_s),
+            Request::SceneReference { camera, zone } => self.scene_reference(camera, zone),
+            Request::Reload => self.reload(),
+        };
+        let (label, detail, reply) = match outcome {
+            Ok(result) => (
+                "done",
+                result.clone(),
+                Reply::ok(&cmd.request_id, name, result),
+            ),
+            Err(e) => {
+                tracing::warn!(command = name, request = %cmd.request_id, error = %e, "Command failed.");
+                (
+                    "failed",
+                    serde_json::json!({ "error": e }),
+                    Reply::error(&cmd.request_id, name, e),
+                )
+            }
+        };
+        let _ = write_audit(audit, name, Some(&cmd.request_id), None, label, detail);
+        self.reply(&reply);
+    }
+
+    /// The worker that owns `camera`.
+    fn owner(&self, camera: &str) -> Result<WorkerLink, CommandError> {
+        let workers = self.workers.lock().expect("registry lock");
+        workers
+            .iter()
+            .find(|w| w.cameras.iter().any(|c| c == camera))
+            .cloned()
+            .ok_or_else(|| {
+                let known: Vec<&str> = workers
+                    .iter()
+                    .flat_map(|w| w.cameras.iter().map(String::as_str))
+                    .collect();
+                CommandError::new(
+                    "not_found",
+                    format!(
+                        "no running camera `{camera}`; running cameras: {}",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })
+    }
+
+    fn snapshot(&self, request_id: &str, camera: &str) -> Result<serde_json::Value, CommandError> {
+        let worker = self.owner(camera)?;
+        let (reply, answer) = bounded(1);
+        send(
+            &worker,
+            WorkerCmd::Snapshot {
+                camera: camera.into(),
+                reply,
+            },
+        )?;
+        let ev = wait(&answer, FRAME_WAIT)?.map_err(|e| CommandError::new("failed", e))?;
+        let topic = format!("snapshot/{request_id}");
+        let result = serde_json::json!({
+            "camera": camera, "topic": topic, "content_type": "image/jpeg",
+            "bytes": ev.jpeg.len(), "sha256": ev.sha256, "width": ev.width, "height": ev.height,
+        });
+        self.messenger.send(&topic, ev.jpeg);
+        Ok(result)
+    }
+
+    fn verify(
+        &self,
+        request_id: &str,
+        incident_id: &str,
+    ) -> Result<serde_json::Value, CommandError> {
+        let workers = self.workers.lock().expect("registry lock").clone();
+        let mut answers = Vec::new();
+        for w in &workers {
+            let (reply, answer) = bounded(1);
+            send(
+                w,
+                WorkerCmd::Verify {
+                    incident_id: incident_id.into(),
+                    request_id: request_id.into(),
+                    reply,
+                },
+            )?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            match wait(&answer, FRAME_WAIT + Duration::from_secs(15))? {
+                VerifyAnswer::NotHere => continue,
+                VerifyAnswer::Failed(e) => return Err(CommandError::new("failed", e)),
+                VerifyAnswer::Done {
+                    camera,
+                    still_present,
+                    samples,
+                    present_in,
+                    event_ids,
+                    evidence,
+                } => {
+                    return Ok(serde_json::json!({
+                        "incident_id": incident_id, "camera": camera,
+                        "result": if still_present { "still_present" } else { "cleared" },
+                        "samples": samples, "present_in": present_in,
+                        "event_ids": event_ids, "evidence": evidence,
+                    }));
+                }
+            }
+        }
+        Err(CommandError::new(
+            "not_found",
+            format!(
+                "no open incident `{incident_id}` on this device (already resolved, or another device's)"
+            ),
+        ))
+    }
+
+    fn suppress(
+        &self,
+        camera: Option<String>,
+        category: &str,
+        zone: &str,
+        duration_s: u64,
+    ) -> Result<serde_json::Value, CommandError> {
+        let until = SystemTime::now() + Duration::from_secs(duration_s);
+        let workers = self.workers.lock().expect("registry lock").clone();
+        let mut applied = Vec::new();
+        for w in &workers {
+            let (reply, answer) = bounded(1);
+            send(
+                w,
+                WorkerCmd::Suppress {
+                    camera: camera.clone(),
+                    category: category.into(),
+                    zone: zone.into(),
+                    until,
+                    reply,
+                },
+            )?;
+            applied.extend(wait(&answer, Duration::from_secs(5))?);
+        }
+        if applied.is_empty() {
+            return Err(CommandError::new(
+                "not_found",
+                format!(
+                    "no {}camera has a `{category}` rule in zone `{zone}`; check the category and zone ids",
+                    camera.map(|c| format!("`{c}` ")).unwrap_or_default()
+                ),
+            ));
+        }
+        let until = chrono::DateTime::<chrono::Utc>::from(until)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Ok(
+            serde_json::json!({ "cameras": applied, "category": category, "zone": zone, "until": until }),
+        )
+    }
+
+    fn scene_reference(&self, camera: &str, zone: &str) -> Result<serde_json::Value, CommandError> {
+        let worker = self.owner(camera)?;
+        let (reply, answer) = bounded(1);
+        send(
+            &worker,
+            WorkerCmd::SceneReference {
+                camera: camera.into(),
+                zone: zone.into(),
+                reply,
+            },
+        )?;
+        wait(&answer, FRAME_WAIT)?.map_err(|e| CommandError::new("failed", e))?;
+        Ok(serde_json::json!({ "camera": camera, "zone": zone, "reference": "taken" }))
+    }
+
+    fn reload(&self) -> Result<serde_json::Value, CommandError> {
+        let loaded = prepare_reload(&self.config_path)?;
+        let (reply, answer) = bounded(1);
+        self.reload
+            .send(ReloadRequest { loaded, reply })
+            .map_err(|_| CommandError::new("failed", "the agent is shutting down"))?;
+        wait(&answer, Duration::from_secs(120))?.map_err(|e| CommandError::new("failed", e))
+    }
+}
+
+/// Read and validate the configuration file and every model it names; nothing is applied here. The
+/// errors name file:line as `streetsight check` does.
+pub fn prepare_reload(path: &std::path::Path) -> Result<LoadedConfig, CommandError> {
+    let loaded = crate::config::load(path).map_err(|errors| {
+        CommandError::new(
+            "invalid_config",
+            format!("configuration not applied, the running one stays: {errors}"),
+        )
+    })?;
+    for (name, m) in &loaded.config.models {
+        let m = m.get_ref();
+        crate::detect::Manifest::load(&loaded.resolve(&m.path))
+            .map_err(|e| e.to_string())
+            .and_then(|manifest| {
+                crate::detect::Detector::load(manifest, 1).map_err(|e| e.to_string())
+            })
+            .map_err(|e| {
+                CommandError::new(
+                    "invalid_model",
+                    format!("model `{name}` rejected, the running configuration stays: {e}"),
+                )
+            })?;
+    }
+    Ok(loaded)
+}
+
+fn send(w: &WorkerLink, cmd: WorkerCmd) -> Result<(), CommandError> {
+    w.tx.send(cmd)
+        .map_err(|_| CommandError::new("failed", "the camera's model worker has stopped"))
+}
+
+fn wait<T>(rx: &Receiver<T>, timeout: Duration) -> Result<T, CommandError> {
+    rx.recv_timeout(timeout).map_err(|_| {
+        CommandError::new(
+            "timeout",
+            format!("no answer within {} s", timeout.as_secs()),
+        )
+    })
+}
+
+/// The command's own fields, for the audit log.
+fn describe(r: &Request) -> serde_json::Value {
+    match r {
+        Request::Snapshot { camera } => serde_json::json!({ "camera": camera }),
+        Request::Verify { incident_id } => serde_json::json!({ "incident_id": incident_id }),
+        Request::Suppress {
+            camera,
+            category,
+            zone,
+            duration_s,
+        } => {
+            serde_json::json!({ "camera": camera, "category": category, "zone": zone, "duration_s": duration_s })
+        }
+        Request::SceneReference { camera, zone } => {
+            serde_json::json!({ "camera": camera, "zone": zone })
+        }
+        Request::Reload => serde_json::Value::Null,
+    }
+}
+
+/// Write one audit entry; a command whose acceptance cannot be recorded is not carried out.
+pub fn write_audit(
+    audit: &SharedAudit,
+    command: &str,
+    request_id: Option<&str>,
+    nonce: Option<&str>,
+    outcome: &str,
+    detail: serde_json::Value,
+) -> Result<(), CommandError> {
+    let entry = AuditEntry {
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        source: "mqtt".into(),
+        command: command.into(),
+        request_id: request_id.map(String::from),
+        nonce: nonce.map(String::from),
+        at_ms: now_ms(),
+        outcome: outcome.into(),
+        detail,
+    };
+    let mut log = audit.lock().expect("audit lock");
+    let result = match log.as_mut() {
+        Some(l) => l.write(&entry).map_err(|e| e.to_string()),
+        None => Err("the audit log could not be opened".to_string()),
+    };
+    result.map_err(|e| {
+        tracing::error!(error = %e, "Audit entry not written.");
+        CommandError::new(
+            "audit_unavailable",
+            format!("{e}; the command was not carried out"),
+        )
+    })
+}

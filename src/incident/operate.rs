@@ -1,0 +1,173 @@
+//! What a dispatcher or installer may ask of a camera's analyser from afar: verify an open incident
+//! (the 核查 step), retake a scene-change reference, a snapshot, and closing every incident when the
+//! camera's configuration changes. The analyser answers from the frames it is given, like the rules.
+
+use super::{Analyser, CaseRef, Evidence, Publication, ResolveReason, Transition, evidence};
+use crate::detect::{BBox, Detection};
+use crate::ingest::Frame;
+use crate::rules::Rule;
+
+/// Why an operation could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperateError {
+    #[error(
+        "camera `{camera}` has no scene-change zone `{zone}`; scene_reference needs the id of a zone with a scene_change rule"
+    )]
+    NoSceneZone { camera: String, zone: String },
+    #[error("snapshot of camera `{camera}` could not be encoded: {reason}")]
+    Encode { camera: String, reason: String },
+}
+
+impl Analyser {
+    pub fn camera_id(&self) -> &str {
+        &self.camera.id
+    }
+
+    /// The model this analyser's class numbers refer to.
+    pub fn model_sha256(&self) -> &str {
+        &self.model.sha256
+    }
+
+    /// Does this camera have a rule of `category` in `zone`?
+    pub fn has_rule(&self, category: &str, zone: &str) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.category == category && s.zone.id == zone)
+    }
+
+    /// The slot with `incident_id` open now.
+    fn open_slot(&self, incident_id: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.lifecycle.open_case().is_some_and(|c| c.id == incident_id))
+    }
+
+    pub fn has_open_incident(&self, incident_id: &str) -> bool {
+        self.open_slot(incident_id).is_some()
+    }
+
+    /// After [`Analyser::analyse`] on a fresh frame: is what the incident's rule looks for in that frame?
+    /// `None` when the incident is no longer open.
+    pub fn presence_of(&self, incident_id: &str) -> Option<bool> {
+        self.open_slot(incident_id).map(|i| self.slots[i].present)
+    }
+
+    /// Answer a verify with fresh evidence from `frame`. A `cleared` answer also resolves the incident
+    /// (`verified_cleared`; a return within the cooldown re-opens the same case) and restarts the rule,
+    /// so dwell and K-of-N count afresh.
+    pub fn conclude_verify(
+        &mut self,
+        incident_id: &str,
+        still_present: bool,
+        request_id: &str,
+        frame: &Frame,
+        detections: &[Detection],
+    ) -> Vec<Publication> {
+        let Some(i) = self.open_slot(incident_id) else {
+            return Vec::new();
+        };
+        let case = self.slots[i]
+            .lifecycle
+            .open_case()
+            .cloned()
+            .expect("open slot has a case");
+        let mut verified = self.publication(
+            i,
+            Transition::Verified { still_present },
+            &case,
+            Some(frame),
+            detections,
+        );
+        verified.event.request_id = Some(request_id.to_string());
+        let mut out = vec![verified];
+        if !still_present {
+            let slot = &mut self.slots[i];
+            slot.rule.reset();
+            if let Some((t, case)) = slot
+                .lifecycle
+                .resolve(ResolveReason::VerifiedCleared, frame.captured_mono)
+            {
+                let mut resolved = self.publication(i, t, &case, None, detections);
+                resolved.event.request_id = Some(request_id.to_string());
+                out.push(resolved);
+            }
+        }
+        out
+    }
+
+    /// Make `frame` the clean reference of the scene-change zone `zone`, and keep it across restarts.
+    pub fn retake_reference(&mut self, zone: &str, frame: &Frame) -> Result<(), OperateError> {
+        let camera = self.camera.id.clone();
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.zone.id == zone && matches!(s.rule, Rule::Scene(_)))
+            .ok_or_else(|| OperateError::NoSceneZone {
+                camera: camera.clone(),
+                zone: zone.into(),
+            })?;
+        if let Rule::Scene(scene) = &mut slot.rule {
+            scene.change.set_reference(frame.view());
+            if let Some(file) = &slot.reference_file {
+                super::save_reference(file, &scene.change.reference_bytes(), &camera);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve every open incident with `reason`, without evidence (no fresh frame is at hand).
+    pub fn close_all(&mut self, reason: ResolveReason) -> Vec<Publication> {
+        let now = std::time::Instant::now();
+        let mut out = Vec::new();
+        for i in 0..self.slots.len() {
+            let closed: Option<(Transition, CaseRef)> =
+                self.slots[i].lifecycle.resolve(reason, now);
+            if let Some((t, case)) = closed {
+                out.push(self.publication(i, t, &case, None, &[]));
+            }
+        }
+        out
+    }
+
+    /// The frame with every zone and detection drawn and heads obscured, as for evidence.
+    pub fn snapshot(
+        &self,
+        frame: &Frame,
+        detections: &[Detection],
+    ) -> Result<Evidence, OperateError> {
+        let mut img = frame.to_rgb_image();
+        let people: Vec<BBox> = detections
+            .iter()
+            .filter(|d| self.person_classes.contains(&d.class))
+            .map(|d| d.bbox)
+            .collect();
+        super::blur_heads(&mut img, &people, &self.evidence.privacy);
+        let caption = format!(
+            "snapshot  cam={}  {}",
+            self.camera.id,
+            chrono::DateTime::<chrono::Utc>::from(frame.captured_at)
+                .with_timezone(&self.tz)
+                .format("%Y-%m-%d %H:%M:%S%:z"),
+        );
+        let zones: Vec<&[(f32, f32)]> = self
+            .slots
+            .iter()
+            .map(|s| s.rule.polygon().points.as_slice())
+            .collect();
+        let encode_error = |e: image::ImageError| OperateError::Encode {
+            camera: self.camera.id.clone(),
+            reason: e.to_string(),
+        };
+        // Zones after the first are drawn on the image first; the last render adds the caption.
+        for zone in zones.iter().skip(1) {
+            evidence::draw_zone(&mut img, zone);
+        }
+        let ann = evidence::Annotation {
+            zone: zones.first().copied().unwrap_or(&[]),
+            counted: Vec::new(),
+            others: detections.iter().map(|d| d.bbox).collect(),
+            caption: &caption,
+        };
+        evidence::render(img, &ann, self.evidence.quality).map_err(encode_error)
+    }
+}

@@ -1,0 +1,472 @@
+//! Remote commands: what arrives on `cmd/{name}`, checked before anything acts on it. Pure: parsing,
+//! field checks and the anti-replay guard (timestamp window + nonce) take the clock as an argument.
+//!
+//! Every command is a JSON object with `request_id` (the reply goes to `cmd_result/{request_id}`),
+//! `timestamp` (RFC 3339, within the allowed skew of the gateway's clock) and `nonce` (never seen before
+//! within that window), plus the command's own fields.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+/// What a command asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// A fresh annotated frame of a camera.
+    Snapshot { camera: String },
+    /// Re-check an open incident now: `still_present` or `cleared` (which resolves it).
+    Verify { incident_id: String },
+    /// A dispatcher's false alarm: mute `category` in `zone` (of one camera, or of every camera that has
+    /// such a zone) for `duration_s`.
+    Suppress {
+        camera: Option<String>,
+        category: String,
+        zone: String,
+        duration_s: u64,
+    },
+    /// Take a new clean reference for a scene-change zone on the next quiet frame.
+    SceneReference { camera: String, zone: String },
+    /// Re-read and validate the configuration file; apply it if valid, keep the running one otherwise.
+    Reload,
+}
+
+impl Request {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Snapshot { .. } => "snapshot",
+            Request::Verify { .. } => "verify",
+            Request::Suppress { .. } => "suppress",
+            Request::SceneReference { .. } => "scene_reference",
+            Request::Reload => "reload",
+        }
+    }
+}
+
+/// The command names this agent understands.
+pub const COMMANDS: [&str; 5] = [
+    "snapshot",
+    "verify",
+    "suppress",
+    "scene_reference",
+    "reload",
+];
+
+/// A checked command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub request_id: String,
+    /// Milliseconds since the Unix epoch, from the command's `timestamp`.
+    pub issued_ms: i64,
+    pub nonce: String,
+    pub request: Request,
+}
+
+/// Why a command was refused; `code` is stable for machines, `message` says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CommandError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        CommandError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// Reply topic used when a command is too broken to name its own `request_id`.
+pub const UNNAMED_REQUEST: &str = "unknown";
+
+/// Fields every command carries.
+#[derive(Deserialize)]
+struct Envelope {
+    request_id: Option<serde_json::Value>,
+    timestamp: Option<serde_json::Value>,
+    nonce: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotArgs {
+    camera: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyArgs {
+    incident_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressArgs {
+    camera: Option<String>,
+    category: String,
+    zone: String,
+    duration_s: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SceneReferenceArgs {
+    camera: String,
+    zone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// Longest suppression a dispatcher may ask for (30 days): longer mutes belong in the configuration.
+pub const MAX_SUPPRESS_S: u64 = 30 * 24 * 3600;
+
+/// A request id becomes a topic level: keep it to characters that are safe there.
+fn valid_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Parse the command `name` with its JSON `payload`. On failure the error comes with the request id to
+/// reply to (or [`UNNAMED_REQUEST`] when the payload names none usable).
+pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandError)> {
+    let unnamed = |e: CommandError| (UNNAMED_REQUEST.to_string(), e);
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
+        unnamed(CommandError::new(
+            "malformed",
+            format!("payload is not JSON ({e}); send a JSON object"),
+        ))
+    })?;
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(unnamed(CommandError::new(
+            "malformed",
+            "payload must be a JSON object with request_id, timestamp and nonce",
+        )));
+    };
+    let envelope: Envelope = serde_json::from_value(serde_json::Value::Object(fields.clone()))
+        .map_err(|e| unnamed(CommandError::new("malformed", e.to_string())))?;
+    let request_id = match envelope.request_id {
+        Some(serde_json::Value::String(s)) if valid_request_id(&s) => s,
+        Some(_) => {
+            return Err(unnamed(CommandError::new(
+                "malformed",
+                "request_id must be 1–64 characters of A–Z, a–z, 0–9, '-', '_' or '.'",
+            )));
+        }
+        None => {
+            return Err(unnamed(CommandError::new(
+                "missing_field",
+                "request_id is required (the reply goes to cmd_result/{request_id})",
+            )));
+        }
+    };
+    let fail = |code, msg: String| Err((request_id.clone(), CommandError::new(code, msg)));
+    let issued_ms = match envelope.timestamp {
+        Some(serde_json::Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => t.timestamp_millis(),
+            Err(e) => {
+                return fail(
+                    "malformed",
+                    format!("timestamp `{s}` is not RFC 3339 ({e}); e.g. 2026-11-23T08:00:00Z"),
+                );
+            }
+        },
+        Some(_) => return fail("malformed", "timestamp must be an RFC 3339 string".into()),
+        None => return fail("missing_field", "timestamp is required (RFC 3339)".into()),
+    };
+    let nonce = match envelope.nonce {
+        Some(serde_json::Value::String(s)) if (8..=128).contains(&s.len()) => s,
+        Some(_) => {
+            return fail(
+                "malformed",
+                "nonce must be a string of 8–128 characters, new for every command".into(),
+            );
+        }
+        None => return fail("missing_field", "nonce is required".into()),
+    };
+    for k in ["request_id", "timestamp", "nonce"] {
+        fields.remove(k);
+    }
+    let args = serde_json::Value::Object(fields);
+    let request = match name {
+        "snapshot" => {
+            args_of::<SnapshotArgs>(name, args).map(|a| Request::Snapshot { camera: a.camera })
+        }
+        "verify" => args_of::<VerifyArgs>(name, args).map(|a| Request::Verify {
+            incident_id: a.incident_id,
+        }),
+        "suppress" => args_of::<SuppressArgs>(name, args).and_then(|a| {
+            if a.duration_s == 0 || a.duration_s > MAX_SUPPRESS_S {
+                return Err(CommandError::new(
+                    "malformed",
+                    format!(
+                        "duration_s is {}; it must be between 1 and {MAX_SUPPRESS_S} (30 days)",
+                        a.duration_s
+                    ),
+                ));
+            }
+            Ok(Request::Suppress {
+                camera: a.camera,
+                category: a.category,
+                zone: a.zone,
+                duration_s: a.duration_s,
+            })
+        }),
+        "scene_reference" => {
+            args_of::<SceneReferenceArgs>(name, args).map(|a| Request::SceneReference {
+                camera: a.camera,
+                zone: a.zone,
+            })
+        }
+        "reload" => args_of::<NoArgs>(name, args).map(|_| Request::Reload),
+        other => Err(CommandError::new(
+            "unknown_command",
+            format!(
+                "no command `{other}`; this agent knows {}",
+                COMMANDS.join(", ")
+            ),
+        )),
+    };
+    match request {
+        Ok(request) => Ok(Command {
+            request_id,
+            issued_ms,
+            nonce,
+            request,
+        }),
+        Err(e) => Err((request_id, e)),
+    }
+}
+
+fn args_of<T: serde::de::DeserializeOwned>(
+    name: &str,
+    args: serde_json::Value,
+) -> Result<T, CommandError> {
+    serde_json::from_value(args).map_err(|e| {
+        let msg = e.to_string();
+        let code = if msg.starts_with("missing field") {
+            "missing_field"
+        } else {
+            "malformed"
+        };
+        CommandError::new(code, format!("{name}: {msg}"))
+    })
+}
+
+/// Anti-replay: a command is accepted only if its timestamp is within `max_skew_ms` of now and its nonce
+/// was not seen within that window (older nonces need not be kept: their timestamps are stale anyway).
+#[derive(Debug)]
+pub struct ReplayGuard {
+    max_skew_ms: i64,
+    seen: HashMap<String, i64>,
+    /// Nonces by the time they were accepted, oldest first, for pruning.
+    order: VecDeque<(i64, String)>,
+}
+
+impl ReplayGuard {
+    pub fn new(max_skew: std::time::Duration) -> Self {
+        ReplayGuard {
+            max_skew_ms: max_skew.as_millis() as i64,
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Remember a nonce accepted earlier (e.g. read back from the audit log after a restart).
+    pub fn remember(&mut self, nonce: &str, accepted_ms: i64) {
+        if self.seen.insert(nonce.to_string(), accepted_ms).is_none() {
+            self.order.push_back((accepted_ms, nonce.to_string()));
+        }
+    }
+
+    /// Accept the command at `now_ms` or say why not; an accepted nonce is remembered.
+    pub fn check(&mut self, cmd: &Command, now_ms: i64) -> Result<(), CommandError> {
+        while let Some((t, _)) = self.order.front() {
+            if now_ms - t <= 2 * self.max_skew_ms {
+                break;
+            }
+            let (_, n) = self.order.pop_front().expect("front exists");
+            self.seen.remove(&n);
+        }
+        let skew = now_ms - cmd.issued_ms;
+        if skew.abs() > self.max_skew_ms {
+            return Err(CommandError::new(
+                "stale",
+                format!(
+                    "timestamp is {:.0} s {} the gateway's clock; commands must be within {} s (send a fresh timestamp, check NTP)",
+                    skew.abs() as f64 / 1000.0,
+                    if skew > 0 { "behind" } else { "ahead of" },
+                    self.max_skew_ms / 1000
+                ),
+            ));
+        }
+        if self.seen.contains_key(&cmd.nonce) {
+            return Err(CommandError::new(
+                "replayed",
+                "this nonce was already used; every command needs a new nonce",
+            ));
+        }
+        self.remember(&cmd.nonce, now_ms);
+        Ok(())
+    }
+}
+
+/// The reply on `cmd_result/{request_id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub request_id: String,
+    pub command: String,
+    pub ok: bool,
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<CommandError>,
+}
+
+impl Reply {
+    pub fn ok(request_id: &str, command: &str, result: serde_json::Value) -> Self {
+        Reply {
+            request_id: request_id.into(),
+            command: command.into(),
+            ok: true,
+            time: now_rfc3339(),
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn error(request_id: &str, command: &str, error: CommandError) -> Self {
+        Reply {
+            request_id: request_id.into(),
+            command: command.into(),
+            ok: false,
+            time: now_rfc3339(),
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const NOW: i64 = 1_795_000_000_000;
+
+    fn payload(extra: &str) -> Vec<u8> {
+        let ts = chrono::DateTime::from_timestamp_millis(NOW)
+            .unwrap()
+            .to_rfc3339();
+        format!(r#"{{"request_id":"r-1","timestamp":"{ts}","nonce":"n-0000001"{extra}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_suppress_command_with_every_field_parses() {
+        let c = parse(
+            "suppress",
+            &payload(r#","category":"street_vending","zone":"z1","duration_s":3600"#),
+        )
+        .unwrap();
+        assert_eq!(c.request_id, "r-1");
+        assert_eq!(c.issued_ms, NOW);
+        assert_eq!(
+            c.request,
+            Request::Suppress {
+                camera: None,
+                category: "street_vending".into(),
+                zone: "z1".into(),
+                duration_s: 3600
+            }
+        );
+    }
+
+    #[test]
+    fn broken_json_is_answered_on_the_unnamed_topic() {
+        let (id, e) = parse("reload", b"{not json").unwrap_err();
+        assert_eq!(id, UNNAMED_REQUEST);
+        assert_eq!(e.code, "malformed");
+    }
+
+    #[test]
+    fn a_missing_command_field_is_named() {
+        let (id, e) = parse("verify", &payload("")).unwrap_err();
+        assert_eq!(id, "r-1");
+        assert_eq!(e.code, "missing_field");
+        assert!(e.message.contains("incident_id"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_unknown_command_lists_the_known_ones() {
+        let (_, e) = parse("reboot", &payload("")).unwrap_err();
+        assert_eq!(e.code, "unknown_command");
+        assert!(e.message.contains("snapshot, verify"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_durations_are_refused() {
+        let (_, e) = parse("snapshot", &payload(r#","camera":"c","zoom":2"#)).unwrap_err();
+        assert_eq!(e.code, "malformed");
+        let (_, e) = parse(
+            "suppress",
+            &payload(r#","category":"c","zone":"z","duration_s":0"#),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("between 1 and"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_request_id_that_would_break_the_topic_is_refused() {
+        let p = br#"{"request_id":"a/#","timestamp":"2026-11-23T08:00:00Z","nonce":"n-0000001"}"#;
+        let (id, e) = parse("reload", p).unwrap_err();
+        assert_eq!((id.as_str(), e.code), (UNNAMED_REQUEST, "malformed"));
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_once_and_a_stale_timestamp_never() {
+        let mut g = ReplayGuard::new(Duration::from_secs(300));
+        let c = parse("reload", &payload("")).unwrap();
+        assert!(g.check(&c, NOW + 1000).is_ok());
+        assert_eq!(g.check(&c, NOW + 2000).unwrap_err().code, "replayed");
+        let mut fresh = c.clone();
+        fresh.nonce = "n-0000002".into();
+        assert_eq!(g.check(&fresh, NOW + 301_000).unwrap_err().code, "stale");
+        assert_eq!(g.check(&fresh, NOW - 301_000).unwrap_err().code, "stale");
+        assert!(g.check(&fresh, NOW + 299_000).is_ok());
+    }
+
+    #[test]
+    fn nonces_remembered_from_before_a_restart_still_count() {
+        let mut g = ReplayGuard::new(Duration::from_secs(300));
+        g.remember("n-0000001", NOW);
+        let c = parse("reload", &payload("")).unwrap();
+        assert_eq!(g.check(&c, NOW + 10).unwrap_err().code, "replayed");
+    }
+
+    #[test]
+    fn old_nonces_are_forgotten_once_their_window_has_passed() {
+        let mut g = ReplayGuard::new(Duration::from_secs(1));
+        for i in 0..1000 {
+            g.remember(&format!("nonce-{i:05}"), NOW + i * 1000);
+        }
+        let mut c = parse("reload", &payload("")).unwrap();
+        c.issued_ms = NOW + 1_000_000;
+        g.check(&c, NOW + 1_000_000).unwrap();
+        assert!(g.seen.len() <= 4, "{} nonces kept", g.seen.len());
+    }
+}
