@@ -107,12 +107,14 @@ pub async fn run(
     }
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // The file as applied, to tell what a reload changes (the file on disk is already the new one then).
+    let mut applied = raw_table(&loaded.path);
     let mut pipelines = Pipelines::start(&loaded, HashMap::new(), &shared, &writer)?;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(req) = reload_rx.recv() => {
-                let (next, summary) = reload(pipelines, &loaded, req.loaded, &shared, &writer).await?;
+                let (next, summary) = reload(pipelines, &mut applied, req.loaded, &shared, &writer).await?;
                 pipelines = next;
                 loaded = summary.0;
                 let _ = req.reply.send(Ok(summary.1));
@@ -122,7 +124,7 @@ pub async fn run(
                 let path = loaded.path.clone();
                 match tokio::task::spawn_blocking(move || crate::control::prepare_reload(&path)).await? {
                     Ok(new) => {
-                        let (next, summary) = reload(pipelines, &loaded, new, &shared, &writer).await?;
+                        let (next, summary) = reload(pipelines, &mut applied, new, &shared, &writer).await?;
                         pipelines = next;
                         loaded = summary.0;
                         tracing::info!(result = %summary.1, "Configuration reloaded.");
@@ -172,14 +174,14 @@ fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArch
 /// `config_changed`.
 async fn reload(
     pipelines: Pipelines,
-    old: &LoadedConfig,
+    applied: &mut Option<toml::Table>,
     new: LoadedConfig,
     shared: &Shared,
     writer: &OutboxWriter,
 ) -> anyhow::Result<(Pipelines, (LoadedConfig, serde_json::Value))> {
     let mut analysers = tokio::task::spawn_blocking(move || pipelines.stop()).await?;
-    let before = raw_table(&old.path);
     let after = raw_table(&new.path);
+    let before = std::mem::replace(applied, after.clone());
     let mut kept = HashMap::new();
     let mut restarted = Vec::new();
     for (id, mut analyser) in analysers.drain() {

@@ -546,8 +546,12 @@ impl Uplink {
                 connected
             }
             Event::Incoming(Packet::Publish(p)) => {
-                if let (Some(tx), Some(name)) = (&self.commands, self.topics.command_name(&p.topic))
-                {
+                // An empty payload is how a retained message is cleared, not a command.
+                if let (Some(tx), Some(name), false) = (
+                    &self.commands,
+                    self.topics.command_name(&p.topic),
+                    p.payload.is_empty(),
+                ) {
                     let cmd = IncomingCommand {
                         name: name.to_string(),
                         payload: p.payload.to_vec(),
