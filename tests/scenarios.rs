@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use streetsight::detect::{Detection, Detector, Manifest};
 use streetsight::incident::{
-    Analyser, IncidentEvent, ModelInfo, Phase, ResolveReason, Suppression,
+    Analyser, IncidentEvent, ModelInfo, Phase, ResolveReason, Suppression, Verification,
 };
 use streetsight::ingest::{Frame, Pixels};
 use support::*;
@@ -97,29 +97,12 @@ fn replay(
     empty: usize,
     edit: impl Fn(usize, &mut [u8], usize),
 ) -> Vec<IncidentEvent> {
-    let (t0, w0) = (
-        Instant::now(),
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000),
-    );
+    let t0 = Instant::now();
     let mut events = Vec::new();
     let samples = &clip().samples;
     let played = loops * samples.len();
     for k in 0..played + empty {
-        let s = &samples[k.min(played - 1) % samples.len()];
-        let detections = if k < played { &s.detections[..] } else { &[] };
-        let mut rgb = (*s.rgb).clone();
-        edit(k, &mut rgb, s.width);
-        let at = Duration::from_secs(k as u64);
-        let frame = Frame {
-            camera: "walkway".into(),
-            seq: k as u64,
-            captured_at: w0 + at,
-            captured_mono: t0 + at,
-            width: s.width,
-            height: s.height,
-            stride: s.width * 3,
-            pixels: Pixels::Owned(rgb),
-        };
+        let (frame, detections) = sample_frame(t0, k, played, &edit);
         events.extend(a.analyse(&frame, detections).into_iter().map(|p| {
             for (r, e) in p.event.evidence.iter().zip(&p.evidence) {
                 assert_eq!(r.sha256, streetsight::ops::sha256_hex(&e.jpeg));
@@ -135,6 +118,33 @@ fn replay(
         }));
     }
     events
+}
+
+/// Sample `k` of the replay (the clip at one sample per second; after `played` samples, the last frame
+/// with nothing detected) as a frame captured `k` seconds after `t0`, with its detections.
+fn sample_frame(
+    t0: Instant,
+    k: usize,
+    played: usize,
+    edit: &impl Fn(usize, &mut [u8], usize),
+) -> (Frame, &'static [Detection]) {
+    let samples = &clip().samples;
+    let s = &samples[k.min(played - 1) % samples.len()];
+    let detections = if k < played { &s.detections[..] } else { &[] };
+    let mut rgb = (*s.rgb).clone();
+    edit(k, &mut rgb, s.width);
+    let at = Duration::from_secs(k as u64);
+    let frame = Frame {
+        camera: "walkway".into(),
+        seq: k as u64,
+        captured_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + at,
+        captured_mono: t0 + at,
+        width: s.width,
+        height: s.height,
+        stride: s.width * 3,
+        pixels: Pixels::Owned(rgb),
+    };
+    (frame, detections)
 }
 
 fn phases(events: &[IncidentEvent]) -> Vec<(Phase, String)> {
@@ -284,6 +294,86 @@ fn scene_change_ignores_the_walkers_and_finds_a_pile_left_in_the_zone() {
         (cx - 690.0 / 768.0).abs() < 0.08 && (cy - 510.0 / 576.0).abs() < 0.08,
         "{b:?}"
     );
+}
+
+#[test]
+fn verify_answers_from_fresh_frames_and_a_cleared_verify_resolves_the_incident() {
+    let state = tempfile::tempdir().unwrap();
+    let rules = format!(
+        "{WALKWAY}\n[[camera.scene_change]]\nzone = \"walkway\"\ncategory = \"piled_debris\"\npersist_s = 20\nmin_changed_fraction = 0.01\n"
+    );
+    // A quiet pass takes the clean reference (kept on disk), as in the scene-change scenario.
+    replay(&mut analyser(&rules, state.path()), 1, 0, |_, _, _| {});
+    let mut a = analyser(&rules, state.path());
+    let t0 = Instant::now();
+    let played = clip().samples.len();
+    let mut step = |a: &mut Analyser, k: usize, piled: bool| {
+        let (frame, dets) = sample_frame(t0, k, played, &|k, rgb: &mut [u8], w| {
+            if piled {
+                pile(k, rgb, w)
+            }
+        });
+        let events = a.analyse(&frame, dets);
+        (frame, dets, events)
+    };
+    let mut opened = None;
+    for k in 0..45 {
+        let (_, _, events) = step(&mut a, k, true);
+        opened = opened.or(events.into_iter().find(|p| p.event.phase == Phase::Opened));
+    }
+    let id = opened
+        .expect("the pile opened an incident")
+        .event
+        .incident_id;
+
+    // The pile is still there: three fresh samples all show it.
+    let mut last = None;
+    for k in 45..48 {
+        let (frame, dets, events) = step(&mut a, k, true);
+        assert!(events.is_empty());
+        assert_eq!(a.presence_of(&id), Some(true), "sample {k}");
+        last = Some((frame, dets));
+    }
+    let (frame, dets) = last.take().unwrap();
+    let answer = a.conclude_verify(&id, true, "req-1", &frame, dets);
+    assert_eq!(answer.len(), 1);
+    let v = &answer[0].event;
+    assert_eq!(
+        (v.phase, v.verification),
+        (Phase::Verified, Some(Verification::StillPresent))
+    );
+    assert_eq!(
+        (v.incident_id.as_str(), v.request_id.as_deref()),
+        (id.as_str(), Some("req-1"))
+    );
+    assert_eq!(answer[0].evidence.len(), v.evidence.len());
+    assert!(!v.evidence.is_empty(), "fresh evidence with the answer");
+    assert!(
+        a.has_open_incident(&id),
+        "still present: the incident stays open"
+    );
+
+    // A crew took the pile away: the fresh samples no longer show it, and the answer resolves the case.
+    for k in 48..51 {
+        let (frame, dets, _) = step(&mut a, k, false);
+        assert_eq!(a.presence_of(&id), Some(false), "sample {k}");
+        last = Some((frame, dets));
+    }
+    let (frame, dets) = last.unwrap();
+    let answer = a.conclude_verify(&id, false, "req-2", &frame, dets);
+    let got: Vec<_> = answer
+        .iter()
+        .map(|p| (p.event.phase, p.event.verification, p.event.reason))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Phase::Verified, Some(Verification::Cleared), None),
+            (Phase::Resolved, None, Some(ResolveReason::VerifiedCleared)),
+        ]
+    );
+    assert!(answer.iter().all(|p| p.event.incident_id == id));
+    assert_eq!(a.presence_of(&id), None, "no longer open");
 }
 
 #[test]
