@@ -213,7 +213,10 @@ impl OutboxWriter {
             .collect();
         let events = self.topics.events();
         records.push((Kind::Event, events.as_str(), json.as_slice()));
-        let metas = self.store.lock().expect("outbox lock").append(&records)?;
+        let mut store = self.store.lock().expect("outbox lock");
+        let metas = store.append(&records)?;
+        // Told while the store is still locked: whoever locks it next (the bounds check) finds the
+        // notice already queued, so its view of the queue matches the store's bytes.
         let _ = self.notify.send(metas);
         Ok(())
     }
@@ -369,13 +372,12 @@ impl Uplink {
         let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
         let stopping = shutdown.wait();
         tokio::pin!(stopping);
+        let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut stopping => break,
                 Some(metas) = self.appended.recv() => {
-                    let events = metas.iter().filter(|m| m.kind == Kind::Event).count() as u64;
-                    self.stats.appended_events.fetch_add(events, Ordering::Relaxed);
-                    metas.into_iter().for_each(|m| book.add(m));
+                    self.absorb(&mut book, metas);
                     self.enforce_bounds(&mut book);
                 }
                 _ = age_tick.tick() => self.enforce_bounds(&mut book),
@@ -391,7 +393,12 @@ impl Uplink {
                     let payload = self.telemetry_payload(&book);
                     book.add_transient(self.topics.telemetry(), payload, false);
                 }
-                ev = eventloop.poll() => match ev {
+                // Waiting out the backoff inside this select keeps bounds, counters and replies going
+                // while the broker is away.
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                    retry_at = None;
+                }
+                ev = eventloop.poll(), if retry_at.is_none() => match ev {
                     Ok(ev) => {
                         let was = connected;
                         connected = self.on_event(ev, &mut book, &mut backoff, connected);
@@ -406,7 +413,7 @@ impl Uplink {
                         connected = false;
                         let delay = backoff.next_delay(&mut rand::rng());
                         log_connection_error(&error, delay);
-                        tokio::select! { _ = tokio::time::sleep(delay) => {}, _ = &mut stopping => break }
+                        retry_at = Some(tokio::time::Instant::now() + delay);
                     }
                 },
             }
@@ -485,9 +492,25 @@ impl Uplink {
             .store(dropped.evidence, Ordering::Relaxed);
     }
 
+    /// Take newly committed records into the book.
+    fn absorb(&self, book: &mut Book, metas: Vec<Meta>) {
+        let events = metas.iter().filter(|m| m.kind == Kind::Event).count() as u64;
+        self.stats
+            .appended_events
+            .fetch_add(events, Ordering::Relaxed);
+        metas.into_iter().for_each(|m| book.add(m));
+    }
+
     /// Apply the outbox's size and age bounds: evidence before events, oldest first, never what is in flight.
-    fn enforce_bounds(&self, book: &mut Book) {
-        let mut store = self.store.lock().expect("outbox lock");
+    fn enforce_bounds(&mut self, book: &mut Book) {
+        let store = self.store.clone();
+        let mut store = store.lock().expect("outbox lock");
+        // Records committed before this lock was taken are all announced by now: take them in, so the
+        // choice below sees every record the store's byte count includes (else newer evidence it has not
+        // heard of yet would let an event be dropped before it).
+        while let Ok(metas) = self.appended.try_recv() {
+            self.absorb(book, metas);
+        }
         let oldest = book.metas.values().next().map(|m| m.created_ms);
         if store.within_bounds(oldest, crate::uplink::store::now_ms()) {
             return; // the common case: no need to look at the whole backlog on every append
@@ -499,6 +522,7 @@ impl Uplink {
             &|id| outbox.is_in_flight(id),
             crate::uplink::store::now_ms(),
         );
+        let (mut events, mut evidence, mut bytes, mut oldest_ms) = (0u64, 0u64, 0u64, i64::MAX);
         for m in doomed {
             if !book.outbox.evict(m.id) {
                 continue;
@@ -508,7 +532,22 @@ impl Uplink {
                 tracing::error!(%error, "Outbox record could not be deleted.");
             }
             store.count_drop(m.kind);
-            tracing::warn!(kind = ?m.kind, bytes = m.bytes, age_s = (crate::uplink::store::now_ms() - m.created_ms) / 1000, "Outbox over its bounds; dropped the oldest record of this kind.");
+            match m.kind {
+                Kind::Event => events += 1,
+                Kind::Evidence => evidence += 1,
+            }
+            bytes += m.bytes;
+            oldest_ms = oldest_ms.min(m.created_ms);
+        }
+        if events + evidence > 0 {
+            let age_s = (crate::uplink::store::now_ms() - oldest_ms) / 1000;
+            tracing::warn!(
+                events,
+                evidence,
+                bytes,
+                oldest_age_s = age_s,
+                "Outbox over its bounds; dropped the oldest records (evidence before events)."
+            );
         }
     }
 
