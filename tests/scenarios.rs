@@ -307,7 +307,7 @@ fn verify_answers_from_fresh_frames_and_a_cleared_verify_resolves_the_incident()
     let mut a = analyser(&rules, state.path());
     let t0 = Instant::now();
     let played = clip().samples.len();
-    let mut step = |a: &mut Analyser, k: usize, piled: bool| {
+    let step = |a: &mut Analyser, k: usize, piled: bool| {
         let (frame, dets) = sample_frame(t0, k, played, &|k, rgb: &mut [u8], w| {
             if piled {
                 pile(k, rgb, w)
