@@ -130,6 +130,9 @@ pub struct UplinkConfig {
     /// File holding the MQTT password (never logged).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// `"5"` (MQTT 5: content types, message expiry) or `"3.1.1"` for brokers that know nothing newer.
+    #[serde(default)]
+    pub protocol: MqttProtocol,
     /// Accept commands on `cmd/{name}` (snapshot, verify, suppress, scene_reference, reload).
     #[serde(default = "default_true")]
     pub commands: bool,
@@ -137,6 +140,18 @@ pub struct UplinkConfig {
     /// (anti-replay, together with its nonce).
     #[serde(default = "default_command_max_skew_s")]
     pub command_max_skew_s: u64,
+}
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum MqttProtocol {
+    /// MQTT 5 (EMQX, VerneMQ, HiveMQ and mosquitto ≥ 1.6 speak it).
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1.
+    #[serde(rename = "3.1.1")]
+    V311,
 }
 
 /// TLS files for the broker connection.

@@ -4,18 +4,18 @@
 pub mod audit;
 pub mod command;
 mod outbox;
+mod session;
 mod store;
 
 pub use outbox::Outbox;
+pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
 pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
 
 use crate::config::{Config, UplinkConfig};
 use crate::incident::Publication;
 use crate::ops::Shutdown;
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
-};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use session::{Common, EventLoop};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,13 +117,41 @@ pub struct UplinkStats {
     pub dropped_evidence: AtomicU64,
 }
 
-/// MQTT connection options from the configuration (TLS files are read here).
+/// MQTT 3.1.1 connection options from the configuration (TLS files are read here).
 pub fn mqtt_options(
     cfg: &UplinkConfig,
     device_id: &str,
     base_dir: &Path,
     topics: &Topics,
 ) -> Result<MqttOptions, UplinkError> {
+    match SessionOptions::new(
+        Protocol::V311,
+        common_options(cfg, device_id, base_dir, topics)?,
+    ) {
+        SessionOptions::V311(o) => Ok(o),
+        SessionOptions::V5(_) => unreachable!("3.1.1 options asked for"),
+    }
+}
+
+/// Connection options in the configured protocol.
+pub fn session_options(
+    cfg: &UplinkConfig,
+    device_id: &str,
+    base_dir: &Path,
+    topics: &Topics,
+) -> Result<SessionOptions, UplinkError> {
+    Ok(SessionOptions::new(
+        cfg.protocol,
+        common_options(cfg, device_id, base_dir, topics)?,
+    ))
+}
+
+fn common_options(
+    cfg: &UplinkConfig,
+    device_id: &str,
+    base_dir: &Path,
+    topics: &Topics,
+) -> Result<Common, UplinkError> {
     let raw = cfg.broker.get_ref();
     let url = url::Url::parse(raw).map_err(|e| UplinkError::Url(raw.clone(), e.to_string()))?;
     let host = url
@@ -137,16 +165,6 @@ pub fn mqtt_options(
         .client_id
         .clone()
         .unwrap_or_else(|| format!("streetsight-{device_id}"));
-    let mut opts = MqttOptions::new(client_id, host, port);
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
-    opts.set_clean_session(true);
-    opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-    opts.set_last_will(LastWill::new(
-        topics.status(),
-        offline_payload(device_id),
-        QoS::AtLeastOnce,
-        true,
-    ));
     let read = |p: &Path| {
         let path = if p.is_absolute() {
             p.to_path_buf()
@@ -155,14 +173,17 @@ pub fn mqtt_options(
         };
         std::fs::read(&path).map_err(|source| UplinkError::Read { path, source })
     };
-    if let Some(user) = &cfg.username {
-        let password = match &cfg.password_file {
-            Some(p) => String::from_utf8_lossy(&read(p)?).trim_end().to_string(),
-            None => String::new(),
-        };
-        opts.set_credentials(user.clone(), password);
-    }
-    if tls {
+    let credentials = match &cfg.username {
+        Some(user) => {
+            let password = match &cfg.password_file {
+                Some(p) => String::from_utf8_lossy(&read(p)?).trim_end().to_string(),
+                None => String::new(),
+            };
+            Some((user.clone(), password))
+        }
+        None => None,
+    };
+    let transport = if tls {
         let t = cfg
             .tls
             .as_ref()
@@ -172,13 +193,25 @@ pub fn mqtt_options(
             (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
             _ => None,
         };
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+        Some(Transport::tls_with_config(TlsConfiguration::Simple {
             ca: read(&t.ca)?,
             alpn: None,
             client_auth,
-        }));
-    }
-    Ok(opts)
+        }))
+    } else {
+        None
+    };
+    Ok(Common {
+        client_id,
+        host,
+        port,
+        keep_alive: Duration::from_secs(cfg.keep_alive_s.max(5)),
+        max_packet: 16 * 1024 * 1024,
+        will_topic: topics.status(),
+        will_payload: offline_payload(device_id),
+        credentials,
+        transport,
+    })
 }
 
 fn offline_payload(device_id: &str) -> Vec<u8> {
@@ -236,7 +269,7 @@ pub fn open_store(config: &Config) -> Result<Store, StoreError> {
 
 /// The uplink task's inputs.
 pub struct Uplink {
-    pub options: MqttOptions,
+    pub options: SessionOptions,
     pub topics: Topics,
     pub device_id: String,
     pub status: StatusSource,
@@ -259,12 +292,20 @@ const WINDOW: usize = 64;
 /// Transient messages (status, telemetry) are not stored; their ids live above any SQLite rowid.
 const TRANSIENT_IDS: u64 = 1 << 62;
 
+/// A message not stored on disk.
+struct Transient {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+    props: Properties,
+}
+
 /// In-task state: bookkeeping, the records' metas, and the in-memory status messages.
 struct Book {
     outbox: Outbox,
     metas: BTreeMap<u64, Meta>,
     /// Messages not stored on disk (status, telemetry), by id: topic, payload, retain.
-    transient: HashMap<u64, (String, Vec<u8>, bool)>,
+    transient: HashMap<u64, Transient>,
     next_transient: u64,
     /// Delivered records not yet deleted from disk. Deleting in batches keeps a replay from paying one
     /// flash sync per PUBACK; a crash before the batch commits only means those records are sent again,
@@ -282,10 +323,18 @@ impl Book {
 
     /// A message that is not stored on disk (status, telemetry): it is sent once connected, in order with
     /// the rest, and forgotten on PUBACK.
-    fn add_transient(&mut self, topic: String, payload: Vec<u8>, retain: bool) {
+    fn add_transient(&mut self, topic: String, payload: Vec<u8>, retain: bool, props: Properties) {
         let id = self.next_transient;
         self.next_transient += 1;
-        self.transient.insert(id, (topic, payload, retain));
+        self.transient.insert(
+            id,
+            Transient {
+                topic,
+                payload,
+                retain,
+                props,
+            },
+        );
         self.outbox.append(id);
     }
 }
@@ -299,7 +348,7 @@ impl Uplink {
     ) -> Result<(Self, OutboxWriter), UplinkError> {
         let device_id = config.device.id.get_ref().clone();
         let topics = Topics::new(&config.uplink.topic_prefix, &device_id);
-        let options = mqtt_options(&config.uplink, &device_id, base_dir, &topics)?;
+        let options = session_options(&config.uplink, &device_id, base_dir, &topics)?;
         let store = open_store(config)?;
         let backlog = store.all_meta()?;
         if !backlog.is_empty() {
@@ -345,7 +394,8 @@ impl Uplink {
     /// Deliver until shutdown, then keep delivering for at most `drain` and say `offline`. Whatever is
     /// still undelivered stays in the outbox for the next start.
     pub async fn run(mut self, shutdown: Shutdown, drain: Duration) {
-        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), WINDOW * 2 + 8);
+        let (client, mut eventloop) = self.options.connect(WINDOW * 2 + 8);
+        tracing::info!(protocol = ?self.options.protocol(), "MQTT uplink starting.");
         let mut book = Book {
             outbox: Outbox::new(),
             metas: BTreeMap::new(),
@@ -382,16 +432,19 @@ impl Uplink {
                 }
                 _ = age_tick.tick() => self.enforce_bounds(&mut book),
                 Some((relative, payload)) = self.messages.recv() => {
-                    book.add_transient(self.topics.under(&relative), payload, false);
+                    // Replies and snapshots are worth nothing after a few minutes.
+                    let kind = if relative.starts_with("snapshot/") { Properties::JPEG } else { Properties::JSON };
+                    book.add_transient(self.topics.under(&relative), payload, false, kind.expiring(Duration::from_secs(300)));
                 }
                 // Wakes the loop so a last, small batch of deliveries is deleted from disk too.
                 _ = flush_tick.tick(), if !book.acked.is_empty() => {}
                 _ = status_tick.tick(), if connected => {
-                    book.add_transient(self.topics.status(), (self.status)("online").to_string().into_bytes(), true);
+                    book.add_transient(self.topics.status(), (self.status)("online").to_string().into_bytes(), true, Properties::JSON);
                 }
                 _ = telemetry_tick.tick(), if connected => {
                     let payload = self.telemetry_payload(&book);
-                    book.add_transient(self.topics.telemetry(), payload, false);
+                    let stale_after = self.telemetry_every * 3;
+                    book.add_transient(self.topics.telemetry(), payload, false, Properties::JSON.expiring(stale_after));
                 }
                 // Waiting out the backoff inside this select keeps bounds, counters and replies going
                 // while the broker is away.
@@ -404,8 +457,8 @@ impl Uplink {
                         connected = self.on_event(ev, &mut book, &mut backoff, connected);
                         if connected && !was && self.commands.is_some() {
                             // Clean sessions forget subscriptions: subscribe at every connect.
-                            if let Err(error) = client.try_subscribe(self.topics.commands(), QoS::AtLeastOnce) {
-                                tracing::error!(%error, "Could not subscribe to commands.");
+                            if client.try_subscribe(self.topics.commands()).is_err() {
+                                tracing::error!("Could not subscribe to commands: the client's queue is full.");
                             }
                         }
                     }
@@ -553,13 +606,13 @@ impl Uplink {
 
     fn on_event(
         &self,
-        ev: Event,
+        ev: SessionEvent,
         book: &mut Book,
         backoff: &mut crate::ingest::Backoff,
         connected: bool,
     ) -> bool {
         match ev {
-            Event::Incoming(Packet::ConnAck(_)) => {
+            SessionEvent::Connected => {
                 backoff.reset();
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(backlog = book.metas.len(), "Connected to the broker.");
@@ -568,11 +621,12 @@ impl Uplink {
                     self.topics.status(),
                     (self.status)("online").to_string().into_bytes(),
                     true,
+                    Properties::JSON,
                 );
                 true
             }
-            Event::Incoming(Packet::PubAck(ack)) => {
-                if let Some(id) = book.outbox.on_puback(ack.pkid)
+            SessionEvent::PubAck(pkid) => {
+                if let Some(id) = book.outbox.on_puback(pkid)
                     && book.transient.remove(&id).is_none()
                 {
                     book.metas.remove(&id);
@@ -580,21 +634,25 @@ impl Uplink {
                 }
                 connected
             }
-            Event::Outgoing(Outgoing::Publish(pkid)) => {
+            SessionEvent::OutgoingPublish(pkid) => {
                 book.outbox.on_outgoing_publish(pkid);
                 connected
             }
-            Event::Incoming(Packet::Publish(p)) => {
+            SessionEvent::Publish {
+                topic,
+                payload,
+                retain,
+            } => {
                 // An empty payload is how a retained message is cleared, not a command.
                 if let (Some(tx), Some(name), false) = (
                     &self.commands,
-                    self.topics.command_name(&p.topic),
-                    p.payload.is_empty(),
+                    self.topics.command_name(&topic),
+                    payload.is_empty(),
                 ) {
                     let cmd = IncomingCommand {
                         name: name.to_string(),
-                        payload: p.payload.to_vec(),
-                        retained: p.retain,
+                        payload,
+                        retained: retain,
                     };
                     if tx.try_send(cmd).is_err() {
                         tracing::warn!(
@@ -616,6 +674,7 @@ impl Uplink {
                             topic,
                             serde_json::to_vec(&reply).expect("replies serialise"),
                             false,
+                            Properties::JSON.expiring(Duration::from_secs(300)),
                         );
                     }
                 }
@@ -626,12 +685,18 @@ impl Uplink {
     }
 
     /// Hand waiting records to the client, keeping the window.
-    fn pump(&self, client: &AsyncClient, book: &mut Book) {
+    fn pump(&self, client: &Client, book: &mut Book) {
         while let Some(id) = book.outbox.next_to_send(WINDOW) {
-            let (topic, payload, retain) = match book.transient.get(&id) {
-                Some((t, p, retain)) => (t.clone(), p.clone(), *retain),
+            let (topic, payload, retain, props) = match book.transient.get(&id) {
+                Some(t) => (t.topic.clone(), t.payload.clone(), t.retain, t.props),
                 None => match self.store.lock().expect("outbox lock").load(id) {
-                    Ok(Some(r)) => (r.topic, r.payload, false),
+                    Ok(Some(r)) => {
+                        let props = match book.metas.get(&id).map(|m| m.kind) {
+                            Some(Kind::Evidence) => Properties::JPEG,
+                            _ => Properties::JSON,
+                        };
+                        (r.topic, r.payload, false, props)
+                    }
                     other => {
                         if let Err(error) = other {
                             tracing::error!(%error, "Outbox record could not be read.");
@@ -643,10 +708,7 @@ impl Uplink {
                     }
                 },
             };
-            if client
-                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
-                .is_err()
-            {
+            if client.try_publish(topic, payload, retain, props).is_err() {
                 book.outbox.unsend_last();
                 break;
             }
@@ -655,13 +717,18 @@ impl Uplink {
 
     async fn drain(
         self,
-        client: AsyncClient,
+        client: Client,
         mut eventloop: EventLoop,
         mut book: Book,
         mut connected: bool,
         deadline: Duration,
     ) {
-        book.add_transient(self.topics.status(), offline_payload(&self.device_id), true);
+        book.add_transient(
+            self.topics.status(),
+            offline_payload(&self.device_id),
+            true,
+            Properties::JSON,
+        );
         let mut backoff =
             crate::ingest::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
         let flushed = tokio::time::timeout(deadline, async {
@@ -688,11 +755,11 @@ impl Uplink {
         self.flush_acked(&mut book, true);
         book.connected = false;
         self.update_stats(&book);
-        let _ = client.disconnect().await;
+        client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
     }
 }
 
-fn log_connection_error(error: &ConnectionError, delay: Duration) {
+fn log_connection_error(error: &str, delay: Duration) {
     tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "Broker connection failed; retrying.");
 }
