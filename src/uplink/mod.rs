@@ -128,7 +128,7 @@ pub fn mqtt_options(
         Protocol::V311,
         common_options(cfg, device_id, base_dir, topics)?,
     ) {
-        SessionOptions::V311(o) => Ok(o),
+        SessionOptions::V311(o) => Ok(*o),
         SessionOptions::V5(_) => unreachable!("3.1.1 options asked for"),
     }
 }

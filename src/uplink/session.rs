@@ -64,7 +64,7 @@ pub enum SessionEvent {
 
 /// Connection options for either protocol.
 pub enum SessionOptions {
-    V311(MqttOptions),
+    V311(Box<MqttOptions>),
     V5(Box<rumqttc::v5::MqttOptions>),
 }
 
@@ -101,7 +101,7 @@ impl SessionOptions {
                 if let Some(t) = c.transport {
                     o.set_transport(t);
                 }
-                SessionOptions::V311(o)
+                SessionOptions::V311(Box::new(o))
             }
             Protocol::V5 => {
                 let mut o = rumqttc::v5::MqttOptions::new(c.client_id, c.host, c.port);
@@ -145,7 +145,7 @@ impl SessionOptions {
     pub fn connect(&self, cap: usize) -> (Client, EventLoop) {
         match self {
             SessionOptions::V311(o) => {
-                let (c, e) = rumqttc::AsyncClient::new(o.clone(), cap);
+                let (c, e) = rumqttc::AsyncClient::new((**o).clone(), cap);
                 (Client::V311(c), EventLoop::V311(Box::new(e)))
             }
             SessionOptions::V5(o) => {
