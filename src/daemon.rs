@@ -101,12 +101,7 @@ pub async fn run(
         if users.is_empty() {
             continue;
         }
-        let info = ModelInfo {
-            name: detector.manifest.name.clone(),
-            version: detector.manifest.version.clone(),
-            sha256: detector.sha256.clone(),
-            labels: detector.manifest.labels.clone(),
-        };
+        let info = ModelInfo::new(&detector.manifest, &detector.sha256);
         let queue = FrameQueue::new(users.len() * 2);
         let mut analysers = HashMap::new();
         for cam in &users {
@@ -246,20 +241,21 @@ impl ModelWorker {
                 continue;
             };
             let started = Instant::now();
-            let detections = match self.detector.detect(&frame.view()) {
-                Ok(d) => d,
+            let output = match self.detector.run(&frame.view()) {
+                Ok(o) => o,
                 Err(error) => {
                     tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
                     continue;
                 }
             };
+            let (detections, density) = (&output.detections, output.density.as_ref());
             let ms = started.elapsed().as_secs_f32() * 1000.0;
             tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
             let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
                 continue;
             };
             stats.record_analysis(ms);
-            for publication in analyser.analyse(&frame, &detections) {
+            for publication in analyser.analyse_with(&frame, detections, density) {
                 let e = &publication.event;
                 // Committed to disk before this returns: from here on the event survives a power cut.
                 // While the flash is slow, frames queue up upstream and the oldest are dropped there.

@@ -113,6 +113,16 @@ impl Analyser {
 
     /// Run every rule on one analysed frame; returns the events to publish.
     pub fn analyse(&mut self, frame: &Frame, detections: &[Detection]) -> Vec<Publication> {
+        self.analyse_with(frame, detections, None)
+    }
+
+    /// [`Analyser::analyse`] with the density map of a density model (crowd zones sum it).
+    pub fn analyse_with(
+        &mut self,
+        frame: &Frame,
+        detections: &[Detection],
+        density: Option<&crate::detect::DensityMap>,
+    ) -> Vec<Publication> {
         let (now, wall) = (frame.captured_mono, frame.captured_at);
         let persons = &self.person_classes;
         let mut dets = detections.to_vec();
@@ -135,6 +145,7 @@ impl Analyser {
             detections: &dets,
             tracks: &tracks,
             image: frame.view(),
+            density,
         };
         self.suppressions.retain(|s| wall < s.until);
         let local = DateTime::<Utc>::from(wall).with_timezone(&self.tz);
