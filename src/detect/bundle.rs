@@ -98,7 +98,8 @@ pub fn inspect(dir: &Path) -> Result<String, String> {
     let i = &m.input;
     let _ = writeln!(s, "name      {} {}", m.name, m.version);
     let _ = writeln!(s, "directory {}", dir.display());
-    let _ = writeln!(s, "task      {:?}", m.task);
+    let lower = |d: &dyn std::fmt::Debug| format!("{d:?}").to_lowercase();
+    let _ = writeln!(s, "task      {}", lower(&m.task));
     let _ = writeln!(s, "license   {}", m.license);
     let _ = writeln!(s, "source    {}", m.source);
     let _ = writeln!(s, "file      {}", m.model_path().display());
@@ -110,15 +111,15 @@ pub fn inspect(dir: &Path) -> Result<String, String> {
     };
     let _ = writeln!(
         s,
-        "input     `{}` {} {}×{} {} {:?} {}, resize {:?}{}",
+        "input     `{}` {} {}×{} {} {} {}, resize {}{}",
         i.name,
         i.dtype,
         i.width,
         i.height,
         i.layout.as_str(),
-        i.color,
+        lower(&i.color),
         norm,
-        i.resize,
+        lower(&i.resize),
         if i.resize == super::ResizeMode::Letterbox {
             format!(" (pad {})", i.pad)
         } else {
