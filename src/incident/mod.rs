@@ -199,6 +199,9 @@ impl Analyser {
             }));
             if !verdict.hits.is_empty() || !verdict.holds {
                 slot.last = verdict;
+            } else if verdict.crowd.is_some() {
+                // A density model counts without boxes: its reading is news even with no hits.
+                slot.last.crowd = verdict.crowd;
             }
             for (transition, case) in transitions {
                 out.push(self.publication(i, transition, &case, frame, detections));

@@ -243,3 +243,45 @@ pub fn yolov8_model() -> Vec<u8> {
     }
     .model()
 }
+
+/// A density-map bundle: input `img` [1, 3, 32, 32] stretched; output `density` [1, 1, 4, 4] summing to
+/// 6.4 people, spread over the whole frame.
+pub const DENSITY_MANIFEST: &str = r#"name = "tiny-density"
+version = "0.1.0"
+task = "density"
+sha256 = "{sha256}"
+license = "Apache-2.0"
+source = "built by the tests"
+labels = ["person"]
+
+[input]
+name = "img"
+width = 32
+height = 32
+layout = "nchw"
+dtype = "f32"
+color = "rgb"
+mean = [123.675, 116.28, 103.53]
+std = [58.395, 57.12, 57.375]
+resize = "stretch"
+
+[output]
+head = "density_map"
+name = "density"
+
+[categories]
+person = ["crowd_density"]
+"#;
+
+pub fn density_model() -> Vec<u8> {
+    FixedOutput {
+        input: "img",
+        input_type: FLOAT,
+        input_dims: &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(32), Dim::Fixed(32)],
+        output: "density",
+        output_dims: &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(4)],
+        value_dims: &[1, 1, 4, 4],
+        values: &[0.4; 16],
+    }
+    .model()
+}
