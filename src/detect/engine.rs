@@ -8,7 +8,7 @@ use super::manifest::{Head, Manifest};
 use super::nanodet::{StrideOutput, decode_nanodet};
 use super::preprocess::{ImageView, Preprocessor};
 use super::yolo::{decode_yolov5, decode_yolov8};
-use super::{Detection, nms_per_class};
+use super::{Detection, nms_in_place};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use std::path::{Path, PathBuf};
@@ -327,11 +327,16 @@ impl Detector {
             }
         }
         // NMS before mapping back: IoU does not change under the per-axis scaling, and fewer boxes remain.
-        let mut detections =
-            nms_per_class(std::mem::take(&mut self.candidates), self.manifest.nms_iou);
-        for d in &mut detections {
-            d.bbox = fit.unmap(d.bbox);
-        }
+        // In place, so the candidate buffer keeps its capacity from frame to frame.
+        nms_in_place(&mut self.candidates, self.manifest.nms_iou);
+        let detections: Vec<Detection> = self
+            .candidates
+            .iter()
+            .map(|d| Detection {
+                bbox: fit.unmap(d.bbox),
+                ..d.clone()
+            })
+            .collect();
         Ok(Output {
             detections,
             density: None,

@@ -20,7 +20,7 @@ pub use manifest::{
     ColorOrder, Head, InputSpec, Layout, Manifest, ManifestError, OutputSpec, ResizeMode, Task,
 };
 pub use nanodet::{StrideOutput, decode_nanodet};
-pub use nms::{MAX_PER_CLASS, nms_per_class};
+pub use nms::{MAX_PER_CLASS, nms_in_place, nms_per_class};
 pub use preprocess::{Fit, ImageView, Preprocessor};
 pub use yolo::{decode_yolov5, decode_yolov8};
 

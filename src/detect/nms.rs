@@ -13,21 +13,30 @@ pub const MAX_PER_CLASS: usize = 300;
 /// Keep, per class, the highest-scoring boxes that overlap no kept box by more than `iou`. The result is
 /// sorted by descending score. Candidates are sorted once; each class is compared only within itself.
 pub fn nms_per_class(mut candidates: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    nms_in_place(&mut candidates, iou);
+    candidates
+}
+
+/// [`nms_per_class`] in the candidates' own buffer: the kept boxes are moved to its front and the rest cut
+/// off, so a buffer reused across frames keeps its capacity.
+pub fn nms_in_place(candidates: &mut Vec<Detection>, iou: f32) {
     candidates.sort_unstable_by(|a, b| a.class.cmp(&b.class).then(b.score.total_cmp(&a.score)));
-    let mut kept: Vec<Detection> = Vec::with_capacity(candidates.len().min(256));
-    let mut class_start = 0;
-    for d in candidates {
-        if kept.last().is_none_or(|k| k.class != d.class) {
-            class_start = kept.len();
+    // candidates[..kept] are the boxes kept so far; those of the current class start at `class_start`.
+    let (mut kept, mut class_start) = (0, 0);
+    for i in 0..candidates.len() {
+        let d = candidates[i].clone();
+        if kept == 0 || candidates[kept - 1].class != d.class {
+            class_start = kept;
         }
-        let class_kept = &kept[class_start..];
+        let class_kept = &candidates[class_start..kept];
         if class_kept.len() < MAX_PER_CLASS && class_kept.iter().all(|k| k.bbox.iou(&d.bbox) <= iou)
         {
-            kept.push(d);
+            candidates[kept] = d;
+            kept += 1;
         }
     }
-    kept.sort_by(|a, b| b.score.total_cmp(&a.score));
-    kept
+    candidates.truncate(kept);
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
 }
 
 #[cfg(test)]
