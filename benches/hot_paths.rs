@@ -315,24 +315,30 @@ fn detect_real_frame(c: &mut Criterion) {
     );
 }
 
-/// ONNX Runtime alone on NanoDet-g 416 (2 intra-op threads, input already in place): the yardstick for the
-/// pre- and post-processing costs above.
+/// ONNX Runtime alone on NanoDet-g 416 (1 and 2 intra-op threads, input already in place): the yardstick
+/// for the pre- and post-processing costs above.
 fn bare_inference(c: &mut Criterion) {
     let m = manifest();
-    let mut opened = streetsight::detect::open(&m, 2)
-        .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
     let input = vec![0.5f32; 3 * 416 * 416];
-    c.bench_function("onnx runtime alone: NanoDet-g 416, 2 threads", |b| {
-        b.iter(|| {
-            let t = ort::value::TensorRef::from_array_view(([1usize, 3, 416, 416], &input[..]))
-                .unwrap();
-            let out = opened
-                .session
-                .run(ort::inputs![m.input.name.as_str() => t])
-                .unwrap();
-            black_box(out.len())
-        })
-    });
+    for threads in [1, 2] {
+        let mut opened = streetsight::detect::open(&m, threads)
+            .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
+        c.bench_function(
+            &format!("onnx runtime alone: NanoDet-g 416, {threads} threads"),
+            |b| {
+                b.iter(|| {
+                    let t =
+                        ort::value::TensorRef::from_array_view(([1usize, 3, 416, 416], &input[..]))
+                            .unwrap();
+                    let out = opened
+                        .session
+                        .run(ort::inputs![m.input.name.as_str() => t])
+                        .unwrap();
+                    black_box(out.len())
+                })
+            },
+        );
+    }
 }
 
 criterion_group!(
