@@ -1,5 +1,7 @@
-//! Hot paths of a frame's way through the agent, without ONNX Runtime: preprocessing a decoded frame into
-//! the model's input tensor, decoding NanoDet's outputs, NMS, the crowd rule's count, and evidence encoding.
+//! Hot paths of a frame's way through the agent: preprocessing a decoded frame into the model's input tensor
+//! (stretch and letterbox, 416 and 640), decoding each head's output, NMS up to YOLOv8-640's 8,400
+//! candidates, the crowd rule's count, tracker and zone steps; and, as the yardstick, ONNX Runtime alone and
+//! the whole `Detector::detect` on NanoDet.
 //! Results are recorded in docs/benchmarks.md.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -12,19 +14,32 @@ fn manifest() -> Manifest {
 }
 
 fn preprocess(c: &mut Criterion) {
-    let spec = manifest().input;
-    let mut p = Preprocessor::new(&spec);
-    for (w, h) in [(768usize, 576usize), (1920, 1080)] {
-        let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 251) as u8).collect();
+    use streetsight::detect::ResizeMode;
+    let base = manifest().input;
+    let frame =
+        |w: usize, h: usize| -> Vec<u8> { (0..w * h * 3).map(|i| (i * 31 % 251) as u8).collect() };
+    let cases = [
+        (768usize, 576usize, 416usize, ResizeMode::Stretch),
+        (1920, 1080, 416, ResizeMode::Stretch),
+        (1920, 1080, 416, ResizeMode::Letterbox),
+        (1920, 1080, 640, ResizeMode::Stretch),
+        (1920, 1080, 640, ResizeMode::Letterbox),
+    ];
+    for (w, h, size, resize) in cases {
+        let mut spec = base.clone();
+        (spec.width, spec.height, spec.resize) = (size, size, resize);
+        let mut p = Preprocessor::new(&spec);
+        let data = frame(w, h);
         let img = ImageView {
             width: w,
             height: h,
             stride: w * 3,
             data: &data,
         };
-        c.bench_function(&format!("preprocess {w}x{h} -> 416x416 NCHW f32"), |b| {
-            b.iter(|| black_box(p.run(black_box(&img))[0]))
-        });
+        c.bench_function(
+            &format!("preprocess {w}x{h} -> {size}x{size} {resize:?} NCHW f32"),
+            |b| b.iter(|| black_box(p.run(black_box(&img))[0])),
+        );
     }
 }
 
@@ -50,12 +65,98 @@ fn candidates(n: usize) -> Vec<Detection> {
 }
 
 fn nms(c: &mut Criterion) {
-    for n in [100usize, 1000, 3549] {
+    for n in [100usize, 1000, 3549, 8400] {
         let cands = candidates(n);
         c.bench_function(&format!("nms {n} candidates"), |b| {
             b.iter(|| black_box(nms_per_class(black_box(cands.clone()), 0.45).len()))
         });
     }
+    // The worst case: 8,400 disjoint boxes of one class (a 120 × 70 grid), nothing suppressed. The
+    // per-class cap bounds it at 8,400 × 300 overlap tests.
+    let spread: Vec<Detection> = (0..8400)
+        .map(|i| {
+            let (x, y) = ((i % 120) as f32 / 120.0, (i / 120) as f32 / 70.0);
+            Detection {
+                class: 0,
+                score: 0.3 + ((i * 7919) % 700) as f32 / 1000.0,
+                bbox: BBox {
+                    x1: x,
+                    y1: y,
+                    x2: x + 0.006,
+                    y2: y + 0.01,
+                },
+            }
+        })
+        .collect();
+    c.bench_function("nms 8400 disjoint candidates of one class", |b| {
+        b.iter(|| black_box(nms_per_class(black_box(spread.clone()), 0.45).len()))
+    });
+}
+
+/// YOLOv8-640 (`[1, 84, 8400]`) and YOLOv5-640 (`[1, 25200, 85]`) outputs: class scores mostly low, a few
+/// hundred candidates above 0.25, as on a busy street.
+fn decode_yolo(c: &mut Criterion) {
+    use streetsight::detect::{decode_yolov5, decode_yolov8};
+    let score = |i: usize| {
+        if i.is_multiple_of(997) {
+            0.6
+        } else {
+            (i % 13) as f32 / 100.0
+        }
+    };
+    let v8: Vec<f32> = (0..84 * 8400)
+        .map(|i| {
+            if i < 4 * 8400 {
+                (i % 640) as f32
+            } else {
+                score(i)
+            }
+        })
+        .collect();
+    let (mut best, mut out) = (Vec::new(), Vec::with_capacity(1024));
+    c.bench_function("yolov8 decode 8400 candidates x 80 classes", |b| {
+        b.iter(|| {
+            out.clear();
+            decode_yolov8(black_box(&v8), 80, (640, 640), 0.25, &mut best, &mut out);
+            black_box(out.len())
+        })
+    });
+    let v5: Vec<f32> = (0..25200 * 85)
+        .map(|i| match i % 85 {
+            0..4 => (i % 640) as f32,
+            4 => {
+                if (i / 85) % 50 == 0 {
+                    0.8
+                } else {
+                    0.01
+                }
+            }
+            _ => score(i),
+        })
+        .collect();
+    c.bench_function("yolov5 decode 25200 candidates x 80 classes", |b| {
+        b.iter(|| {
+            out.clear();
+            decode_yolov5(black_box(&v5), 80, (640, 640), 0.25, &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+/// A density map of a 768×576 frame at 1/8 resolution (96 × 72), summed inside a 5-point crowd zone.
+fn density_zone_sum(c: &mut Criterion) {
+    use streetsight::detect::{DensityMap, Fit, ResizeMode};
+    use streetsight::rules::Polygon;
+    let zone = Polygon::new(&[[0.0, 0.3], [0.5, 0.2], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]]);
+    let map = DensityMap {
+        width: 96,
+        height: 72,
+        values: (0..96 * 72).map(|i| (i % 7) as f32 / 1000.0).collect(),
+        fit: Fit::new(ResizeMode::Stretch, (768, 576), (768, 576)),
+    };
+    c.bench_function("density map 96x72 summed in a 5-point zone", |b| {
+        b.iter(|| black_box(map.sum_where(|x, y| zone.contains(x, y))))
+    });
 }
 
 fn decode(c: &mut Criterion) {
@@ -67,7 +168,7 @@ fn decode(c: &mut Criterion) {
         .map(|(s, cells)| {
             let scores = (0..cells * 80)
                 .map(|i| {
-                    if i % 997 == 0 {
+                    if i.is_multiple_of(997) {
                         0.6
                     } else {
                         (i % 13) as f32 / 100.0
@@ -214,14 +315,43 @@ fn detect_real_frame(c: &mut Criterion) {
     );
 }
 
+/// ONNX Runtime alone on NanoDet-g 416 (1 and 2 intra-op threads, input already in place): the yardstick
+/// for the pre- and post-processing costs above.
+fn bare_inference(c: &mut Criterion) {
+    let m = manifest();
+    let input = vec![0.5f32; 3 * 416 * 416];
+    for threads in [1, 2] {
+        let mut opened = streetsight::detect::open(&m, threads)
+            .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
+        c.bench_function(
+            &format!("onnx runtime alone: NanoDet-g 416, {threads} threads"),
+            |b| {
+                b.iter(|| {
+                    let t =
+                        ort::value::TensorRef::from_array_view(([1usize, 3, 416, 416], &input[..]))
+                            .unwrap();
+                    let out = opened
+                        .session
+                        .run(ort::inputs![m.input.name.as_str() => t])
+                        .unwrap();
+                    black_box(out.len())
+                })
+            },
+        );
+    }
+}
+
 criterion_group!(
     benches,
     preprocess,
     decode,
+    decode_yolo,
     nms,
+    density_zone_sum,
     crowd_count,
     zone_overlap,
     tracker_step,
+    bare_inference,
     detect_real_frame
 );
 criterion_main!(benches);

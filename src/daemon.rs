@@ -330,12 +330,7 @@ impl Pipelines {
             if users.is_empty() {
                 continue;
             }
-            let info = ModelInfo {
-                name: detector.manifest.name.clone(),
-                version: detector.manifest.version.clone(),
-                sha256: detector.sha256.clone(),
-                labels: detector.manifest.labels.clone(),
-            };
+            let info = ModelInfo::new(&detector.manifest, &detector.sha256);
             let queue = FrameQueue::new(users.len() * 2);
             let mut analysers = HashMap::new();
             for cam in &users {
@@ -505,13 +500,14 @@ impl ModelWorker {
 
     fn analyse(&mut self, frame: &crate::ingest::Frame) {
         let started = Instant::now();
-        let detections = match self.detector.detect(&frame.view()) {
-            Ok(d) => d,
+        let output = match self.detector.run(&frame.view()) {
+            Ok(o) => o,
             Err(error) => {
                 tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
                 return;
             }
         };
+        let (detections, density) = (&output.detections, output.density.as_ref());
         let ms = started.elapsed().as_secs_f32() * 1000.0;
         tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
         let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
@@ -519,10 +515,10 @@ impl ModelWorker {
         };
         stats.record_analysis(ms);
         // While the flash is slow, frames queue up upstream and the oldest are dropped there.
-        for publication in analyser.analyse(frame, &detections) {
+        for publication in analyser.analyse_with(frame, detections, density) {
             store(&self.outbox, self.archive.as_ref(), &publication);
         }
-        self.serve_pending(frame, &detections);
+        self.serve_pending(frame, detections);
     }
 
     /// Commands that waited for this camera's frame.

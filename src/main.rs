@@ -53,6 +53,14 @@ enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
     },
+    /// Installed model bundles: list them, inspect one, verify a bundle directory against its ONNX graph.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+        /// Also look for bundles here (repeatable); /usr/share/streetsight/models is always searched.
+        #[arg(long, global = true)]
+        dir: Vec<PathBuf>,
+    },
     /// Serve an H.264 clip as an RTSP camera on loopback, in a loop, until stopped (a test camera).
     ServeClip {
         clip: PathBuf,
@@ -61,6 +69,16 @@ enum Command {
         #[arg(long, default_value = "/cam")]
         mount: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Installed bundles: name, version, task, head, label count, licence, whether the manifest holds up.
+    List,
+    /// One bundle (by directory name, manifest name or path): manifest, the graph's real I/O, labels, hash.
+    Inspect { name: String },
+    /// Full validation of a bundle directory (every installed bundle without PATH); exit 1 on any problem.
+    Verify { path: Option<PathBuf> },
 }
 
 fn main() -> ExitCode {
@@ -124,6 +142,7 @@ fn main() -> ExitCode {
                 other => report(other.map(|_| ())),
             }
         }
+        Command::Models { command, dir } => models(command, dir),
         Command::ServeClip { clip, port, mount } => report((|| {
             let server = streetsight::demo::ClipServer::start(
                 streetsight::demo::Clip::load(&clip)?,
@@ -139,6 +158,60 @@ fn main() -> ExitCode {
             });
             Ok(())
         })()),
+    }
+}
+
+fn models(command: ModelsCommand, mut dirs: Vec<PathBuf>) -> ExitCode {
+    use streetsight::detect::bundle;
+    dirs.push(bundle::DEFAULT_DIR.into());
+    match command {
+        ModelsCommand::List => {
+            print!("{}", bundle::list(&dirs));
+            ExitCode::SUCCESS
+        }
+        ModelsCommand::Inspect { name } => {
+            let Some(dir) = bundle::resolve(&name, &dirs) else {
+                eprintln!(
+                    "error: no model bundle `{name}` in {}; `streetsight models list` shows what is installed",
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return ExitCode::FAILURE;
+            };
+            match bundle::inspect(&dir) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ModelsCommand::Verify { path } => {
+            let targets = match path {
+                Some(p) => vec![p],
+                None => bundle::find(&dirs),
+            };
+            if targets.is_empty() {
+                eprintln!("error: no model bundles to verify");
+                return ExitCode::FAILURE;
+            }
+            let mut failed = 0;
+            for dir in targets {
+                let v = bundle::verify(&dir);
+                print!("{}", v.report());
+                failed += usize::from(!v.passed());
+            }
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 

@@ -52,12 +52,7 @@ fn clip() -> &'static Clip {
             .collect();
         let m = &det.manifest;
         Clip {
-            model: ModelInfo {
-                name: m.name.clone(),
-                version: m.version.clone(),
-                sha256: det.sha256.clone(),
-                labels: m.labels.clone(),
-            },
+            model: ModelInfo::new(m, &det.sha256),
             samples,
         }
     })

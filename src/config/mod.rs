@@ -356,9 +356,10 @@ pub struct CrowdRuleConfig {
     /// Category this rule reports under (a key of `[categories]` or a shipped default).
     #[serde(default = "default_crowd_category")]
     pub category: String,
-    /// Model labels counted as people.
-    #[serde(default = "default_person_labels")]
-    pub labels: Vec<String>,
+    /// Model labels counted as people. Omitted: the labels the model's manifest maps to this rule's
+    /// category, else `["person"]`.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
     /// Minimum detector score for a box to count (0..1).
     #[serde(default = "default_person_score")]
     pub min_score: Spanned<f32>,
@@ -447,6 +448,13 @@ fn default_crowd_category() -> String {
     "crowd_density".into()
 }
 use rules::default_person_labels;
+
+impl CrowdRuleConfig {
+    /// The labels in force; `mapped` are the model's labels for this rule's category.
+    pub fn labels_or(&self, mapped: Vec<String>) -> Vec<String> {
+        rules::rule_labels(self.labels.as_deref(), mapped, default_person_labels)
+    }
+}
 fn default_true() -> bool {
     true
 }

@@ -56,8 +56,9 @@ pub struct VendingRuleConfig {
     #[serde(default = "default_vendor_labels")]
     pub vendor_labels: Vec<String>,
     /// Classes that are a vendor cue only with a person beside them (COCO: umbrella, dining table, …).
-    #[serde(default = "default_cue_labels")]
-    pub cue_labels: Vec<String>,
+    /// Omitted: the labels the model's manifest maps to this rule's category, else the COCO cues.
+    #[serde(default)]
+    pub cue_labels: Option<Vec<String>>,
     /// Classes that count as people.
     #[serde(default = "default_person_labels")]
     pub person_labels: Vec<String>,
@@ -86,7 +87,8 @@ pub struct PersistenceRuleConfig {
     /// Category (defaults per rule type: `hanging_laundry`, `bin_overflow`).
     #[serde(default)]
     pub category: Option<String>,
-    /// Model classes that show the condition (defaults per rule type).
+    /// Model classes that show the condition. Omitted: the labels the model's manifest maps to this rule's
+    /// category, else the rule type's defaults.
     #[serde(default)]
     pub labels: Option<Vec<String>>,
     #[serde(default = "default_object_score")]
@@ -295,10 +297,11 @@ impl PersistenceRuleConfig {
     pub fn category_or<'a>(&'a self, d: &'a PersistenceDefaults) -> &'a str {
         self.category.as_deref().unwrap_or(d.category)
     }
-    pub fn labels_or(&self, d: &PersistenceDefaults) -> Vec<String> {
-        self.labels
-            .clone()
-            .unwrap_or_else(|| d.labels.iter().map(|s| s.to_string()).collect())
+    /// The labels in force; `mapped` are the model's labels for this rule's category.
+    pub fn labels_or(&self, d: &PersistenceDefaults, mapped: Vec<String>) -> Vec<String> {
+        rule_labels(self.labels.as_deref(), mapped, || {
+            d.labels.iter().map(|s| s.to_string()).collect()
+        })
     }
     pub fn window_or(&self, d: &PersistenceDefaults) -> u32 {
         self.window.as_ref().map_or(d.window, |w| *w.get_ref())
@@ -307,5 +310,50 @@ impl PersistenceRuleConfig {
         self.min_present
             .as_ref()
             .map_or(d.min_present, |w| *w.get_ref())
+    }
+}
+
+/// A rule's labels: those its configuration names; else the labels the model's manifest maps to the rule's
+/// category (`[categories]`, e.g. `umbrella = ["street_vending"]`); else the rule type's defaults.
+pub fn rule_labels(
+    configured: Option<&[String]>,
+    mapped: Vec<String>,
+    defaults: impl FnOnce() -> Vec<String>,
+) -> Vec<String> {
+    match configured {
+        Some(labels) => labels.to_vec(),
+        None if !mapped.is_empty() => mapped,
+        None => defaults(),
+    }
+}
+
+impl VendingRuleConfig {
+    /// The cue labels in force; `mapped` are the model's labels for this rule's category.
+    pub fn cue_labels_or(&self, mapped: Vec<String>) -> Vec<String> {
+        rule_labels(self.cue_labels.as_deref(), mapped, default_cue_labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn configured_labels_win_over_the_models_mapping_which_wins_over_defaults() {
+        let defaults = || strings(&["person"]);
+        let mapped = strings(&["pedestrian", "cyclist"]);
+        assert_eq!(
+            rule_labels(Some(&strings(&["walker"])), mapped.clone(), defaults),
+            strings(&["walker"])
+        );
+        assert_eq!(rule_labels(None, mapped.clone(), defaults), mapped);
+        assert_eq!(
+            rule_labels(None, Vec::new(), defaults),
+            strings(&["person"])
+        );
     }
 }

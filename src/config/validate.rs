@@ -421,7 +421,7 @@ fn verify_crowd_rule(
         );
     }
     if let Some(m) = manifest {
-        for label in &r.labels {
+        for label in &r.labels_or(m.labels_for(&r.category)) {
             if !m.labels.iter().any(|l| l == label) {
                 c.push(
                     &r.zone,

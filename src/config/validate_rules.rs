@@ -69,6 +69,13 @@ impl RuleCheck<'_> {
         }
     }
 
+    /// The model's labels for `category` (manifest `[categories]`), for rules that name none.
+    fn mapped(&self, category: &str) -> Vec<String> {
+        self.manifest
+            .map(|m| m.labels_for(category))
+            .unwrap_or_default()
+    }
+
     /// Labels the model lacks; with `need_one`, an error only when none of them exists.
     fn labels<T>(
         &self,
@@ -120,7 +127,8 @@ impl RuleCheck<'_> {
                 incident: &r.incident,
             },
         );
-        self.labels(c, at, kind, &r.labels_or(d), true, "; a city model with such a class is needed — or use [[camera.scene_change]] (no model) for this zone");
+        let mapped = self.mapped(r.category_or(d));
+        self.labels(c, at, kind, &r.labels_or(d, mapped), true, "; a city model with such a class is needed — or use [[camera.scene_change]] (no model) for this zone");
         let (n, k) = (r.window_or(d), r.min_present_or(d));
         if !(1..=1000).contains(&n) || k > n || 2 * k <= n {
             c.push(at, format!("camera `{}`: {kind}: min_present = {k} of window = {n} must be more than half of the window and at most all of it (e.g. 7 of 10)", self.cam.id));
@@ -185,8 +193,8 @@ impl RuleCheck<'_> {
             let cues: Vec<String> = r
                 .vendor_labels
                 .iter()
-                .chain(&r.cue_labels)
                 .cloned()
+                .chain(r.cue_labels_or(self.mapped(&r.category)))
                 .collect();
             self.labels(
                 c,

@@ -1,10 +1,14 @@
 //! The ONNX Runtime side: loading the shared library once per process, opening a model, checking the graph
-//! against its manifest, and running it.
+//! against its manifest (`graph`), and running it: preprocess → session → the manifest's head → NMS →
+//! boxes mapped back onto the frame.
 
-use super::manifest::{Head, Layout, Manifest};
+use super::density::DensityMap;
+use super::graph::{self, TensorInfo};
+use super::manifest::{Head, Manifest};
 use super::nanodet::{StrideOutput, decode_nanodet};
 use super::preprocess::{ImageView, Preprocessor};
-use super::{Detection, nms_per_class};
+use super::yolo::{decode_yolov5, decode_yolov8};
+use super::{Detection, nms_in_place};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use std::path::{Path, PathBuf};
@@ -20,6 +24,12 @@ pub enum EngineError {
     RuntimeLoad { path: PathBuf, message: String },
     #[error("model `{model}`: {message}")]
     Mismatch { model: String, message: String },
+    /// The bundle does not describe the graph (or the file): every problem, each naming its field.
+    #[error("model `{model}` does not match its manifest: {}", .problems.join("; "))]
+    Invalid {
+        model: String,
+        problems: Vec<String>,
+    },
     #[error("model `{model}`: ONNX Runtime: {message}")]
     Ort { model: String, message: String },
     #[error("model `{model}`: cannot read {path}: {source}")]
@@ -79,6 +89,14 @@ pub fn init_runtime() -> Result<&'static ort::environment::Environment, EngineEr
     })
 }
 
+/// What one frame gave: boxes (detect models) or a density map (density models).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    /// At or above the manifest's score threshold, after class-wise NMS, normalised to the frame.
+    pub detections: Vec<Detection>,
+    pub density: Option<DensityMap>,
+}
+
 /// A model session with its pre/post-processing. Owned by one worker thread; cameras share it by sending
 /// their frames to that worker.
 pub struct Detector {
@@ -88,6 +106,8 @@ pub struct Detector {
     session: Session,
     pre: Preprocessor,
     candidates: Vec<Detection>,
+    /// YOLOv8 decoding scratch: best score and class per candidate.
+    best: Vec<(f32, u32)>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -98,178 +118,228 @@ impl std::fmt::Debug for Detector {
     }
 }
 
+/// A session opened from a bundle, with what was found wrong (not yet refused: `verify` reports it all).
+pub struct Opened {
+    pub session: Session,
+    pub sha256: String,
+    pub problems: Vec<String>,
+}
+
+/// Open the bundle's ONNX file with `threads` intra-op threads and compare hash and I/O with the manifest.
+pub fn open(manifest: &Manifest, threads: usize) -> Result<Opened, EngineError> {
+    let model = manifest.name.clone();
+    let env = init_runtime()?;
+    let path = manifest.model_path();
+    let bytes = std::fs::read(&path).map_err(|source| EngineError::Read {
+        model: model.clone(),
+        path: path.clone(),
+        source,
+    })?;
+    let sha256 = crate::ops::sha256_hex(&bytes);
+    let mut problems = Vec::new();
+    if !sha256.eq_ignore_ascii_case(&manifest.sha256) {
+        problems.push(format!(
+            "sha256: expected {} (the manifest), found {sha256} (sha256 of {}); the file is not the model the manifest describes",
+            manifest.sha256,
+            path.display()
+        ));
+    }
+    let ort_err = |e: ort::Error| EngineError::Ort {
+        model: model.clone(),
+        message: e.to_string(),
+    };
+    let builder = Session::builder(env).map_err(ort_err)?;
+    let builder = builder
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| ort_err(e.into()))?;
+    let mut builder = builder
+        .with_inter_threads(1)
+        .map_err(|e| ort_err(e.into()))?;
+    let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
+    let (inputs, outputs) = graph_io(&session);
+    problems.extend(graph::check(manifest, &inputs, &outputs));
+    Ok(Opened {
+        session,
+        sha256,
+        problems,
+    })
+}
+
+/// The graph's inputs and outputs as ONNX Runtime reports them.
+pub fn graph_io(session: &Session) -> (Vec<TensorInfo>, Vec<TensorInfo>) {
+    let info = |outlets: &[ort::value::Outlet]| {
+        outlets
+            .iter()
+            .map(|o| {
+                let (dtype, shape) = match o.dtype() {
+                    ValueType::Tensor { ty, shape, .. } => (dtype_name(*ty), shape.to_vec()),
+                    _ => ("non-tensor".to_string(), Vec::new()),
+                };
+                TensorInfo {
+                    name: o.name().to_string(),
+                    dtype,
+                    shape,
+                }
+            })
+            .collect()
+    };
+    (info(session.inputs()), info(session.outputs()))
+}
+
+fn dtype_name(t: TensorElementType) -> String {
+    match t {
+        TensorElementType::Float32 => "f32".into(),
+        TensorElementType::Float16 => "f16".into(),
+        TensorElementType::Float64 => "f64".into(),
+        TensorElementType::Uint8 => "u8".into(),
+        TensorElementType::Int8 => "i8".into(),
+        TensorElementType::Int32 => "i32".into(),
+        TensorElementType::Int64 => "i64".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 impl Detector {
     /// Open the bundle's ONNX file, refuse it unless its hash and I/O match the manifest.
     pub fn load(manifest: Manifest, threads: usize) -> Result<Detector, EngineError> {
-        let model = manifest.name.clone();
-        let env = init_runtime()?;
-        let path = manifest.model_path();
-        let bytes = std::fs::read(&path).map_err(|source| EngineError::Read {
-            model: model.clone(),
-            path: path.clone(),
-            source,
-        })?;
-        let sha256 = crate::ops::sha256_hex(&bytes);
-        if !sha256.eq_ignore_ascii_case(&manifest.sha256) {
-            return Err(EngineError::Mismatch {
-                model,
-                message: format!(
-                    "sha256 of {} is {sha256}, the manifest says {}; the file is not the model the manifest describes",
-                    path.display(),
-                    manifest.sha256
-                ),
+        let opened = open(&manifest, threads)?;
+        if !opened.problems.is_empty() {
+            return Err(EngineError::Invalid {
+                model: manifest.name,
+                problems: opened.problems,
             });
         }
-        let ort_err = |e: ort::Error| EngineError::Ort {
-            model: model.clone(),
-            message: e.to_string(),
-        };
-        let builder = Session::builder(env).map_err(ort_err)?;
-        let builder = builder
-            .with_intra_threads(threads)
-            .map_err(|e| ort_err(e.into()))?;
-        let mut builder = builder
-            .with_inter_threads(1)
-            .map_err(|e| ort_err(e.into()))?;
-        let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
-        check_io(&manifest, &session).map_err(|message| EngineError::Mismatch {
-            model: model.clone(),
-            message,
-        })?;
         let pre = Preprocessor::new(&manifest.input);
         Ok(Detector {
             manifest,
-            sha256,
-            session,
+            sha256: opened.sha256,
+            session: opened.session,
             pre,
             candidates: Vec::with_capacity(1024),
+            best: Vec::new(),
         })
     }
 
     /// Detect objects in an RGB image; boxes are normalised to the image. Returns detections at or above
-    /// the manifest's score threshold, after class-wise NMS.
+    /// the manifest's score threshold, after class-wise NMS. Empty for a density model.
     pub fn detect(&mut self, img: &ImageView) -> Result<Vec<Detection>, EngineError> {
+        Ok(self.run(img)?.detections)
+    }
+
+    /// Run the model on an RGB image: boxes for detect models, the density map for density models.
+    pub fn run(&mut self, img: &ImageView) -> Result<Output, EngineError> {
         let model = &self.manifest.name;
         let ort_err = |e: ort::Error| EngineError::Ort {
             model: model.clone(),
             message: e.to_string(),
         };
         let shape = self.pre.shape();
+        let fit = self.pre.fit_for(img);
         let tensor = self.pre.run(img);
         let input = TensorRef::from_array_view((shape, tensor)).map_err(ort_err)?;
         let outputs = self
             .session
             .run(ort::inputs![self.manifest.input.name.as_str() => input])
             .map_err(ort_err)?;
-        let Head::Nanodet {
-            strides,
-            reg_max,
-            scores,
-            boxes,
-        } = &self.manifest.output;
-        let mut per_stride = Vec::with_capacity(strides.len());
-        for (i, &stride) in strides.iter().enumerate() {
-            let (_, s) = outputs[scores[i].as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(ort_err)?;
-            let (_, b) = outputs[boxes[i].as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(ort_err)?;
-            per_stride.push(StrideOutput {
-                stride,
-                scores: s,
-                boxes: b,
-            });
-        }
-        self.candidates.clear();
+        let classes = self.manifest.labels.len();
         let input_size = (self.manifest.input.width, self.manifest.input.height);
-        decode_nanodet(
-            &per_stride,
-            self.manifest.labels.len(),
-            *reg_max,
-            input_size,
-            self.manifest.score_threshold,
-            &mut self.candidates,
-        );
-        Ok(nms_per_class(
-            std::mem::take(&mut self.candidates),
-            self.manifest.nms_iou,
-        ))
-    }
-}
-
-fn dims_match(found: &[i64], expected: &[i64]) -> bool {
-    found.len() == expected.len() && found.iter().zip(expected).all(|(f, e)| *f < 0 || f == e)
-}
-
-fn tensor_of<'a>(
-    outlets: &'a [ort::value::Outlet],
-    name: &str,
-    kind: &str,
-) -> Result<(&'a [i64], TensorElementType), String> {
-    let names = || {
-        outlets
+        let min_score = self.manifest.score_threshold;
+        // Dynamic dimensions pass the load-time check; the real shape is checked here, per frame.
+        let wrong_shape = |name: &str, found: &[i64], expected: &str| EngineError::Mismatch {
+            model: model.clone(),
+            message: format!(
+                "output `{name}` is {} on this frame; expected {expected}",
+                graph::shape_text(found)
+            ),
+        };
+        self.candidates.clear();
+        match &self.manifest.output {
+            Head::Nanodet {
+                strides,
+                reg_max,
+                scores,
+                boxes,
+            } => {
+                let mut per_stride = Vec::with_capacity(strides.len());
+                for (i, &stride) in strides.iter().enumerate() {
+                    let (_, s) = outputs[scores[i].as_str()]
+                        .try_extract_tensor::<f32>()
+                        .map_err(ort_err)?;
+                    let (_, b) = outputs[boxes[i].as_str()]
+                        .try_extract_tensor::<f32>()
+                        .map_err(ort_err)?;
+                    per_stride.push(StrideOutput {
+                        stride,
+                        scores: s,
+                        boxes: b,
+                    });
+                }
+                decode_nanodet(
+                    &per_stride,
+                    classes,
+                    *reg_max,
+                    input_size,
+                    min_score,
+                    &mut self.candidates,
+                );
+            }
+            Head::Yolov5 { name } => {
+                let (s, t) = outputs[name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(ort_err)?;
+                if s.len() != 3 || s[0] != 1 || s[2] != 5 + classes as i64 {
+                    return Err(wrong_shape(name, s, &format!("[1, N, {}]", 5 + classes)));
+                }
+                decode_yolov5(t, classes, input_size, min_score, &mut self.candidates);
+            }
+            Head::Yolov8 { name } => {
+                let (s, t) = outputs[name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(ort_err)?;
+                if s.len() != 3 || s[0] != 1 || s[1] != 4 + classes as i64 {
+                    return Err(wrong_shape(name, s, &format!("[1, {}, N]", 4 + classes)));
+                }
+                decode_yolov8(
+                    t,
+                    classes,
+                    input_size,
+                    min_score,
+                    &mut self.best,
+                    &mut self.candidates,
+                );
+            }
+            Head::DensityMap { name } => {
+                let (s, t) = outputs[name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(ort_err)?;
+                if s.len() != 4 || s[0] != 1 || s[1] != 1 {
+                    return Err(wrong_shape(name, s, "[1, 1, H, W]"));
+                }
+                return Ok(Output {
+                    detections: Vec::new(),
+                    density: Some(DensityMap {
+                        width: s[3] as usize,
+                        height: s[2] as usize,
+                        values: t.to_vec(),
+                        fit,
+                    }),
+                });
+            }
+        }
+        // NMS before mapping back: IoU does not change under the per-axis scaling, and fewer boxes remain.
+        // In place, so the candidate buffer keeps its capacity from frame to frame.
+        nms_in_place(&mut self.candidates, self.manifest.nms_iou);
+        let detections: Vec<Detection> = self
+            .candidates
             .iter()
-            .map(|o| o.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let outlet = outlets.iter().find(|o| o.name() == name).ok_or_else(|| {
-        format!(
-            "{kind} `{name}` is not in the graph; the graph has [{}]",
-            names()
-        )
-    })?;
-    match outlet.dtype() {
-        ValueType::Tensor { ty, shape, .. } => Ok((shape, *ty)),
-        other => Err(format!("{kind} `{name}` is not a tensor but {other:?}")),
+            .map(|d| Detection {
+                bbox: fit.unmap(d.bbox),
+                ..d.clone()
+            })
+            .collect();
+        Ok(Output {
+            detections,
+            density: None,
+        })
     }
-}
-
-/// Compare the graph's real inputs and outputs with the manifest.
-fn check_io(m: &Manifest, session: &Session) -> Result<(), String> {
-    let (shape, ty) = tensor_of(session.inputs(), &m.input.name, "input")?;
-    if ty != TensorElementType::Float32 {
-        return Err(format!(
-            "input `{}` has element type {ty:?}; the manifest says f32",
-            m.input.name
-        ));
-    }
-    let (w, h) = (m.input.width as i64, m.input.height as i64);
-    let expected = match m.input.layout {
-        Layout::Nchw => [1, 3, h, w],
-        Layout::Nhwc => [1, h, w, 3],
-    };
-    if !dims_match(shape, &expected) {
-        return Err(format!(
-            "input `{}` has shape {shape:?}; the manifest ({:?}, {w}×{h}) implies {expected:?}",
-            m.input.name, m.input.layout
-        ));
-    }
-    let Head::Nanodet {
-        strides,
-        reg_max,
-        scores,
-        boxes,
-    } = &m.output;
-    let classes = m.labels.len() as i64;
-    for (i, &stride) in strides.iter().enumerate() {
-        let cells = (m.input.width.div_ceil(stride) * m.input.height.div_ceil(stride)) as i64;
-        let (s, _) = tensor_of(session.outputs(), &scores[i], "output")?;
-        if !dims_match(s, &[1, cells, classes]) {
-            return Err(format!(
-                "output `{}` has shape {s:?}; expected [1, {cells}, {classes}] for stride {stride} with {classes} labels",
-                scores[i]
-            ));
-        }
-        let (b, _) = tensor_of(session.outputs(), &boxes[i], "output")?;
-        let bins = 4 * (*reg_max as i64 + 1);
-        if !dims_match(b, &[1, cells, bins]) {
-            return Err(format!(
-                "output `{}` has shape {b:?}; expected [1, {cells}, {bins}] for stride {stride} with reg_max {reg_max}",
-                boxes[i]
-            ));
-        }
-    }
-    Ok(())
 }

@@ -1,17 +1,28 @@
 //! Detection: a model bundle (manifest + ONNX file), the ONNX Runtime session that runs it, and the pure
 //! pre- and post-processing around it (testable without ONNX Runtime).
 
+pub mod bundle;
+mod density;
 mod engine;
+mod graph;
 mod manifest;
 mod nanodet;
 mod nms;
 mod preprocess;
+mod yolo;
 
-pub use engine::{Detector, EngineError, init_runtime, runtime_library_path};
-pub use manifest::{ColorOrder, Head, InputSpec, Manifest, ManifestError, OutputSpec};
+pub use density::DensityMap;
+pub use engine::{
+    Detector, EngineError, Opened, Output, graph_io, init_runtime, open, runtime_library_path,
+};
+pub use graph::{TensorInfo, shape_text};
+pub use manifest::{
+    ColorOrder, Head, InputSpec, Layout, Manifest, ManifestError, OutputSpec, ResizeMode, Task,
+};
 pub use nanodet::{StrideOutput, decode_nanodet};
-pub use nms::nms_per_class;
-pub use preprocess::{ImageView, Preprocessor};
+pub use nms::{MAX_PER_CLASS, nms_in_place, nms_per_class};
+pub use preprocess::{Fit, ImageView, Preprocessor};
+pub use yolo::{decode_yolov5, decode_yolov8};
 
 use serde::Serialize;
 

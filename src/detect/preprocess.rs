@@ -1,9 +1,12 @@
-//! Frame → input tensor: resize, channel order and normalisation in one pass, into a reused buffer.
+//! Frame → input tensor: resize (stretch or letterbox), channel order and normalisation in one pass, into a
+//! reused buffer; and [`Fit`], the geometry that maps the model's boxes back onto the frame.
 //!
 //! The resize is bilinear with the per-column source offsets and weights computed once per frame size, so a
 //! frame costs one read of the needed source pixels and one write of the tensor, no per-frame allocation.
+//! Letterbox padding is written only when the geometry changes: the content area is all a frame rewrites.
 
-use super::manifest::{ColorOrder, InputSpec, Layout};
+use super::BBox;
+use super::manifest::{ColorOrder, InputSpec, Layout, ResizeMode};
 
 /// A borrowed packed RGB image whose rows may be padded (`stride` ≥ `width × 3`).
 #[derive(Debug, Clone, Copy)]
@@ -14,10 +17,80 @@ pub struct ImageView<'a> {
     pub data: &'a [u8],
 }
 
-/// Precomputed sampling tables for one source size.
+/// Where a source frame lies in the model's input: the content rectangle `(x, y, w, h)` in input pixels.
+/// Stretch fills the whole input; letterbox keeps the aspect ratio and centres the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Fit {
+    pub source: (usize, usize),
+    pub input: (usize, usize),
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+impl Fit {
+    pub fn new(mode: ResizeMode, source: (usize, usize), input: (usize, usize)) -> Fit {
+        let (sw, sh) = (source.0.max(1), source.1.max(1));
+        let (iw, ih) = input;
+        match mode {
+            ResizeMode::Stretch => Fit {
+                source,
+                input,
+                x: 0,
+                y: 0,
+                w: iw,
+                h: ih,
+            },
+            ResizeMode::Letterbox => {
+                let r = (iw as f64 / sw as f64).min(ih as f64 / sh as f64);
+                let w = ((sw as f64 * r).round() as usize).clamp(1, iw);
+                let h = ((sh as f64 * r).round() as usize).clamp(1, ih);
+                Fit {
+                    source,
+                    input,
+                    x: (iw - w) / 2,
+                    y: (ih - h) / 2,
+                    w,
+                    h,
+                }
+            }
+        }
+    }
+
+    /// A point in source pixels → input pixels.
+    pub fn to_input(&self, x: f32, y: f32) -> (f32, f32) {
+        (
+            self.x as f32 + x * self.w as f32 / self.source.0 as f32,
+            self.y as f32 + y * self.h as f32 / self.source.1 as f32,
+        )
+    }
+
+    /// A point normalised to the input (0..1 of the tensor) → normalised to the source frame. Points in
+    /// the letterbox padding land outside 0..1.
+    pub fn to_source_normalised(&self, u: f32, v: f32) -> (f32, f32) {
+        (
+            (u * self.input.0 as f32 - self.x as f32) / self.w as f32,
+            (v * self.input.1 as f32 - self.y as f32) / self.h as f32,
+        )
+    }
+
+    /// A box normalised to the input → normalised to the source, clamped to the frame.
+    pub fn unmap(&self, b: BBox) -> BBox {
+        let (x1, y1) = self.to_source_normalised(b.x1, b.y1);
+        let (x2, y2) = self.to_source_normalised(b.x2, b.y2);
+        BBox { x1, y1, x2, y2 }.clamped()
+    }
+
+    fn is_identity(&self) -> bool {
+        self.x == 0 && self.y == 0 && (self.w, self.h) == self.input
+    }
+}
+
+/// Precomputed sampling tables for one geometry.
 #[derive(Debug, Default)]
 struct Tables {
-    src: (usize, usize),
+    fit: Option<Fit>,
     x0: Vec<usize>,
     x1: Vec<usize>,
     wx: Vec<f32>,
@@ -27,11 +100,13 @@ struct Tables {
 #[derive(Debug)]
 pub struct Preprocessor {
     spec: InputSpec,
-    /// `scale[c] = 1/std[c]`, `bias[c] = -mean[c]/std[c]`, indexed by *source* RGB channel.
+    /// `scale[c]`, `bias[c]` indexed by *source* RGB channel: value = pixel × scale + bias.
     scale: [f32; 3],
     bias: [f32; 3],
-    /// Tensor channel index of source R, G, B.
-    dest_channel: [usize; 3],
+    /// Offset of source channel R, G, B within a pixel's tensor index (see `pixel_step`).
+    channel_offset: [usize; 3],
+    /// Tensor index of pixel `p` (row-major over the input) is `p × pixel_step + channel_offset[c]`.
+    pixel_step: usize,
     tables: Tables,
     tensor: Vec<f32>,
 }
@@ -42,58 +117,83 @@ impl Preprocessor {
             ColorOrder::Rgb => [0, 1, 2],
             ColorOrder::Bgr => [2, 1, 0],
         };
-        let mut scale = [0.0; 3];
-        let mut bias = [0.0; 3];
+        let (mul, add) = spec.normalisation();
+        let plane = spec.width * spec.height;
+        let (mut scale, mut bias, mut channel_offset) = ([0.0; 3], [0.0; 3], [0; 3]);
         for src in 0..3 {
             let c = dest_channel[src];
-            scale[src] = 1.0 / spec.std[c];
-            bias[src] = -spec.mean[c] / spec.std[c];
+            scale[src] = mul[c];
+            bias[src] = add[c];
+            channel_offset[src] = match spec.layout {
+                Layout::Nchw => c * plane,
+                Layout::Nhwc => c,
+            };
         }
         Self {
             spec: spec.clone(),
             scale,
             bias,
-            dest_channel,
+            channel_offset,
+            pixel_step: match spec.layout {
+                Layout::Nchw => 1,
+                Layout::Nhwc => 3,
+            },
             tables: Tables::default(),
-            tensor: vec![0.0; 3 * spec.width * spec.height],
+            tensor: vec![0.0; 3 * plane],
         }
     }
 
     /// Fill the tensor from `img` and return it (shape `[1, 3, H, W]` or `[1, H, W, 3]` per the manifest).
+    /// [`Preprocessor::fit`] then says where the frame went.
     pub fn run(&mut self, img: &ImageView) -> &[f32] {
         assert!(
-            img.stride >= img.width * 3
+            img.width > 0
+                && img.height > 0
+                && img.stride >= img.width * 3
                 && img.data.len() >= img.stride * (img.height - 1) + img.width * 3,
             "image buffer smaller than its stride says"
         );
-        let (w, h) = (self.spec.width, self.spec.height);
-        self.prepare_tables(img.width, img.height);
-        let plane = w * h;
-        let ys = img.height as f32 / h as f32;
-        for dy in 0..h {
+        let fit = self.fit_for(img);
+        self.prepare(fit);
+        let w = self.spec.width;
+        let ys = img.height as f32 / fit.h as f32;
+        let (step, off) = (self.pixel_step, self.channel_offset);
+        for dy in 0..fit.h {
             let sy = ((dy as f32 + 0.5) * ys - 0.5).clamp(0.0, (img.height - 1) as f32);
             let y0 = sy as usize;
             let y1 = (y0 + 1).min(img.height - 1);
             let wy = sy - y0 as f32;
             let row0 = &img.data[y0 * img.stride..];
             let row1 = &img.data[y1 * img.stride..];
-            for dx in 0..w {
+            let first = (fit.y + dy) * w + fit.x;
+            for dx in 0..fit.w {
                 let (x0, x1, wx) = (self.tables.x0[dx], self.tables.x1[dx], self.tables.wx[dx]);
+                let base = (first + dx) * step;
                 for c in 0..3 {
-                    let top =
-                        row0[x0 + c] as f32 + (row0[x1 + c] as f32 - row0[x0 + c] as f32) * wx;
-                    let bottom =
-                        row1[x0 + c] as f32 + (row1[x1 + c] as f32 - row1[x0 + c] as f32) * wx;
-                    let v = (top + (bottom - top) * wy) * self.scale[c] + self.bias[c];
-                    let idx = match self.spec.layout {
-                        Layout::Nchw => self.dest_channel[c] * plane + dy * w + dx,
-                        Layout::Nhwc => (dy * w + dx) * 3 + self.dest_channel[c],
-                    };
-                    self.tensor[idx] = v;
+                    let (a, b) = (row0[x0 + c] as f32, row0[x1 + c] as f32);
+                    let (d, e) = (row1[x0 + c] as f32, row1[x1 + c] as f32);
+                    let top = a + (b - a) * wx;
+                    let bottom = d + (e - d) * wx;
+                    self.tensor[base + off[c]] =
+                        (top + (bottom - top) * wy) * self.scale[c] + self.bias[c];
                 }
             }
         }
         &self.tensor
+    }
+
+    /// Where `img` goes in the input.
+    pub fn fit_for(&self, img: &ImageView) -> Fit {
+        Fit::new(
+            self.spec.resize,
+            (img.width, img.height),
+            (self.spec.width, self.spec.height),
+        )
+    }
+
+    /// Geometry of the last frame.
+    pub fn fit(&self) -> Fit {
+        self.tables.fit.unwrap_or_default()
     }
 
     pub fn shape(&self) -> [usize; 4] {
@@ -103,18 +203,27 @@ impl Preprocessor {
         }
     }
 
-    fn prepare_tables(&mut self, sw: usize, sh: usize) {
-        if self.tables.src == (sw, sh) {
+    /// Sampling tables and padding for a new geometry (once per frame size, not per frame).
+    fn prepare(&mut self, fit: Fit) {
+        if self.tables.fit == Some(fit) {
             return;
         }
-        let w = self.spec.width;
-        let xs = sw as f32 / w as f32;
+        if !fit.is_identity() {
+            for p in 0..self.spec.width * self.spec.height {
+                for c in 0..3 {
+                    self.tensor[p * self.pixel_step + self.channel_offset[c]] =
+                        self.spec.pad as f32 * self.scale[c] + self.bias[c];
+                }
+            }
+        }
+        let sw = fit.source.0;
+        let xs = sw as f32 / fit.w as f32;
         let t = &mut self.tables;
-        t.src = (sw, sh);
+        t.fit = Some(fit);
         t.x0.clear();
         t.x1.clear();
         t.wx.clear();
-        for dx in 0..w {
+        for dx in 0..fit.w {
             let sx = ((dx as f32 + 0.5) * xs - 0.5).clamp(0.0, (sw - 1) as f32);
             let x0 = sx as usize;
             t.x0.push(x0 * 3);
@@ -127,7 +236,7 @@ impl Preprocessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::manifest::ResizeMode;
+    use proptest::prelude::*;
 
     fn spec(color: ColorOrder, layout: Layout) -> InputSpec {
         InputSpec {
@@ -138,21 +247,28 @@ mod tests {
             dtype: "f32".into(),
             color,
             mean: [10.0, 20.0, 30.0],
-            std: [2.0, 4.0, 5.0],
+            std: Some([2.0, 4.0, 5.0]),
+            scale: None,
             resize: ResizeMode::Stretch,
+            pad: 114,
         }
+    }
+
+    fn uniform(w: usize, h: usize, stride: usize, rgb: [u8; 3]) -> Vec<u8> {
+        let mut data = vec![0u8; stride * h];
+        for y in 0..h {
+            for x in 0..w {
+                data[y * stride + x * 3..][..3].copy_from_slice(&rgb);
+            }
+        }
+        data
     }
 
     #[test]
     fn uniform_image_normalises_each_channel_in_model_order() {
         // A padded 8×4 RGB image of (R=100, G=50, B=30); stride has 5 bytes of padding.
         let (w, h, stride) = (8, 4, 8 * 3 + 5);
-        let mut data = vec![0u8; stride * h];
-        for y in 0..h {
-            for x in 0..w {
-                data[y * stride + x * 3..][..3].copy_from_slice(&[100, 50, 30]);
-            }
-        }
+        let data = uniform(w, h, stride, [100, 50, 30]);
         let img = ImageView {
             width: w,
             height: h,
@@ -179,5 +295,81 @@ mod tests {
         let mut p = Preprocessor::new(&spec(ColorOrder::Rgb, Layout::Nhwc));
         let t = p.run(&img);
         assert_eq!(&t[..3], &[40.0, 17.5, 12.0]);
+    }
+
+    #[test]
+    fn scale_normalisation_multiplies_after_the_mean() {
+        let mut s = spec(ColorOrder::Rgb, Layout::Nchw);
+        (s.std, s.scale, s.mean) = (None, Some(1.0 / 255.0), [0.0; 3]);
+        let data = uniform(4, 2, 12, [255, 0, 51]);
+        let img = ImageView {
+            width: 4,
+            height: 2,
+            stride: 12,
+            data: &data,
+        };
+        let t = Preprocessor::new(&s).run(&img).to_vec();
+        assert!((t[0] - 1.0).abs() < 1e-6 && t[8] == 0.0 && (t[16] - 0.2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_wide_frame_is_letterboxed_into_the_middle_rows() {
+        // 8×2 into 4×4: scale 0.5, content 4×1 at y = 1 (pad rows 0, 2, 3).
+        let fit = Fit::new(ResizeMode::Letterbox, (8, 2), (4, 4));
+        assert_eq!((fit.x, fit.y, fit.w, fit.h), (0, 1, 4, 1));
+        let mut s = spec(ColorOrder::Rgb, Layout::Nchw);
+        (s.width, s.height, s.resize, s.std, s.mean) =
+            (4, 4, ResizeMode::Letterbox, Some([1.0; 3]), [0.0; 3]);
+        let data = uniform(8, 2, 24, [200, 200, 200]);
+        let mut p = Preprocessor::new(&s);
+        let t = p.run(&ImageView {
+            width: 8,
+            height: 2,
+            stride: 24,
+            data: &data,
+        });
+        let red: Vec<f32> = t[..16].to_vec();
+        assert_eq!(&red[..4], &[114.0; 4]);
+        assert_eq!(&red[4..8], &[200.0; 4]);
+        assert_eq!(&red[8..], &[114.0; 8]);
+    }
+
+    proptest! {
+        /// A box in frame pixels, mapped into the letterboxed input and back, lands within 1 px of itself.
+        #[test]
+        fn boxes_round_trip_through_letterbox_within_one_pixel(
+            sw in 16usize..4000, sh in 16usize..3000, iw in 32usize..1280, ih in 32usize..1280,
+            fx in 0.0f32..1.0, fy in 0.0f32..1.0, fw in 0.0f32..1.0, fh in 0.0f32..1.0,
+        ) {
+            let fit = Fit::new(ResizeMode::Letterbox, (sw, sh), (iw, ih));
+            prop_assert!(fit.x + fit.w <= iw && fit.y + fit.h <= ih);
+            prop_assert!(fit.w == iw || fit.h == ih, "the frame fills one axis");
+            let (x1, y1) = (fx * sw as f32, fy * sh as f32);
+            let (x2, y2) = (x1 + fw * (sw as f32 - x1), y1 + fh * (sh as f32 - y1));
+            // What a decoder would output: the box in input pixels, normalised to the input.
+            let (a, b) = fit.to_input(x1, y1);
+            let (c, d) = fit.to_input(x2, y2);
+            let back = fit.unmap(BBox { x1: a / iw as f32, y1: b / ih as f32, x2: c / iw as f32, y2: d / ih as f32 });
+            for (got, want, size) in [(back.x1, x1, sw), (back.y1, y1, sh), (back.x2, x2, sw), (back.y2, y2, sh)] {
+                prop_assert!((got * size as f32 - want).abs() <= 1.0, "{got} × {size} vs {want} ({fit:?})");
+            }
+        }
+
+        /// The preprocessor writes the frame exactly into the rectangle the geometry says, padding the rest.
+        #[test]
+        fn letterbox_content_lies_exactly_where_the_fit_says(sw in 1usize..64, sh in 1usize..64, iw in 1usize..48, ih in 1usize..48) {
+            let mut s = spec(ColorOrder::Rgb, Layout::Nhwc);
+            (s.width, s.height, s.resize, s.std, s.mean, s.pad) = (iw, ih, ResizeMode::Letterbox, Some([1.0; 3]), [0.0; 3], 0);
+            let data = uniform(sw, sh, sw * 3, [255, 255, 255]);
+            let mut p = Preprocessor::new(&s);
+            let t = p.run(&ImageView { width: sw, height: sh, stride: sw * 3, data: &data }).to_vec();
+            let f = p.fit();
+            for y in 0..ih {
+                for x in 0..iw {
+                    let inside = (f.x..f.x + f.w).contains(&x) && (f.y..f.y + f.h).contains(&y);
+                    prop_assert_eq!(t[(y * iw + x) * 3], if inside { 255.0 } else { 0.0 }, "({}, {}) {:?}", x, y, f);
+                }
+            }
+        }
     }
 }

@@ -25,9 +25,33 @@ pub struct ModelInfo {
     pub version: String,
     pub sha256: String,
     pub labels: Vec<String>,
+    /// Category → the labels the manifest maps to it, in class order.
+    pub categories: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl ModelInfo {
+    /// What the analyser needs from a loaded model's manifest.
+    pub fn new(manifest: &crate::detect::Manifest, sha256: &str) -> Self {
+        let mut categories = std::collections::BTreeMap::new();
+        for category in manifest.categories.values().flatten() {
+            categories
+                .entry(category.clone())
+                .or_insert_with(|| manifest.labels_for(category));
+        }
+        ModelInfo {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            sha256: sha256.to_string(),
+            labels: manifest.labels.clone(),
+            categories,
+        }
+    }
+
+    /// The labels the manifest maps to `category` (empty when none).
+    pub fn labels_for(&self, category: &str) -> Vec<String> {
+        self.categories.get(category).cloned().unwrap_or_default()
+    }
+
     /// Class indices of `labels`; labels the model does not have are skipped (validation reports a rule
     /// none of whose labels exist).
     pub fn classes(&self, labels: &[String]) -> Vec<usize> {
@@ -139,7 +163,9 @@ impl Ctx<'_> {
         let z = self.zone(r.zone.get_ref())?;
         let rule = Rule::Persistence(PersistenceRule::new(
             PersistenceParams {
-                classes: self.model.classes(&r.labels_or(d)),
+                classes: self
+                    .model
+                    .classes(&r.labels_or(d, self.model.labels_for(r.category_or(d)))),
                 min_score: *r.min_score.get_ref(),
                 sample_every: secs(r.sample_every_s.unwrap_or(d.sample_every_s)),
                 window: r.window_or(d) as usize,
@@ -169,7 +195,7 @@ impl Ctx<'_> {
             let rule = Rule::Crowd(CrowdRule::new(CrowdParams {
                 zone: Polygon::new(z.points.get_ref()),
                 area_m2,
-                classes: m.classes(&c.labels),
+                classes: m.classes(&c.labels_or(m.labels_for(&c.category))),
                 min_score: *c.min_score.get_ref(),
                 levels: c
                     .levels
@@ -196,7 +222,7 @@ impl Ctx<'_> {
             let rule = Rule::Vending(VendingRule::new(
                 VendingParams {
                     vendor_classes: m.classes(&v.vendor_labels),
-                    cue_classes: m.classes(&v.cue_labels),
+                    cue_classes: m.classes(&v.cue_labels_or(m.labels_for(&v.category))),
                     person_classes: m.classes(&v.person_labels),
                     min_score: *v.min_score.get_ref(),
                     dwell: secs(v.dwell_s),
@@ -322,5 +348,46 @@ impl Analyser {
             suppressions: Vec::new(),
             model,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_info_maps_each_category_to_its_labels_in_class_order() {
+        let m: crate::detect::Manifest = toml::from_str(
+            r#"name = "city"
+version = "1"
+task = "detect"
+sha256 = "00"
+license = "x"
+source = "x"
+labels = ["person", "umbrella", "stall", "bin"]
+[input]
+name = "images"
+width = 640
+height = 640
+layout = "nchw"
+dtype = "f32"
+color = "rgb"
+scale = 0.0039
+resize = "letterbox"
+[output]
+head = "yolov8"
+name = "output0"
+[categories]
+stall = ["street_vending"]
+umbrella = ["street_vending"]
+person = ["crowd_density"]
+"#,
+        )
+        .unwrap();
+        let info = ModelInfo::new(&m, "ab");
+        assert_eq!(info.labels_for("street_vending"), vec!["umbrella", "stall"]);
+        assert_eq!(info.classes(&info.labels_for("street_vending")), vec![1, 2]);
+        assert_eq!(info.labels_for("crowd_density"), vec!["person"]);
+        assert!(info.labels_for("bin_overflow").is_empty());
     }
 }

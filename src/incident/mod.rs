@@ -119,6 +119,16 @@ impl Analyser {
 
     /// Run every rule on one analysed frame; returns the events to publish.
     pub fn analyse(&mut self, frame: &Frame, detections: &[Detection]) -> Vec<Publication> {
+        self.analyse_with(frame, detections, None)
+    }
+
+    /// [`Analyser::analyse`] with the density map of a density model (crowd zones sum it).
+    pub fn analyse_with(
+        &mut self,
+        frame: &Frame,
+        detections: &[Detection],
+        density: Option<&crate::detect::DensityMap>,
+    ) -> Vec<Publication> {
         let (now, wall) = (frame.captured_mono, frame.captured_at);
         let persons = &self.person_classes;
         let mut dets = detections.to_vec();
@@ -141,6 +151,7 @@ impl Analyser {
             detections: &dets,
             tracks: &tracks,
             image: frame.view(),
+            density,
         };
         self.suppressions.retain(|s| wall < s.until);
         let local = DateTime::<Utc>::from(wall).with_timezone(&self.tz);
@@ -195,6 +206,9 @@ impl Analyser {
             slot.present = verdict.present;
             if !verdict.hits.is_empty() || !verdict.holds {
                 slot.last = verdict;
+            } else if verdict.crowd.is_some() {
+                // A density model counts without boxes: its reading is news even with no hits.
+                slot.last.crowd = verdict.crowd;
             }
             for (transition, case) in transitions {
                 out.push(self.publication(i, transition, &case, Some(frame), detections));

@@ -7,12 +7,15 @@
 //! - it falls once the reported level has not been held for `sustain`, to the highest level still held;
 //! - it clears (incident resolves) once no level has been held for `clear`.
 //!
+//! With a density-map model the zone's count is the map's sum over the cells whose centre lies in the zone
+//! (rounded for the head count; the density uses the unrounded sum).
+//!
 //! An absolute head-count limit (`max_count`) adds a top level, `over_limit`, held while the count is at or
 //! above the limit, with the same sustain.
 
 use super::zone::Polygon;
 use super::{CrowdReading, Hit, Verdict};
-use crate::detect::Detection;
+use crate::detect::{DensityMap, Detection};
 use std::time::{Duration, Instant};
 
 /// One level: name and the density at which it starts.
@@ -121,6 +124,18 @@ impl CrowdRule {
         }
     }
 
+    /// Count the people in the zone from a density map.
+    pub fn count_density(&self, map: &DensityMap) -> CrowdObservation {
+        let sum = map
+            .sum_where(|x, y| self.params.zone.contains(x, y))
+            .max(0.0);
+        CrowdObservation {
+            count: sum.round() as usize,
+            density: sum / self.params.area_m2,
+            members: Vec::new(),
+        }
+    }
+
     pub fn reset(&mut self) {
         self.held_since.iter_mut().for_each(|h| *h = None);
         self.lost_since = None;
@@ -128,9 +143,17 @@ impl CrowdRule {
         self.reported = None;
     }
 
-    /// Count, update and say what holds.
-    pub fn evaluate(&mut self, detections: &[Detection], now: Instant) -> Verdict {
-        let obs = self.count(detections);
+    /// Count (from the density map when the model gives one), update and say what holds.
+    pub fn evaluate(
+        &mut self,
+        detections: &[Detection],
+        density: Option<&DensityMap>,
+        now: Instant,
+    ) -> Verdict {
+        let obs = match density {
+            Some(map) => self.count_density(map),
+            None => self.count(detections),
+        };
         let before = self.reported;
         self.update(&obs, now);
         let name = |k: Option<usize>| k.map(|k| self.params.levels[k].name.clone());
@@ -305,6 +328,25 @@ mod tests {
         );
         assert_eq!(obs.members, vec![0]);
         assert!((obs.density - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn with_a_density_map_the_zone_counts_the_map_inside_it() {
+        use crate::detect::{Fit, ResizeMode};
+        // 2×4 map (columns × rows) over the frame; the zone is the lower half.
+        let map = DensityMap {
+            width: 2,
+            height: 4,
+            values: vec![3.0, 3.0, 0.5, 0.5, 1.0, 0.75, 0.25, 0.5],
+            fit: Fit::new(ResizeMode::Stretch, (64, 128), (2, 4)),
+        };
+        let mut r = rule();
+        let obs = r.count_density(&map);
+        assert_eq!(obs.count, 3, "1 + 0.75 + 0.25 + 0.5 = 2.5 rounds to 3");
+        assert!((obs.density - 2.5).abs() < 1e-9);
+        let v = r.evaluate(&[], Some(&map), Instant::now());
+        assert_eq!(v.crowd.unwrap().count, 3);
+        assert!(v.hits.is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use schedule::{Schedule, ScheduleError};
 pub use vending::{VendingParams, VendingRule};
 pub use zone::Polygon;
 
-use crate::detect::{BBox, Detection, ImageView};
+use crate::detect::{BBox, DensityMap, Detection, ImageView};
 use std::time::Instant;
 
 /// A live track as the rules see it.
@@ -123,6 +123,8 @@ pub struct Sample<'a> {
     pub detections: &'a [Detection],
     pub tracks: &'a [TrackView],
     pub image: ImageView<'a>,
+    /// The density map, when the camera's model is a density model.
+    pub density: Option<&'a DensityMap>,
 }
 
 /// One configured rule with its state.
@@ -138,7 +140,7 @@ pub enum Rule {
 impl Rule {
     pub fn evaluate(&mut self, s: &Sample) -> Verdict {
         match self {
-            Rule::Crowd(r) => r.evaluate(s.detections, s.now),
+            Rule::Crowd(r) => r.evaluate(s.detections, s.density, s.now),
             Rule::Vending(r) => r.evaluate(s.tracks, s.now),
             Rule::Presence(r) => r.evaluate(s.tracks, s.now),
             Rule::Persistence(r) => r.evaluate(s.detections, s.now),

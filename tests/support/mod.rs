@@ -2,6 +2,8 @@
 //! event schema.
 #![allow(dead_code)]
 
+pub mod onnx;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use streetsight::demo::{Received, Subscriber};

@@ -1,0 +1,249 @@
+//! Installed model bundles, for `streetsight models list | inspect NAME | verify [PATH]`: where they are,
+//! what they say, and whether they hold up against their ONNX graph. Returns text; `main` prints it.
+
+use super::engine::{graph_io, open};
+use super::graph::shape_text;
+use super::manifest::{Head, Manifest};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Where the Debian package installs bundles.
+pub const DEFAULT_DIR: &str = "/usr/share/streetsight/models";
+
+/// Bundle directories: each directory that holds `manifest.toml`, or its subdirectories that do.
+pub fn find(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        if dir.join("manifest.toml").is_file() {
+            out.push(dir.clone());
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("manifest.toml").is_file())
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    out
+}
+
+/// A table of the bundles in `dirs`, checked without opening the model (that is `verify`).
+pub fn list(dirs: &[PathBuf]) -> String {
+    let bundles = find(dirs);
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    if bundles.is_empty() {
+        return format!("no model bundles in {}\n", shown.join(", "));
+    }
+    let mut s = format!(
+        "{:<20} {:<10} {:<8} {:<12} {:>6}  {:<12} {:<12} {}\n",
+        "NAME", "VERSION", "TASK", "HEAD", "LABELS", "LICENSE", "MANIFEST", "DIRECTORY"
+    );
+    for dir in bundles {
+        let line = match Manifest::load(&dir) {
+            Ok(m) => format!(
+                "{:<20} {:<10} {:<8} {:<12} {:>6}  {:<12} {:<12} {}",
+                m.name,
+                m.version,
+                format!("{:?}", m.task).to_lowercase(),
+                m.output.kind(),
+                m.labels.len(),
+                m.license,
+                "ok",
+                dir.display()
+            ),
+            Err(e) => format!(
+                "{:<20} {:<10} {:<8} {:<12} {:>6}  {:<12} {:<12} {}  ({e})",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "INVALID",
+                dir.display()
+            ),
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s
+}
+
+/// A bundle by directory path, bundle directory name or manifest `name`.
+pub fn resolve(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    let path = Path::new(name);
+    if path.join("manifest.toml").is_file() {
+        return Some(path.to_path_buf());
+    }
+    let bundles = find(dirs);
+    bundles
+        .iter()
+        .find(|d| d.file_name().is_some_and(|f| f == name))
+        .or_else(|| {
+            bundles
+                .iter()
+                .find(|d| Manifest::read(d).is_ok_and(|m| m.name == name))
+        })
+        .cloned()
+}
+
+/// Everything about one bundle: the manifest, and the graph's real I/O.
+pub fn inspect(dir: &Path) -> Result<String, String> {
+    let m = Manifest::read(dir).map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    let i = &m.input;
+    let _ = writeln!(s, "name      {} {}", m.name, m.version);
+    let _ = writeln!(s, "directory {}", dir.display());
+    let lower = |d: &dyn std::fmt::Debug| format!("{d:?}").to_lowercase();
+    let _ = writeln!(s, "task      {}", lower(&m.task));
+    let _ = writeln!(s, "license   {}", m.license);
+    let _ = writeln!(s, "source    {}", m.source);
+    let _ = writeln!(s, "file      {}", m.model_path().display());
+    let _ = writeln!(s, "sha256    {} (manifest)", m.sha256);
+    let norm = match (i.std, i.scale) {
+        (Some(std), _) => format!("(x - {:?}) / {:?}", i.mean, std),
+        (None, Some(k)) => format!("(x - {:?}) × {k}", i.mean),
+        (None, None) => format!("x - {:?}", i.mean),
+    };
+    let _ = writeln!(
+        s,
+        "input     `{}` {} {}×{} {} {} {}, resize {}{}",
+        i.name,
+        i.dtype,
+        i.width,
+        i.height,
+        i.layout.as_str(),
+        lower(&i.color),
+        norm,
+        lower(&i.resize),
+        if i.resize == super::ResizeMode::Letterbox {
+            format!(" (pad {})", i.pad)
+        } else {
+            String::new()
+        }
+    );
+    let head = match &m.output {
+        Head::Nanodet {
+            strides, reg_max, ..
+        } => format!("nanodet strides {strides:?} reg_max {reg_max}"),
+        other => other.kind().to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "head      {head}, outputs {}",
+        m.output
+            .tensor_names()
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "defaults  score_threshold {} nms_iou {}",
+        m.score_threshold, m.nms_iou
+    );
+    let _ = writeln!(s, "labels    {}: {}", m.labels.len(), m.labels.join(", "));
+    for (label, cats) in &m.categories {
+        let _ = writeln!(s, "category  {label} → {}", cats.join(", "));
+    }
+    match open(&m, 1) {
+        Ok(opened) => {
+            let _ = writeln!(s, "sha256    {} (file)", opened.sha256);
+            let (inputs, outputs) = graph_io(&opened.session);
+            for (kind, list) in [("graph in ", inputs), ("graph out", outputs)] {
+                for t in list {
+                    let _ = writeln!(
+                        s,
+                        "{kind} `{}` {} {}",
+                        t.name,
+                        t.dtype,
+                        shape_text(&t.shape)
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(s, "graph     cannot be opened: {e}");
+        }
+    }
+    Ok(s)
+}
+
+/// The outcome of a full validation of one bundle directory.
+#[derive(Debug)]
+pub struct Verification {
+    pub dir: PathBuf,
+    pub manifest: Option<Manifest>,
+    pub sha256: Option<String>,
+    /// Every problem, each naming its field; empty means the bundle passes.
+    pub problems: Vec<String>,
+}
+
+impl Verification {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn report(&self) -> String {
+        let what = self.manifest.as_ref().map_or(String::new(), |m| {
+            format!(" {} {} ({})", m.name, m.version, m.output.kind())
+        });
+        if self.passed() {
+            format!(
+                "PASS {}{what} sha256 {}\n",
+                self.dir.display(),
+                self.sha256.as_deref().unwrap_or("-")
+            )
+        } else {
+            let mut s = format!(
+                "FAIL {}{what}: {} problem(s)\n",
+                self.dir.display(),
+                self.problems.len()
+            );
+            for p in &self.problems {
+                let _ = writeln!(s, "  - {p}");
+            }
+            s
+        }
+    }
+}
+
+/// Validate a bundle directory fully: the manifest on its own, the file's presence and hash, and the
+/// graph's I/O against the manifest. Lists every problem rather than stopping at the first.
+pub fn verify(dir: &Path) -> Verification {
+    let mut v = Verification {
+        dir: dir.to_path_buf(),
+        manifest: None,
+        sha256: None,
+        problems: Vec::new(),
+    };
+    let m = match Manifest::read(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            v.problems.push(e.to_string());
+            return v;
+        }
+    };
+    v.problems.extend(m.problems());
+    if !m.model_path().is_file() {
+        v.problems.push(format!(
+            "file: expected the ONNX file at {}, found nothing there",
+            m.model_path().display()
+        ));
+    } else {
+        match open(&m, 1) {
+            Ok(opened) => {
+                v.sha256 = Some(opened.sha256);
+                v.problems.extend(opened.problems);
+            }
+            Err(e) => v.problems.push(e.to_string()),
+        }
+    }
+    v.manifest = Some(m);
+    v
+}
