@@ -161,6 +161,8 @@ pub async fn run(
         });
     }
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
+    let grace = Duration::from_secs(*config.ops.watchdog_grace_s.get_ref());
+    crate::ops::systemd::spawn(camera_stats.clone(), stats.clone(), grace, shutdown.clone());
     shutdown.wait().await;
     tracing::info!("Shutting down.");
     tokio::task::spawn_blocking(move || {

@@ -1,8 +1,10 @@
-//! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics.
+//! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics, systemd
+//! readiness and watchdog (`systemd.rs`).
 
 pub mod http;
 mod redact;
 mod shutdown;
+pub mod systemd;
 
 pub use redact::redact_url;
 pub use shutdown::Shutdown;

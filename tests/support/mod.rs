@@ -222,3 +222,68 @@ pub fn decode_clip(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
     p.set_state(gstreamer::State::Null).unwrap();
     out
 }
+
+/// Test timeouts scaled for slow runs: `STREETSIGHT_TEST_TIME_SCALE` (cross/build sets it when the tests run
+/// under qemu emulation, where everything is many times slower). Waits stay bounded; what is asserted does not
+/// change.
+pub fn scaled(d: Duration) -> Duration {
+    let factor: f64 = std::env::var("STREETSIGHT_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|f: &f64| *f >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(factor)
+}
+
+/// The committed clip served as an RTSP camera by a separate `streetsight serve-clip` process, so a test can
+/// cut its power (kill it) and bring it back on the same port. Killed on drop.
+pub struct ServedClip(pub std::process::Child);
+
+impl ServedClip {
+    pub fn start(port: u16) -> ServedClip {
+        let child = streetsight_bin()
+            .arg("serve-clip")
+            .arg(clip_path())
+            .args(["--port", &port.to_string(), "--mount", "/cam"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + scaled(Duration::from_secs(20));
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "camera did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ServedClip(child)
+    }
+
+    pub fn url(port: u16) -> String {
+        format!("rtsp://127.0.0.1:{port}/cam")
+    }
+}
+
+impl Drop for ServedClip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child process (the daemon under test) killed on drop, whatever the test's outcome.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Send SIGTERM to a child (as systemd stops a service).
+pub fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
