@@ -1,6 +1,8 @@
 //! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics, systemd
-//! readiness and watchdog (`systemd.rs`).
+//! readiness and watchdog (`systemd.rs`), the installer's
+//! `check` (`check.rs`).
 
+pub mod check;
 pub mod http;
 mod redact;
 mod shutdown;

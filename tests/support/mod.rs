@@ -287,3 +287,110 @@ pub fn terminate(child: &std::process::Child) {
         .unwrap();
     assert!(status.success());
 }
+
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`{name}-ca.pem`) and a certificate it signed (`{leaf}.pem`/`.key`), optionally with a SAN.
+pub fn issue(dir: &Path, ca: &str, leaf: &str, cn: &str, san: Option<&str>) {
+    if !dir.join(format!("{ca}.pem")).exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{leaf}.key"),
+            "-out",
+            &format!("{leaf}.csr"),
+        ],
+    );
+    let mut args = vec!["x509", "-req", "-in", &format!("{leaf}.csr")]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    args.extend(
+        [
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{leaf}.pem"),
+        ]
+        .map(String::from),
+    );
+    // X.509 v3 with extensions, as rustls (webpki) requires; v1 certificates are refused.
+    let ext = match san {
+        Some(san) => format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\n"),
+        None => "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".to_string(),
+    };
+    std::fs::write(dir.join(format!("{leaf}.ext")), ext).unwrap();
+    args.extend(["-extfile".to_string(), format!("{leaf}.ext")]);
+    openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// A mosquitto requiring mutual TLS, with `city-ca` (signed the broker's and the `pole` device certificate) and
+/// `rogue-ca` (signed the `rogue` certificate) in `dir`. mosquitto drops to its own user: files are made
+/// world-readable.
+pub fn mtls_broker(dir: &Path) -> (streetsight::demo::Mosquitto, u16) {
+    issue(
+        dir,
+        "city-ca",
+        "broker",
+        "broker",
+        Some("IP:127.0.0.1,DNS:localhost"),
+    );
+    issue(dir, "city-ca", "pole", "tls-pole", None);
+    issue(dir, "rogue-ca", "rogue", "tls-pole", None);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let port = streetsight::demo::free_port().unwrap();
+    let tls = format!(
+        "cafile {d}/city-ca.pem\ncertfile {d}/broker.pem\nkeyfile {d}/broker.key\nrequire_certificate true\nuse_identity_as_username true",
+        d = dir.display()
+    );
+    (
+        streetsight::demo::Mosquitto::start_with(port, &tls).unwrap(),
+        port,
+    )
+}
