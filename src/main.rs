@@ -41,6 +41,20 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// One frame from CAMERA with detections, zones, masks and a labelled coordinate grid drawn, as JPEG
+    /// (heads obscured): for aiming the camera and reading zone coordinates.
+    Snapshot {
+        /// Camera id from the configuration.
+        camera: String,
+        #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
+        config: PathBuf,
+        /// Output JPEG; default `snapshot-CAMERA.jpg`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Seconds to wait for the frame.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
     /// The whole loop on this machine with no camera: a bundled clip over a local RTSP server, a local
     /// broker, events printed as they arrive.
     Demo {
@@ -113,6 +127,25 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        },
+        Command::Snapshot {
+            camera,
+            config,
+            output,
+            timeout,
+        } => match streetsight::config::load(&config) {
+            Err(errors) => config_failure(&errors),
+            Ok(loaded) => report((|| {
+                let shot = streetsight::ops::snapshot::take(
+                    &loaded,
+                    &camera,
+                    Duration::from_secs(timeout),
+                )?;
+                let path = output.unwrap_or_else(|| format!("snapshot-{camera}.jpg").into());
+                std::fs::write(&path, &shot.image.jpeg)?;
+                println!("{}: {}", path.display(), shot.summary);
+                Ok(())
+            })()),
         },
         Command::Demo {
             duration,

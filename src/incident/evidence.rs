@@ -109,7 +109,7 @@ pub fn encode(img: &RgbImage, quality: u8) -> Result<Evidence, image::ImageError
 }
 
 /// Bresenham line, `t` pixels thick, clipped to the image.
-fn line(
+pub(super) fn line(
     img: &mut RgbImage,
     (mut x0, mut y0): (i32, i32),
     (x1, y1): (i32, i32),

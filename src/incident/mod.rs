@@ -10,6 +10,7 @@ mod evidence;
 mod font;
 mod lifecycle;
 mod privacy;
+mod snapshot;
 
 pub use build::ModelInfo;
 pub use event::{
@@ -20,6 +21,7 @@ pub use evidence::{Annotation, Evidence, render};
 pub use font::draw_text;
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
 pub use privacy::{PrivacyParams, blur_heads};
+pub use snapshot::{SnapshotInput, draw_snapshot, render_snapshot};
 
 use crate::config::CategoryCodes;
 use crate::detect::{BBox, Detection};

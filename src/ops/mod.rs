@@ -1,11 +1,12 @@
 //! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics, systemd
 //! readiness and watchdog (`systemd.rs`), the installer's
-//! `check` (`check.rs`).
+//! `check` (`check.rs`) and `snapshot` (`snapshot.rs`).
 
 pub mod check;
 pub mod http;
 mod redact;
 mod shutdown;
+pub mod snapshot;
 pub mod systemd;
 
 pub use redact::redact_url;
