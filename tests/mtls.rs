@@ -33,7 +33,7 @@ async fn connect_with(
     let stats = uplink.stats.clone();
     let shutdown = streetsight::ops::Shutdown::new();
     let task = tokio::spawn(uplink.run(shutdown.clone(), Duration::from_secs(1)));
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let deadline = Instant::now() + support::scaled(Duration::from_secs(secs));
     while Instant::now() < deadline && stats.delivered.load(Ordering::Relaxed) == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -71,7 +71,7 @@ impl Seen {
     }
 }
 
-/// Receive until `done(seen)` or `timeout`.
+/// Receive until `done(seen)` or `timeout` (scaled for emulated runs, see [`scaled`]).
 pub async fn collect_until(
     sub: &Subscriber,
     seen: &mut Seen,
@@ -79,7 +79,7 @@ pub async fn collect_until(
     timeout: Duration,
     done: impl Fn(&Seen) -> bool,
 ) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + scaled(timeout);
     while !done(seen) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
