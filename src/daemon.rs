@@ -110,6 +110,14 @@ pub async fn run(
     // The file as applied, to tell what a reload changes (the file on disk is already the new one then).
     let mut applied = raw_table(&loaded.path);
     let mut pipelines = Pipelines::start(&loaded, HashMap::new(), &shared, &writer)?;
+    // Ready once cameras, workers and the uplink are started; the watchdog is fed while cameras deliver.
+    let grace = Duration::from_secs(*loaded.config.ops.watchdog_grace_s.get_ref());
+    crate::ops::systemd::spawn(
+        shared.camera_stats.clone(),
+        stats.clone(),
+        grace,
+        shutdown.clone(),
+    );
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,

@@ -28,14 +28,32 @@ enum Command {
         #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
         config: PathBuf,
     },
-    /// Validate the configuration and load every model. Cameras and the broker are not contacted yet;
-    /// without --offline the output says so.
+    /// Validate the configuration; connect to every camera and the broker (a test message, acknowledged);
+    /// load every model and run it once. Prints a PASS/FAIL table; exit 1 on any failure, 78 on
+    /// configuration errors.
     Check {
         #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
         config: PathBuf,
         /// Only check what needs no network: configuration and models.
         #[arg(long)]
         offline: bool,
+        /// Seconds to wait for a camera's first frame and the broker's acknowledgement.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// One frame from CAMERA with detections, zones, masks and a labelled coordinate grid drawn, as JPEG
+    /// (heads obscured): for aiming the camera and reading zone coordinates.
+    Snapshot {
+        /// Camera id from the configuration.
+        camera: String,
+        #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
+        config: PathBuf,
+        /// Output JPEG; default `snapshot-CAMERA.jpg`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Seconds to wait for the frame.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
     },
     /// The whole loop on this machine with no camera: a bundled clip over a local RTSP server, a local
     /// broker, events printed as they arrive.
@@ -107,18 +125,45 @@ fn main() -> ExitCode {
                     .map(|_| ()),
             )
         }
-        Command::Check { config, offline } => match streetsight::config::load(&config) {
+        Command::Check {
+            config,
+            offline,
+            timeout,
+        } => match streetsight::config::load(&config) {
             Err(errors) => config_failure(&errors),
             Ok(loaded) => {
-                let result = check_models(&loaded);
-                if !offline {
-                    // Say so rather than let an installer believe the cameras and broker were tried.
-                    println!(
-                        "cameras, broker  NOT CHECKED  (only configuration and models are checked today)"
-                    );
+                let opts = streetsight::ops::check::CheckOptions {
+                    offline,
+                    timeout: Duration::from_secs(timeout),
+                    ..Default::default()
+                };
+                let report = runtime.block_on(streetsight::ops::check::run(&loaded, &opts));
+                print!("{}", report.render());
+                if report.passed() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
                 }
-                report(result)
             }
+        },
+        Command::Snapshot {
+            camera,
+            config,
+            output,
+            timeout,
+        } => match streetsight::config::load(&config) {
+            Err(errors) => config_failure(&errors),
+            Ok(loaded) => report((|| {
+                let shot = streetsight::ops::snapshot::take(
+                    &loaded,
+                    &camera,
+                    Duration::from_secs(timeout),
+                )?;
+                let path = output.unwrap_or_else(|| format!("snapshot-{camera}.jpg").into());
+                std::fs::write(&path, &shot.image.jpeg)?;
+                println!("{}: {}", path.display(), shot.summary);
+                Ok(())
+            })()),
         },
         Command::Demo {
             duration,
@@ -213,29 +258,6 @@ fn models(command: ModelsCommand, mut dirs: Vec<PathBuf>) -> ExitCode {
             }
         }
     }
-}
-
-fn check_models(loaded: &streetsight::config::LoadedConfig) -> anyhow::Result<()> {
-    let mut failed = 0;
-    println!("config  {}  ok", loaded.path.display());
-    for (name, m) in &loaded.config.models {
-        let dir = loaded.resolve(&m.get_ref().path);
-        let result = streetsight::detect::Manifest::load(&dir)
-            .map_err(anyhow::Error::from)
-            .and_then(|manifest| Ok(streetsight::detect::Detector::load(manifest, 1)?));
-        match result {
-            Ok(d) => println!(
-                "model   {name}  ok  {} {} sha256 {}",
-                d.manifest.name, d.manifest.version, d.sha256
-            ),
-            Err(e) => {
-                failed += 1;
-                println!("model   {name}  FAILED  {e}");
-            }
-        }
-    }
-    anyhow::ensure!(failed == 0, "{failed} model(s) failed");
-    Ok(())
 }
 
 fn config_failure(errors: &streetsight::config::ConfigErrors) -> ExitCode {

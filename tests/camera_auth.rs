@@ -86,7 +86,7 @@ model = "nanodet"
         }
     });
     let mut log = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + scaled(Duration::from_secs(60));
     let done = |log: &str| {
         ["from-file", "from-env", "in-url"].iter().all(|c| {
             log.lines()

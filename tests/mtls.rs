@@ -2,90 +2,14 @@
 //! device certificate connects and delivers; a certificate from an unknown CA is refused; and an agent that
 //! does not trust the broker's CA refuses the broker. Certificates are made with openssl for each run.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use streetsight::demo::{Mosquitto, free_port};
 use streetsight::uplink::{StatusSource, Uplink, UplinkStats};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA (`{name}-ca.pem`) and a certificate it signed (`{leaf}.pem`/`.key`), optionally with a SAN.
-fn issue(dir: &Path, ca: &str, leaf: &str, cn: &str, san: Option<&str>) {
-    if !dir.join(format!("{ca}.pem")).exists() {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-            ],
-        );
-    }
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-keyout",
-            &format!("{leaf}.key"),
-            "-out",
-            &format!("{leaf}.csr"),
-        ],
-    );
-    let mut args = vec!["x509", "-req", "-in", &format!("{leaf}.csr")]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    args.extend(
-        [
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &format!("{leaf}.pem"),
-        ]
-        .map(String::from),
-    );
-    // X.509 v3 with extensions, as rustls (webpki) requires; v1 certificates are refused.
-    let ext = match san {
-        Some(san) => format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\n"),
-        None => "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".to_string(),
-    };
-    std::fs::write(dir.join(format!("{leaf}.ext")), ext).unwrap();
-    args.extend(["-extfile".to_string(), format!("{leaf}.ext")]);
-    openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-}
+use support::issue;
 
 /// Run an uplink with these TLS files for `secs`; returns its counters.
 async fn connect_with(
@@ -109,7 +33,7 @@ async fn connect_with(
     let stats = uplink.stats.clone();
     let shutdown = streetsight::ops::Shutdown::new();
     let task = tokio::spawn(uplink.run(shutdown.clone(), Duration::from_secs(1)));
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let deadline = Instant::now() + support::scaled(Duration::from_secs(secs));
     while Instant::now() < deadline && stats.delivered.load(Ordering::Relaxed) == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

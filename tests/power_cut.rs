@@ -57,7 +57,7 @@ async fn sigkill_mid_burst_loses_no_stored_event() {
 
     let (mut first, stored_rx) = start_daemon(&config);
     let mut stored = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + scaled(Duration::from_secs(90));
     while stored.len() < 8 && Instant::now() < deadline {
         if let Ok(id) = stored_rx.recv_timeout(Duration::from_millis(200)) {
             stored.push(id);

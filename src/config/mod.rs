@@ -52,12 +52,26 @@ pub struct Config {
 }
 
 /// Local operations endpoints.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsConfig {
     /// Address of the HTTP endpoint serving `/healthz` and `/metrics` (e.g. `127.0.0.1:9310`); off when unset.
     #[serde(default)]
     pub http: Option<Spanned<String>>,
+    /// Under systemd's watchdog: stop feeding it when no camera has delivered a frame for this many seconds,
+    /// or a camera's frames have gone unanalysed that long (systemd then restarts the daemon). Must exceed the
+    /// longest time between sampled frames (the GOP length with keyframe sampling).
+    #[serde(default = "default_watchdog_grace_s")]
+    pub watchdog_grace_s: Spanned<u64>,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            http: None,
+            watchdog_grace_s: default_watchdog_grace_s(),
+        }
+    }
 }
 
 /// Evidence images: privacy and what is sent.
@@ -394,6 +408,11 @@ pub struct CrowdLevelConfig {
     pub min_density: f64,
 }
 
+/// Five minutes: a camera rebooting does not restart the daemon, and restarts this far apart never exhaust
+/// the unit's start limit (10 in 300 s).
+fn default_watchdog_grace_s() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
 fn default_topic_prefix() -> String {
     "streetsight/v1".into()
 }

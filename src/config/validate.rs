@@ -42,6 +42,13 @@ pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
             ),
         );
     }
+    let grace = &config.ops.watchdog_grace_s;
+    if *grace.get_ref() < 2 {
+        check.push(
+            grace,
+            "ops.watchdog_grace_s must be at least 2 seconds; the default 300 suits most poles",
+        );
+    }
     let manifests = verify_models(&mut check, config);
     verify_categories(&mut check, config);
     verify_cameras(&mut check, config, &manifests);

@@ -36,7 +36,7 @@ fn thickness_for(img: &RgbImage) -> i32 {
 }
 
 /// Draw a zone's outline (normalised polygon).
-pub fn draw_zone(img: &mut RgbImage, zone: &[(f32, f32)]) {
+fn draw_zone(img: &mut RgbImage, zone: &[(f32, f32)]) {
     let (w, h) = (img.width() as f32, img.height() as f32);
     let thickness = thickness_for(img);
     let px = |(x, y): (f32, f32)| ((x * w) as i32, (y * h) as i32);
@@ -121,7 +121,7 @@ pub fn encode(img: &RgbImage, quality: u8) -> Result<Evidence, image::ImageError
 }
 
 /// Bresenham line, `t` pixels thick, clipped to the image.
-fn line(
+pub(super) fn line(
     img: &mut RgbImage,
     (mut x0, mut y0): (i32, i32),
     (x1, y1): (i32, i32),

@@ -12,6 +12,7 @@ mod font;
 mod lifecycle;
 mod operate;
 mod privacy;
+mod snapshot;
 
 pub use archive::EvidenceArchive;
 pub use build::ModelInfo;
@@ -24,6 +25,7 @@ pub use font::draw_text;
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
 pub use operate::OperateError;
 pub use privacy::{PrivacyParams, blur_heads};
+pub use snapshot::{SnapshotInput, draw_snapshot, render_snapshot};
 
 use crate::config::CategoryCodes;
 use crate::detect::{BBox, Detection};

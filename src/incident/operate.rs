@@ -2,10 +2,13 @@
 //! (the 核查 step), retake a scene-change reference, a snapshot, and closing every incident when the
 //! camera's configuration changes. The analyser answers from the frames it is given, like the rules.
 
-use super::{Analyser, CaseRef, Evidence, Publication, ResolveReason, Transition, evidence};
-use crate::detect::{BBox, Detection};
+use super::{
+    Analyser, CaseRef, Evidence, Publication, ResolveReason, SnapshotInput, Transition,
+    render_snapshot,
+};
+use crate::detect::Detection;
 use crate::ingest::Frame;
-use crate::rules::Rule;
+use crate::rules::{Polygon, Rule};
 
 /// Why an operation could not be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,45 +132,41 @@ impl Analyser {
         out
     }
 
-    /// The frame with every zone and detection drawn and heads obscured, as for evidence.
+    /// The installer's picture of this camera on its next frame: detections with labels, every zone with
+    /// its id, the masks and the coordinate grid, heads obscured (the same drawing as `streetsight snapshot`).
     pub fn snapshot(
         &self,
         frame: &Frame,
         detections: &[Detection],
     ) -> Result<Evidence, OperateError> {
-        let mut img = frame.to_rgb_image();
-        let people: Vec<BBox> = detections
-            .iter()
-            .filter(|d| self.person_classes.contains(&d.class))
-            .map(|d| d.bbox)
-            .collect();
-        super::blur_heads(&mut img, &people, &self.evidence.privacy);
         let caption = format!(
-            "snapshot  cam={}  {}",
+            "camera {}  {}x{}  {}  grid: x right, y down, 0.1 steps",
             self.camera.id,
+            frame.width,
+            frame.height,
             chrono::DateTime::<chrono::Utc>::from(frame.captured_at)
                 .with_timezone(&self.tz)
-                .format("%Y-%m-%d %H:%M:%S%:z"),
+                .format("%Y-%m-%d %H:%M:%S %z"),
         );
-        let zones: Vec<&[(f32, f32)]> = self
-            .slots
-            .iter()
-            .map(|s| s.rule.polygon().points.as_slice())
-            .collect();
-        let encode_error = |e: image::ImageError| OperateError::Encode {
-            camera: self.camera.id.clone(),
-            reason: e.to_string(),
-        };
-        // Zones after the first are drawn on the image first; the last render adds the caption.
-        for zone in zones.iter().skip(1) {
-            evidence::draw_zone(&mut img, zone);
+        let mut zones: Vec<(String, Polygon)> = Vec::new();
+        for s in &self.slots {
+            if !zones.iter().any(|(id, _)| *id == s.zone.id) {
+                zones.push((s.zone.id.clone(), s.rule.polygon().clone()));
+            }
         }
-        let ann = evidence::Annotation {
-            zone: zones.first().copied().unwrap_or(&[]),
-            counted: Vec::new(),
-            others: detections.iter().map(|d| d.bbox).collect(),
+        let input = SnapshotInput {
+            detections,
+            labels: &self.model.labels,
+            zones: &zones,
+            masks: &self.masks,
             caption: &caption,
+            privacy: &self.evidence.privacy,
         };
-        evidence::render(img, &ann, self.evidence.quality).map_err(encode_error)
+        render_snapshot(frame.to_rgb_image(), &input, self.evidence.quality).map_err(|e| {
+            OperateError::Encode {
+                camera: self.camera.id.clone(),
+                reason: e.to_string(),
+            }
+        })
     }
 }

@@ -5,12 +5,14 @@
 mod backoff;
 mod frame;
 mod pipeline;
+mod probe;
 mod supervisor;
 mod template;
 
 pub use backoff::Backoff;
 pub use frame::{Frame, FrameQueue, Pixels};
 pub use pipeline::{IngestError, StreamInfo};
+pub use probe::{Probe, probe};
 pub use supervisor::{
     CameraHandle, CameraList, CameraSource, CameraState, CameraStats, spawn_camera,
 };

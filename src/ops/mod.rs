@@ -1,24 +1,18 @@
-//! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics.
+//! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics, systemd
+//! readiness and watchdog (`systemd.rs`), the installer's
+//! `check` (`check.rs`) and `snapshot` (`snapshot.rs`).
 
+pub mod check;
 pub mod http;
+mod logging;
 mod redact;
 mod shutdown;
+pub mod snapshot;
+pub mod systemd;
 
+pub use logging::{LogFormat, init_logging};
 pub use redact::redact_url;
 pub use shutdown::Shutdown;
-
-/// Install logging: `RUST_LOG`-style filter, human-readable lines on stderr.
-pub fn init_logging(default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
 
 /// CPU time (user + system) this process has used, in seconds, from `/proc/self/stat`.
 pub fn process_cpu_seconds() -> Option<f64> {

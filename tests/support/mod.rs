@@ -73,7 +73,7 @@ impl Seen {
     }
 }
 
-/// Receive until `done(seen)` or `timeout`.
+/// Receive until `done(seen)` or `timeout` (scaled for emulated runs, see [`scaled`]).
 pub async fn collect_until(
     sub: &Subscriber,
     seen: &mut Seen,
@@ -81,7 +81,7 @@ pub async fn collect_until(
     timeout: Duration,
     done: impl Fn(&Seen) -> bool,
 ) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + scaled(timeout);
     while !done(seen) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -223,4 +223,176 @@ pub fn decode_clip(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
     }
     p.set_state(gstreamer::State::Null).unwrap();
     out
+}
+
+/// Test timeouts scaled for slow runs: `STREETSIGHT_TEST_TIME_SCALE` (cross/build sets it when the tests run
+/// under qemu emulation, where everything is many times slower). Waits stay bounded; what is asserted does not
+/// change.
+pub fn scaled(d: Duration) -> Duration {
+    let factor: f64 = std::env::var("STREETSIGHT_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|f: &f64| *f >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(factor)
+}
+
+/// The committed clip served as an RTSP camera by a separate `streetsight serve-clip` process, so a test can
+/// cut its power (kill it) and bring it back on the same port. Killed on drop.
+pub struct ServedClip(pub std::process::Child);
+
+impl ServedClip {
+    pub fn start(port: u16) -> ServedClip {
+        let child = streetsight_bin()
+            .arg("serve-clip")
+            .arg(clip_path())
+            .args(["--port", &port.to_string(), "--mount", "/cam"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + scaled(Duration::from_secs(20));
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "camera did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ServedClip(child)
+    }
+
+    pub fn url(port: u16) -> String {
+        format!("rtsp://127.0.0.1:{port}/cam")
+    }
+}
+
+impl Drop for ServedClip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child process (the daemon under test) killed on drop, whatever the test's outcome.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Send SIGTERM to a child (as systemd stops a service).
+pub fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`{name}-ca.pem`) and a certificate it signed (`{leaf}.pem`/`.key`), optionally with a SAN.
+pub fn issue(dir: &Path, ca: &str, leaf: &str, cn: &str, san: Option<&str>) {
+    if !dir.join(format!("{ca}.pem")).exists() {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{leaf}.key"),
+            "-out",
+            &format!("{leaf}.csr"),
+        ],
+    );
+    let mut args = vec!["x509", "-req", "-in", &format!("{leaf}.csr")]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    args.extend(
+        [
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{leaf}.pem"),
+        ]
+        .map(String::from),
+    );
+    // X.509 v3 with extensions, as rustls (webpki) requires; v1 certificates are refused.
+    let ext = match san {
+        Some(san) => format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\n"),
+        None => "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".to_string(),
+    };
+    std::fs::write(dir.join(format!("{leaf}.ext")), ext).unwrap();
+    args.extend(["-extfile".to_string(), format!("{leaf}.ext")]);
+    openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// A mosquitto requiring mutual TLS, with `city-ca` (signed the broker's and the `pole` device certificate) and
+/// `rogue-ca` (signed the `rogue` certificate) in `dir`. mosquitto drops to its own user: files are made
+/// world-readable.
+pub fn mtls_broker(dir: &Path) -> (streetsight::demo::Mosquitto, u16) {
+    issue(
+        dir,
+        "city-ca",
+        "broker",
+        "broker",
+        Some("IP:127.0.0.1,DNS:localhost"),
+    );
+    issue(dir, "city-ca", "pole", "tls-pole", None);
+    issue(dir, "rogue-ca", "rogue", "tls-pole", None);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let port = streetsight::demo::free_port().unwrap();
+    let tls = format!(
+        "cafile {d}/city-ca.pem\ncertfile {d}/broker.pem\nkeyfile {d}/broker.key\nrequire_certificate true\nuse_identity_as_username true",
+        d = dir.display()
+    );
+    (
+        streetsight::demo::Mosquitto::start_with(port, &tls).unwrap(),
+        port,
+    )
 }

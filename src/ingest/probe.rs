@@ -1,0 +1,96 @@
+//! One-shot camera probe for `streetsight check` and `streetsight snapshot`: connect once through the same
+//! pipeline the daemon uses (no retries), wait for the first frame, count frames for a moment to measure the
+//! frame rate, and hand back the first frame.
+
+use super::frame::{Frame, FrameQueue};
+use super::pipeline::{IngestError, Timeouts, run_connection};
+use super::supervisor::{CameraSource, CameraStats};
+use crate::config::Sampling;
+use crate::ops::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// What one connection to a camera showed.
+#[derive(Debug)]
+pub struct Probe {
+    pub width: usize,
+    pub height: usize,
+    /// Time from starting the connection to the first decoded frame.
+    pub first_frame_after: Duration,
+    /// Decoded frames per second measured over `measure` (every frame decoded, not only the sampled ones).
+    pub fps: Option<f64>,
+    /// The newest frame at the end of the probe.
+    pub frame: Frame,
+}
+
+/// Connect to `src` once. Fails with the connection's error, or `Stalled` when no frame arrives within
+/// `first_frame`. With `measure` zero, returns right after the first frame without a frame rate.
+pub fn probe(
+    src: &CameraSource,
+    first_frame: Duration,
+    measure: Duration,
+) -> Result<Probe, IngestError> {
+    let mut src = src.clone();
+    // Decode every frame: the frame rate is the camera's, and the first frame needs no keyframe filter.
+    src.sampling = Sampling::Interval { interval_ms: 0 };
+    let queue = FrameQueue::new(1);
+    let stats = Arc::new(CameraStats::default());
+    let shutdown = Shutdown::new();
+    let timeouts = Timeouts {
+        first_frame,
+        stall: first_frame.max(Duration::from_secs(5)),
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let worker = {
+        let (queue, stats, shutdown) = (queue.clone(), stats.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name(format!("probe-{}", src.id))
+            .spawn(move || {
+                let mut on_first = |info| {
+                    let _ = tx.try_send((info, Instant::now()));
+                };
+                run_connection(&src, &queue, &stats, &shutdown, timeouts, &mut on_first)
+            })
+            .map_err(|e| IngestError::Build(format!("cannot start a probe thread: {e}")))?
+    };
+    let finish = |shutdown: &Shutdown, worker: std::thread::JoinHandle<_>| {
+        shutdown.trigger();
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(IngestError::Build("probe thread panicked".into())))
+    };
+    // The connection thread ends on its own with an error, or reports the first frame.
+    let (info, first_at) = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(got) => break got,
+            Err(_) if worker.is_finished() => {
+                return Err(finish(&shutdown, worker)
+                    .err()
+                    .unwrap_or(IngestError::Stalled(first_frame)));
+            }
+            Err(_) => {}
+        }
+    };
+    let counted_from = stats.frames_in.load(Ordering::Relaxed);
+    let mut fps = None;
+    if !measure.is_zero() {
+        std::thread::sleep(measure.saturating_sub(first_at.elapsed()));
+        let frames = stats.frames_in.load(Ordering::Relaxed) - counted_from;
+        fps = Some(frames as f64 / first_at.elapsed().as_secs_f64());
+    }
+    let frame = queue.receiver().try_recv();
+    let ended = finish(&shutdown, worker);
+    let frame = match (frame, ended) {
+        (Ok(f), _) => f,
+        (Err(_), Err(e)) => return Err(e),
+        (Err(_), Ok(())) => return Err(IngestError::Stalled(first_frame)),
+    };
+    Ok(Probe {
+        width: info.width,
+        height: info.height,
+        first_frame_after: info.first_frame_after,
+        fps,
+        frame,
+    })
+}
