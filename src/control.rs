@@ -222,10 +222,22 @@ pub struct Control {
     pub config_path: PathBuf,
     pub max_skew: Duration,
     pub audit_path: PathBuf,
+    pub audit: SharedAudit,
 }
 
-/// The audit log is shared by the control thread and the command threads.
-type SharedAudit = Arc<Mutex<Option<AuditLog>>>;
+/// Open the audit log at `path`; `None` (logged) when it cannot be written — commands are then refused.
+pub fn open_audit(path: &std::path::Path) -> SharedAudit {
+    Arc::new(Mutex::new(match AuditLog::open(path, 4 * 1024 * 1024) {
+        Ok(l) => Some(l),
+        Err(error) => {
+            tracing::error!(%error, "Audit log cannot be written; every command is refused until it can.");
+            None
+        }
+    }))
+}
+
+/// The audit log is shared by the control thread, the command threads and the daemon (SIGHUP reloads).
+pub type SharedAudit = Arc<Mutex<Option<AuditLog>>>;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -241,15 +253,7 @@ impl Control {
                 guard.remember(n, e.at_ms);
             }
         }
-        let audit: SharedAudit = Arc::new(Mutex::new(
-            match AuditLog::open(&self.audit_path, 4 * 1024 * 1024) {
-                Ok(l) => Some(l),
-                Err(error) => {
-                    tracing::error!(%error, "Audit log cannot be written; every command is refused until it can.");
-                    None
-                }
-            },
-        ));
+        let audit = self.audit.clone();
         let this = Arc::new(self);
         while let Ok(incoming) = this.rx.recv() {
             let name = incoming.name.clone();
@@ -275,6 +279,7 @@ impl Control {
                     tracing::warn!(command = %name, request = %request_id, %error, "Command refused.");
                     let _ = write_audit(
                         &audit,
+                        "mqtt",
                         &name,
                         Some(&request_id),
                         None,
@@ -287,6 +292,7 @@ impl Control {
                     let detail = describe(&cmd.request);
                     if let Err(e) = write_audit(
                         &audit,
+                        "mqtt",
                         &name,
                         Some(&cmd.request_id),
                         Some(&cmd.nonce),
@@ -345,7 +351,15 @@ impl Control {
                 )
             }
         };
-        let _ = write_audit(audit, name, Some(&cmd.request_id), None, label, detail);
+        let _ = write_audit(
+            audit,
+            "mqtt",
+            name,
+            Some(&cmd.request_id),
+            None,
+            label,
+            detail,
+        );
         self.reply(&reply);
     }
 
@@ -571,6 +585,7 @@ fn describe(r: &Request) -> serde_json::Value {
 /// Write one audit entry; a command whose acceptance cannot be recorded is not carried out.
 pub fn write_audit(
     audit: &SharedAudit,
+    source: &str,
     command: &str,
     request_id: Option<&str>,
     nonce: Option<&str>,
@@ -579,7 +594,7 @@ pub fn write_audit(
 ) -> Result<(), CommandError> {
     let entry = AuditEntry {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        source: "mqtt".into(),
+        source: source.into(),
         command: command.into(),
         request_id: request_id.map(String::from),
         nonce: nonce.map(String::from),

@@ -11,6 +11,7 @@
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{
     Control, Pending, VERIFY_SAMPLES, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept,
+    write_audit,
 };
 use crate::detect::{Detector, Manifest};
 use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
@@ -71,6 +72,7 @@ pub async fn run(
         config.storage.state_dir.clone(),
     ));
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let audit = crate::control::open_audit(&config.storage.state_dir.join("audit.jsonl"));
     let mut control = None;
     if config.uplink.commands {
         let (tx, rx) = crossbeam_channel::bounded(32);
@@ -83,6 +85,7 @@ pub async fn run(
             config_path: loaded.path.clone(),
             max_skew: Duration::from_secs(config.uplink.command_max_skew_s.max(1)),
             audit_path: config.storage.state_dir.join("audit.jsonl"),
+            audit: audit.clone(),
         };
         control = Some(
             std::thread::Builder::new()
@@ -130,14 +133,19 @@ pub async fn run(
             Some(()) = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration.");
                 let path = loaded.path.clone();
+                let _ = write_audit(&audit, "signal", "reload", None, None, "accepted", serde_json::Value::Null);
                 match tokio::task::spawn_blocking(move || crate::control::prepare_reload(&path)).await? {
                     Ok(new) => {
                         let (next, summary) = reload(pipelines, &mut applied, new, &shared, &writer).await?;
                         pipelines = next;
                         loaded = summary.0;
                         tracing::info!(result = %summary.1, "Configuration reloaded.");
+                        let _ = write_audit(&audit, "signal", "reload", None, None, "done", summary.1);
                     }
-                    Err(error) => tracing::error!(%error, "Configuration not reloaded; the running one stays."),
+                    Err(error) => {
+                        tracing::error!(%error, "Configuration not reloaded; the running one stays.");
+                        let _ = write_audit(&audit, "signal", "reload", None, None, "failed", serde_json::json!({ "error": error }));
+                    }
                 }
             }
         }

@@ -423,6 +423,33 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         "the reloaded rule works"
     );
 
+    // SIGHUP (systemctl reload) does the same, and is audited as coming from a signal.
+    std::fs::write(&path, config(&cam_url, &broker.url(), &state, 0.5)).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let audit_path = state.join("audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&audit_path)
+        .unwrap()
+        .contains(r#""source":"signal","command":"reload""#)
+        || !std::fs::read_to_string(&audit_path)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(r#""source":"signal""#) && l.contains(r#""outcome":"done""#))
+    {
+        assert!(Instant::now() < deadline, "SIGHUP reload not audited");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (id, _) = d.send("snapshot", json!({ "camera": "walkway" })).await;
+    assert_eq!(
+        reply(sub, &mut inbox, &id, Duration::from_secs(30)).await["ok"],
+        true,
+        "running after a SIGHUP reload"
+    );
+
     daemon.stop().await;
 
     // --- The audit log has every command, accepted or refused, and what became of it.
@@ -437,15 +464,15 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
             .filter(|e| e["command"] == cmd && e["outcome"] == outcome)
             .count()
     };
-    assert_eq!(count("snapshot", "accepted"), 3);
-    assert_eq!(count("snapshot", "done"), 3);
+    assert_eq!(count("snapshot", "accepted"), 4);
+    assert_eq!(count("snapshot", "done"), 4);
     assert!(
         count("snapshot", "refused") >= 3,
         "stale, replayed, retained"
     );
-    assert_eq!(count("reload", "accepted"), 2);
+    assert_eq!(count("reload", "accepted"), 3, "two commands and a signal");
     assert_eq!(count("reload", "failed"), 1);
-    assert_eq!(count("reload", "done"), 1);
+    assert_eq!(count("reload", "done"), 2);
     assert_eq!(count("suppress", "done"), 1);
     assert_eq!(count("reboot", "refused"), 1);
     assert!(
