@@ -53,15 +53,22 @@ pub enum WorkerCmd {
 pub enum VerifyAnswer {
     /// None of this worker's cameras has the incident open.
     NotHere,
-    Done {
-        camera: String,
-        still_present: bool,
-        samples: usize,
-        present_in: usize,
-        event_ids: Vec<String>,
-        evidence: Vec<EvidenceRef>,
-    },
+    Done(Verified),
     Failed(String),
+}
+
+/// A verify's outcome, as the reply's `result` carries it.
+#[derive(Debug, serde::Serialize)]
+pub struct Verified {
+    pub incident_id: String,
+    pub camera: String,
+    /// `still_present` or `cleared`.
+    pub result: &'static str,
+    pub samples: usize,
+    /// How many of the samples showed it.
+    pub present_in: usize,
+    pub event_ids: Vec<String>,
+    pub evidence: Vec<EvidenceRef>,
 }
 
 /// A running model worker as the control side sees it.
@@ -432,20 +439,8 @@ impl Control {
             match wait(&answer, FRAME_WAIT + Duration::from_secs(15))? {
                 VerifyAnswer::NotHere => continue,
                 VerifyAnswer::Failed(e) => return Err(CommandError::new("failed", e)),
-                VerifyAnswer::Done {
-                    camera,
-                    still_present,
-                    samples,
-                    present_in,
-                    event_ids,
-                    evidence,
-                } => {
-                    return Ok(serde_json::json!({
-                        "incident_id": incident_id, "camera": camera,
-                        "result": if still_present { "still_present" } else { "cleared" },
-                        "samples": samples, "present_in": present_in,
-                        "event_ids": event_ids, "evidence": evidence,
-                    }));
+                VerifyAnswer::Done(verified) => {
+                    return Ok(serde_json::to_value(verified).expect("results serialise"));
                 }
             }
         }

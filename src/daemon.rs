@@ -10,8 +10,8 @@
 
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{
-    Control, Pending, VERIFY_SAMPLES, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept,
-    write_audit,
+    Control, Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
+    WorkerRegistry, accept, write_audit,
 };
 use crate::detect::{Detector, Manifest};
 use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
@@ -612,14 +612,19 @@ impl ModelWorker {
                     for p in &pubs {
                         store(&self.outbox, self.archive.as_ref(), p);
                     }
-                    let _ = reply.send(VerifyAnswer::Done {
+                    let _ = reply.send(VerifyAnswer::Done(Verified {
+                        incident_id,
                         camera,
-                        still_present,
+                        result: if still_present {
+                            "still_present"
+                        } else {
+                            "cleared"
+                        },
                         samples,
                         present_in,
                         event_ids,
                         evidence,
-                    });
+                    }));
                 }
             }
         }
