@@ -75,7 +75,7 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
-        /// Also look for bundles here (repeatable); /usr/share/streetsight/models is always searched.
+        /// Also look for bundles here (repeatable); bundles in /usr/share/streetsight/models are always listed.
         #[arg(long, global = true)]
         dir: Vec<PathBuf>,
     },
