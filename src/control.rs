@@ -8,11 +8,13 @@
 //! ```
 
 use crate::config::LoadedConfig;
+use crate::detect::{Detector, load_model};
 use crate::incident::{Analyser, Evidence, EvidenceRef, Suppression};
 use crate::uplink::audit::{AuditEntry, AuditLog};
 use crate::uplink::command::{self, Command, CommandError, ReplayGuard, Reply, Request};
 use crate::uplink::{IncomingCommand, Messenger};
 use crossbeam_channel::{Receiver, Sender, bounded};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -82,8 +84,14 @@ pub type WorkerRegistry = Arc<Mutex<Vec<WorkerLink>>>;
 
 /// A request to apply a new configuration, answered by the daemon's main loop.
 pub struct ReloadRequest {
-    pub loaded: LoadedConfig,
+    pub prepared: Prepared,
     pub reply: Sender<Result<serde_json::Value, String>>,
+}
+
+/// A configuration checked for a reload, with its models already loaded (they are used as they are).
+pub struct Prepared {
+    pub loaded: LoadedConfig,
+    pub detectors: HashMap<String, Detector>,
 }
 
 /// A command waiting in a worker for its camera's next frame(s).
@@ -508,39 +516,35 @@ impl Control {
     }
 
     fn reload(&self) -> Result<serde_json::Value, CommandError> {
-        let loaded = prepare_reload(&self.config_path)?;
+        let prepared = prepare_reload(&self.config_path)?;
         let (reply, answer) = bounded(1);
         self.reload
-            .send(ReloadRequest { loaded, reply })
+            .send(ReloadRequest { prepared, reply })
             .map_err(|_| CommandError::new("failed", "the agent is shutting down"))?;
         wait(&answer, Duration::from_secs(120))?.map_err(|e| CommandError::new("failed", e))
     }
 }
 
-/// Read and validate the configuration file and every model it names; nothing is applied here. The
+/// Read and validate the configuration file and load every model it names; nothing is applied here. The
 /// errors name file:line as `streetsight check` does.
-pub fn prepare_reload(path: &std::path::Path) -> Result<LoadedConfig, CommandError> {
+pub fn prepare_reload(path: &std::path::Path) -> Result<Prepared, CommandError> {
     let loaded = crate::config::load(path).map_err(|errors| {
         CommandError::new(
             "invalid_config",
             format!("configuration not applied, the running one stays: {errors}"),
         )
     })?;
-    for (name, m) in &loaded.config.models {
-        let m = m.get_ref();
-        crate::detect::Manifest::load(&loaded.resolve(&m.path))
-            .map_err(|e| e.to_string())
-            .and_then(|manifest| {
-                crate::detect::Detector::load(manifest, 1).map_err(|e| e.to_string())
-            })
-            .map_err(|e| {
-                CommandError::new(
-                    "invalid_model",
-                    format!("model `{name}` rejected, the running configuration stays: {e}"),
-                )
-            })?;
+    let mut detectors = HashMap::new();
+    for name in loaded.config.models.keys() {
+        let detector = load_model(&loaded, name).map_err(|e| {
+            CommandError::new(
+                "invalid_model",
+                format!("model `{name}` rejected, the running configuration stays: {e}"),
+            )
+        })?;
+        detectors.insert(name.clone(), detector);
     }
-    Ok(loaded)
+    Ok(Prepared { loaded, detectors })
 }
 
 fn send(w: &WorkerLink, cmd: WorkerCmd) -> Result<(), CommandError> {

@@ -10,10 +10,10 @@
 
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{
-    Control, Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
+    Control, Pending, Prepared, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
     WorkerRegistry, accept, write_audit,
 };
-use crate::detect::{Detector, Manifest};
+use crate::detect::{Detector, load_model};
 use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
 use crate::ingest::{
     CameraHandle, CameraList, CameraSource, CameraStats, FrameQueue, spawn_camera,
@@ -35,6 +35,28 @@ struct ModelStatus {
     sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+impl ModelStatus {
+    fn active(name: &str, d: &Detector) -> Self {
+        ModelStatus {
+            name: name.into(),
+            state: "active",
+            version: Some(d.manifest.version.clone()),
+            sha256: Some(d.sha256.clone()),
+            error: None,
+        }
+    }
+
+    fn rejected(name: &str, error: String) -> Self {
+        ModelStatus {
+            name: name.into(),
+            state: "rejected",
+            version: None,
+            sha256: None,
+            error: Some(error),
+        }
+    }
 }
 
 /// Install process-wide pieces: the TLS crypto provider and GStreamer.
@@ -110,9 +132,8 @@ pub async fn run(
     }
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    // The file as applied, to tell what a reload changes (the file on disk is already the new one then).
-    let mut applied = raw_table(&loaded.path);
-    let mut pipelines = Pipelines::start(&loaded, HashMap::new(), &shared, &writer)?;
+    let mut pipelines =
+        Pipelines::start(&loaded, HashMap::new(), HashMap::new(), &shared, &writer)?;
     // Ready once cameras, workers and the uplink are started; the watchdog is fed while cameras deliver.
     let grace = Duration::from_secs(*loaded.config.ops.watchdog_grace_s.get_ref());
     crate::ops::systemd::spawn(
@@ -125,7 +146,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(req) = reload_rx.recv() => {
-                let (next, summary) = reload(pipelines, &mut applied, req.loaded, &shared, &writer).await?;
+                let (next, summary) = reload(pipelines, &loaded, req.prepared, &shared, &writer).await?;
                 pipelines = next;
                 loaded = summary.0;
                 let _ = req.reply.send(Ok(summary.1));
@@ -136,7 +157,7 @@ pub async fn run(
                 let _ = write_audit(&audit, "signal", "reload", None, None, "accepted", serde_json::Value::Null);
                 match tokio::task::spawn_blocking(move || crate::control::prepare_reload(&path)).await? {
                     Ok(new) => {
-                        let (next, summary) = reload(pipelines, &mut applied, new, &shared, &writer).await?;
+                        let (next, summary) = reload(pipelines, &loaded, new, &shared, &writer).await?;
                         pipelines = next;
                         loaded = summary.0;
                         tracing::info!(result = %summary.1, "Configuration reloaded.");
@@ -190,18 +211,22 @@ fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArch
 /// `config_changed`.
 async fn reload(
     pipelines: Pipelines,
-    applied: &mut Option<toml::Table>,
-    new: LoadedConfig,
+    old: &LoadedConfig,
+    new: Prepared,
     shared: &Shared,
     writer: &OutboxWriter,
 ) -> anyhow::Result<(Pipelines, (LoadedConfig, serde_json::Value))> {
     let mut analysers = tokio::task::spawn_blocking(move || pipelines.stop()).await?;
-    let after = raw_table(&new.path);
-    let before = std::mem::replace(applied, after.clone());
+    let Prepared {
+        loaded: new,
+        detectors,
+    } = new;
+    let (before, after) = (&old.table, &new.table);
     let mut kept = HashMap::new();
     let mut restarted = Vec::new();
     for (id, mut analyser) in analysers.drain() {
-        if analyser_inputs(&before, &id) == analyser_inputs(&after, &id) && after.is_some() {
+        let inputs = analyser_inputs(after, &id);
+        if inputs.is_some() && analyser_inputs(before, &id) == inputs {
             kept.insert(id, analyser);
         } else {
             restarted.push(id.clone());
@@ -212,9 +237,7 @@ async fn reload(
     }
     let restart_required: Vec<&str> = ["device", "uplink", "storage", "ops"]
         .into_iter()
-        .filter(|k| {
-            before.as_ref().and_then(|t| t.get(*k)) != after.as_ref().and_then(|t| t.get(*k))
-        })
+        .filter(|k| before.get(*k) != after.get(*k))
         .collect();
     let summary = serde_json::json!({
         "applied": true,
@@ -222,18 +245,12 @@ async fn reload(
         "cameras_restarted": restarted,
         "restart_required": restart_required,
     });
-    let next = Pipelines::start(&new, kept, shared, writer)?;
+    let next = Pipelines::start(&new, kept, detectors, shared, writer)?;
     Ok((next, (new, summary)))
 }
 
-/// The configuration file as a TOML table (for comparing sections across a reload).
-fn raw_table(path: &std::path::Path) -> Option<toml::Table> {
-    std::fs::read_to_string(path).ok()?.parse().ok()
-}
-
 /// Everything a camera's analyser is built from, to tell whether a reload changed it.
-fn analyser_inputs(t: &Option<toml::Table>, camera: &str) -> Option<toml::Value> {
-    let t = t.as_ref()?;
+fn analyser_inputs(t: &toml::Table, camera: &str) -> Option<toml::Value> {
     let cam = t
         .get("camera")?
         .as_array()?
@@ -288,10 +305,12 @@ struct Pipelines {
 }
 
 impl Pipelines {
-    /// Load every model and start its cameras and worker; `kept` analysers are reused for their cameras.
+    /// Load every model (unless `loaded_models` has it already) and start its cameras and worker; `kept`
+    /// analysers are reused for their cameras.
     fn start(
         loaded: &LoadedConfig,
         mut kept: HashMap<String, Analyser>,
+        mut loaded_models: HashMap<String, Detector>,
         shared: &Shared,
         writer: &OutboxWriter,
     ) -> anyhow::Result<Self> {
@@ -302,47 +321,28 @@ impl Pipelines {
         let mut links = Vec::new();
         shared.camera_stats.lock().expect("status lock").clear();
         shared.models.lock().expect("status lock").clear();
-        for (name, model_cfg) in &config.models {
+        for name in config.models.keys() {
             let users: Vec<&CameraConfig> = config
                 .cameras
                 .iter()
                 .map(|c| c.get_ref())
                 .filter(|c| c.model.get_ref() == name)
                 .collect();
-            let threads = model_cfg.get_ref().threads;
-            let loaded_model = Manifest::load(&loaded.resolve(&model_cfg.get_ref().path))
-                .map_err(|e| e.to_string())
-                .and_then(|m| Detector::load(m, threads).map_err(|e| e.to_string()));
-            let detector = match loaded_model {
+            let detector = match loaded_models
+                .remove(name)
+                .map_or_else(|| load_model(loaded, name), Ok)
+            {
                 Ok(d) => d,
                 Err(error) => {
                     tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
-                    shared
-                        .models
-                        .lock()
-                        .expect("status lock")
-                        .push(ModelStatus {
-                            name: name.clone(),
-                            state: "rejected",
-                            version: None,
-                            sha256: None,
-                            error: Some(error),
-                        });
+                    let status = ModelStatus::rejected(name, error);
+                    shared.models.lock().expect("status lock").push(status);
                     continue;
                 }
             };
             tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
-            shared
-                .models
-                .lock()
-                .expect("status lock")
-                .push(ModelStatus {
-                    name: name.clone(),
-                    state: "active",
-                    version: Some(detector.manifest.version.clone()),
-                    sha256: Some(detector.sha256.clone()),
-                    error: None,
-                });
+            let status = ModelStatus::active(name, &detector);
+            shared.models.lock().expect("status lock").push(status);
             if users.is_empty() {
                 continue;
             }

@@ -53,6 +53,8 @@ pub struct LoadedConfig {
     pub path: PathBuf,
     /// Directory relative paths in the file are resolved against.
     pub base_dir: PathBuf,
+    /// The file's contents as a TOML table, to tell which sections a reload changes.
+    pub table: toml::Table,
 }
 
 impl LoadedConfig {
@@ -131,6 +133,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
             config,
             path: path.to_path_buf(),
             base_dir,
+            table: text.parse().unwrap_or_default(),
         })
     } else {
         Err(ConfigErrors(errors))

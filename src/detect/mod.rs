@@ -26,6 +26,18 @@ pub use yolo::{decode_yolov5, decode_yolov8};
 
 use serde::Serialize;
 
+/// Load the configured model `name`: its manifest, then the ONNX graph checked against it.
+pub fn load_model(loaded: &crate::config::LoadedConfig, name: &str) -> Result<Detector, String> {
+    let m = loaded
+        .config
+        .models
+        .get(name)
+        .ok_or_else(|| format!("no model `{name}` in the configuration"))?
+        .get_ref();
+    let manifest = Manifest::load(&loaded.resolve(&m.path)).map_err(|e| e.to_string())?;
+    Detector::load(manifest, m.threads).map_err(|e| e.to_string())
+}
+
 /// An axis-aligned box in normalised image coordinates (0..1, origin top-left).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BBox {

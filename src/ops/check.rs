@@ -8,7 +8,7 @@
 //! running daemon keeps its session and its `status` last will is not touched.
 
 use crate::config::{Config, LoadedConfig};
-use crate::detect::{Detector, ImageView, Manifest};
+use crate::detect::ImageView;
 use crate::ingest::{CameraSource, IngestError, Probe};
 use crate::uplink::{Topics, mqtt_options};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
@@ -173,10 +173,8 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
             "reinstall the package (it ships the library in /usr/lib/streetsight) or set STREETSIGHT_ORT_LIB",
         ),
     });
-    for (name, model) in &config.models {
-        report
-            .rows
-            .push(check_model(loaded, name, model.get_ref().threads, &frames));
+    for name in config.models.keys() {
+        report.rows.push(check_model(loaded, name, &frames));
     }
     report.rows.extend(camera_rows);
     report.rows.extend(broker_row);
@@ -187,18 +185,10 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
 }
 
 /// Load a model and run it once on a frame from a camera that uses it, or on a blank frame.
-fn check_model(
-    loaded: &LoadedConfig,
-    name: &str,
-    threads: usize,
-    frames: &BTreeMap<String, Probe>,
-) -> Row {
+fn check_model(loaded: &LoadedConfig, name: &str, frames: &BTreeMap<String, Probe>) -> Row {
     let item = format!("model {name}");
     let dir = loaded.resolve(&loaded.config.models[name].get_ref().path);
-    let detector = Manifest::load(&dir)
-        .map_err(|e| e.to_string())
-        .and_then(|m| Detector::load(m, threads).map_err(|e| e.to_string()));
-    let mut detector = match detector {
+    let mut detector = match crate::detect::load_model(loaded, name) {
         Ok(d) => d,
         Err(e) => {
             return Row::fail(

@@ -3,7 +3,6 @@
 //! obscured) — for aiming the camera and reading zone coordinates off the picture.
 
 use crate::config::LoadedConfig;
-use crate::detect::{Detector, Manifest};
 use crate::incident::{Evidence, PrivacyParams, SnapshotInput, render_snapshot};
 use crate::ingest::CameraSource;
 use crate::rules::{Mask, Polygon};
@@ -60,11 +59,7 @@ pub fn take(
 
     let model_name = cam.model.get_ref();
     let model_err = |e: String| SnapshotError::Model(model_name.clone(), e);
-    let model = &config.models[model_name];
-    let manifest = Manifest::load(&loaded.resolve(&model.get_ref().path))
-        .map_err(|e| model_err(e.to_string()))?;
-    let mut detector =
-        Detector::load(manifest, model.get_ref().threads).map_err(|e| model_err(e.to_string()))?;
+    let mut detector = crate::detect::load_model(loaded, model_name).map_err(model_err)?;
     let detections = detector
         .detect(&probe.frame.view())
         .map_err(|e| model_err(e.to_string()))?;
