@@ -2,20 +2,26 @@
 //! `offline` last will, TLS with client certificates. A message counts as delivered only on PUBACK.
 
 pub mod audit;
+mod book;
 pub mod command;
+mod options;
 mod outbox;
 mod session;
 mod store;
+mod topics;
 
+pub use options::{mqtt_options, session_options};
 pub use outbox::Outbox;
 pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
 pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
+pub use topics::{IncomingCommand, Messenger, Topics};
 
-use crate::config::{Config, UplinkConfig};
+use crate::config::Config;
 use crate::incident::Publication;
 use crate::ops::Shutdown;
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use session::{Common, EventLoop};
+use book::{Book, TRANSIENT_IDS, WINDOW};
+use options::offline_payload;
+use session::EventLoop;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,67 +42,6 @@ pub enum UplinkError {
     Store(#[from] StoreError),
 }
 
-/// Topic names for one device.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    base: String,
-}
-
-impl Topics {
-    pub fn new(prefix: &str, device_id: &str) -> Self {
-        Topics {
-            base: format!("{}/{}", prefix.trim_end_matches('/'), device_id),
-        }
-    }
-    pub fn events(&self) -> String {
-        format!("{}/events", self.base)
-    }
-    pub fn status(&self) -> String {
-        format!("{}/status", self.base)
-    }
-    pub fn telemetry(&self) -> String {
-        format!("{}/telemetry", self.base)
-    }
-    /// Where commands arrive: `cmd/{name}`.
-    pub fn commands(&self) -> String {
-        format!("{}/cmd/+", self.base)
-    }
-    /// The command name if `topic` is one of this device's command topics.
-    pub fn command_name<'a>(&self, topic: &'a str) -> Option<&'a str> {
-        topic
-            .strip_prefix(self.base.as_str())?
-            .strip_prefix("/cmd/")
-            .filter(|n| !n.is_empty() && !n.contains('/'))
-    }
-    /// `relative` is an event's evidence reference, e.g. `evidence/{event_id}`.
-    pub fn under(&self, relative: &str) -> String {
-        format!("{}/{relative}", self.base)
-    }
-}
-
-/// A command as it arrived on `cmd/{name}`.
-#[derive(Debug, Clone)]
-pub struct IncomingCommand {
-    pub name: String,
-    pub payload: Vec<u8>,
-    /// Retained commands are refused: they would run again at every connect.
-    pub retained: bool,
-}
-
-/// Sends messages that need no durability (command replies, snapshots) through the uplink, in order with
-/// the rest; they are lost if the process stops before the broker acknowledges them.
-#[derive(Clone)]
-pub struct Messenger {
-    tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
-}
-
-impl Messenger {
-    /// `relative` is under the device's topic base, e.g. `cmd_result/{request_id}`.
-    pub fn send(&self, relative: &str, payload: Vec<u8>) {
-        let _ = self.tx.send((relative.to_string(), payload));
-    }
-}
-
 /// Produces the current `status` payload (cameras, models) when it is published.
 pub type StatusSource = Arc<dyn Fn(&str) -> serde_json::Value + Send + Sync>;
 
@@ -115,109 +60,6 @@ pub struct UplinkStats {
     /// Records the outbox's bounds dropped.
     pub dropped_events: AtomicU64,
     pub dropped_evidence: AtomicU64,
-}
-
-/// MQTT 3.1.1 connection options from the configuration (TLS files are read here).
-pub fn mqtt_options(
-    cfg: &UplinkConfig,
-    device_id: &str,
-    base_dir: &Path,
-    topics: &Topics,
-) -> Result<MqttOptions, UplinkError> {
-    match SessionOptions::new(
-        Protocol::V311,
-        common_options(cfg, device_id, base_dir, topics)?,
-    ) {
-        SessionOptions::V311(o) => Ok(*o),
-        SessionOptions::V5(_) => unreachable!("3.1.1 options asked for"),
-    }
-}
-
-/// Connection options in the configured protocol.
-pub fn session_options(
-    cfg: &UplinkConfig,
-    device_id: &str,
-    base_dir: &Path,
-    topics: &Topics,
-) -> Result<SessionOptions, UplinkError> {
-    Ok(SessionOptions::new(
-        cfg.protocol,
-        common_options(cfg, device_id, base_dir, topics)?,
-    ))
-}
-
-fn common_options(
-    cfg: &UplinkConfig,
-    device_id: &str,
-    base_dir: &Path,
-    topics: &Topics,
-) -> Result<Common, UplinkError> {
-    let raw = cfg.broker.get_ref();
-    let url = url::Url::parse(raw).map_err(|e| UplinkError::Url(raw.clone(), e.to_string()))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| UplinkError::Url(raw.clone(), "no host".into()))?
-        .trim_matches(['[', ']'])
-        .to_string();
-    let tls = url.scheme() == "mqtts";
-    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
-    let client_id = cfg
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("streetsight-{device_id}"));
-    let read = |p: &Path| {
-        let path = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base_dir.join(p)
-        };
-        std::fs::read(&path).map_err(|source| UplinkError::Read { path, source })
-    };
-    let credentials = match &cfg.username {
-        Some(user) => {
-            let password = match &cfg.password_file {
-                Some(p) => String::from_utf8_lossy(&read(p)?).trim_end().to_string(),
-                None => String::new(),
-            };
-            Some((user.clone(), password))
-        }
-        None => None,
-    };
-    let transport = if tls {
-        let t = cfg
-            .tls
-            .as_ref()
-            .ok_or_else(|| UplinkError::Url(raw.clone(), "mqtts:// needs [uplink.tls]".into()))?
-            .get_ref();
-        let client_auth = match (&t.cert, &t.key) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
-        };
-        Some(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: read(&t.ca)?,
-            alpn: None,
-            client_auth,
-        }))
-    } else {
-        None
-    };
-    Ok(Common {
-        client_id,
-        host,
-        port,
-        keep_alive: Duration::from_secs(cfg.keep_alive_s.max(5)),
-        max_packet: 16 * 1024 * 1024,
-        will_topic: topics.status(),
-        will_payload: offline_payload(device_id),
-        credentials,
-        transport,
-    })
-}
-
-fn offline_payload(device_id: &str) -> Vec<u8> {
-    serde_json::json!({ "state": "offline", "device": device_id })
-        .to_string()
-        .into_bytes()
 }
 
 /// The producer side of the outbox: model workers append publications here; `append` returns once the
@@ -285,58 +127,6 @@ pub struct Uplink {
     pub commands: Option<crossbeam_channel::Sender<IncomingCommand>>,
     messages: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     messenger: Messenger,
-}
-
-/// Records handed to the client and not yet acknowledged, at most.
-const WINDOW: usize = 64;
-/// Transient messages (status, telemetry) are not stored; their ids live above any SQLite rowid.
-const TRANSIENT_IDS: u64 = 1 << 62;
-
-/// A message not stored on disk.
-struct Transient {
-    topic: String,
-    payload: Vec<u8>,
-    retain: bool,
-    props: Properties,
-}
-
-/// In-task state: bookkeeping, the records' metas, and the in-memory status messages.
-struct Book {
-    outbox: Outbox,
-    metas: BTreeMap<u64, Meta>,
-    /// Messages not stored on disk (status, telemetry), by id: topic, payload, retain.
-    transient: HashMap<u64, Transient>,
-    next_transient: u64,
-    /// Delivered records not yet deleted from disk. Deleting in batches keeps a replay from paying one
-    /// flash sync per PUBACK; a crash before the batch commits only means those records are sent again,
-    /// which consumers absorb by deduplicating on `event_id`.
-    acked: Vec<u64>,
-    last_flush: std::time::Instant,
-    connected: bool,
-}
-
-impl Book {
-    fn add(&mut self, m: Meta) {
-        self.outbox.append(m.id);
-        self.metas.insert(m.id, m);
-    }
-
-    /// A message that is not stored on disk (status, telemetry): it is sent once connected, in order with
-    /// the rest, and forgotten on PUBACK.
-    fn add_transient(&mut self, topic: String, payload: Vec<u8>, retain: bool, props: Properties) {
-        let id = self.next_transient;
-        self.next_transient += 1;
-        self.transient.insert(
-            id,
-            Transient {
-                topic,
-                payload,
-                retain,
-                props,
-            },
-        );
-        self.outbox.append(id);
-    }
 }
 
 impl Uplink {

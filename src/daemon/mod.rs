@@ -8,16 +8,14 @@
 //! One worker thread per model owns its ONNX Runtime session, so cameras that use the same model share it.
 //! A model that fails to load stops only the cameras that use it.
 
+mod reload;
+mod worker;
+
 use crate::config::{CameraConfig, LoadedConfig};
-use crate::control::{
-    Control, Pending, Prepared, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
-    WorkerRegistry, accept, write_audit,
-};
+use crate::control::{Control, WorkerLink, WorkerRegistry, write_audit};
 use crate::detect::{Detector, load_model};
 use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
-use crate::ingest::{
-    CameraHandle, CameraList, CameraSource, CameraStats, FrameQueue, spawn_camera,
-};
+use crate::ingest::{CameraHandle, CameraList, CameraSource, FrameQueue, spawn_camera};
 use crate::ops::Shutdown;
 use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
@@ -146,7 +144,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(req) = reload_rx.recv() => {
-                let (next, summary) = reload(pipelines, &loaded, req.prepared, &shared, &writer).await?;
+                let (next, summary) = reload::reload(pipelines, &loaded, req.prepared, &shared, &writer).await?;
                 pipelines = next;
                 loaded = summary.0;
                 let _ = req.reply.send(Ok(summary.1));
@@ -157,7 +155,7 @@ pub async fn run(
                 let _ = write_audit(&audit, "signal", "reload", None, None, "accepted", serde_json::Value::Null);
                 match tokio::task::spawn_blocking(move || crate::control::prepare_reload(&path)).await? {
                     Ok(new) => {
-                        let (next, summary) = reload(pipelines, &loaded, new, &shared, &writer).await?;
+                        let (next, summary) = reload::reload(pipelines, &loaded, new, &shared, &writer).await?;
                         pipelines = next;
                         loaded = summary.0;
                         tracing::info!(result = %summary.1, "Configuration reloaded.");
@@ -204,75 +202,6 @@ fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArch
             None
         }
     }
-}
-
-/// Stop the running pipelines and start them again from `new`. Cameras whose configuration (and model)
-/// did not change keep their analyser, so their open incidents go on; the others' incidents resolve with
-/// `config_changed`.
-async fn reload(
-    pipelines: Pipelines,
-    old: &LoadedConfig,
-    new: Prepared,
-    shared: &Shared,
-    writer: &OutboxWriter,
-) -> anyhow::Result<(Pipelines, (LoadedConfig, serde_json::Value))> {
-    let mut analysers = tokio::task::spawn_blocking(move || pipelines.stop()).await?;
-    let Prepared {
-        loaded: new,
-        detectors,
-    } = new;
-    let (before, after) = (&old.table, &new.table);
-    let mut kept = HashMap::new();
-    let mut restarted = Vec::new();
-    for (id, mut analyser) in analysers.drain() {
-        let inputs = analyser_inputs(after, &id);
-        if inputs.is_some() && analyser_inputs(before, &id) == inputs {
-            kept.insert(id, analyser);
-        } else {
-            restarted.push(id.clone());
-            for p in analyser.close_all(ResolveReason::ConfigChanged) {
-                store(writer, shared.archive.as_ref(), &p);
-            }
-        }
-    }
-    let restart_required: Vec<&str> = ["device", "uplink", "storage", "ops"]
-        .into_iter()
-        .filter(|k| before.get(*k) != after.get(*k))
-        .collect();
-    let summary = serde_json::json!({
-        "applied": true,
-        "cameras_kept": kept.keys().collect::<Vec<_>>(),
-        "cameras_restarted": restarted,
-        "restart_required": restart_required,
-    });
-    let next = Pipelines::start(&new, kept, detectors, shared, writer)?;
-    Ok((next, (new, summary)))
-}
-
-/// Everything a camera's analyser is built from, to tell whether a reload changed it.
-fn analyser_inputs(t: &toml::Table, camera: &str) -> Option<toml::Value> {
-    let cam = t
-        .get("camera")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("id").and_then(|v| v.as_str()) == Some(camera))?
-        .clone();
-    let model = cam
-        .get("model")
-        .and_then(|m| m.as_str())
-        .and_then(|m| t.get("models")?.get(m))
-        .cloned();
-    let mut inputs = toml::Table::new();
-    inputs.insert("camera".into(), cam);
-    for k in ["device", "evidence", "categories", "storage"] {
-        if let Some(v) = t.get(k) {
-            inputs.insert(k.into(), v.clone());
-        }
-    }
-    if let Some(m) = model {
-        inputs.insert("model".into(), m);
-    }
-    Some(toml::Value::Table(inputs))
 }
 
 /// Durably enqueue a publication and keep its evidence on the gateway.
@@ -375,7 +304,7 @@ impl Pipelines {
                 cameras: analysers.keys().cloned().collect(),
                 tx,
             });
-            let worker = ModelWorker {
+            let worker = worker::ModelWorker {
                 detector,
                 analysers,
                 queue,
@@ -471,163 +400,4 @@ fn telemetry_source(cameras: CameraList, state_dir: std::path::PathBuf) -> Statu
             "disk_free_bytes": crate::ops::disk_free_bytes(&state_dir),
         })
     })
-}
-
-/// One model's worker: detect on frames from its cameras, run each camera's rules, emit events, and
-/// carry out commands for its cameras.
-struct ModelWorker {
-    detector: Detector,
-    /// Each camera's rules and its counters.
-    analysers: HashMap<String, (Analyser, Arc<CameraStats>)>,
-    queue: FrameQueue,
-    commands: crossbeam_channel::Receiver<WorkerCmd>,
-    /// Commands waiting for a camera's next frame.
-    pending: Vec<Pending>,
-    outbox: OutboxWriter,
-    archive: Option<Arc<Mutex<EvidenceArchive>>>,
-    shutdown: Shutdown,
-}
-
-impl ModelWorker {
-    /// Run until shutdown; hands the analysers back (a reload may keep them).
-    fn run(mut self) -> HashMap<String, Analyser> {
-        let rx = self.queue.receiver().clone();
-        while !self.shutdown.is_triggered() {
-            Pending::expire(&mut self.pending, Instant::now());
-            crossbeam_channel::select! {
-                recv(self.commands) -> cmd => {
-                    if let Ok(cmd) = cmd {
-                        accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending);
-                    }
-                }
-                recv(rx) -> frame => {
-                    if let Ok(frame) = frame {
-                        self.analyse(&frame);
-                    }
-                }
-                default(Duration::from_millis(200)) => {}
-            }
-        }
-        self.analysers
-            .into_iter()
-            .map(|(id, (a, _))| (id, a))
-            .collect()
-    }
-
-    fn analyse(&mut self, frame: &crate::ingest::Frame) {
-        let started = Instant::now();
-        let output = match self.detector.run(&frame.view()) {
-            Ok(o) => o,
-            Err(error) => {
-                tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
-                return;
-            }
-        };
-        let (detections, density) = (&output.detections, output.density.as_ref());
-        let ms = started.elapsed().as_secs_f32() * 1000.0;
-        tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
-        let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
-            return;
-        };
-        stats.record_analysis(ms);
-        // While the flash is slow, frames queue up upstream and the oldest are dropped there.
-        for publication in analyser.analyse_with(frame, detections, density) {
-            store(&self.outbox, self.archive.as_ref(), &publication);
-        }
-        self.serve_pending(frame, detections);
-    }
-
-    /// Commands that waited for this camera's frame.
-    fn serve_pending(
-        &mut self,
-        frame: &crate::ingest::Frame,
-        detections: &[crate::detect::Detection],
-    ) {
-        let Some((analyser, _)) = self.analysers.get_mut(&*frame.camera) else {
-            return;
-        };
-        let mut still = Vec::new();
-        for p in std::mem::take(&mut self.pending) {
-            if p.camera() != &*frame.camera {
-                still.push(p);
-                continue;
-            }
-            match p {
-                Pending::Snapshot { reply, .. } => {
-                    let _ = reply.send(
-                        analyser
-                            .snapshot(frame, detections)
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-                Pending::SceneReference { zone, reply, .. } => {
-                    let _ = reply.send(
-                        analyser
-                            .retake_reference(&zone, frame)
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-                Pending::Verify {
-                    camera,
-                    incident_id,
-                    request_id,
-                    deadline,
-                    mut samples,
-                    mut present_in,
-                    reply,
-                } => {
-                    let Some(present) = analyser.presence_of(&incident_id) else {
-                        let _ = reply.send(VerifyAnswer::Failed(format!(
-                            "incident `{incident_id}` resolved on its own while it was being verified"
-                        )));
-                        continue;
-                    };
-                    samples += 1;
-                    present_in += usize::from(present);
-                    if samples < VERIFY_SAMPLES {
-                        still.push(Pending::Verify {
-                            camera,
-                            incident_id,
-                            request_id,
-                            deadline,
-                            samples,
-                            present_in,
-                            reply,
-                        });
-                        continue;
-                    }
-                    let still_present = 2 * present_in > samples;
-                    let pubs = analyser.conclude_verify(
-                        &incident_id,
-                        still_present,
-                        &request_id,
-                        frame,
-                        detections,
-                    );
-                    let event_ids = pubs.iter().map(|p| p.event.event_id.clone()).collect();
-                    let evidence = pubs
-                        .first()
-                        .map(|p| p.event.evidence.clone())
-                        .unwrap_or_default();
-                    for p in &pubs {
-                        store(&self.outbox, self.archive.as_ref(), p);
-                    }
-                    let _ = reply.send(VerifyAnswer::Done(Verified {
-                        incident_id,
-                        camera,
-                        result: if still_present {
-                            "still_present"
-                        } else {
-                            "cleared"
-                        },
-                        samples,
-                        present_in,
-                        event_ids,
-                        evidence,
-                    }));
-                }
-            }
-        }
-        self.pending = still;
-    }
 }

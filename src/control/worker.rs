@@ -1,0 +1,204 @@
+//! The worker side of a command: what a model worker is asked to do, the commands that wait in it for a
+//! camera's next frame, and how it answers them.
+
+use crate::incident::{Analyser, Evidence, EvidenceRef, Suppression};
+use crossbeam_channel::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a camera may take to deliver the frame a command waits for.
+pub const FRAME_WAIT: Duration = Duration::from_secs(20);
+/// Fresh samples a verify looks at; the majority decides.
+pub const VERIFY_SAMPLES: usize = 3;
+
+/// What a model worker is asked to do for a command.
+pub enum WorkerCmd {
+    Snapshot {
+        camera: String,
+        reply: Sender<Result<Evidence, String>>,
+    },
+    Verify {
+        incident_id: String,
+        request_id: String,
+        reply: Sender<VerifyAnswer>,
+    },
+    Suppress {
+        camera: Option<String>,
+        category: String,
+        zone: String,
+        until: SystemTime,
+        /// The cameras where it applied.
+        reply: Sender<Vec<String>>,
+    },
+    SceneReference {
+        camera: String,
+        zone: String,
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+/// A worker's answer to a verify.
+#[derive(Debug)]
+pub enum VerifyAnswer {
+    /// None of this worker's cameras has the incident open.
+    NotHere,
+    Done(Verified),
+    Failed(String),
+}
+
+/// A verify's outcome, as the reply's `result` carries it.
+#[derive(Debug, serde::Serialize)]
+pub struct Verified {
+    pub incident_id: String,
+    pub camera: String,
+    /// `still_present` or `cleared`.
+    pub result: &'static str,
+    pub samples: usize,
+    /// How many of the samples showed it.
+    pub present_in: usize,
+    pub event_ids: Vec<String>,
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// A running model worker as the control side sees it.
+#[derive(Clone)]
+pub struct WorkerLink {
+    pub cameras: Vec<String>,
+    pub tx: Sender<WorkerCmd>,
+}
+
+pub type WorkerRegistry = Arc<Mutex<Vec<WorkerLink>>>;
+
+/// A command waiting in a worker for its camera's next frame(s).
+pub enum Pending {
+    Snapshot {
+        camera: String,
+        deadline: Instant,
+        reply: Sender<Result<Evidence, String>>,
+    },
+    Verify {
+        camera: String,
+        incident_id: String,
+        request_id: String,
+        deadline: Instant,
+        samples: usize,
+        present_in: usize,
+        reply: Sender<VerifyAnswer>,
+    },
+    SceneReference {
+        camera: String,
+        zone: String,
+        deadline: Instant,
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+impl Pending {
+    pub fn camera(&self) -> &str {
+        match self {
+            Pending::Snapshot { camera, .. }
+            | Pending::Verify { camera, .. }
+            | Pending::SceneReference { camera, .. } => camera,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match self {
+            Pending::Snapshot { deadline, .. }
+            | Pending::Verify { deadline, .. }
+            | Pending::SceneReference { deadline, .. } => *deadline,
+        }
+    }
+
+    /// Answer commands whose camera sent no frame in time.
+    pub fn expire(pending: &mut Vec<Pending>, now: Instant) {
+        pending.retain(|p| {
+            if now < p.deadline() {
+                return true;
+            }
+            let why = format!(
+                "camera `{}` delivered no frame within {} s; check it with the status message",
+                p.camera(),
+                FRAME_WAIT.as_secs()
+            );
+            match p {
+                Pending::Snapshot { reply, .. } => {
+                    let _ = reply.send(Err(why));
+                }
+                Pending::SceneReference { reply, .. } => {
+                    let _ = reply.send(Err(why));
+                }
+                Pending::Verify { reply, .. } => {
+                    let _ = reply.send(VerifyAnswer::Failed(why));
+                }
+            }
+            false
+        });
+    }
+}
+
+/// Accept a worker command: answer at once what needs no frame, queue the rest.
+pub fn accept<'a>(
+    cmd: WorkerCmd,
+    mut analysers: impl Iterator<Item = &'a mut Analyser>,
+    pending: &mut Vec<Pending>,
+) {
+    let deadline = Instant::now() + FRAME_WAIT;
+    match cmd {
+        WorkerCmd::Suppress {
+            camera,
+            category,
+            zone,
+            until,
+            reply,
+        } => {
+            let mut applied = Vec::new();
+            for a in analysers.by_ref() {
+                if camera.as_ref().is_none_or(|c| c == a.camera_id())
+                    && a.has_rule(&category, &zone)
+                {
+                    a.suppress(Suppression {
+                        category: category.clone(),
+                        zone: zone.clone(),
+                        until,
+                    });
+                    applied.push(a.camera_id().to_string());
+                }
+            }
+            let _ = reply.send(applied);
+        }
+        WorkerCmd::Verify {
+            incident_id,
+            request_id,
+            reply,
+        } => match analysers.find(|a| a.has_open_incident(&incident_id)) {
+            Some(a) => pending.push(Pending::Verify {
+                camera: a.camera_id().to_string(),
+                incident_id,
+                request_id,
+                deadline: deadline + Duration::from_secs(10),
+                samples: 0,
+                present_in: 0,
+                reply,
+            }),
+            None => {
+                let _ = reply.send(VerifyAnswer::NotHere);
+            }
+        },
+        WorkerCmd::Snapshot { camera, reply } => pending.push(Pending::Snapshot {
+            camera,
+            deadline,
+            reply,
+        }),
+        WorkerCmd::SceneReference {
+            camera,
+            zone,
+            reply,
+        } => pending.push(Pending::SceneReference {
+            camera,
+            zone,
+            deadline,
+            reply,
+        }),
+    }
+}

@@ -1,0 +1,65 @@
+//! Topic names under the device's base, and what passes between the uplink task and the rest of the
+//! daemon besides records: incoming commands, and transient outgoing messages.
+
+use tokio::sync::mpsc;
+
+/// Topic names for one device.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    base: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, device_id: &str) -> Self {
+        Topics {
+            base: format!("{}/{}", prefix.trim_end_matches('/'), device_id),
+        }
+    }
+    pub fn events(&self) -> String {
+        format!("{}/events", self.base)
+    }
+    pub fn status(&self) -> String {
+        format!("{}/status", self.base)
+    }
+    pub fn telemetry(&self) -> String {
+        format!("{}/telemetry", self.base)
+    }
+    /// Where commands arrive: `cmd/{name}`.
+    pub fn commands(&self) -> String {
+        format!("{}/cmd/+", self.base)
+    }
+    /// The command name if `topic` is one of this device's command topics.
+    pub fn command_name<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.base.as_str())?
+            .strip_prefix("/cmd/")
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+    }
+    /// `relative` is an event's evidence reference, e.g. `evidence/{event_id}`.
+    pub fn under(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.base)
+    }
+}
+
+/// A command as it arrived on `cmd/{name}`.
+#[derive(Debug, Clone)]
+pub struct IncomingCommand {
+    pub name: String,
+    pub payload: Vec<u8>,
+    /// Retained commands are refused: they would run again at every connect.
+    pub retained: bool,
+}
+
+/// Sends messages that need no durability (command replies, snapshots) through the uplink, in order with
+/// the rest; they are lost if the process stops before the broker acknowledges them.
+#[derive(Clone)]
+pub struct Messenger {
+    pub(super) tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
+}
+
+impl Messenger {
+    /// `relative` is under the device's topic base, e.g. `cmd_result/{request_id}`.
+    pub fn send(&self, relative: &str, payload: Vec<u8>) {
+        let _ = self.tx.send((relative.to_string(), payload));
+    }
+}
