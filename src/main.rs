@@ -86,6 +86,9 @@ enum Command {
         port: u16,
         #[arg(long, default_value = "/cam")]
         mount: String,
+        /// Serve this many independent streams of the clip, at `{mount}1` … `{mount}N` (when N > 1).
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
     },
 }
 
@@ -188,14 +191,26 @@ fn main() -> ExitCode {
             }
         }
         Command::Models { command, dir } => models(command, dir),
-        Command::ServeClip { clip, port, mount } => report((|| {
-            let server = streetsight::demo::ClipServer::start(
+        Command::ServeClip {
+            clip,
+            port,
+            mount,
+            cameras,
+        } => report((|| {
+            let mounts: Vec<String> = match cameras {
+                0 | 1 => vec![mount],
+                n => (1..=n).map(|i| format!("{mount}{i}")).collect(),
+            };
+            let refs: Vec<&str> = mounts.iter().map(String::as_str).collect();
+            let server = streetsight::demo::ClipServer::start_mounts(
                 streetsight::demo::Clip::load(&clip)?,
                 port,
-                &mount,
+                &refs,
                 None,
             )?;
-            println!("{}", server.url(&mount));
+            for m in &mounts {
+                println!("{}", server.url(m));
+            }
             let shutdown = Shutdown::new();
             runtime.block_on(async {
                 tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -89,53 +89,47 @@ impl ClipServer {
         mount: &str,
         credentials: Option<(&str, &str)>,
     ) -> anyhow::Result<ClipServer> {
+        Self::start_mounts(clip, port, &[mount], credentials)
+    }
+
+    /// Serve `clip` at several mounts, each its own live stream (started when its first client connects,
+    /// so streams are out of phase like real cameras'), e.g. for many simulated cameras in one process.
+    pub fn start_mounts(
+        clip: Clip,
+        port: u16,
+        mounts: &[&str],
+        credentials: Option<(&str, &str)>,
+    ) -> anyhow::Result<ClipServer> {
         crate::ingest::init_gstreamer()?;
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
-        let factory = rtsp::RTSPMediaFactory::new();
-        factory.set_launch("( appsrc name=feed is-live=true format=time do-timestamp=true ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
-        factory.set_shared(true);
         let stopped = Arc::new(AtomicBool::new(false));
-        let feeder_stop = stopped.clone();
-        factory.connect_media_configure(move |_, media| {
-            let Some(appsrc) = media
-                .element()
-                .downcast::<gst::Bin>()
-                .ok()
-                .and_then(|b| b.by_name_recurse_up("feed"))
-                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            else {
-                return;
-            };
-            appsrc.set_caps(Some(&clip.caps));
-            let (clip, stop) = (clip.clone(), feeder_stop.clone());
-            std::thread::Builder::new()
-                .name("rtsp-feed".into())
-                .spawn(move || feed(&appsrc, &clip, &stop))
-                .expect("spawn feeder");
-        });
-        if let Some((user, password)) = credentials {
+        let auth = credentials.map(|(user, password)| {
             let auth = rtsp::RTSPAuth::new();
             let token = rtsp::RTSPToken::builder()
                 .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
                 .build();
             let basic = rtsp::RTSPAuth::make_basic(user, password);
             auth.add_basic(basic.as_str(), &token);
-            server.set_auth(Some(&auth));
-            factory.add_role_from_structure(
-                &gst::Structure::builder("user")
-                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
-                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
-                    .build(),
-            );
+            auth
+        });
+        server.set_auth(auth.as_ref());
+        let mount_points = server.mount_points().expect("server has mount points");
+        for mount in mounts {
+            let factory = clip_factory(&clip, &stopped);
+            if auth.is_some() {
+                factory.add_role_from_structure(
+                    &gst::Structure::builder("user")
+                        .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                        .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                        .build(),
+                );
+            }
+            mount_points.add_factory(mount, factory);
         }
-        server
-            .mount_points()
-            .expect("server has mount points")
-            .add_factory(mount, factory);
         let source = server.attach(Some(&context))?;
         let port = u16::try_from(server.bound_port())
             .map_err(|_| anyhow::anyhow!("RTSP server did not bind"))?;
@@ -187,6 +181,32 @@ impl Drop for ClipServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A shared factory whose media pushes the clip's access units from a feeder thread of its own.
+fn clip_factory(clip: &Clip, stopped: &Arc<AtomicBool>) -> rtsp::RTSPMediaFactory {
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_launch("( appsrc name=feed is-live=true format=time do-timestamp=true ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+    factory.set_shared(true);
+    let (clip, feeder_stop) = (clip.clone(), stopped.clone());
+    factory.connect_media_configure(move |_, media| {
+        let Some(appsrc) = media
+            .element()
+            .downcast::<gst::Bin>()
+            .ok()
+            .and_then(|b| b.by_name_recurse_up("feed"))
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        else {
+            return;
+        };
+        appsrc.set_caps(Some(&clip.caps));
+        let (clip, stop) = (clip.clone(), feeder_stop.clone());
+        std::thread::Builder::new()
+            .name("rtsp-feed".into())
+            .spawn(move || feed(&appsrc, &clip, &stop))
+            .expect("spawn feeder");
+    });
+    factory
 }
 
 /// Push the clip's frames in a loop, paced to real time, until the media goes away or the server stops.

@@ -111,7 +111,7 @@ pub struct CameraStats {
     /// Frames the model worker analysed.
     pub frames_analysed: AtomicU64,
     /// Recent per-frame analysis times (detect), milliseconds, newest last; at most 256.
-    pub analysis_ms: Mutex<std::collections::VecDeque<f32>>,
+    pub analysis_ms: crate::ops::Recent,
     state: AtomicU8,
     pub last_error: Mutex<Option<String>>,
     pub stream: Mutex<Option<StreamInfo>>,
@@ -121,28 +121,14 @@ impl CameraStats {
     /// Record one analysed frame and how long its detection took.
     pub fn record_analysis(&self, ms: f32) {
         self.frames_analysed.fetch_add(1, Ordering::Relaxed);
-        let mut q = self.analysis_ms.lock().expect("stats lock");
-        if q.len() == 256 {
-            q.pop_front();
-        }
-        q.push_back(ms);
+        self.analysis_ms.record(ms);
     }
 
     /// Median and 95th percentile of the recent analysis times.
     pub fn analysis_percentiles(&self) -> Option<(f32, f32)> {
-        let mut v: Vec<f32> = self
-            .analysis_ms
-            .lock()
-            .expect("stats lock")
-            .iter()
-            .copied()
-            .collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f32::total_cmp);
-        let at = |q: f32| v[((v.len() - 1) as f32 * q).round() as usize];
-        Some((at(0.5), at(0.95)))
+        self.analysis_ms
+            .quantiles([0.5, 0.95])
+            .map(|[p50, p95]| (p50, p95))
     }
 
     pub fn state(&self) -> CameraState {

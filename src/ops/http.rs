@@ -119,6 +119,28 @@ impl Health {
             "Records acknowledged by the broker.",
             vec![(String::new(), u.delivered.load(Relaxed).to_string())],
         );
+        let latency = u
+            .event_latency_ms
+            .quantiles([0.5, 0.99])
+            .map_or_else(Vec::new, |q| {
+                [0.5, 0.99]
+                    .iter()
+                    .zip(q)
+                    .map(|(p, ms)| (format!("{{quantile=\"{p}\"}}"), (ms / 1000.0).to_string()))
+                    .collect()
+            });
+        family(
+            "streetsight_event_latency_seconds",
+            "summary",
+            "From an event's frame leaving the decoder to the broker's PUBACK, over the last 256 events.",
+            latency,
+        );
+        family(
+            "streetsight_events_delivered_total",
+            "counter",
+            "Incident events acknowledged by the broker.",
+            vec![(String::new(), u.delivered_events.load(Relaxed).to_string())],
+        );
         family(
             "streetsight_outbox_dropped_total",
             "counter",

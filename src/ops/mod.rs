@@ -5,12 +5,14 @@
 pub mod check;
 pub mod http;
 mod logging;
+mod recent;
 mod redact;
 mod shutdown;
 pub mod snapshot;
 pub mod systemd;
 
 pub use logging::{LogFormat, init_logging};
+pub use recent::Recent;
 pub use redact::redact_url;
 pub use shutdown::Shutdown;
 

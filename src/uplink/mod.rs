@@ -60,6 +60,10 @@ pub struct UplinkStats {
     /// Records the outbox's bounds dropped.
     pub dropped_events: AtomicU64,
     pub dropped_evidence: AtomicU64,
+    /// Milliseconds from an event's frame leaving the decoder to the broker's PUBACK, recent events.
+    pub event_latency_ms: crate::ops::Recent,
+    /// Events acknowledged by the broker (PUBACK).
+    pub delivered_events: AtomicU64,
 }
 
 /// The producer side of the outbox: model workers append publications here; `append` returns once the
@@ -89,7 +93,14 @@ impl OutboxWriter {
         let events = self.topics.events();
         records.push((Kind::Event, events.as_str(), json.as_slice()));
         let mut store = self.store.lock().expect("outbox lock");
-        let metas = store.append(&records)?;
+        let mut metas = store.append(&records)?;
+        // The event's own time is its frame's capture time: delivery latency is measured from there.
+        if let (Some(event), Ok(seen)) = (
+            metas.last_mut(),
+            chrono::DateTime::parse_from_rfc3339(&p.event.time),
+        ) {
+            event.seen_ms = seen.timestamp_millis();
+        }
         // Told while the store is still locked: whoever locks it next (the bounds check) finds the
         // notice already queued, so its view of the queue matches the store's bytes.
         let _ = self.notify.send(metas);
@@ -419,7 +430,13 @@ impl Uplink {
                 if let Some(id) = book.outbox.on_puback(pkid)
                     && book.transient.remove(&id).is_none()
                 {
-                    book.metas.remove(&id);
+                    if let Some(m) = book.metas.remove(&id)
+                        && m.kind == Kind::Event
+                    {
+                        let ms = crate::uplink::store::now_ms() - m.seen_ms;
+                        self.stats.event_latency_ms.record(ms as f32);
+                        self.stats.delivered_events.fetch_add(1, Ordering::Relaxed);
+                    }
                     book.acked.push(id);
                 }
                 connected
