@@ -107,11 +107,27 @@ fn caption(img: &mut RgbImage, text: &str) {
     }
 }
 
-/// Encode `img` as evidence (no drawing).
+/// Encode `img` as evidence (no drawing). The `jpeg-encoder` crate, not `image`'s own encoder: on a 1080p
+/// street frame it is several times faster (docs/benchmarks.md), and an event encodes two such images.
 pub fn encode(img: &RgbImage, quality: u8) -> Result<Evidence, image::ImageError> {
     let mut jpeg = Vec::with_capacity(img.len() / 8);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100))
-        .encode_image(img)?;
+    let too_large = || {
+        image::ImageError::Limits(image::error::LimitError::from_kind(
+            image::error::LimitErrorKind::DimensionError,
+        ))
+    };
+    let (w, h) = (
+        u16::try_from(img.width()).map_err(|_| too_large())?,
+        u16::try_from(img.height()).map_err(|_| too_large())?,
+    );
+    jpeg_encoder::Encoder::new(&mut jpeg, quality.clamp(1, 100))
+        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| {
+            image::ImageError::Encoding(image::error::EncodingError::new(
+                image::error::ImageFormatHint::Exact(image::ImageFormat::Jpeg),
+                e,
+            ))
+        })?;
     Ok(Evidence {
         sha256: crate::ops::sha256_hex(&jpeg),
         width: img.width(),

@@ -20,7 +20,7 @@ pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
     Phase, SCHEMA, Verification, ZoneRef,
 };
-pub use evidence::{Annotation, Evidence, render};
+pub use evidence::{Annotation, Evidence, encode as encode_evidence, render};
 pub use font::draw_text;
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
 pub use operate::OperateError;
