@@ -127,8 +127,14 @@ fn error_code(r: &Value) -> &str {
 }
 
 fn config(camera: &str, broker: &str, state: &std::path::Path, attention: f64) -> String {
+    // Under emulation a frame takes many seconds to analyse: commands wait correspondingly longer.
+    let wait = format!(
+        "[uplink]\ncommand_wait_s = {}\n",
+        scaled(Duration::from_secs(20)).as_secs()
+    );
     demo_config(camera, broker, &model_dir(), state)
         .replace("min_density = 0.5", &format!("min_density = {attention}"))
+        .replace("[uplink]\n", &wait)
         + r#"
 [[camera.zone]]
 id = "kerb"

@@ -108,25 +108,6 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
     );
 }
 
-/// A minimal HTTP GET on loopback: (status code, body). The request goes out in two segments with a pause
-/// between them, as slow clients send it: the server must read until the end of the headers.
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s.write_all(b"GET ").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    s.write_all(format!("{path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-    )
-}
-
 /// Every sample line is `name{labels} value` with a declared TYPE, names `streetsight_*`, labels only
 /// `camera`, `quantile` and `kind` (low cardinality), and the documented series are present.
 fn check_prometheus_text(text: &str) {

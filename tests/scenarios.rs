@@ -138,6 +138,7 @@ fn sample_frame(
         height: s.height,
         stride: s.width * 3,
         pixels: Pixels::Owned(rgb),
+        slot: None,
     };
     (frame, detections)
 }

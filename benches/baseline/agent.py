@@ -354,6 +354,13 @@ def summary(r, seconds):
             + ("-" if r["inference_ms"]["p50"] is None else f"{r['inference_ms']['p50']:.1f}ms"))
 
 
+def write_stats(path, result):
+    """Replace the file atomically: a reader never sees half a file."""
+    tmp = pathlib.Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def iso(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -371,7 +378,9 @@ def main():
     ap.add_argument("--event-every-s", type=float, default=5.0)
     ap.add_argument("--stats-out", help="JSON stats file written on exit")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
-    ap.add_argument("--stats-every", type=float, help="print a progress line to stderr every S seconds")
+    ap.add_argument("--stats-every", type=float,
+                    help="every S seconds print a progress line to stderr and rewrite --stats-out (so a benchmark "
+                         "driver can read the counters at both ends of its window)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
@@ -400,7 +409,10 @@ def main():
         if args.duration and now - started >= args.duration:
             break
         if now >= next_progress:
-            print(summary(report(stats, frames, iso(started), None), now - started), file=sys.stderr, flush=True)
+            current = report(stats, frames, iso(started), None)
+            print(summary(current, now - started), file=sys.stderr, flush=True)
+            if args.stats_out:
+                write_stats(args.stats_out, current)
             next_progress += args.stats_every
         stop.wait(0.2)
     stop.set()
@@ -410,7 +422,7 @@ def main():
     publisher.close(timeout=5)
     result = report(stats, frames, iso(started), iso(stopped))
     if args.stats_out:
-        pathlib.Path(args.stats_out).write_text(json.dumps(result, indent=2) + "\n")
+        write_stats(args.stats_out, result)
     print(summary(result, stopped - started), flush=True)
 
 

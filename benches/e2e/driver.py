@@ -104,7 +104,7 @@ def start_cameras(binary, media, n, work):
     return proc, [f"rtsp://127.0.0.1:{port}{m}" for m in mounts]
 
 
-def agent_config(urls, sampling, interval_ms, threads, broker_port, http_port, state_dir):
+def agent_config(urls, sampling, interval_ms, threads, workers, broker_port, http_port, state_dir):
     sample = ('{ mode = "keyframe" }' if sampling == "keyframe"
               else f'{{ mode = "interval", interval_ms = {interval_ms} }}')
     cams = []
@@ -126,7 +126,7 @@ category = "crowd_density"
 labels = ["person"]
 min_score = 0.5
 dwell_s = 1
-incident = {{ clear_s = 10, cooldown_s = 0, update_interval_s = 5 }}
+incident = {{ clear_s = 10, cooldown_s = 0, update_interval_s = 10 }}
 ''')
     return f'''[device]
 id = "bench"
@@ -146,6 +146,7 @@ state_dir = "{state_dir}"
 [models.nanodet]
 path = "{ROOT}/models/nanodet-g-416"
 threads = {threads}
+workers = {workers}
 ''' + "".join(cams)
 
 
@@ -171,7 +172,7 @@ class Subject:
         if kind == "agent":
             self.http = free_port()
             cfg = self.work / "agent.toml"
-            cfg.write_text(agent_config(urls, sampling, interval, args.threads, broker_port, self.http,
+            cfg.write_text(agent_config(urls, sampling, interval, args.threads, args.workers, broker_port, self.http,
                                         self.work / "state"))
             self.proc = Proc("agent", [args.binary, "run", "-c", str(cfg)], work,
                              {"RUST_LOG": "warn"})
@@ -180,9 +181,10 @@ class Subject:
             self.proc = Proc("baseline", [
                 str(args.python), str(ROOT / "benches/baseline/agent.py"),
                 "--model", str(ROOT / "models/nanodet-g-416"), "--threads", str(args.threads),
+                "--workers", str(args.workers),
                 "--sampling", sampling, "--interval-ms", str(interval),
                 "--broker", f"127.0.0.1:{broker_port}", "--topic-prefix", "bench",
-                "--event-every-s", "5", "--stats-out", str(self.stats), "--stats-every", "1", *urls,
+                "--event-every-s", "10", "--stats-out", str(self.stats), "--stats-every", "1", *urls,
             ], work)
         else:
             drop = "identity drop-buffer-flags=delta-unit ! " if sampling == "keyframe" else ""
@@ -199,7 +201,8 @@ class Subject:
             lat = (values.get('streetsight_event_latency_seconds{quantile="0.5"}'),
                    values.get('streetsight_event_latency_seconds{quantile="0.99"}'))
             return (sums.get("streetsight_camera_up", 0), sums.get("streetsight_camera_frames_analysed_total", 0),
-                    sums.get("streetsight_camera_frames_dropped_total", 0),
+                    sums.get("streetsight_camera_frames_dropped_total", 0)
+                    + sums.get("streetsight_camera_frames_skipped_total", 0),
                     sums.get("streetsight_events_delivered_total", 0), lat)
         if self.kind == "baseline":
             s = json.loads(self.stats.read_text())
@@ -251,18 +254,20 @@ def run(args):
         secs = t1 - t0
         row = {
             "subject": args.subject, "media": media.stem, "sampling": args.sampling, "cameras": args.cameras,
-            "threads": args.threads, "window_s": round(secs, 1),
+            "threads": args.threads, "workers": args.workers, "window_s": round(secs, 1),
             "cpu_s_per_s": round((cpu1 - cpu0) / secs, 4),
             "cpu_s_per_camera_s": round((cpu1 - cpu0) / secs / args.cameras, 4),
             "server_cpu_s_per_s": round((srv1 - srv0) / secs, 4),
             "rss_mb_max": round(max(rss), 1), "rss_mb_first": round(rss[0], 1), "rss_mb_last": round(rss[-1], 1),
             "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(t0)),
         }
+        if args.rss_trace:
+            row["rss_mb_every_10s"] = [round(v, 1) for v in rss[::10]]
         if c0 is not None:
             analysed = c1[1] - c0[1]
             row.update({
                 "analysed_fps": round(analysed / secs, 3),
-                "dropped_per_s": round((c1[2] - c0[2]) / secs, 3),
+                "dropped_or_skipped_per_s": round((c1[2] - c0[2]) / secs, 3),
                 "events_delivered": int(c1[3] - c0[3]),
                 "cpu_ms_per_analysed_frame": round((cpu1 - cpu0) * 1000 / analysed, 2) if analysed else None,
                 "latency_p50_ms": None if c1[4][0] is None else round(c1[4][0] * 1000, 1),
@@ -289,12 +294,14 @@ def main():
     ap.add_argument("--sampling", choices=["keyframe", "interval"], default="keyframe")
     ap.add_argument("--interval-ms", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    ap.add_argument("--workers", type=int, default=1, help="inference workers (each with the threads above)")
     ap.add_argument("--warmup", type=float, default=15)
     ap.add_argument("--window", type=float, default=30)
     ap.add_argument("--binary", default=str(ROOT / "target/release/streetsight"))
     ap.add_argument("--python", default=str(ROOT / "target/baseline-venv/bin/python"))
     ap.add_argument("--out", help="append the JSON row to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
+    ap.add_argument("--rss-trace", action="store_true", help="add the RSS every 10 s of the window to the row")
     args = ap.parse_args()
     try:
         run(args)

@@ -154,6 +154,10 @@ pub struct UplinkConfig {
     /// (anti-replay, together with its nonce).
     #[serde(default = "default_command_max_skew_s")]
     pub command_max_skew_s: u64,
+    /// How long `snapshot`, `verify` and `scene_reference` wait for the camera's next analysed frame
+    /// before answering `timeout` (longer for long GOPs or slow accelerators).
+    #[serde(default = "default_command_wait_s")]
+    pub command_wait_s: u64,
 }
 
 /// The MQTT protocol version spoken to the broker.
@@ -230,6 +234,11 @@ pub struct ModelConfig {
     /// Intra-op threads for ONNX Runtime.
     #[serde(default = "default_model_threads")]
     pub threads: usize,
+    /// Worker threads running this model, each with its own session and its share of the cameras (camera
+    /// i goes to worker i mod workers). Several single-threaded workers use a multi-core gateway better
+    /// than one worker with several intra-op threads when many cameras share a small model.
+    #[serde(default = "default_model_workers")]
+    pub workers: usize,
 }
 
 /// Transport for RTSP.
@@ -445,11 +454,17 @@ fn default_evidence_max_age_h() -> u64 {
     72
 }
 /// Five minutes each way: tolerates a drifting clock, keeps a captured command useless soon after.
+fn default_command_wait_s() -> u64 {
+    20
+}
 fn default_command_max_skew_s() -> u64 {
     300
 }
 fn default_model_threads() -> usize {
     2
+}
+fn default_model_workers() -> usize {
+    1
 }
 fn default_transport() -> RtspTransport {
     RtspTransport::Tcp

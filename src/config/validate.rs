@@ -149,6 +149,15 @@ fn verify_models(c: &mut Check, config: &Config) -> BTreeMap<String, Manifest> {
                 ),
             );
         }
+        if m.workers == 0 || m.workers > 16 {
+            c.push(
+                model,
+                format!(
+                    "model `{name}`: workers = {} is out of range 1–16 (one per core is the most that helps)",
+                    m.workers
+                ),
+            );
+        }
         let dir = resolve(c.base, &m.path);
         match Manifest::load(&dir) {
             Ok(manifest) => {

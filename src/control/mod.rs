@@ -10,8 +10,7 @@
 mod worker;
 
 pub use worker::{
-    FRAME_WAIT, Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
-    WorkerRegistry, accept,
+    Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept,
 };
 
 use crate::config::LoadedConfig;
@@ -45,6 +44,8 @@ pub struct Control {
     pub reload: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
     pub config_path: PathBuf,
     pub max_skew: Duration,
+    /// How long a command waits for a camera's next frame (`uplink.command_wait_s`).
+    pub frame_wait: Duration,
     pub audit_path: PathBuf,
     pub audit: SharedAudit,
 }
@@ -223,7 +224,7 @@ impl Control {
                 reply,
             },
         )?;
-        let ev = wait(&answer, FRAME_WAIT)?.map_err(|e| CommandError::new("failed", e))?;
+        let ev = wait(&answer, self.frame_wait)?.map_err(|e| CommandError::new("failed", e))?;
         let topic = format!("snapshot/{request_id}");
         let result = serde_json::json!({
             "camera": camera, "topic": topic, "content_type": "image/jpeg",
@@ -253,7 +254,7 @@ impl Control {
             answers.push(answer);
         }
         for answer in answers {
-            match wait(&answer, FRAME_WAIT + Duration::from_secs(15))? {
+            match wait(&answer, self.frame_wait + Duration::from_secs(15))? {
                 VerifyAnswer::NotHere => continue,
                 VerifyAnswer::Failed(e) => return Err(CommandError::new("failed", e)),
                 VerifyAnswer::Done(verified) => {
@@ -320,7 +321,7 @@ impl Control {
                 reply,
             },
         )?;
-        wait(&answer, FRAME_WAIT)?.map_err(|e| CommandError::new("failed", e))?;
+        wait(&answer, self.frame_wait)?.map_err(|e| CommandError::new("failed", e))?;
         Ok(serde_json::json!({ "camera": camera, "zone": zone, "reference": "taken" }))
     }
 

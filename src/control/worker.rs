@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a camera may take to deliver the frame a command waits for.
-pub const FRAME_WAIT: Duration = Duration::from_secs(20);
 /// Fresh samples a verify looks at; the majority decides.
 pub const VERIFY_SAMPLES: usize = 3;
 
@@ -117,9 +116,8 @@ impl Pending {
                 return true;
             }
             let why = format!(
-                "camera `{}` delivered no frame within {} s; check it with the status message",
+                "camera `{}` delivered no frame within uplink.command_wait_s; check it with the status message",
                 p.camera(),
-                FRAME_WAIT.as_secs()
             );
             match p {
                 Pending::Snapshot { reply, .. } => {
@@ -142,8 +140,9 @@ pub fn accept<'a>(
     cmd: WorkerCmd,
     mut analysers: impl Iterator<Item = &'a mut Analyser>,
     pending: &mut Vec<Pending>,
+    frame_wait: Duration,
 ) {
-    let deadline = Instant::now() + FRAME_WAIT;
+    let deadline = Instant::now() + frame_wait;
     match cmd {
         WorkerCmd::Suppress {
             camera,

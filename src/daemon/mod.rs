@@ -104,6 +104,7 @@ pub async fn run(
             reload: reload_tx.clone(),
             config_path: loaded.path.clone(),
             max_skew: Duration::from_secs(config.uplink.command_max_skew_s.max(1)),
+            frame_wait: Duration::from_secs(config.uplink.command_wait_s.max(1)),
             audit_path: config.storage.state_dir.join("audit.jsonl"),
             audit: audit.clone(),
         };
@@ -226,6 +227,61 @@ fn store(outbox: &OutboxWriter, archive: Option<&Arc<Mutex<EvidenceArchive>>>, p
     }
 }
 
+/// One model worker and the cameras it analyses: their frame queue, analysers (kept ones reused), and the
+/// registry link that routes commands for these cameras to it.
+fn start_worker(
+    loaded: &LoadedConfig,
+    detector: Detector,
+    users: &[&CameraConfig],
+    kept: &mut HashMap<String, Analyser>,
+    shared: &Shared,
+    writer: &OutboxWriter,
+    shutdown: &Shutdown,
+) -> (worker::ModelWorker, WorkerLink, Vec<CameraHandle>) {
+    let info = ModelInfo::new(&detector.manifest, &detector.sha256);
+    let queue = FrameQueue::new(users.len() * 2);
+    let mut analysers = HashMap::new();
+    let mut handles = Vec::new();
+    for cam in users {
+        let source = match CameraSource::from_config(cam, &loaded.base_dir) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
+                continue;
+            }
+        };
+        let handle = spawn_camera(source, queue.clone(), shutdown.clone());
+        let analyser = kept
+            .remove(&cam.id)
+            .filter(|a| a.model_sha256() == info.sha256)
+            .unwrap_or_else(|| Analyser::new(&loaded.config, cam, info.clone()));
+        analysers.insert(cam.id.clone(), (analyser, handle.stats.clone()));
+        shared
+            .camera_stats
+            .lock()
+            .expect("status lock")
+            .push((handle.id.clone(), handle.stats.clone()));
+        handles.push(handle);
+    }
+    let (tx, commands) = crossbeam_channel::unbounded();
+    let link = WorkerLink {
+        cameras: analysers.keys().cloned().collect(),
+        tx,
+    };
+    let worker = worker::ModelWorker {
+        detector,
+        analysers,
+        queue,
+        commands,
+        pending: Vec::new(),
+        frame_wait: Duration::from_secs(loaded.config.uplink.command_wait_s),
+        outbox: writer.clone(),
+        archive: shared.archive.clone(),
+        shutdown: shutdown.clone(),
+    };
+    (worker, link, handles)
+}
+
 /// Cameras and model workers started from one configuration.
 struct Pipelines {
     shutdown: Shutdown,
@@ -275,50 +331,38 @@ impl Pipelines {
             if users.is_empty() {
                 continue;
             }
-            let info = ModelInfo::new(&detector.manifest, &detector.sha256);
-            let queue = FrameQueue::new(users.len() * 2);
-            let mut analysers = HashMap::new();
-            for cam in &users {
-                let source = match CameraSource::from_config(cam, &loaded.base_dir) {
-                    Ok(s) => s,
+            // One session per worker; the model was verified once, so a failing extra load only means
+            // fewer workers.
+            let wanted = config.models[name].get_ref().workers.clamp(1, users.len());
+            let mut detectors = vec![detector];
+            while detectors.len() < wanted {
+                match load_model(loaded, name) {
+                    Ok(d) => detectors.push(d),
                     Err(error) => {
-                        tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
-                        continue;
+                        tracing::warn!(model = %name, %error, workers = detectors.len(), "Extra model worker not started.");
+                        break;
                     }
-                };
-                let handle = spawn_camera(source, queue.clone(), shutdown.clone());
-                let analyser = kept
-                    .remove(&cam.id)
-                    .filter(|a| a.model_sha256() == info.sha256)
-                    .unwrap_or_else(|| Analyser::new(config, cam, info.clone()));
-                analysers.insert(cam.id.clone(), (analyser, handle.stats.clone()));
-                shared
-                    .camera_stats
-                    .lock()
-                    .expect("status lock")
-                    .push((handle.id.clone(), handle.stats.clone()));
-                cameras.push(handle);
+                }
             }
-            let (tx, commands) = crossbeam_channel::unbounded();
-            links.push(WorkerLink {
-                cameras: analysers.keys().cloned().collect(),
-                tx,
-            });
-            let worker = worker::ModelWorker {
-                detector,
-                analysers,
-                queue,
-                commands,
-                pending: Vec::new(),
-                outbox: writer.clone(),
-                archive: shared.archive.clone(),
-                shutdown: shutdown.clone(),
-            };
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("model-{name}"))
-                    .spawn(move || worker.run())?,
-            );
+            let count = detectors.len();
+            for (w, detector) in detectors.into_iter().enumerate() {
+                let mine: Vec<&CameraConfig> = users
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % count == w)
+                    .map(|(_, c)| *c)
+                    .collect();
+                let (worker, link, handles) = start_worker(
+                    loaded, detector, &mine, &mut kept, shared, writer, &shutdown,
+                );
+                cameras.extend(handles);
+                links.push(link);
+                workers.push(
+                    std::thread::Builder::new()
+                        .name(format!("model-{name}-{w}"))
+                        .spawn(move || worker.run())?,
+                );
+            }
         }
         // Cameras dropped from the configuration: their incidents end here.
         for (_, mut a) in kept {
@@ -380,7 +424,7 @@ fn telemetry_source(cameras: CameraList, state_dir: std::path::PathBuf) -> Statu
                 serde_json::json!({
                     "id": &**id, "state": s.state(),
                     "frames_in": s.frames_in.load(Relaxed), "frames_analysed": s.frames_analysed.load(Relaxed),
-                    "frames_dropped": s.frames_dropped.load(Relaxed), "reconnects": s.reconnects.load(Relaxed),
+                    "frames_dropped": s.frames_dropped.load(Relaxed), "frames_skipped": s.frames_skipped.load(Relaxed), "reconnects": s.reconnects.load(Relaxed),
                     "analysis_ms_p50": p.map(|p| p.0), "analysis_ms_p95": p.map(|p| p.1),
                 })
             })

@@ -22,6 +22,8 @@ pub(super) struct ModelWorker {
     pub(super) commands: crossbeam_channel::Receiver<WorkerCmd>,
     /// Commands waiting for a camera's next frame.
     pub(super) pending: Vec<Pending>,
+    /// How long a command waits for a frame (`uplink.command_wait_s`).
+    pub(super) frame_wait: Duration,
     pub(super) outbox: OutboxWriter,
     pub(super) archive: Option<Arc<Mutex<EvidenceArchive>>>,
     pub(super) shutdown: Shutdown,
@@ -36,7 +38,7 @@ impl ModelWorker {
             crossbeam_channel::select! {
                 recv(self.commands) -> cmd => {
                     if let Ok(cmd) = cmd {
-                        accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending);
+                        accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending, self.frame_wait);
                     }
                 }
                 recv(rx) -> frame => {

@@ -61,7 +61,7 @@ impl Timeouts {
 fn description(src: &CameraSource) -> String {
     let codec = src.codec;
     let keyframe_filter = match src.sampling {
-        Sampling::Keyframe => "identity drop-buffer-flags=delta-unit ! ",
+        Sampling::Keyframe => "identity drop-buffer-flags=delta-unit ! identity name=gate ! ",
         Sampling::Interval { .. } => "",
     };
     format!(
@@ -87,10 +87,16 @@ pub(super) fn run_connection(
         .map_err(|_| IngestError::Build("not a pipeline".into()))?;
     let guard = NullOnDrop(pipeline.clone());
     configure_source(&pipeline, src)?;
-    if let Sampling::Interval { interval_ms } = src.sampling {
-        install_interval_sampler(&pipeline, Duration::from_millis(interval_ms))?;
-    }
     let last_frame = Arc::new(Mutex::new(None::<(Instant, usize, usize)>));
+    match src.sampling {
+        Sampling::Interval { interval_ms } => install_interval_sampler(
+            &pipeline,
+            Duration::from_millis(interval_ms),
+            stats,
+            &last_frame,
+        )?,
+        Sampling::Keyframe => install_keyframe_gate(&pipeline, stats, &last_frame)?,
+    }
     let appsink = pipeline
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -106,12 +112,14 @@ pub(super) fn run_connection(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let frame = frame_from_sample(
+                    let mut frame = frame_from_sample(
                         &sample,
                         &camera,
                         stats.frames_in.load(Ordering::Relaxed),
                     )
                     .ok_or(gst::FlowError::Error)?;
+                    stats.in_analysis.store(true, Ordering::Release);
+                    frame.slot = Some(stats.clone());
                     *last_frame.lock().expect("frame clock lock") =
                         Some((frame.captured_mono, frame.width, frame.height));
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -199,16 +207,19 @@ fn configure_source(pipeline: &gst::Pipeline, src: &CameraSource) -> Result<(), 
 fn install_interval_sampler(
     pipeline: &gst::Pipeline,
     interval: Duration,
+    stats: &Arc<CameraStats>,
+    last_frame: &LastFrame,
 ) -> Result<(), IngestError> {
-    let sampler = pipeline
-        .by_name("sampler")
-        .ok_or_else(|| IngestError::Build("no sampler".into()))?;
-    let pad = sampler
-        .static_pad("sink")
-        .ok_or_else(|| IngestError::Build("sampler has no sink pad".into()))?;
+    let pad = sink_pad(pipeline, "sampler")?;
     let interval = interval.as_nanos() as u64;
     let next_due = Mutex::new(None::<u64>);
+    let (stats, last_frame) = (stats.clone(), last_frame.clone());
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        // Still analysing this camera's previous frame: skip the conversion, keep the schedule (the next
+        // frame after the slot frees is taken).
+        if busy(&stats, &last_frame) {
+            return DROP_BUFFER;
+        }
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
@@ -223,7 +234,55 @@ fn install_interval_sampler(
         if keep {
             gst::PadProbeReturn::Ok
         } else {
-            gst::PadProbeReturn::Drop
+            DROP_BUFFER
+        }
+    });
+    Ok(())
+}
+
+/// How a probe drops a buffer. Not `PadProbeReturn::Drop`: the bindings take the buffer out of the probe
+/// info and free it, and GStreamer 1.22 then unrefs the emptied pointer again — a CRITICAL log line per
+/// dropped frame. `Handled` means "the probe consumed it", which is what happens.
+const DROP_BUFFER: gst::PadProbeReturn = gst::PadProbeReturn::Handled;
+
+/// When the newest frame left the pipeline, and its size.
+type LastFrame = Arc<Mutex<Option<(Instant, usize, usize)>>>;
+
+fn sink_pad(pipeline: &gst::Pipeline, element: &str) -> Result<gst::Pad, IngestError> {
+    pipeline
+        .by_name(element)
+        .and_then(|e| e.static_pad("sink"))
+        .ok_or_else(|| IngestError::Build(format!("no sink pad on `{element}`")))
+}
+
+/// Whether the camera's previous frame still waits for analysis; if so the frame at hand is skipped,
+/// counted, and still proves the stream alive (so an overloaded gateway does not mistake it for a stall).
+fn busy(stats: &CameraStats, last_frame: &LastFrame) -> bool {
+    if !stats.in_analysis.load(Ordering::Acquire) {
+        return false;
+    }
+    stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
+    if let Some(last) = last_frame.lock().expect("frame clock lock").as_mut() {
+        last.0 = Instant::now();
+    }
+    true
+}
+
+/// Keyframe sampling: a keyframe reaches the decoder only when the camera's previous frame has been
+/// analysed. Decoding is most of a camera's cost besides inference, so under overload the gateway decodes
+/// only what it will analyse.
+fn install_keyframe_gate(
+    pipeline: &gst::Pipeline,
+    stats: &Arc<CameraStats>,
+    last_frame: &LastFrame,
+) -> Result<(), IngestError> {
+    let pad = sink_pad(pipeline, "gate")?;
+    let (stats, last_frame) = (stats.clone(), last_frame.clone());
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if busy(&stats, &last_frame) {
+            DROP_BUFFER
+        } else {
+            gst::PadProbeReturn::Ok
         }
     });
     Ok(())
@@ -257,6 +316,7 @@ fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> Optio
         height: info.height() as usize,
         stride,
         pixels: Pixels::Gst(mapped),
+        slot: None,
     })
 }
 

@@ -107,6 +107,11 @@ pub type CameraList = Arc<Mutex<Vec<(Arc<str>, Arc<CameraStats>)>>>;
 pub struct CameraStats {
     pub frames_in: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Frames not decoded (keyframe sampling) or not converted (interval sampling) because the camera's
+    /// previous frame was still waiting for analysis: how an overloaded gateway samples less.
+    pub frames_skipped: AtomicU64,
+    /// Whether a frame of this camera is queued for or in analysis (see `Frame::slot`).
+    pub in_analysis: std::sync::atomic::AtomicBool,
     pub reconnects: AtomicU64,
     /// Frames the model worker analysed.
     pub frames_analysed: AtomicU64,

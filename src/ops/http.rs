@@ -70,6 +70,12 @@ impl Health {
             per_camera(&|s| s.frames_dropped.load(Relaxed).to_string()),
         );
         family(
+            "streetsight_camera_frames_skipped_total",
+            "counter",
+            "Frames not decoded or converted because the camera's previous frame was still being analysed.",
+            per_camera(&|s| s.frames_skipped.load(Relaxed).to_string()),
+        );
+        family(
             "streetsight_camera_reconnects_total",
             "counter",
             "Times the camera's stream was lost.",

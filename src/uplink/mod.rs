@@ -94,11 +94,15 @@ impl OutboxWriter {
         records.push((Kind::Event, events.as_str(), json.as_slice()));
         let mut store = self.store.lock().expect("outbox lock");
         let mut metas = store.append(&records)?;
-        // The event's own time is its frame's capture time: delivery latency is measured from there.
-        if let (Some(event), Ok(seen)) = (
-            metas.last_mut(),
-            chrono::DateTime::parse_from_rfc3339(&p.event.time),
-        ) {
+        // Latency is measured from the frame the event reports (`last_seen`); a resolution reports the
+        // absence of something, so it counts from when the event was made.
+        let seen = match p.event.phase {
+            crate::incident::Phase::Resolved => &p.event.time,
+            _ => &p.event.last_seen,
+        };
+        if let (Some(event), Ok(seen)) =
+            (metas.last_mut(), chrono::DateTime::parse_from_rfc3339(seen))
+        {
             event.seen_ms = seen.timestamp_millis();
         }
         // Told while the store is still locked: whoever locks it next (the bounds check) finds the
