@@ -5,7 +5,7 @@
 # capacity and overload runs. Rows are JSON lines in $OUT (default target/bench/e2e-<date>.jsonl); the
 # tables are made from them with `python3 benches/e2e/report.py FILE`.
 #
-#   scripts/bench.sh                       # the whole matrix (about 50 minutes on 2 cores)
+#   scripts/bench.sh                       # the whole matrix (about 45 minutes on 2 cores)
 #   scripts/bench.sh --only agent          # one subject (agent | baseline | decode | capacity | inference)
 #   CAMERAS="1 4" RES="1080p" scripts/bench.sh --only agent
 #
@@ -24,8 +24,9 @@ CAMERAS="${CAMERAS:-1 4 8 16 24}"
 RES="${RES:-1080p 720p}"
 SAMPLINGS="${SAMPLINGS:-keyframe interval}"
 THREADS="${THREADS:-1}"
-WARMUP="${WARMUP:-10}"
-WINDOW="${WINDOW:-30}"
+WORKERS="${WORKERS:-2}"
+WARMUP="${WARMUP:-8}"
+WINDOW="${WINDOW:-20}"
 OUT="${OUT:-target/bench/e2e-$(date -u +%Y%m%d-%H%M).jsonl}"
 mkdir -p "$(dirname "$OUT")"
 
@@ -36,7 +37,7 @@ want baseline && bash benches/baseline/setup.sh target/baseline-venv
 cargo build --release --locked
 bash benches/e2e/media.sh target/bench-media
 
-drive() { python3 benches/e2e/driver.py --threads "$THREADS" --warmup "$WARMUP" --window "$WINDOW" \
+drive() { python3 benches/e2e/driver.py --threads "$THREADS" --workers "$WORKERS" --warmup "$WARMUP" --window "$WINDOW" \
   --out "$OUT" "$@" || echo "bench: run failed: $*" >&2; }
 
 if want inference; then
@@ -62,9 +63,9 @@ if want capacity; then
   for n in ${CAPACITY:-24 32}; do
     drive --subject agent --media target/bench-media/1080p-gop1s.mp4 --sampling keyframe --cameras "$n"
   done
-  # Overload: twice the cameras that fit, watched for 3 minutes — RSS must stay flat.
+  # Overload: twice the cameras that fit, watched for 2 minutes — RSS must stay flat.
   python3 benches/e2e/driver.py --subject agent --media target/bench-media/1080p-gop1s.mp4 --sampling keyframe \
-    --cameras "${OVERLOAD:-48}" --threads "$THREADS" --warmup "$WARMUP" --window "${OVERLOAD_WINDOW:-180}" \
+    --cameras "${OVERLOAD:-48}" --threads "$THREADS" --workers "$WORKERS" --warmup "$WARMUP" --window "${OVERLOAD_WINDOW:-120}" \
     --rss-trace --out "$OUT" || echo "bench: overload run failed" >&2
 fi
 echo "bench: rows in $OUT; tables: python3 benches/e2e/report.py $OUT" >&2
