@@ -151,6 +151,8 @@ fn check_prometheus_text(text: &str) {
         "streetsight_outbox_records ",
         "streetsight_camera_frames_analysed_total{camera=\"walkway\"} ",
         "streetsight_analysis_seconds{camera=\"walkway\",quantile=\"0.95\"} ",
+        "streetsight_camera_frames_skipped_total{camera=\"walkway\"} ",
+        "streetsight_events_delivered_total ",
     ] {
         assert!(text.contains(series), "missing {series:?} in:\n{text}");
     }
