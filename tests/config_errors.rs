@@ -259,3 +259,23 @@ ground = [[0.0, 0.0], [8.0, 0.0], [7.0, 15.0], [1.0, 15.0], [4.0, 30.0]]
     );
     assert!(err.contains("ground calibration"), "{err}");
 }
+
+#[test]
+fn worker_count_and_command_wait_out_of_range_are_rejected() {
+    let text = valid()
+        .replace(
+            "broker = \"mqtt://127.0.0.1:1883\"",
+            "broker = \"mqtt://127.0.0.1:1883\"\ncommand_wait_s = 0",
+        )
+        .replace(
+            &format!("path = \"{MODEL}\""),
+            &format!("path = \"{MODEL}\"\nworkers = 0"),
+        );
+    let (code, out) = check(&text);
+    assert_eq!(code, 78, "{out}");
+    assert!(
+        out.contains(":6:") && out.contains("uplink.command_wait_s = 0 is out of range 1–600"),
+        "{out}"
+    );
+    assert!(out.contains("workers = 0 is out of range 1–16"), "{out}");
+}

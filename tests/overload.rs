@@ -82,12 +82,14 @@ async fn overloaded_gateway_samples_less_and_keeps_every_camera_analysed() {
     // Wait until every camera has been analysed at least once, then watch for a while.
     let deadline = std::time::Instant::now() + scaled(Duration::from_secs(90));
     loop {
-        if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-            tokio::time::sleep(Duration::from_millis(200)).await; // the endpoint is not up yet
-            continue;
-        }
-        let (_, m) = http_get(http_port, "/metrics");
-        let analysed = per_camera(&m, "streetsight_camera_frames_analysed_total");
+        let analysed = if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
+            per_camera(
+                &http_get(http_port, "/metrics").1,
+                "streetsight_camera_frames_analysed_total",
+            )
+        } else {
+            HashMap::new() // the endpoint is not up yet
+        };
         if analysed.len() == CAMERAS && analysed.values().all(|&v| v > 0.0) {
             break;
         }
@@ -129,6 +131,8 @@ async fn overloaded_gateway_samples_less_and_keeps_every_camera_analysed() {
         most <= least * 4.0 + 2.0,
         "cameras are served about equally: {analysed:?}"
     );
+    // 80 frames/s asked of two single-thread NanoDet workers: on the 2-core machines this runs on
+    // (≈ 20 frames/s each at best) most due frames must be skipped.
     assert!(
         skipped.values().sum::<f64>() > analysed.values().sum::<f64>(),
         "overload shows as frames skipped before conversion (skipped {skipped:?}, analysed {analysed:?})"

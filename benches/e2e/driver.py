@@ -90,16 +90,13 @@ def start_broker(work):
     conf = Path(work) / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "set_tcp_nodelay true\nmax_queued_messages 100000\n")
-    proc = Proc("mosquitto", ["mosquitto", "-c", str(conf)], work)
-    wait_port(port)
-    return proc, port
+    return Proc("mosquitto", ["mosquitto", "-c", str(conf)], work), port
 
 
 def start_cameras(binary, media, n, work):
     port = free_port()
     proc = Proc("cameras", [binary, "serve-clip", str(media), "--port", str(port), "--mount", "/cam",
                             "--cameras", str(n)], work)
-    wait_port(port, 60)
     mounts = ["/cam"] if n == 1 else [f"/cam{i}" for i in range(1, n + 1)]
     return proc, [f"rtsp://127.0.0.1:{port}{m}" for m in mounts]
 
@@ -229,8 +226,11 @@ def run(args):
     media = Path(args.media)
     broker, cameras, subject = None, None, None
     try:
+        # Each process is held before it is waited for, so a failed start still stops it below.
         broker, broker_port = start_broker(work)
+        wait_port(broker_port)
         cameras, urls = start_cameras(args.binary, media, args.cameras, work)
+        wait_port(int(urls[0].split(":")[2].split("/")[0]), 60)
         subject = Subject(args, args.subject, urls, broker_port, work)
         deadline = time.time() + 120
         while not subject.ready(args.cameras):
@@ -303,6 +303,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
     ap.add_argument("--rss-trace", action="store_true", help="add the RSS every 10 s of the window to the row")
     args = ap.parse_args()
+    if args.cameras < 1 or args.window < 1:
+        ap.error("--cameras and --window must be at least 1")
     try:
         run(args)
     except RuntimeError as e:

@@ -157,7 +157,7 @@ pub struct UplinkConfig {
     /// How long `snapshot`, `verify` and `scene_reference` wait for the camera's next analysed frame
     /// before answering `timeout` (longer for long GOPs or slow accelerators).
     #[serde(default = "default_command_wait_s")]
-    pub command_wait_s: u64,
+    pub command_wait_s: Spanned<u64>,
 }
 
 /// The MQTT protocol version spoken to the broker.
@@ -453,10 +453,11 @@ fn default_evidence_max_mb() -> u64 {
 fn default_evidence_max_age_h() -> u64 {
     72
 }
-/// Five minutes each way: tolerates a drifting clock, keeps a captured command useless soon after.
-fn default_command_wait_s() -> u64 {
-    20
+/// A keyframe-sampled camera delivers a frame at least every GOP (rarely over 10 s).
+fn default_command_wait_s() -> Spanned<u64> {
+    Spanned::new(0..0, 20)
 }
+/// Five minutes each way: tolerates a drifting clock, keeps a captured command useless soon after.
 fn default_command_max_skew_s() -> u64 {
     300
 }

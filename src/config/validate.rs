@@ -126,6 +126,13 @@ fn verify_uplink(c: &mut Check, config: &Config) {
             );
         }
     }
+    let wait = *up.command_wait_s.get_ref();
+    if !(1..=600).contains(&wait) {
+        c.push(
+            &up.command_wait_s,
+            format!("uplink.command_wait_s = {wait} is out of range 1–600 seconds; 20 suits GOPs up to ~10 s"),
+        );
+    }
     if let Some(p) = &up.password_file
         && !resolve(c.base, p).is_file()
     {

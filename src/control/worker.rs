@@ -6,7 +6,6 @@ use crossbeam_channel::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How long a camera may take to deliver the frame a command waits for.
 /// Fresh samples a verify looks at; the majority decides.
 pub const VERIFY_SAMPLES: usize = 3;
 

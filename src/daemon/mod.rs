@@ -104,7 +104,7 @@ pub async fn run(
             reload: reload_tx.clone(),
             config_path: loaded.path.clone(),
             max_skew: Duration::from_secs(config.uplink.command_max_skew_s.max(1)),
-            frame_wait: Duration::from_secs(config.uplink.command_wait_s.max(1)),
+            frame_wait: Duration::from_secs(*config.uplink.command_wait_s.get_ref()),
             audit_path: config.storage.state_dir.join("audit.jsonl"),
             audit: audit.clone(),
         };
@@ -274,7 +274,7 @@ fn start_worker(
         queue,
         commands,
         pending: Vec::new(),
-        frame_wait: Duration::from_secs(loaded.config.uplink.command_wait_s),
+        frame_wait: Duration::from_secs(*loaded.config.uplink.command_wait_s.get_ref()),
         outbox: writer.clone(),
         archive: shared.archive.clone(),
         shutdown: shutdown.clone(),

@@ -25,9 +25,10 @@ pub struct Frame {
     /// Bytes per row (rows may be padded).
     pub stride: usize,
     pub pixels: Pixels,
-    /// The camera whose analysis slot this frame holds: while the frame exists the camera decodes no
-    /// further frame, so an overloaded gateway lowers its sampling rate instead of spending CPU on frames
-    /// that would be dropped. Released when the frame is dropped (analysed, or pushed out of the queue).
+    /// The camera whose analysis slot this frame holds: while the frame exists the camera decodes no further
+    /// keyframe (keyframe sampling) or converts no further frame (interval sampling), so an overloaded
+    /// gateway lowers its sampling rate instead of spending CPU on frames that would be dropped. Released
+    /// when the frame is dropped (analysed, or pushed out of the queue).
     pub slot: Option<Arc<crate::ingest::CameraStats>>,
 }
 
@@ -36,7 +37,7 @@ impl Drop for Frame {
         if let Some(stats) = &self.slot {
             stats
                 .in_analysis
-                .store(false, std::sync::atomic::Ordering::Release);
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 }

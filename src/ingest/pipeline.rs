@@ -87,7 +87,7 @@ pub(super) fn run_connection(
         .map_err(|_| IngestError::Build("not a pipeline".into()))?;
     let guard = NullOnDrop(pipeline.clone());
     configure_source(&pipeline, src)?;
-    let last_frame = Arc::new(Mutex::new(None::<(Instant, usize, usize)>));
+    let last_frame: LastFrame = Arc::default();
     match src.sampling {
         Sampling::Interval { interval_ms } => install_interval_sampler(
             &pipeline,
@@ -118,9 +118,9 @@ pub(super) fn run_connection(
                         stats.frames_in.load(Ordering::Relaxed),
                     )
                     .ok_or(gst::FlowError::Error)?;
-                    stats.in_analysis.store(true, Ordering::Release);
+                    stats.in_analysis.fetch_add(1, Ordering::AcqRel);
                     frame.slot = Some(stats.clone());
-                    *last_frame.lock().expect("frame clock lock") =
+                    last_frame.lock().expect("frame clock lock").frame =
                         Some((frame.captured_mono, frame.width, frame.height));
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
                     stats
@@ -160,25 +160,33 @@ pub(super) fn run_connection(
                 _ => IngestError::Eos,
             });
         }
-        let last = *last_frame.lock().expect("frame clock lock");
-        match last {
-            Some((at, width, height)) => {
-                if !seen_first {
-                    seen_first = true;
-                    on_first_frame(StreamInfo {
-                        width,
-                        height,
-                        first_frame_after: at.saturating_duration_since(started),
-                    });
-                }
-                if at.elapsed() > timeouts.stall {
-                    return Err(IngestError::Stalled(timeouts.stall));
-                }
+        let (last, gated_at) = {
+            let l = last_frame.lock().expect("frame clock lock");
+            (l.frame, l.gated_at)
+        };
+        // A frame held back at the gate also proves the stream alive (the analysis is behind, not the camera).
+        let alive_at = match (last.map(|l| l.0), gated_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some((at, width, height)) = last
+            && !seen_first
+        {
+            seen_first = true;
+            on_first_frame(StreamInfo {
+                width,
+                height,
+                first_frame_after: at.saturating_duration_since(started),
+            });
+        }
+        match alive_at {
+            Some(at) if at.elapsed() > timeouts.stall => {
+                return Err(IngestError::Stalled(timeouts.stall));
             }
             None if started.elapsed() > timeouts.first_frame => {
                 return Err(IngestError::Stalled(timeouts.first_frame));
             }
-            None => {}
+            _ => {}
         }
     }
 }
@@ -215,11 +223,6 @@ fn install_interval_sampler(
     let next_due = Mutex::new(None::<u64>);
     let (stats, last_frame) = (stats.clone(), last_frame.clone());
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        // Still analysing this camera's previous frame: skip the conversion, keep the schedule (the next
-        // frame after the slot frees is taken).
-        if busy(&stats, &last_frame) {
-            return DROP_BUFFER;
-        }
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
@@ -230,23 +233,35 @@ fn install_interval_sampler(
         let slack = buffer.duration().map_or(20_000_000, |d| d.nseconds() / 2);
         let mut due = next_due.lock().expect("sampler lock");
         let (keep, next) = sample_at(*due, pts.nseconds(), interval, slack);
-        *due = next;
-        if keep {
-            gst::PadProbeReturn::Ok
-        } else {
-            DROP_BUFFER
+        if !keep {
+            *due = next;
+            return DROP_BUFFER;
         }
+        // Due, but this camera's previous frame is still being analysed: skip the conversion and keep the
+        // schedule, so the next frame after the slot frees is taken.
+        if busy(&stats, &last_frame) {
+            return DROP_BUFFER;
+        }
+        *due = next;
+        gst::PadProbeReturn::Ok
     });
     Ok(())
 }
 
 /// How a probe drops a buffer. Not `PadProbeReturn::Drop`: the bindings take the buffer out of the probe
-/// info and free it, and GStreamer 1.22 then unrefs the emptied pointer again — a CRITICAL log line per
-/// dropped frame. `Handled` means "the probe consumed it", which is what happens.
+/// info (leaving it NULL) and free it, and GStreamer 1.22 then calls unref on that NULL — a CRITICAL log line
+/// per dropped frame. `Handled` means "the probe consumed it", which is what happens.
 const DROP_BUFFER: gst::PadProbeReturn = gst::PadProbeReturn::Handled;
 
-/// When the newest frame left the pipeline, and its size.
-type LastFrame = Arc<Mutex<Option<(Instant, usize, usize)>>>;
+/// When the newest frame left the pipeline (and its size), and when a frame was last held back at the gate:
+/// either proves the stream alive.
+#[derive(Default)]
+struct Liveness {
+    frame: Option<(Instant, usize, usize)>,
+    gated_at: Option<Instant>,
+}
+
+type LastFrame = Arc<Mutex<Liveness>>;
 
 fn sink_pad(pipeline: &gst::Pipeline, element: &str) -> Result<gst::Pad, IngestError> {
     pipeline
@@ -258,13 +273,11 @@ fn sink_pad(pipeline: &gst::Pipeline, element: &str) -> Result<gst::Pad, IngestE
 /// Whether the camera's previous frame still waits for analysis; if so the frame at hand is skipped,
 /// counted, and still proves the stream alive (so an overloaded gateway does not mistake it for a stall).
 fn busy(stats: &CameraStats, last_frame: &LastFrame) -> bool {
-    if !stats.in_analysis.load(Ordering::Acquire) {
+    if stats.in_analysis.load(Ordering::Acquire) == 0 {
         return false;
     }
     stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
-    if let Some(last) = last_frame.lock().expect("frame clock lock").as_mut() {
-        last.0 = Instant::now();
-    }
+    last_frame.lock().expect("frame clock lock").gated_at = Some(Instant::now());
     true
 }
 
@@ -296,8 +309,11 @@ fn install_keyframe_gate(
 fn sample_at(due: Option<u64>, pts: u64, interval: u64, slack: u64) -> (bool, Option<u64>) {
     let slack = slack.min(interval / 2);
     match due {
+        // Timestamps jumped back by more than an interval (a new segment): start over at this frame.
+        Some(d) if pts + interval < d => (true, Some(pts + interval)),
         Some(d) if pts + slack < d => (false, due),
-        Some(d) if pts < d + interval => (true, Some(d + interval)),
+        // On schedule; a frame taken late does not make the next one due at once.
+        Some(d) if pts < d + interval => (true, Some((d + interval).max(pts + interval - slack))),
         _ => (true, Some(pts + interval)),
     }
 }
@@ -359,6 +375,23 @@ mod tests {
     #[test]
     fn an_interval_shorter_than_a_frame_keeps_every_frame() {
         assert_eq!(kept(10, 10, 50, 0), 100);
+    }
+
+    #[test]
+    fn timestamps_jumping_back_restart_the_schedule_instead_of_dropping_everything() {
+        let s = 1000 * MS;
+        let (keep, due) = sample_at(Some(100 * s), 3 * s, s, 50 * MS);
+        assert!(keep);
+        assert_eq!(due, Some(4 * s));
+    }
+
+    #[test]
+    fn a_frame_taken_late_does_not_make_the_next_one_due_at_once() {
+        let s = 1000 * MS;
+        // Due at 10 s, taken at 10.9 s (the camera was busy until then): the next is due about 1 s later.
+        let (keep, due) = sample_at(Some(10 * s), 10 * s + 900 * MS, s, 50 * MS);
+        assert!(keep);
+        assert_eq!(due, Some(11 * s + 850 * MS));
     }
 
     #[test]

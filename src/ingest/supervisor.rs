@@ -110,8 +110,9 @@ pub struct CameraStats {
     /// Frames not decoded (keyframe sampling) or not converted (interval sampling) because the camera's
     /// previous frame was still waiting for analysis: how an overloaded gateway samples less.
     pub frames_skipped: AtomicU64,
-    /// Whether a frame of this camera is queued for or in analysis (see `Frame::slot`).
-    pub in_analysis: std::sync::atomic::AtomicBool,
+    /// Frames of this camera queued for or in analysis (see `Frame::slot`); a counter, not a flag, because a
+    /// decoder with output delay can have two in flight.
+    pub in_analysis: std::sync::atomic::AtomicU32,
     pub reconnects: AtomicU64,
     /// Frames the model worker analysed.
     pub frames_analysed: AtomicU64,

@@ -196,7 +196,8 @@ pub fn sample(cameras: &CameraList) -> Vec<CameraSample> {
         .iter()
         .map(|(id, s)| CameraSample {
             id: id.clone(),
-            frames_in: s.frames_in.load(Relaxed),
+            // Skipped frames arrived too (the camera streams); only the analysis is behind.
+            frames_in: s.frames_in.load(Relaxed) + s.frames_skipped.load(Relaxed),
             frames_analysed: s.frames_analysed.load(Relaxed),
         })
         .collect()

@@ -103,7 +103,7 @@ impl OutboxWriter {
         if let (Some(event), Ok(seen)) =
             (metas.last_mut(), chrono::DateTime::parse_from_rfc3339(seen))
         {
-            event.seen_ms = seen.timestamp_millis();
+            event.seen_ms = Some(seen.timestamp_millis());
         }
         // Told while the store is still locked: whoever locks it next (the bounds check) finds the
         // notice already queued, so its view of the queue matches the store's bytes.
@@ -437,9 +437,12 @@ impl Uplink {
                     if let Some(m) = book.metas.remove(&id)
                         && m.kind == Kind::Event
                     {
-                        let ms = crate::uplink::store::now_ms() - m.seen_ms;
-                        self.stats.event_latency_ms.record(ms as f32);
                         self.stats.delivered_events.fetch_add(1, Ordering::Relaxed);
+                        // A wall-clock step (NTP after a boot without RTC) can make it negative: not a sample.
+                        let ms = m.seen_ms.map(|seen| crate::uplink::store::now_ms() - seen);
+                        if let Some(ms) = ms.filter(|ms| *ms >= 0) {
+                            self.stats.event_latency_ms.record(ms as f32);
+                        }
                     }
                     book.acked.push(id);
                 }

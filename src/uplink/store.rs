@@ -29,9 +29,9 @@ pub struct Meta {
     pub kind: Kind,
     pub bytes: u64,
     pub created_ms: i64,
-    /// When what the record reports was seen (an event's frame time); records read back after a restart
-    /// use `created_ms`. Not stored: only the event-latency measurement uses it.
-    pub seen_ms: i64,
+    /// When what the record reports was seen (an event's frame time), for the event-latency measurement;
+    /// not stored, so records read back after a restart have none (their latency includes the downtime).
+    pub seen_ms: Option<i64>,
 }
 
 /// A stored record in full.
@@ -159,7 +159,7 @@ impl Store {
                 kind: *kind,
                 bytes: payload.len() as u64,
                 created_ms,
-                seen_ms: created_ms,
+                seen_ms: None,
             });
         }
         tx.commit().map_err(|e| self.err(e))?;
@@ -175,13 +175,12 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let created_ms = r.get(3)?;
                 Ok(Meta {
                     id: r.get::<_, i64>(0)? as u64,
                     kind: Kind::from_i64(r.get(1)?),
                     bytes: r.get::<_, i64>(2)? as u64,
-                    created_ms,
-                    seen_ms: created_ms,
+                    created_ms: r.get(3)?,
+                    seen_ms: None,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -397,14 +396,14 @@ mod tests {
             kind: Kind::Event,
             bytes: 2,
             created_ms: now_ms() - 61_000,
-            seen_ms: 0,
+            seen_ms: None,
         };
         let new = Meta {
             id: 2,
             kind: Kind::Event,
             bytes: 2,
             created_ms: now_ms(),
-            seen_ms: 0,
+            seen_ms: None,
         };
         assert_eq!(s.over_bounds(&[old, new], &|_| false, now_ms()), vec![old]);
     }
