@@ -72,11 +72,15 @@ pub fn probe(
             Err(_) => {}
         }
     };
-    let counted_from = stats.frames_in.load(Ordering::Relaxed);
+    // Every frame the camera delivered counts: the first one waits in the queue (holding the camera's
+    // analysis slot), so the frames after it are skipped rather than converted.
+    let delivered =
+        || stats.frames_in.load(Ordering::Relaxed) + stats.frames_skipped.load(Ordering::Relaxed);
+    let counted_from = delivered();
     let mut fps = None;
     if !measure.is_zero() {
         std::thread::sleep(measure.saturating_sub(first_at.elapsed()));
-        let frames = stats.frames_in.load(Ordering::Relaxed) - counted_from;
+        let frames = delivered() - counted_from;
         fps = Some(frames as f64 / first_at.elapsed().as_secs_f64());
     }
     let frame = queue.receiver().try_recv();
