@@ -86,6 +86,8 @@ async fn wait_for(
     done: impl Fn(&Inbox) -> bool,
 ) -> bool {
     let schema = event_schema();
+    // Waits stretch under emulation (STREETSIGHT_TEST_TIME_SCALE); what is awaited does not change.
+    let timeout = scaled(timeout);
     let deadline = Instant::now() + timeout;
     while !done(inbox) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -437,7 +439,7 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         .unwrap();
     assert!(status.success());
     let audit_path = state.join("audit.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + scaled(Duration::from_secs(60));
     while !std::fs::read_to_string(&audit_path)
         .unwrap()
         .contains(r#""source":"signal","command":"reload""#)
