@@ -183,11 +183,14 @@ impl Drop for ClipServer {
     }
 }
 
-/// A shared factory whose media pushes the clip's access units from a feeder thread of its own.
+/// A factory whose media (one per client) pushes the clip's access units from a feeder thread of its own.
 fn clip_factory(clip: &Clip, stopped: &Arc<AtomicBool>) -> rtsp::RTSPMediaFactory {
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch("( appsrc name=feed is-live=true format=time do-timestamp=true ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
-    factory.set_shared(true);
+    // One media (and feeder) per client: with a shared media a client that connects while the previous
+    // one's media is being torn down (a camera restarted by a reload) could join a dying stream and get
+    // no frame at all.
+    factory.set_shared(false);
     let (clip, feeder_stop) = (clip.clone(), stopped.clone());
     factory.connect_media_configure(move |_, media| {
         let Some(appsrc) = media
