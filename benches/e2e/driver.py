@@ -213,7 +213,8 @@ class Subject:
         if self.kind == "decode":
             return self.alive()
         try:
-            return self.counters()[0] >= n and self.counters()[1] > 0
+            streaming, analysed = self.counters()[:2]
+            return streaming >= n and analysed > 0
         except (OSError, ValueError, KeyError):
             return False
 

@@ -69,6 +69,22 @@ fn now_ms() -> i64 {
 }
 
 impl Control {
+    /// Send a command to every model worker (a broadcast: the one that owns the incident or rule answers);
+    /// returns where each will answer, in registry order.
+    fn ask_every_worker<T>(
+        &self,
+        command: impl Fn(crossbeam_channel::Sender<T>) -> WorkerCmd,
+    ) -> Result<Vec<Receiver<T>>, CommandError> {
+        let workers = self.workers.lock().expect("registry lock").clone();
+        let mut answers = Vec::with_capacity(workers.len());
+        for w in &workers {
+            let (reply, answer) = bounded(1);
+            send(w, command(reply))?;
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
+
     /// Run until the uplink drops its sender (shutdown).
     pub fn run(self) {
         let mut guard = ReplayGuard::new(self.max_skew);
@@ -239,20 +255,11 @@ impl Control {
         request_id: &str,
         incident_id: &str,
     ) -> Result<serde_json::Value, CommandError> {
-        let workers = self.workers.lock().expect("registry lock").clone();
-        let mut answers = Vec::new();
-        for w in &workers {
-            let (reply, answer) = bounded(1);
-            send(
-                w,
-                WorkerCmd::Verify {
-                    incident_id: incident_id.into(),
-                    request_id: request_id.into(),
-                    reply,
-                },
-            )?;
-            answers.push(answer);
-        }
+        let answers = self.ask_every_worker(|reply| WorkerCmd::Verify {
+            incident_id: incident_id.into(),
+            request_id: request_id.into(),
+            reply,
+        })?;
         for answer in answers {
             match wait(&answer, self.frame_wait + Duration::from_secs(15))? {
                 VerifyAnswer::NotHere => continue,
@@ -278,20 +285,15 @@ impl Control {
         duration_s: u64,
     ) -> Result<serde_json::Value, CommandError> {
         let until = SystemTime::now() + Duration::from_secs(duration_s);
-        let workers = self.workers.lock().expect("registry lock").clone();
+        let answers = self.ask_every_worker(|reply| WorkerCmd::Suppress {
+            camera: camera.clone(),
+            category: category.into(),
+            zone: zone.into(),
+            until,
+            reply,
+        })?;
         let mut applied = Vec::new();
-        for w in &workers {
-            let (reply, answer) = bounded(1);
-            send(
-                w,
-                WorkerCmd::Suppress {
-                    camera: camera.clone(),
-                    category: category.into(),
-                    zone: zone.into(),
-                    until,
-                    reply,
-                },
-            )?;
+        for answer in answers {
             applied.extend(wait(&answer, Duration::from_secs(5))?);
         }
         if applied.is_empty() {

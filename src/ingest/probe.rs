@@ -8,7 +8,6 @@ use super::supervisor::{CameraSource, CameraStats};
 use crate::config::Sampling;
 use crate::ops::Shutdown;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// What one connection to a camera showed.
@@ -74,13 +73,11 @@ pub fn probe(
     };
     // Every frame the camera delivered counts: the first one waits in the queue (holding the camera's
     // analysis slot), so the frames after it are skipped rather than converted.
-    let delivered =
-        || stats.frames_in.load(Ordering::Relaxed) + stats.frames_skipped.load(Ordering::Relaxed);
-    let counted_from = delivered();
+    let counted_from = stats.frames_delivered();
     let mut fps = None;
     if !measure.is_zero() {
         std::thread::sleep(measure.saturating_sub(first_at.elapsed()));
-        let frames = delivered() - counted_from;
+        let frames = stats.frames_delivered() - counted_from;
         fps = Some(frames as f64 / first_at.elapsed().as_secs_f64());
     }
     let frame = queue.receiver().try_recv();

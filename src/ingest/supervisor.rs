@@ -124,6 +124,12 @@ pub struct CameraStats {
 }
 
 impl CameraStats {
+    /// Frames the camera delivered: converted for analysis, or skipped while its previous frame was being
+    /// analysed (the stream is alive either way).
+    pub fn frames_delivered(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed) + self.frames_skipped.load(Ordering::Relaxed)
+    }
+
     /// Record one analysed frame and how long its detection took.
     pub fn record_analysis(&self, ms: f32) {
         self.frames_analysed.fetch_add(1, Ordering::Relaxed);

@@ -197,7 +197,7 @@ pub fn sample(cameras: &CameraList) -> Vec<CameraSample> {
         .map(|(id, s)| CameraSample {
             id: id.clone(),
             // Skipped frames arrived too (the camera streams); only the analysis is behind.
-            frames_in: s.frames_in.load(Relaxed) + s.frames_skipped.load(Relaxed),
+            frames_in: s.frames_delivered(),
             frames_analysed: s.frames_analysed.load(Relaxed),
         })
         .collect()
