@@ -122,8 +122,8 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     }
     assert!(table.contains("PASS: all 6 checks passed"), "{table}");
 
-    // A broken pole: a camera nobody answers for, a CA that did not sign the broker, a model whose file does
-    // not match its manifest.
+    // A broken pole: a camera nobody answers for, a camera configured for H.265 that sends H.264, a CA that
+    // did not sign the broker, a model whose file does not match its manifest.
     let bad_model = d.join("bad-model");
     std::fs::create_dir(&bad_model).unwrap();
     let manifest = std::fs::read_to_string(model_dir().join("manifest.toml")).unwrap();
@@ -141,9 +141,10 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
         .unwrap();
     let dead_url = format!("rtsp://127.0.0.1:{}/cam", free_port().unwrap());
     let extra = format!(
-        "[models.broken]\npath = \"{}\"\n{good_camera}{}",
+        "[models.broken]\npath = \"{}\"\n{good_camera}{}{}codec = \"h265\"\n",
         bad_model.display(),
-        camera("dead", &dead_url, "broken")
+        camera("dead", &dead_url, "broken"),
+        camera("wrongcodec", &server.url("/gate"), "nanodet"),
     );
     let (code, table, secs) = check(d, &config(d, broker_port, "rogue-ca", &extra));
     assert_eq!(code, 1, "{table}");
@@ -151,6 +152,13 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     assert_eq!(result, "FAIL", "{table}");
     assert!(detail.starts_with(&dead_url), "{detail}");
     assert!(fix.unwrap().contains("power and network"), "{table}");
+    let (result, detail, fix) = row(&table, "camera wrongcodec");
+    assert_eq!(result, "FAIL", "{table}");
+    assert!(
+        detail.contains("the camera sends H264 video but codec = \"h265\" is configured"),
+        "{detail}"
+    );
+    assert!(fix.unwrap().contains("set codec = \"h264\""), "{table}");
     let (result, detail, fix) = row(&table, "broker");
     assert_eq!(result, "FAIL", "{table}");
     assert!(detail.contains("UnknownIssuer"), "{detail}");
@@ -163,7 +171,9 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     assert_eq!(row(&table, "camera gate").0, "PASS", "{table}");
     assert_eq!(row(&table, "model nanodet").0, "PASS", "{table}");
     assert!(
-        table.contains("FAIL: 3 of 8 checks failed: model broken, camera dead, broker"),
+        table.contains(
+            "FAIL: 4 of 9 checks failed: model broken, camera dead, camera wrongcodec, broker"
+        ),
         "{table}"
     );
     // A dead camera costs the timeout at most, not the daemon's reconnect patience.

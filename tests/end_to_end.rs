@@ -156,4 +156,27 @@ fn check_prometheus_text(text: &str) {
     ] {
         assert!(text.contains(series), "missing {series:?} in:\n{text}");
     }
+    // Every series docs/configuration.md lists under `GET /metrics` is declared, and nothing undocumented is.
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let section = doc
+        .split("- `GET /metrics`")
+        .nth(1)
+        .and_then(|s| s.split("\n- ").next())
+        .expect("docs/configuration.md lists the /metrics series");
+    let documented: std::collections::HashSet<String> = section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.starts_with("streetsight_"))
+        .map(str::to_string)
+        .collect();
+    assert!(documented.len() >= 10, "documented series: {documented:?}");
+    assert_eq!(
+        typed, documented,
+        "/metrics (left) and docs/configuration.md (right) name the same series"
+    );
 }

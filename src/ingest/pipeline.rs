@@ -2,7 +2,7 @@
 
 use super::frame::{Frame, FrameQueue, Pixels};
 use super::supervisor::{CameraSource, CameraStats};
-use crate::config::{RtspTransport, Sampling};
+use crate::config::{Codec, RtspTransport, Sampling};
 use crate::ops::Shutdown;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -27,6 +27,39 @@ pub enum IngestError {
     Eos,
     #[error("no frame for {0:?}")]
     Stalled(Duration),
+    /// The camera announced (in its RTSP session description) another video codec than the configured one.
+    #[error("the camera sends {announced} video but codec = \"{configured}\" is configured")]
+    CodecMismatch {
+        configured: &'static str,
+        announced: String,
+    },
+}
+
+impl Codec {
+    /// The configuration's name for the codec (`codec = "h264"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::H265 => "h265",
+        }
+    }
+
+    /// Whether an RTP encoding name (`H264`, `H265`, …) is this codec.
+    fn is_encoding(self, encoding: &str) -> bool {
+        encoding.eq_ignore_ascii_case(self.name())
+    }
+}
+
+/// The video codec the camera announced for this connection (RTP encoding name, e.g. `H264`).
+type Announced = Arc<Mutex<Option<String>>>;
+
+/// The error to report when the camera announced another codec than the configured one.
+fn mismatch(configured: Codec, announced: &Announced) -> Option<IngestError> {
+    let announced = announced.lock().expect("codec lock").clone()?;
+    (!configured.is_encoding(&announced)).then(|| IngestError::CodecMismatch {
+        configured: configured.name(),
+        announced,
+    })
 }
 
 /// What the first frame told us about the stream.
@@ -36,6 +69,8 @@ pub struct StreamInfo {
     pub height: usize,
     /// Time from connecting to the first analysed frame.
     pub first_frame_after: Duration,
+    /// The video codec the camera announced (RTP encoding name, e.g. `H264`), when it did.
+    pub codec: Option<String>,
 }
 
 /// How long to wait for the first frame, and for each next one, before calling the camera stalled.
@@ -86,7 +121,8 @@ pub(super) fn run_connection(
         .downcast::<gst::Pipeline>()
         .map_err(|_| IngestError::Build("not a pipeline".into()))?;
     let guard = NullOnDrop(pipeline.clone());
-    configure_source(&pipeline, src)?;
+    let announced: Announced = Arc::default();
+    configure_source(&pipeline, src, &announced)?;
     let last_frame: LastFrame = Arc::default();
     match src.sampling {
         Sampling::Interval { interval_ms } => install_interval_sampler(
@@ -149,14 +185,17 @@ pub(super) fn run_connection(
             &[gst::MessageType::Error, gst::MessageType::Eos],
         ) {
             return Err(match msg.view() {
-                gst::MessageView::Error(e) => IngestError::Bus {
-                    element: msg
-                        .src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_else(|| "pipeline".into()),
-                    error: e.error().to_string(),
-                    debug: e.debug().map(|d| d.to_string()),
-                },
+                // A stream of another codec cannot link to the configured depayloader: say so plainly.
+                gst::MessageView::Error(e) => {
+                    mismatch(src.codec, &announced).unwrap_or_else(|| IngestError::Bus {
+                        element: msg
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_else(|| "pipeline".into()),
+                        error: e.error().to_string(),
+                        debug: e.debug().map(|d| d.to_string()),
+                    })
+                }
                 _ => IngestError::Eos,
             });
         }
@@ -177,6 +216,7 @@ pub(super) fn run_connection(
                 width,
                 height,
                 first_frame_after: at.saturating_duration_since(started),
+                codec: announced.lock().expect("codec lock").clone(),
             });
         }
         match alive_at {
@@ -184,17 +224,33 @@ pub(super) fn run_connection(
                 return Err(IngestError::Stalled(timeouts.stall));
             }
             None if started.elapsed() > timeouts.first_frame => {
-                return Err(IngestError::Stalled(timeouts.first_frame));
+                return Err(mismatch(src.codec, &announced)
+                    .unwrap_or(IngestError::Stalled(timeouts.first_frame)));
             }
             _ => {}
         }
     }
 }
 
-fn configure_source(pipeline: &gst::Pipeline, src: &CameraSource) -> Result<(), IngestError> {
+fn configure_source(
+    pipeline: &gst::Pipeline,
+    src: &CameraSource,
+    announced: &Announced,
+) -> Result<(), IngestError> {
     let rtspsrc = pipeline
         .by_name("src")
         .ok_or_else(|| IngestError::Build("no rtspsrc".into()))?;
+    // Each stream of the session comes as a pad whose caps carry the SDP's media and encoding name.
+    let announced = announced.clone();
+    rtspsrc.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let Some(s) = caps.structure(0) else { return };
+        if s.get::<&str>("media").is_ok_and(|m| m == "video")
+            && let Ok(encoding) = s.get::<&str>("encoding-name")
+        {
+            *announced.lock().expect("codec lock") = Some(encoding.to_string());
+        }
+    });
     rtspsrc.set_property("location", src.url.as_str());
     let protocols = match src.transport {
         RtspTransport::Tcp => "tcp",
@@ -347,7 +403,25 @@ impl Drop for NullOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::sample_at;
+    use super::{Announced, Codec, IngestError, mismatch, sample_at};
+
+    #[test]
+    fn a_camera_announcing_another_codec_is_a_mismatch_and_the_same_codec_is_not() {
+        let announced = |name: Option<&str>| -> Announced {
+            std::sync::Arc::new(std::sync::Mutex::new(name.map(String::from)))
+        };
+        assert!(mismatch(Codec::H264, &announced(Some("H264"))).is_none());
+        assert!(mismatch(Codec::H265, &announced(Some("h265"))).is_none());
+        assert!(mismatch(Codec::H264, &announced(None)).is_none());
+        let Some(IngestError::CodecMismatch {
+            configured,
+            announced,
+        }) = mismatch(Codec::H264, &announced(Some("H265")))
+        else {
+            panic!("H.265 stream for an H.264 camera")
+        };
+        assert_eq!((configured, announced.as_str()), ("h264", "H265"));
+    }
 
     const MS: u64 = 1_000_000;
 

@@ -19,6 +19,8 @@ pub struct Probe {
     pub first_frame_after: Duration,
     /// Decoded frames per second measured over `measure` (every frame decoded, not only the sampled ones).
     pub fps: Option<f64>,
+    /// The video codec the camera announced (RTP encoding name, e.g. `H264`).
+    pub codec: Option<String>,
     /// The newest frame at the end of the probe.
     pub frame: Frame,
 }
@@ -92,6 +94,7 @@ pub fn probe(
         height: info.height,
         first_frame_after: info.first_frame_after,
         fps,
+        codec: info.codec,
         frame,
     })
 }

@@ -268,7 +268,10 @@ async fn probe_cameras(
             match crate::ingest::probe(&source, timeout, window) {
                 Ok(p) => {
                     let fps = p.fps.map_or("?".into(), |f| format!("{f:.1}"));
-                    let codec = format!("{:?}", source.codec).to_lowercase();
+                    let codec = p
+                        .codec
+                        .as_deref()
+                        .map_or(source.codec.name().to_string(), str::to_lowercase);
                     let detail = format!(
                         "{url}: {codec} {}x{} at {fps} fps, first frame after {} ms",
                         p.width,
@@ -320,6 +323,12 @@ fn camera_failure(
         "the camera answered but has no stream at this path: check the url's path (e.g. the channel)"
     } else if matches!(e, IngestError::Stalled(_)) {
         "connected but no decodable frame: check codec = \"h264\"/\"h265\" matches the camera, and that the stream plays (ffprobe URL)"
+    } else if let IngestError::CodecMismatch { announced, .. } = e {
+        &format!(
+            "set codec = \"{}\" for this camera (or switch the camera's stream to {})",
+            announced.to_lowercase(),
+            src.codec.name().to_uppercase()
+        )
     } else if matches!(e, IngestError::Build(_)) {
         "a GStreamer element is missing: install gstreamer1.0-plugins-good, -bad and gstreamer1.0-libav"
     } else if lower.contains("not-negotiated") || lower.contains("not negotiated") {
