@@ -43,14 +43,14 @@ fn check(dir: &Path, text: &str) -> (i32, String, f64) {
         .args([
             "check",
             "--timeout",
-            &scaled(Duration::from_secs(5)).as_secs().to_string(),
+            &scaled(Duration::from_secs(10)).as_secs().to_string(),
         ])
         .arg("--config")
         .arg(&path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    eprintln!("{stdout}");
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     (
         out.status.code().unwrap_or(-1),
         stdout,

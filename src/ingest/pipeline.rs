@@ -50,16 +50,26 @@ impl Codec {
     }
 }
 
-/// The video codec the camera announced for this connection (RTP encoding name, e.g. `H264`).
-type Announced = Arc<Mutex<Option<String>>>;
+/// The video codecs the camera announced for this connection (RTP encoding names, e.g. `H264`), one per
+/// video stream of its session.
+type Announced = Arc<Mutex<Vec<String>>>;
 
-/// The error to report when the camera announced another codec than the configured one.
+/// The error to report when the camera announced video, but none in the configured codec.
 fn mismatch(configured: Codec, announced: &Announced) -> Option<IngestError> {
-    let announced = announced.lock().expect("codec lock").clone()?;
-    (!configured.is_encoding(&announced)).then(|| IngestError::CodecMismatch {
-        configured: configured.name(),
-        announced,
+    let announced = announced.lock().expect("codec lock");
+    (!announced.is_empty() && !announced.iter().any(|a| configured.is_encoding(a))).then(|| {
+        IngestError::CodecMismatch {
+            configured: configured.name(),
+            announced: announced.join("/"),
+        }
     })
+}
+
+/// The announced codec the pipeline decodes: the configured one when the camera offers it.
+fn decoded_codec(configured: Codec, announced: &Announced) -> Option<String> {
+    let announced = announced.lock().expect("codec lock");
+    let matching = announced.iter().find(|a| configured.is_encoding(a));
+    matching.or(announced.first()).cloned()
 }
 
 /// What the first frame told us about the stream.
@@ -216,7 +226,7 @@ pub(super) fn run_connection(
                 width,
                 height,
                 first_frame_after: at.saturating_duration_since(started),
-                codec: announced.lock().expect("codec lock").clone(),
+                codec: decoded_codec(src.codec, &announced),
             });
         }
         match alive_at {
@@ -240,16 +250,21 @@ fn configure_source(
     let rtspsrc = pipeline
         .by_name("src")
         .ok_or_else(|| IngestError::Build("no rtspsrc".into()))?;
-    // Each stream of the session comes as a pad whose caps carry the SDP's media and encoding name.
+    // rtspsrc offers each stream of the session description (media, RTP encoding name) before it sets the
+    // streams up: the codec is known even when nothing arrives after.
     let announced = announced.clone();
-    rtspsrc.connect_pad_added(move |_, pad| {
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let Some(s) = caps.structure(0) else { return };
-        if s.get::<&str>("media").is_ok_and(|m| m == "video")
+    rtspsrc.connect("select-stream", false, move |args| {
+        let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+        if let Some(s) = caps.as_ref().and_then(|c| c.structure(0))
+            && s.get::<&str>("media").is_ok_and(|m| m == "video")
             && let Ok(encoding) = s.get::<&str>("encoding-name")
         {
-            *announced.lock().expect("codec lock") = Some(encoding.to_string());
+            announced
+                .lock()
+                .expect("codec lock")
+                .push(encoding.to_string());
         }
+        Some(true.to_value())
     });
     rtspsrc.set_property("location", src.url.as_str());
     let protocols = match src.transport {
@@ -403,24 +418,30 @@ impl Drop for NullOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::{Announced, Codec, IngestError, mismatch, sample_at};
+    use super::{Announced, Codec, IngestError, decoded_codec, mismatch, sample_at};
 
     #[test]
     fn a_camera_announcing_another_codec_is_a_mismatch_and_the_same_codec_is_not() {
-        let announced = |name: Option<&str>| -> Announced {
-            std::sync::Arc::new(std::sync::Mutex::new(name.map(String::from)))
+        let announced = |names: &[&str]| -> Announced {
+            std::sync::Arc::new(std::sync::Mutex::new(
+                names.iter().map(|n| n.to_string()).collect(),
+            ))
         };
-        assert!(mismatch(Codec::H264, &announced(Some("H264"))).is_none());
-        assert!(mismatch(Codec::H265, &announced(Some("h265"))).is_none());
-        assert!(mismatch(Codec::H264, &announced(None)).is_none());
+        assert!(mismatch(Codec::H264, &announced(&["H264"])).is_none());
+        assert!(mismatch(Codec::H265, &announced(&["h265"])).is_none());
+        assert!(mismatch(Codec::H264, &announced(&[])).is_none());
+        // A second video stream in another codec beside the configured one is no mismatch.
+        let two = announced(&["JPEG", "H264"]);
+        assert!(mismatch(Codec::H264, &two).is_none());
+        assert_eq!(decoded_codec(Codec::H264, &two).as_deref(), Some("H264"));
         let Some(IngestError::CodecMismatch {
             configured,
             announced,
-        }) = mismatch(Codec::H264, &announced(Some("H265")))
+        }) = mismatch(Codec::H264, &announced(&["H265", "JPEG"]))
         else {
-            panic!("H.265 stream for an H.264 camera")
+            panic!("H.265 and JPEG streams for an H.264 camera")
         };
-        assert_eq!((configured, announced.as_str()), ("h264", "H265"));
+        assert_eq!((configured, announced.as_str()), ("h264", "H265/JPEG"));
     }
 
     const MS: u64 = 1_000_000;

@@ -324,11 +324,21 @@ fn camera_failure(
     } else if matches!(e, IngestError::Stalled(_)) {
         "connected but no decodable frame: check codec = \"h264\"/\"h265\" matches the camera, and that the stream plays (ffprobe URL)"
     } else if let IngestError::CodecMismatch { announced, .. } = e {
-        &format!(
-            "set codec = \"{}\" for this camera (or switch the camera's stream to {})",
-            announced.to_lowercase(),
-            src.codec.name().to_uppercase()
-        )
+        // Suggest only a codec streetsight decodes.
+        let usable = ["H264", "H265"]
+            .into_iter()
+            .find(|c| announced.split('/').any(|a| a.eq_ignore_ascii_case(c)));
+        &match usable {
+            Some(c) => format!(
+                "set codec = \"{}\" for this camera (or switch the camera's stream to {})",
+                c.to_lowercase(),
+                src.codec.name().to_uppercase()
+            ),
+            None => {
+                "streetsight decodes H.264 and H.265: switch the camera's stream to one of them"
+                    .to_string()
+            }
+        }
     } else if matches!(e, IngestError::Build(_)) {
         "a GStreamer element is missing: install gstreamer1.0-plugins-good, -bad and gstreamer1.0-libav"
     } else if lower.contains("not-negotiated") || lower.contains("not negotiated") {
