@@ -48,6 +48,13 @@ impl Codec {
     fn is_encoding(self, encoding: &str) -> bool {
         encoding.eq_ignore_ascii_case(self.name())
     }
+
+    /// The codec an RTP encoding name stands for, when streetsight decodes it.
+    pub fn from_encoding(encoding: &str) -> Option<Codec> {
+        [Codec::H264, Codec::H265]
+            .into_iter()
+            .find(|c| c.is_encoding(encoding))
+    }
 }
 
 /// The video codecs the camera announced for this connection (RTP encoding names, e.g. `H264`), one per

@@ -325,13 +325,13 @@ fn camera_failure(
         "connected but no decodable frame: check codec = \"h264\"/\"h265\" matches the camera, and that the stream plays (ffprobe URL)"
     } else if let IngestError::CodecMismatch { announced, .. } = e {
         // Suggest only a codec streetsight decodes.
-        let usable = ["H264", "H265"]
-            .into_iter()
-            .find(|c| announced.split('/').any(|a| a.eq_ignore_ascii_case(c)));
+        let usable = announced
+            .split('/')
+            .find_map(crate::config::Codec::from_encoding);
         &match usable {
             Some(c) => format!(
                 "set codec = \"{}\" for this camera (or switch the camera's stream to {})",
-                c.to_lowercase(),
+                c.name(),
                 src.codec.name().to_uppercase()
             ),
             None => {
