@@ -3,7 +3,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use image::{Rgb, RgbImage};
 use std::hint::black_box;
-use streetsight::detect::BBox;
+use streetsight::base::BBox;
 use streetsight::incident::{PrivacyParams, blur_heads, draw_text};
 
 fn frame() -> RgbImage {

@@ -6,7 +6,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use streetsight::detect::{BBox, Detection, ImageView, Manifest, Preprocessor, nms_per_class};
+use streetsight::base::{BBox, Detection, ImageView};
+use streetsight::detect::{Manifest, Preprocessor, nms_per_class};
 
 fn manifest() -> Manifest {
     Manifest::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet-g-416"))
@@ -30,12 +31,7 @@ fn preprocess(c: &mut Criterion) {
         (spec.width, spec.height, spec.resize) = (size, size, resize);
         let mut p = Preprocessor::new(&spec);
         let data = frame(w, h);
-        let img = ImageView {
-            width: w,
-            height: h,
-            stride: w * 3,
-            data: &data,
-        };
+        let img = ImageView::new(w, h, w * 3, &data).unwrap();
         c.bench_function(
             &format!("preprocess {w}x{h} -> {size}x{size} {resize:?} NCHW f32"),
             |b| b.iter(|| black_box(p.run(black_box(&img))[0])),
@@ -225,7 +221,7 @@ fn crowd_count(c: &mut Criterion) {
 /// sampled at 5 fps and moving back and forth at 10–40 px per second so that the predictions matter.
 fn tracker_step(c: &mut Criterion) {
     use std::time::{Duration, Instant};
-    use streetsight::detect::{BBox, Detection};
+    use streetsight::base::{BBox, Detection};
     use streetsight::track::{Tracker, TrackerParams};
 
     const FRAMES: usize = 64; // one back-and-forth cycle, so frame FRAMES follows frame FRAMES - 1 smoothly
@@ -303,12 +299,7 @@ fn detect_real_frame(c: &mut Criterion) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut det = streetsight::detect::Detector::load(manifest(), 2)
         .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
-    let view = ImageView {
-        width: w,
-        height: h,
-        stride: w * 3,
-        data: img.as_raw(),
-    };
+    let view = ImageView::new(w, h, w * 3, img.as_raw()).unwrap();
     c.bench_function(
         "detect 768x576 street frame, NanoDet-g 416, 2 threads",
         |b| b.iter(|| black_box(det.detect(black_box(&view)).unwrap().len())),

@@ -49,7 +49,7 @@ fn replay(c: &mut Criterion) {
         .build()
         .unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let broker = streetsight::demo::Mosquitto::start(0).unwrap();
+    let broker = streetsight::cli::demo::Mosquitto::start(0).unwrap();
     let mut group = c.benchmark_group("outbox replay");
     group
         .sample_size(10)
@@ -62,7 +62,7 @@ fn replay(c: &mut Criterion) {
                 let text = format!("[device]\nid = \"bench\"\n[uplink]\nbroker = \"{}\"\n[storage]\nstate_dir = \"{}\"\n", broker.url(), dir.path().display());
                 let path = dir.path().join("streetsight.toml");
                 std::fs::write(&path, &text).unwrap();
-                let loaded = streetsight::config::load_str(&path, &text).unwrap();
+                let loaded = streetsight::plan::load_str(&path, &text).unwrap();
                 {
                     let mut store = Store::open(&dir.path().join("outbox.sqlite"), bounds()).unwrap();
                     let batch: Vec<(Kind, &str, &[u8])> = (0..100).map(|_| (Kind::Event, "streetsight/v1/bench/events", EVENT)).collect();
@@ -71,9 +71,9 @@ fn replay(c: &mut Criterion) {
                     }
                 }
                 let status: streetsight::uplink::StatusSource = std::sync::Arc::new(|s: &str| serde_json::json!({ "state": s }));
-                let (uplink, _writer) = Uplink::from_config(&loaded.config, dir.path(), status).unwrap();
+                let (uplink, _writer) = Uplink::new(&streetsight::plan::uplink_settings(&loaded), status).unwrap();
                 let stats = uplink.stats.clone();
-                let shutdown = streetsight::ops::Shutdown::new();
+                let shutdown = streetsight::base::Shutdown::new();
                 let started = Instant::now();
                 let task = runtime.spawn(uplink.run(shutdown.clone(), Duration::from_secs(1)));
                 // 10,000 records and the status message.

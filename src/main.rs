@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use streetsight::ops::Shutdown;
+use streetsight::base::Shutdown;
 
 /// Exit code for configuration errors (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     match cli.command {
         Command::Run { config } => {
-            let loaded = match streetsight::config::load(&config) {
+            let loaded = match streetsight::plan::load(&config) {
                 Ok(l) => l,
                 Err(errors) => return config_failure(&errors),
             };
@@ -132,15 +132,15 @@ fn main() -> ExitCode {
             config,
             offline,
             timeout,
-        } => match streetsight::config::load(&config) {
+        } => match streetsight::plan::load(&config) {
             Err(errors) => config_failure(&errors),
             Ok(loaded) => {
-                let opts = streetsight::ops::check::CheckOptions {
+                let opts = streetsight::cli::check::CheckOptions {
                     offline,
                     timeout: Duration::from_secs(timeout),
                     ..Default::default()
                 };
-                let report = runtime.block_on(streetsight::ops::check::run(&loaded, &opts));
+                let report = runtime.block_on(streetsight::cli::check::run(&loaded, &opts));
                 print!("{}", report.render());
                 if report.passed() {
                     ExitCode::SUCCESS
@@ -154,10 +154,10 @@ fn main() -> ExitCode {
             config,
             output,
             timeout,
-        } => match streetsight::config::load(&config) {
+        } => match streetsight::plan::load(&config) {
             Err(errors) => config_failure(&errors),
             Ok(loaded) => report((|| {
-                let shot = streetsight::ops::snapshot::take(
+                let shot = streetsight::cli::snapshot::take(
                     &loaded,
                     &camera,
                     Duration::from_secs(timeout),
@@ -176,13 +176,13 @@ fn main() -> ExitCode {
         } => {
             let shutdown = Shutdown::new();
             runtime.spawn(stop_on_signal(shutdown.clone()));
-            let opts = streetsight::demo::DemoOptions {
+            let opts = streetsight::cli::demo::DemoOptions {
                 duration: Duration::from_secs(duration),
                 broker,
                 clip,
                 model,
             };
-            match runtime.block_on(streetsight::demo::run_demo(opts, shutdown)) {
+            match runtime.block_on(streetsight::cli::demo::run_demo(opts, shutdown)) {
                 Ok(0) => {
                     eprintln!("demo: no incident event arrived; see the log above");
                     ExitCode::FAILURE
@@ -202,8 +202,8 @@ fn main() -> ExitCode {
                 n => (1..=n).map(|i| format!("{mount}{i}")).collect(),
             };
             let refs: Vec<&str> = mounts.iter().map(String::as_str).collect();
-            let server = streetsight::demo::ClipServer::start_mounts(
-                streetsight::demo::Clip::load(&clip)?,
+            let server = streetsight::cli::demo::ClipServer::start_mounts(
+                streetsight::cli::demo::Clip::load(&clip)?,
                 port,
                 &refs,
                 None,
@@ -222,7 +222,7 @@ fn main() -> ExitCode {
 }
 
 fn models(command: ModelsCommand, mut dirs: Vec<PathBuf>) -> ExitCode {
-    use streetsight::detect::bundle;
+    use streetsight::cli::models as bundle;
     dirs.push(bundle::DEFAULT_DIR.into());
     match command {
         ModelsCommand::List => {

@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use streetsight::demo::{Clip, ClipServer, Mosquitto, Subscriber, free_port};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto, Subscriber, free_port};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +35,7 @@ async fn events_produced_during_a_broker_outage_all_arrive_in_order() {
     )
     .await
     .unwrap();
-    let shutdown = streetsight::ops::Shutdown::new();
+    let shutdown = streetsight::base::Shutdown::new();
     let daemon = tokio::spawn(streetsight::daemon::run(
         loaded,
         shutdown.clone(),
@@ -104,7 +104,7 @@ async fn events_produced_during_a_broker_outage_all_arrive_in_order() {
             .evidence
             .get(r.topic.strip_prefix("evidence/").unwrap())
             .expect("evidence of every event arrived");
-        assert_eq!(streetsight::ops::sha256_hex(jpeg), r.sha256);
+        assert_eq!(streetsight::base::sha256_hex(jpeg), r.sha256);
     }
     eprintln!(
         "broker outage: {produced} events produced, {during} during the outage, all delivered once after dedupe ({} deliveries)",

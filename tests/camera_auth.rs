@@ -7,7 +7,7 @@ mod support;
 use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Clip, ClipServer, Mosquitto};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto};
 use support::*;
 
 const PASSWORD: &str = "s3cret-Pole42";

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use streetsight::demo::{Mosquitto, free_port};
+use streetsight::cli::demo::{Mosquitto, free_port};
 use support::*;
 
 struct Camera(Child);

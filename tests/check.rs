@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Clip, ClipServer, free_port};
+use streetsight::cli::demo::{Clip, ClipServer, free_port};
 use support::*;
 
 fn config(dir: &Path, broker_port: u16, ca: &str, extra: &str) -> String {

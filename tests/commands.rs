@@ -8,7 +8,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Clip, ClipServer, Mosquitto, demo_config};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto, demo_config};
 use streetsight::incident::{Phase, ResolveReason, Verification};
 use support::*;
 
@@ -80,7 +80,7 @@ struct Inbox {
 }
 
 async fn wait_for(
-    sub: &streetsight::demo::Subscriber,
+    sub: &streetsight::cli::demo::Subscriber,
     inbox: &mut Inbox,
     timeout: Duration,
     done: impl Fn(&Inbox) -> bool,
@@ -113,7 +113,7 @@ async fn wait_for(
 }
 
 async fn reply(
-    sub: &streetsight::demo::Subscriber,
+    sub: &streetsight::cli::demo::Subscriber,
     inbox: &mut Inbox,
     id: &str,
     timeout: Duration,
@@ -247,7 +247,7 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     assert_eq!(topic, format!("snapshot/{id}"));
     assert!(wait_for(sub, &mut inbox, short, |i| i.snapshots.contains_key(&id)).await);
     let jpeg = &inbox.snapshots[&id];
-    assert_eq!(streetsight::ops::sha256_hex(jpeg), r["result"]["sha256"]);
+    assert_eq!(streetsight::base::sha256_hex(jpeg), r["result"]["sha256"]);
     let img = image::load_from_memory(jpeg).unwrap();
     assert_eq!((img.width(), img.height()), (768, 576));
     inbox.replies.remove(&id);
@@ -327,7 +327,7 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         let r0 = &verified.evidence[0];
         let jpeg = &inbox.seen.evidence[r0.topic.strip_prefix("evidence/").unwrap()];
         assert_eq!(
-            streetsight::ops::sha256_hex(jpeg),
+            streetsight::base::sha256_hex(jpeg),
             r0.sha256,
             "fresh evidence with its hash"
         );

@@ -5,7 +5,8 @@ mod support;
 
 use std::path::Path;
 use std::sync::Mutex;
-use streetsight::detect::{Detector, ImageView, Manifest};
+use streetsight::base::ImageView;
+use streetsight::detect::{Detector, Manifest};
 use support::*;
 
 // ONNX Runtime allows one environment per process; sessions are made one at a time.
@@ -21,12 +22,7 @@ fn nanodet_finds_the_walkers_on_real_frames() {
     let mut counts = Vec::new();
     for (w, h, rgb) in &frames {
         let dets = det
-            .detect(&ImageView {
-                width: *w,
-                height: *h,
-                stride: w * 3,
-                data: rgb,
-            })
+            .detect(&ImageView::new(*w, *h, w * 3, rgb).unwrap())
             .unwrap();
         let people: Vec<_> = dets
             .iter()

@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use streetsight::demo::{Clip, ClipServer, Mosquitto, demo_config};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto, demo_config};
 use streetsight::incident::Phase;
 use support::*;
 
@@ -16,7 +16,7 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
     let camera = ClipServer::start(Clip::load(&clip_path()).unwrap(), 0, "/walkway", None).unwrap();
     let broker = Mosquitto::start(0).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let http_port = streetsight::demo::free_port().unwrap();
+    let http_port = streetsight::cli::demo::free_port().unwrap();
     let text = demo_config(
         &camera.url("/walkway"),
         &broker.url(),
@@ -96,7 +96,7 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
                 .evidence
                 .get(id)
                 .expect("evidence arrived before its event");
-            assert_eq!(streetsight::ops::sha256_hex(jpeg), r.sha256);
+            assert_eq!(streetsight::base::sha256_hex(jpeg), r.sha256);
             assert_eq!(jpeg.len(), r.bytes);
             let img = image::load_from_memory(jpeg).expect("evidence decodes as JPEG");
             assert_eq!((img.width(), img.height()), (768, 576));

@@ -6,7 +6,8 @@
 mod support;
 
 use std::sync::Mutex;
-use streetsight::detect::{BBox, Detector, ImageView, Manifest};
+use streetsight::base::{BBox, ImageView};
+use streetsight::detect::{Detector, Manifest};
 use support::onnx::*;
 
 // ONNX Runtime allows one environment per process; sessions are made one at a time.
@@ -40,12 +41,7 @@ fn yolov8_boxes_come_back_onto_a_letterboxed_wide_frame_exactly() {
     // 128×64 into 64×64: scale 0.5, the frame fills rows 16..48 of the input.
     let data = image(128, 64, 7);
     let out = det
-        .run(&ImageView {
-            width: 128,
-            height: 64,
-            stride: 128 * 3 + 7,
-            data: &data,
-        })
+        .run(&ImageView::new(128, 64, 128 * 3 + 7, &data).unwrap())
         .unwrap();
     assert!(out.density.is_none());
     let got: Vec<(&str, f32)> = out
@@ -109,12 +105,7 @@ name = "y"
     let mut det = load(dir.path()).unwrap();
     let data = image(100, 50, 0);
     let dets = det
-        .detect(&ImageView {
-            width: 100,
-            height: 50,
-            stride: 300,
-            data: &data,
-        })
+        .detect(&ImageView::new(100, 50, 300, &data).unwrap())
         .unwrap();
     assert_eq!(dets.len(), 2, "{dets:?}");
     assert_eq!((dets[0].class, dets[0].score), (1, 0.9));
@@ -178,12 +169,7 @@ person = ["crowd_density"]
     let mut det = load(dir.path()).unwrap();
     let data = image(64, 32, 3);
     let out = det
-        .run(&ImageView {
-            width: 64,
-            height: 32,
-            stride: 64 * 3 + 3,
-            data: &data,
-        })
+        .run(&ImageView::new(64, 32, 64 * 3 + 3, &data).unwrap())
         .unwrap();
     assert!(out.detections.is_empty());
     let map = out.density.expect("a density model gives a map");
@@ -235,7 +221,7 @@ fn a_wrong_hash_is_refused_with_both_hashes() {
     let model = yolov8_model();
     let dir = edited_yolov8(|m| m.replace("{sha256}", &"ab".repeat(32)));
     let e = refusal(dir.path());
-    let real = streetsight::ops::sha256_hex(&model);
+    let real = streetsight::base::sha256_hex(&model);
     assert!(
         e.contains(&format!(
             "sha256: expected {} (the manifest), found {real}",

@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::Duration;
-use streetsight::demo::{Clip, ClipServer, Mosquitto};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto};
 use streetsight::incident::Phase;
 use support::onnx::*;
 use support::*;
@@ -135,7 +135,7 @@ path = "{broken}"
     assert_eq!(e.model.name, "tiny-yolov8");
     assert_eq!(
         e.model.sha256,
-        streetsight::ops::sha256_hex(&yolov8_model())
+        streetsight::base::sha256_hex(&yolov8_model())
     );
     let crowd = e.crowd.as_ref().unwrap();
     assert_eq!((crowd.count, crowd.density), (1, 0.5));

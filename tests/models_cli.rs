@@ -70,7 +70,7 @@ fn inspect_shows_the_graphs_real_io_labels_categories_and_hash() {
         dir.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
-    let sha = streetsight::ops::sha256_hex(&yolov8_model());
+    let sha = streetsight::base::sha256_hex(&yolov8_model());
     for part in [
         "task      detect",
         "input     `images` f32 64×64 nchw rgb (x - [0.0, 0.0, 0.0]) × 0.003921569, resize letterbox (pad 114)",

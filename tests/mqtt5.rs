@@ -10,7 +10,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Mosquitto, Subscriber};
+use streetsight::cli::demo::{Mosquitto, Subscriber};
 use streetsight::incident::{Evidence, IncidentEvent, Publication};
 use streetsight::uplink::Uplink;
 use support::*;
@@ -18,7 +18,7 @@ use support::*;
 fn publication(device: &str) -> Publication {
     let event_id = uuid::Uuid::now_v7().to_string();
     let jpeg = vec![0xFFu8, 0xD8, 0xFF, 0xD9];
-    let sha = streetsight::ops::sha256_hex(&jpeg);
+    let sha = streetsight::base::sha256_hex(&jpeg);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let event: IncidentEvent = serde_json::from_value(json!({
         "schema": "streetsight.event/1", "event_id": event_id, "incident_id": event_id,
@@ -72,8 +72,9 @@ async fn run_uplink(
 ) -> Publication {
     let loaded = load_config(dir, text);
     let status: streetsight::uplink::StatusSource = Arc::new(|s: &str| json!({ "state": s }));
-    let (uplink, writer) = Uplink::from_config(&loaded.config, dir, status).unwrap();
-    let shutdown = streetsight::ops::Shutdown::new();
+    let (uplink, writer) =
+        Uplink::new(&streetsight::plan::uplink_settings(&loaded), status).unwrap();
+    let shutdown = streetsight::base::Shutdown::new();
     let task = tokio::spawn(uplink.run(shutdown.clone(), Duration::from_secs(5)));
     let p = publication(device);
     writer.append(&p).unwrap();

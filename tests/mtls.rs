@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Mosquitto, free_port};
+use streetsight::cli::demo::{Mosquitto, free_port};
 use streetsight::uplink::{StatusSource, Uplink, UplinkStats};
 use support::issue;
 
@@ -27,11 +27,12 @@ async fn connect_with(
     );
     let path = state.path().join("streetsight.toml");
     std::fs::write(&path, &text).unwrap();
-    let loaded = streetsight::config::load_str(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = streetsight::plan::load_str(&path, &text).unwrap_or_else(|e| panic!("{e}"));
     let status: StatusSource = std::sync::Arc::new(|s: &str| serde_json::json!({ "state": s }));
-    let (uplink, _writer) = Uplink::from_config(&loaded.config, state.path(), status).unwrap();
+    let (uplink, _writer) =
+        Uplink::new(&streetsight::plan::uplink_settings(&loaded), status).unwrap();
     let stats = uplink.stats.clone();
-    let shutdown = streetsight::ops::Shutdown::new();
+    let shutdown = streetsight::base::Shutdown::new();
     let task = tokio::spawn(uplink.run(shutdown.clone(), Duration::from_secs(1)));
     let deadline = Instant::now() + support::scaled(Duration::from_secs(secs));
     while Instant::now() < deadline && stats.delivered.load(Ordering::Relaxed) == 0 {

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Mosquitto, Subscriber, free_port};
+use streetsight::cli::demo::{Mosquitto, Subscriber, free_port};
 use streetsight::incident::{Evidence, IncidentEvent, Publication};
 use streetsight::uplink::Uplink;
 use support::*;
@@ -23,7 +23,7 @@ fn publication(n: usize, evidence: usize, bytes: usize) -> Publication {
         .map(|k| {
             let jpeg: Vec<u8> = (0..bytes).map(|i| (i * 31 + n * 7 + k) as u8).collect();
             Evidence {
-                sha256: streetsight::ops::sha256_hex(&jpeg),
+                sha256: streetsight::base::sha256_hex(&jpeg),
                 jpeg,
                 width: 768,
                 height: 576,
@@ -89,9 +89,10 @@ path = "{model}"
     );
     let loaded = load_config(work.path(), &text);
     let status: streetsight::uplink::StatusSource = Arc::new(|s: &str| json!({ "state": s }));
-    let (uplink, writer) = Uplink::from_config(&loaded.config, work.path(), status).unwrap();
+    let (uplink, writer) =
+        Uplink::new(&streetsight::plan::uplink_settings(&loaded), status).unwrap();
     let stats = uplink.stats.clone();
-    let shutdown = streetsight::ops::Shutdown::new();
+    let shutdown = streetsight::base::Shutdown::new();
     let task = tokio::spawn(uplink.run(shutdown.clone(), Duration::from_secs(10)));
 
     // Broker down. Phase 1: 20 events with two 100 kB images each — 4 MB of evidence for a 1 MiB outbox.

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
-use streetsight::demo::{Clip, ClipServer, Mosquitto};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto};
 use support::*;
 
 const CAMERAS: usize = 8;
@@ -80,7 +80,7 @@ async fn overloaded_gateway_samples_less_and_keeps_every_camera_analysed() {
     let urls: Vec<String> = mounts.iter().map(|m| server.url(m)).collect();
     let broker = Mosquitto::start(0).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let http_port = streetsight::demo::free_port().unwrap();
+    let http_port = streetsight::cli::demo::free_port().unwrap();
     let loaded = load_config(
         work.path(),
         &config(&urls, &broker.url(), http_port, work.path()),

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Clip, ClipServer, Mosquitto, Subscriber, free_port};
+use streetsight::cli::demo::{Clip, ClipServer, Mosquitto, Subscriber, free_port};
 use support::*;
 
 /// Run `streetsight run`; every "Incident event stored." line's event id is sent on the channel.

@@ -7,11 +7,12 @@ mod support;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
-use streetsight::detect::{Detection, Detector, Manifest};
+use streetsight::base::Detection;
+use streetsight::base::{Frame, FrameMeta, Pixels};
+use streetsight::detect::{Detector, Manifest};
 use streetsight::incident::{
     Analyser, IncidentEvent, ModelInfo, Phase, ResolveReason, Suppression, Verification,
 };
-use streetsight::ingest::{Frame, Pixels};
 use support::*;
 
 /// One sample of the clip: its pixels and what NanoDet found.
@@ -35,12 +36,8 @@ fn clip() -> &'static Clip {
         let samples = decode_clip(10)
             .into_iter()
             .map(|(width, height, rgb)| {
-                let view = streetsight::detect::ImageView {
-                    width,
-                    height,
-                    stride: width * 3,
-                    data: &rgb,
-                };
+                let view =
+                    streetsight::base::ImageView::new(width, height, width * 3, &rgb).unwrap();
                 let detections = det.detect(&view).unwrap();
                 Recorded {
                     width,
@@ -81,7 +78,7 @@ model = "nanodet"
     );
     let loaded = load_config(state, &text);
     let cam = loaded.config.cameras[0].get_ref().clone();
-    Analyser::new(&loaded.config, &cam, clip().model.clone())
+    streetsight::plan::analyser(&loaded.config, &cam, clip().model.clone())
 }
 
 /// Replay the clip `loops` times at one sample per second, then `empty` samples of the last frame with
@@ -100,7 +97,7 @@ fn replay(
         let (frame, detections) = sample_frame(t0, k, played, &edit);
         events.extend(a.analyse(&frame, detections).into_iter().map(|p| {
             for (r, e) in p.event.evidence.iter().zip(&p.evidence) {
-                assert_eq!(r.sha256, streetsight::ops::sha256_hex(&e.jpeg));
+                assert_eq!(r.sha256, streetsight::base::sha256_hex(&e.jpeg));
                 if let Ok(dir) = std::env::var("SCENARIO_EVIDENCE_DIR") {
                     let name = format!(
                         "{}-{}-{:?}-{}.jpg",
@@ -129,17 +126,14 @@ fn sample_frame(
     let mut rgb = (*s.rgb).clone();
     edit(k, &mut rgb, s.width);
     let at = Duration::from_secs(k as u64);
-    let frame = Frame {
+    let meta = FrameMeta {
         camera: "walkway".into(),
         seq: k as u64,
         captured_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + at,
         captured_mono: t0 + at,
-        width: s.width,
-        height: s.height,
-        stride: s.width * 3,
-        pixels: Pixels::Owned(rgb),
-        slot: None,
     };
+    let frame = Frame::new(meta, s.width, s.height, s.width * 3, Pixels::Owned(rgb))
+        .expect("a sample's pixels match its size");
     (frame, detections)
 }
 

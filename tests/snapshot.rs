@@ -4,7 +4,7 @@
 
 mod support;
 
-use streetsight::demo::{Clip, ClipServer};
+use streetsight::cli::demo::{Clip, ClipServer};
 use support::*;
 
 #[test]

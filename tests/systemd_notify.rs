@@ -9,7 +9,7 @@ mod support;
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use streetsight::demo::{Mosquitto, free_port};
+use streetsight::cli::demo::{Mosquitto, free_port};
 use support::*;
 
 /// `[ops] watchdog_grace_s`: short, so the test is quick; stretched under emulation, where analysing a frame

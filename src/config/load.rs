@@ -1,4 +1,5 @@
-//! Reading the file, mapping byte spans to line numbers, and collecting errors.
+//! Reading and parsing the file, and mapping byte spans to line numbers. Checking what it says is the plan's
+//! job (`crate::plan::load`).
 
 use super::Config;
 use std::fmt;
@@ -45,7 +46,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// A parsed and validated configuration, with where it came from.
+/// A parsed configuration, with where it came from (validated when it comes from `crate::plan::load`).
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
     pub config: Config,
@@ -64,7 +65,8 @@ impl LoadedConfig {
     }
 }
 
-pub(super) fn resolve(base: &Path, p: &Path) -> PathBuf {
+/// `p` as written in the file, resolved against the file's directory.
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -73,7 +75,7 @@ pub(super) fn resolve(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// Maps byte offsets of the source text to 1-based line numbers.
-pub(super) struct Lines<'a> {
+pub struct Lines<'a> {
     pub file: &'a Path,
     text: &'a str,
 }
@@ -100,8 +102,8 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// Read, parse and validate the configuration file at `path`.
-pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+/// Read and parse the configuration file at `path` (syntax, types and unknown keys; nothing else).
+pub fn parse(path: &Path) -> Result<(LoadedConfig, String), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
@@ -111,11 +113,12 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
             ),
         }])
     })?;
-    load_str(path, &text)
+    let loaded = parse_str(path, &text)?;
+    Ok((loaded, text))
 }
 
-/// Parse and validate configuration text that was read from `path`.
-pub fn load_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+/// Parse configuration text that was read from `path`.
+pub fn parse_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
     let lines = Lines::new(path, text);
     let config: Config = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| lines.line_of(&s)).unwrap_or(0);
@@ -126,18 +129,12 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
             message,
         }])
     })?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let errors = super::validate::validate(&config, &base_dir, &lines);
-    if errors.is_empty() {
-        Ok(LoadedConfig {
-            config,
-            path: path.to_path_buf(),
-            base_dir,
-            table: text.parse().unwrap_or_default(),
-        })
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    Ok(LoadedConfig {
+        config,
+        path: path.to_path_buf(),
+        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        table: text.parse().unwrap_or_default(),
+    })
 }
 
 /// toml's messages are good; add the fix where the usual mistake is obvious.

@@ -1,18 +1,17 @@
 //! The one TOML configuration file: device identity, uplink, storage, models, cameras with their zones and
 //! rules, and the work-order codes for each category.
 //!
-//! Structs here are plain serde with `deny_unknown_fields`; defaults are named functions so that the default
-//! is written once and documented where it lives. Loading (`load`) parses, then `validate` runs every
-//! cross-field check and reports *all* problems at once, each with `file:line` and how to fix it.
+//! Structs here are plain serde with `deny_unknown_fields` and the spans of their values; defaults are named
+//! functions so that the default is written once and documented where it lives. This module only parses:
+//! `crate::plan` checks every cross-field rule (reporting *all* problems at once, each with `file:line` and
+//! how to fix it) and builds each stage's settings. No stage reads these structs.
 
-mod categories;
+pub mod categories;
 mod load;
 mod rules;
-mod validate;
-mod validate_rules;
 
 pub use categories::{CategoryCodes, default_categories};
-pub use load::{ConfigError, ConfigErrors, LoadedConfig, load, load_str};
+pub use load::{ConfigError, ConfigErrors, Lines, LoadedConfig, parse, parse_str, resolve};
 pub use rules::{
     Anchor, BIN_OVERFLOW, GroundConfig, IncidentConfig, LAUNDRY, MaskConfig, PersistenceDefaults,
     PersistenceRuleConfig, PresenceRuleConfig, SceneRuleConfig, ScheduleConfig, VendingRuleConfig,

@@ -7,6 +7,8 @@
 //!     ──WorkerCmd──▶ model worker(s) (acts on the camera's next frame) ──answer──▶ reply via the uplink
 //! ```
 
+pub mod audit;
+pub mod command;
 mod worker;
 
 pub use worker::{
@@ -14,10 +16,11 @@ pub use worker::{
 };
 
 use crate::config::LoadedConfig;
-use crate::detect::{Detector, load_model};
-use crate::uplink::audit::{AuditEntry, AuditLog};
-use crate::uplink::command::{self, Command, CommandError, ReplayGuard, Reply, Request};
+use crate::detect::Detector;
+use crate::plan::load_model;
 use crate::uplink::{IncomingCommand, Messenger};
+use audit::{AuditEntry, AuditLog};
+use command::{Command, CommandError, ReplayGuard, Reply, Request};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -340,7 +343,7 @@ impl Control {
 /// Read and validate the configuration file and load every model it names; nothing is applied here. The
 /// errors name file:line as `streetsight check` does.
 pub fn prepare_reload(path: &std::path::Path) -> Result<Prepared, CommandError> {
-    let loaded = crate::config::load(path).map_err(|errors| {
+    let loaded = crate::plan::load(path).map_err(|errors| {
         CommandError::new(
             "invalid_config",
             format!("configuration not applied, the running one stays: {errors}"),
@@ -425,4 +428,18 @@ pub fn write_audit(
             format!("{e}; the command was not carried out"),
         )
     })
+}
+
+/// The reply to a command the uplink could not queue (too many waiting): it names no request, since the
+/// payload was not read.
+pub fn busy_reply(name: &str) -> (String, Vec<u8>) {
+    let reply = Reply::error(
+        command::UNNAMED_REQUEST,
+        name,
+        CommandError::new("busy", "too many commands waiting; retry in a few seconds"),
+    );
+    (
+        command::UNNAMED_REQUEST.to_string(),
+        serde_json::to_vec(&reply).expect("replies serialise"),
+    )
 }

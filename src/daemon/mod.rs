@@ -11,12 +11,13 @@
 mod reload;
 mod worker;
 
+use crate::base::Shutdown;
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{Control, WorkerLink, WorkerRegistry, write_audit};
-use crate::detect::{Detector, load_model};
+use crate::detect::Detector;
 use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
-use crate::ingest::{CameraHandle, CameraList, CameraSource, FrameQueue, spawn_camera};
-use crate::ops::Shutdown;
+use crate::ingest::{CameraHandle, CameraList, FrameQueue, spawn_camera};
+use crate::plan::load_model;
 use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,7 +87,7 @@ pub async fn run(
         shared.models.clone(),
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
-    let (mut uplink, writer) = Uplink::from_config(config, &loaded.base_dir, status)?;
+    let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
     uplink.telemetry = Some(telemetry_source(
         shared.camera_stats.clone(),
         config.storage.state_dir.clone(),
@@ -96,7 +97,10 @@ pub async fn run(
     let mut control = None;
     if config.uplink.commands {
         let (tx, rx) = crossbeam_channel::bounded(32);
-        uplink.commands = Some(tx);
+        uplink.commands = Some(crate::uplink::CommandInbox {
+            tx,
+            busy_reply: crate::control::busy_reply,
+        });
         let c = Control {
             rx,
             messenger: uplink.messenger(),
@@ -243,7 +247,7 @@ fn start_worker(
     let mut analysers = HashMap::new();
     let mut handles = Vec::new();
     for cam in users {
-        let source = match CameraSource::from_config(cam, &loaded.base_dir) {
+        let source = match crate::plan::camera_source(cam, &loaded.base_dir) {
             Ok(s) => s,
             Err(error) => {
                 tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
@@ -254,7 +258,7 @@ fn start_worker(
         let analyser = kept
             .remove(&cam.id)
             .filter(|a| a.model_sha256() == info.sha256)
-            .unwrap_or_else(|| Analyser::new(&loaded.config, cam, info.clone()));
+            .unwrap_or_else(|| crate::plan::analyser(&loaded.config, cam, info.clone()));
         analysers.insert(cam.id.clone(), (analyser, handle.stats.clone()));
         shared
             .camera_stats

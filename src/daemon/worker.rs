@@ -2,11 +2,11 @@
 //! publishes, and carry out commands that wait for a camera's next frame.
 
 use super::store;
+use crate::base::Shutdown;
 use crate::control::{Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, accept};
 use crate::detect::Detector;
 use crate::incident::{Analyser, EvidenceArchive};
 use crate::ingest::{CameraStats, FrameQueue};
-use crate::ops::Shutdown;
 use crate::uplink::OutboxWriter;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,7 @@ impl ModelWorker {
             .collect()
     }
 
-    fn analyse(&mut self, frame: &crate::ingest::Frame) {
+    fn analyse(&mut self, frame: &crate::base::Frame) {
         let started = Instant::now();
         let output = match self.detector.run(&frame.view()) {
             Ok(o) => o,
@@ -79,11 +79,7 @@ impl ModelWorker {
     }
 
     /// Commands that waited for this camera's frame.
-    fn serve_pending(
-        &mut self,
-        frame: &crate::ingest::Frame,
-        detections: &[crate::detect::Detection],
-    ) {
+    fn serve_pending(&mut self, frame: &crate::base::Frame, detections: &[crate::base::Detection]) {
         let Some((analyser, _)) = self.analysers.get_mut(&*frame.camera) else {
             return;
         };

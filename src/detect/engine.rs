@@ -6,9 +6,10 @@ use super::density::DensityMap;
 use super::graph::{self, TensorInfo};
 use super::manifest::{Head, Manifest};
 use super::nanodet::{StrideOutput, decode_nanodet};
-use super::preprocess::{ImageView, Preprocessor};
+use super::nms::nms_in_place;
+use super::preprocess::Preprocessor;
 use super::yolo::{decode_yolov5, decode_yolov8};
-use super::{Detection, nms_in_place};
+use crate::base::{Detection, ImageView};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use std::path::{Path, PathBuf};
@@ -135,7 +136,7 @@ pub fn open(manifest: &Manifest, threads: usize) -> Result<Opened, EngineError> 
         path: path.clone(),
         source,
     })?;
-    let sha256 = crate::ops::sha256_hex(&bytes);
+    let sha256 = crate::base::sha256_hex(&bytes);
     let mut problems = Vec::new();
     if !sha256.eq_ignore_ascii_case(&manifest.sha256) {
         problems.push(format!(

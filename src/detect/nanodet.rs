@@ -1,7 +1,7 @@
 //! NanoDet (GFL) output decoding: per stride, the best class of each grid cell and its box from the
 //! per-side distributions (softmax over `reg_max + 1` bins, expectation × stride).
 
-use super::{BBox, Detection};
+use crate::base::{BBox, Detection};
 
 /// One stride's outputs, borrowed from the session.
 pub struct StrideOutput<'a> {

@@ -5,7 +5,7 @@
 //! class, and a class keeps at most [`MAX_PER_CLASS`] boxes (YOLO's `max_det`), so 8,400 candidates of
 //! one class cost at most 8,400 × 300 overlap tests, not 8,400².
 
-use super::Detection;
+use crate::base::Detection;
 
 /// Most boxes one class keeps from a frame.
 pub const MAX_PER_CLASS: usize = 300;
@@ -42,7 +42,7 @@ pub fn nms_in_place(candidates: &mut Vec<Detection>, iou: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::BBox;
+    use crate::base::BBox;
     use proptest::prelude::*;
 
     fn det(class: usize, score: f32, x: f32) -> Detection {

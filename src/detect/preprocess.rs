@@ -5,17 +5,8 @@
 //! frame costs one read of the needed source pixels and one write of the tensor, no per-frame allocation.
 //! Letterbox padding is written only when the geometry changes: the content area is all a frame rewrites.
 
-use super::BBox;
 use super::manifest::{ColorOrder, InputSpec, Layout, ResizeMode};
-
-/// A borrowed packed RGB image whose rows may be padded (`stride` ≥ `width × 3`).
-#[derive(Debug, Clone, Copy)]
-pub struct ImageView<'a> {
-    pub width: usize,
-    pub height: usize,
-    pub stride: usize,
-    pub data: &'a [u8],
-}
+use crate::base::{BBox, ImageView};
 
 /// Where a source frame lies in the model's input: the content rectangle `(x, y, w, h)` in input pixels.
 /// Stretch fills the whole input; letterbox keeps the aspect ratio and centres the frame.
@@ -146,29 +137,23 @@ impl Preprocessor {
     /// Fill the tensor from `img` and return it (shape `[1, 3, H, W]` or `[1, H, W, 3]` per the manifest).
     /// [`Preprocessor::fit`] then says where the frame went.
     pub fn run(&mut self, img: &ImageView) -> &[f32] {
-        assert!(
-            img.width > 0
-                && img.height > 0
-                && img.stride >= img.width * 3
-                && img.data.len() >= img.stride * (img.height - 1) + img.width * 3,
-            "image buffer smaller than its stride says"
-        );
+        // The view's constructor guarantees its rows are inside its bytes.
         let fit = self.fit_for(img);
         self.prepare(fit);
         let w = self.spec.width;
-        let ys = img.height as f32 / fit.h as f32;
+        let ys = img.height() as f32 / fit.h as f32;
         if self.spec.layout == Layout::Nchw {
             self.run_nchw(img, fit, ys);
             return &self.tensor;
         }
         let (step, off) = (self.pixel_step, self.channel_offset);
         for dy in 0..fit.h {
-            let sy = ((dy as f32 + 0.5) * ys - 0.5).clamp(0.0, (img.height - 1) as f32);
+            let sy = ((dy as f32 + 0.5) * ys - 0.5).clamp(0.0, (img.height() - 1) as f32);
             let y0 = sy as usize;
-            let y1 = (y0 + 1).min(img.height - 1);
+            let y1 = (y0 + 1).min(img.height() - 1);
             let wy = sy - y0 as f32;
-            let row0 = &img.data[y0 * img.stride..];
-            let row1 = &img.data[y1 * img.stride..];
+            let row0 = img.row(y0);
+            let row1 = img.row(y1);
             let first = (fit.y + dy) * w + fit.x;
             for dx in 0..fit.w {
                 let (x0, x1, wx) = (self.tables.x0[dx], self.tables.x1[dx], self.tables.wx[dx]);
@@ -199,14 +184,13 @@ impl Preprocessor {
         }
         let (sc, bi) = (src_of.map(|s| self.scale[s]), src_of.map(|s| self.bias[s]));
         let t = &self.tables;
-        let row_bytes = img.width * 3;
         for dy in 0..fit.h {
-            let sy = ((dy as f32 + 0.5) * ys - 0.5).clamp(0.0, (img.height - 1) as f32);
+            let sy = ((dy as f32 + 0.5) * ys - 0.5).clamp(0.0, (img.height() - 1) as f32);
             let y0 = sy as usize;
-            let y1 = (y0 + 1).min(img.height - 1);
+            let y1 = (y0 + 1).min(img.height() - 1);
             let wy = sy - y0 as f32;
-            let row0 = &img.data[y0 * img.stride..][..row_bytes];
-            let row1 = &img.data[y1 * img.stride..][..row_bytes];
+            let row0 = img.row(y0);
+            let row1 = img.row(y1);
             let start = (fit.y + dy) * w + fit.x;
             let outs = p0[start..start + fit.w]
                 .iter_mut()
@@ -235,7 +219,7 @@ impl Preprocessor {
     pub fn fit_for(&self, img: &ImageView) -> Fit {
         Fit::new(
             self.spec.resize,
-            (img.width, img.height),
+            (img.width(), img.height()),
             (self.spec.width, self.spec.height),
         )
     }
@@ -318,12 +302,7 @@ mod tests {
         // A padded 8×4 RGB image of (R=100, G=50, B=30); stride has 5 bytes of padding.
         let (w, h, stride) = (8, 4, 8 * 3 + 5);
         let data = uniform(w, h, stride, [100, 50, 30]);
-        let img = ImageView {
-            width: w,
-            height: h,
-            stride,
-            data: &data,
-        };
+        let img = ImageView::new(w, h, stride, &data).unwrap();
         let mut p = Preprocessor::new(&spec(ColorOrder::Bgr, Layout::Nchw));
         let t = p.run(&img).to_vec();
         // BGR model: channel 0 is blue = 30 → (30-10)/2 = 10; channel 1 green (50-20)/4 = 7.5; channel 2 red (100-30)/5 = 14.
@@ -335,12 +314,7 @@ mod tests {
     #[test]
     fn nhwc_interleaves_channels() {
         let data = vec![90u8; 4 * 2 * 3];
-        let img = ImageView {
-            width: 4,
-            height: 2,
-            stride: 12,
-            data: &data,
-        };
+        let img = ImageView::new(4, 2, 12, &data).unwrap();
         let mut p = Preprocessor::new(&spec(ColorOrder::Rgb, Layout::Nhwc));
         let t = p.run(&img);
         assert_eq!(&t[..3], &[40.0, 17.5, 12.0]);
@@ -351,12 +325,7 @@ mod tests {
         let mut s = spec(ColorOrder::Rgb, Layout::Nchw);
         (s.std, s.scale, s.mean) = (None, Some(1.0 / 255.0), [0.0; 3]);
         let data = uniform(4, 2, 12, [255, 0, 51]);
-        let img = ImageView {
-            width: 4,
-            height: 2,
-            stride: 12,
-            data: &data,
-        };
+        let img = ImageView::new(4, 2, 12, &data).unwrap();
         let t = Preprocessor::new(&s).run(&img).to_vec();
         assert!((t[0] - 1.0).abs() < 1e-6 && t[8] == 0.0 && (t[16] - 0.2).abs() < 1e-6);
     }
@@ -371,12 +340,7 @@ mod tests {
             (4, 4, ResizeMode::Letterbox, Some([1.0; 3]), [0.0; 3]);
         let data = uniform(8, 2, 24, [200, 200, 200]);
         let mut p = Preprocessor::new(&s);
-        let t = p.run(&ImageView {
-            width: 8,
-            height: 2,
-            stride: 24,
-            data: &data,
-        });
+        let t = p.run(&ImageView::new(8, 2, 24, &data).unwrap());
         let red: Vec<f32> = t[..16].to_vec();
         assert_eq!(&red[..4], &[114.0; 4]);
         assert_eq!(&red[4..8], &[200.0; 4]);
@@ -412,7 +376,7 @@ mod tests {
             if letterbox { s.resize = ResizeMode::Letterbox; }
             let stride = sw * 3 + 5; // padded rows
             let data: Vec<u8> = (0..stride * sh).map(|i| ((i * 7919 + seed) % 256) as u8).collect();
-            let img = ImageView { width: sw, height: sh, stride, data: &data };
+            let img = ImageView::new(sw, sh, stride, &data).unwrap();
             let nchw = Preprocessor::new(&s).run(&img).to_vec();
             s.layout = Layout::Nhwc;
             let nhwc = Preprocessor::new(&s).run(&img).to_vec();
@@ -430,7 +394,7 @@ mod tests {
             (s.width, s.height, s.resize, s.std, s.mean, s.pad) = (iw, ih, ResizeMode::Letterbox, Some([1.0; 3]), [0.0; 3], 0);
             let data = uniform(sw, sh, sw * 3, [255, 255, 255]);
             let mut p = Preprocessor::new(&s);
-            let t = p.run(&ImageView { width: sw, height: sh, stride: sw * 3, data: &data }).to_vec();
+            let t = p.run(&ImageView::new(sw, sh, sw * 3, &data).unwrap()).to_vec();
             let f = p.fit();
             for y in 0..ih {
                 for x in 0..iw {

@@ -10,7 +10,7 @@
 //! Candidates below the score threshold are dropped here, before NMS sees them. Boxes come out normalised
 //! to the input tensor (not yet mapped back to the frame, not clamped).
 
-use super::{BBox, Detection};
+use crate::base::{BBox, Detection};
 
 fn bbox(cx: f32, cy: f32, w: f32, h: f32, input: (usize, usize)) -> BBox {
     let (iw, ih) = (input.0 as f32, input.1 as f32);

@@ -3,7 +3,7 @@
 //! with a new schema version.
 
 use super::ResolveReason;
-use crate::config::CategoryCodes;
+use crate::base::CategoryCodes;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "streetsight.event/1";

@@ -2,7 +2,7 @@
 //! drawn, as JPEG, with its SHA-256 so a dispatcher can trust the file is the one the pole produced; and the
 //! clean frame, encoded the same way.
 
-use crate::detect::BBox;
+use crate::base::BBox;
 use image::{Rgb, RgbImage};
 
 /// What to draw on the frame.
@@ -129,7 +129,7 @@ pub fn encode(img: &RgbImage, quality: u8) -> Result<Evidence, image::ImageError
             ))
         })?;
     Ok(Evidence {
-        sha256: crate::ops::sha256_hex(&jpeg),
+        sha256: crate::base::sha256_hex(&jpeg),
         width: img.width(),
         height: img.height(),
         jpeg,
@@ -192,7 +192,7 @@ mod tests {
             caption: "crowd_density  zone=walkway",
         };
         let ev = render(img, &ann, 95).unwrap();
-        assert_eq!(ev.sha256, crate::ops::sha256_hex(&ev.jpeg));
+        assert_eq!(ev.sha256, crate::base::sha256_hex(&ev.jpeg));
         let decoded = image::load_from_memory(&ev.jpeg).unwrap().to_rgb8();
         assert_eq!((decoded.width(), decoded.height()), (200, 100));
         let p = decoded.get_pixel(50, 50); // the box's top-left corner

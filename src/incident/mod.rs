@@ -5,17 +5,16 @@
 //! zone until it expires.
 
 mod archive;
-mod build;
 mod event;
 mod evidence;
 mod font;
 mod lifecycle;
+mod model;
 mod operate;
 mod privacy;
 mod snapshot;
 
 pub use archive::EvidenceArchive;
-pub use build::ModelInfo;
 pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
     Phase, SCHEMA, Verification, ZoneRef,
@@ -23,15 +22,16 @@ pub use event::{
 pub use evidence::{Annotation, Evidence, encode as encode_evidence, render};
 pub use font::draw_text;
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
+pub use model::ModelInfo;
 pub use operate::OperateError;
 pub use privacy::{PrivacyParams, blur_heads};
 pub use snapshot::{SnapshotInput, draw_snapshot, render_snapshot};
 
-use crate::config::CategoryCodes;
-use crate::detect::{BBox, Detection};
-use crate::ingest::Frame;
+use crate::base::CategoryCodes;
+use crate::base::Frame;
+use crate::base::{BBox, Detection};
 use crate::rules::{Hit, Mask, Rule, Sample, Schedule, TrackView, Verdict, apply_masks};
-use crate::track::Tracker;
+use crate::track::{Tracker, TrackerParams};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -49,6 +49,33 @@ pub struct Suppression {
     pub category: String,
     pub zone: String,
     pub until: SystemTime,
+}
+
+/// One configured rule as the plan builds it: the rule's initial state, when it runs, how its incidents
+/// live, and what they carry.
+#[derive(Debug)]
+pub struct SlotSpec {
+    pub rule: Rule,
+    pub schedule: Schedule,
+    pub lifecycle: LifecycleParams,
+    pub zone: ZoneRef,
+    pub category: String,
+    pub codes: CategoryCodes,
+    /// Where a model-free rule keeps its reference image.
+    pub reference_file: Option<PathBuf>,
+}
+
+/// Everything a camera's analyser is built from, with labels already resolved to the model's classes.
+#[derive(Debug)]
+pub struct AnalyserSpec {
+    pub device: DeviceRef,
+    pub camera: CameraRef,
+    pub tz: chrono_tz::Tz,
+    pub evidence: EvidenceSettings,
+    pub person_classes: Vec<usize>,
+    pub masks: Vec<Mask>,
+    pub tracker: TrackerParams,
+    pub slots: Vec<SlotSpec>,
 }
 
 /// One configured rule with its schedule and its incidents.
@@ -70,10 +97,12 @@ struct Slot {
 
 /// How evidence is made.
 #[derive(Debug, Clone)]
-struct EvidenceSettings {
-    quality: u8,
-    clean_frame: bool,
-    privacy: PrivacyParams,
+pub struct EvidenceSettings {
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Send the frame without drawings beside the annotated one.
+    pub clean_frame: bool,
+    pub privacy: PrivacyParams,
 }
 
 /// Rules and open incidents of one camera.
@@ -105,6 +134,54 @@ fn same_objects(a: &[Hit], b: &[Hit]) -> bool {
 }
 
 impl Analyser {
+    /// Build a camera's analyser. A scene-change rule's reference image is read from its file when one was
+    /// kept; an unreadable one is ignored (a new one is taken from the first quiet frame).
+    pub fn new(spec: AnalyserSpec, model: ModelInfo) -> Self {
+        let slots = spec
+            .slots
+            .into_iter()
+            .map(|s| {
+                let mut rule = s.rule;
+                if let (Rule::Scene(scene), Some(file)) = (&mut rule, &s.reference_file)
+                    && let Ok(bytes) = std::fs::read(file)
+                {
+                    match scene.change.load_reference(&bytes) {
+                        Ok(()) => {
+                            tracing::info!(camera = %spec.camera.id, zone = %s.zone.id, "Scene-change reference loaded.")
+                        }
+                        Err(error) => {
+                            tracing::warn!(camera = %spec.camera.id, zone = %s.zone.id, %error, "Scene-change reference ignored; a new one is taken from the first quiet frame.")
+                        }
+                    }
+                }
+                Slot {
+                    rule,
+                    schedule: s.schedule,
+                    active: false,
+                    lifecycle: Lifecycle::new(s.lifecycle),
+                    zone: s.zone,
+                    category: s.category,
+                    codes: s.codes,
+                    last: Verdict::none(),
+                    present: false,
+                    reference_file: s.reference_file,
+                }
+            })
+            .collect();
+        Analyser {
+            device: spec.device,
+            camera: spec.camera,
+            model,
+            tz: spec.tz,
+            evidence: spec.evidence,
+            person_classes: spec.person_classes,
+            masks: spec.masks,
+            tracker: Tracker::new(spec.tracker),
+            slots,
+            suppressions: Vec::new(),
+        }
+    }
+
     /// Suppress a category in a zone until `until`; an incident open there resolves (`suppressed`) on the
     /// next frame.
     pub fn suppress(&mut self, s: Suppression) {

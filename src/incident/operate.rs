@@ -6,8 +6,8 @@ use super::{
     Analyser, CaseRef, Evidence, Publication, ResolveReason, SnapshotInput, Transition,
     render_snapshot,
 };
-use crate::detect::Detection;
-use crate::ingest::Frame;
+use crate::base::Detection;
+use crate::base::Frame;
 use crate::rules::{Polygon, Rule};
 
 /// Why an operation could not be done.
@@ -142,8 +142,8 @@ impl Analyser {
         let caption = format!(
             "camera {}  {}x{}  {}  grid: x right, y down, 0.1 steps",
             self.camera.id,
-            frame.width,
-            frame.height,
+            frame.width(),
+            frame.height(),
             chrono::DateTime::<chrono::Utc>::from(frame.captured_at)
                 .with_timezone(&self.tz)
                 .format("%Y-%m-%d %H:%M:%S %z"),

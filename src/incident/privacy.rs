@@ -12,7 +12,7 @@
 //! The region is the top `head_fraction` of the box, widened sideways and raised a little so a box that
 //! sits slightly off the person still covers the head. Pixels outside that region are never touched.
 
-use crate::detect::BBox;
+use crate::base::BBox;
 use image::RgbImage;
 
 /// How heads are obscured. `PrivacyParams::default()` is what evidence should use unless configured.

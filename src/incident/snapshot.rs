@@ -7,7 +7,7 @@
 use super::evidence::{Evidence, encode, line};
 use super::font::{draw_text, text_height, text_width};
 use super::privacy::{PrivacyParams, blur_heads};
-use crate::detect::{BBox, Detection};
+use crate::base::{BBox, Detection};
 use crate::rules::{Mask, Polygon, apply_masks};
 use image::{Rgb, RgbImage};
 

@@ -2,20 +2,22 @@
 //! sampler → RGB → appsink), supervised by a thread that reconnects with jittered exponential backoff.
 //! A camera that fails never stops the others or the daemon.
 
-mod backoff;
+mod codec;
 mod frame;
 mod pipeline;
 mod probe;
+mod source;
 mod supervisor;
 mod template;
 
-pub use backoff::Backoff;
-pub use frame::{Frame, FrameQueue, Pixels};
-pub use pipeline::{IngestError, StreamInfo};
+pub use codec::Codec;
+pub use frame::FrameQueue;
+pub use pipeline::IngestError;
 pub use probe::{Probe, probe};
-pub use supervisor::{
-    CameraHandle, CameraList, CameraSource, CameraState, CameraStats, spawn_camera,
+pub use source::{
+    CameraList, CameraSource, CameraState, CameraStats, RtspTransport, Sampling, Secret, StreamInfo,
 };
+pub use supervisor::{CameraHandle, spawn_camera};
 pub use template::DecoderTemplate;
 
 /// Initialise GStreamer once; safe to call repeatedly.

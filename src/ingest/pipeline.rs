@@ -1,9 +1,9 @@
 //! One connection to one camera: build the GStreamer pipeline, deliver frames, and end with a typed reason.
 
-use super::frame::{Frame, FrameQueue, Pixels};
-use super::supervisor::{CameraSource, CameraStats};
-use crate::config::{Codec, RtspTransport, Sampling};
-use crate::ops::Shutdown;
+use super::codec::Codec;
+use super::frame::FrameQueue;
+use super::source::{CameraSource, CameraStats, RtspTransport, Sampling, StreamInfo};
+use crate::base::{Frame, FrameMeta, Pixels, Shutdown};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -35,28 +35,6 @@ pub enum IngestError {
     },
 }
 
-impl Codec {
-    /// The configuration's name for the codec (`codec = "h264"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::H264 => "h264",
-            Codec::H265 => "h265",
-        }
-    }
-
-    /// Whether an RTP encoding name (`H264`, `H265`, …) is this codec.
-    fn is_encoding(self, encoding: &str) -> bool {
-        encoding.eq_ignore_ascii_case(self.name())
-    }
-
-    /// The codec an RTP encoding name stands for, when streetsight decodes it.
-    pub fn from_encoding(encoding: &str) -> Option<Codec> {
-        [Codec::H264, Codec::H265]
-            .into_iter()
-            .find(|c| c.is_encoding(encoding))
-    }
-}
-
 /// The video codecs the camera announced for this connection (RTP encoding names, e.g. `H264`), one per
 /// video stream of its session.
 type Announced = Arc<Mutex<Vec<String>>>;
@@ -77,17 +55,6 @@ fn decoded_codec(configured: Codec, announced: &Announced) -> Option<String> {
     let announced = announced.lock().expect("codec lock");
     let matching = announced.iter().find(|a| configured.is_encoding(a));
     matching.or(announced.first()).cloned()
-}
-
-/// What the first frame told us about the stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamInfo {
-    pub width: usize,
-    pub height: usize,
-    /// Time from connecting to the first analysed frame.
-    pub first_frame_after: Duration,
-    /// The video codec the camera announced (RTP encoding name, e.g. `H264`), when it did.
-    pub codec: Option<String>,
 }
 
 /// How long to wait for the first frame, and for each next one, before calling the camera stalled.
@@ -171,10 +138,9 @@ pub(super) fn run_connection(
                         stats.frames_in.load(Ordering::Relaxed),
                     )
                     .ok_or(gst::FlowError::Error)?;
-                    stats.in_analysis.fetch_add(1, Ordering::AcqRel);
-                    frame.slot = Some(stats.clone());
+                    frame.hold(Box::new(AnalysisSlot::take(&stats)));
                     last_frame.lock().expect("frame clock lock").frame =
-                        Some((frame.captured_mono, frame.width, frame.height));
+                        Some((frame.captured_mono, frame.width(), frame.height()));
                     stats.frames_in.fetch_add(1, Ordering::Relaxed);
                     stats
                         .frames_dropped
@@ -401,17 +367,40 @@ fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> Optio
     let buffer = sample.buffer_owned()?;
     let mapped = buffer.into_mapped_buffer_readable().ok()?;
     let stride = info.stride()[0] as usize;
-    Some(Frame {
+    let meta = FrameMeta {
         camera: camera.clone(),
         seq,
         captured_at: SystemTime::now(),
         captured_mono: Instant::now(),
-        width: info.width() as usize,
-        height: info.height() as usize,
+    };
+    let (width, height) = (info.width() as usize, info.height() as usize);
+    Frame::new(
+        meta,
+        width,
+        height,
         stride,
-        pixels: Pixels::Gst(mapped),
-        slot: None,
-    })
+        Pixels::Mapped(Box::new(mapped)),
+    )
+    .ok()
+}
+
+/// The camera's analysis slot, held by its frame: while the frame exists the camera decodes no further
+/// keyframe (keyframe sampling) or converts no further frame (interval sampling), so an overloaded gateway
+/// lowers its sampling rate instead of spending CPU on frames that would be dropped. Released when the frame
+/// is dropped (analysed, or pushed out of the queue).
+struct AnalysisSlot(Arc<CameraStats>);
+
+impl AnalysisSlot {
+    fn take(stats: &Arc<CameraStats>) -> Self {
+        stats.in_analysis.fetch_add(1, Ordering::AcqRel);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for AnalysisSlot {
+    fn drop(&mut self) {
+        self.0.in_analysis.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Whatever happens, a pipeline left behind is stopped (its sockets and threads released).

@@ -2,11 +2,10 @@
 //! pipeline the daemon uses (no retries), wait for the first frame, count frames for a moment to measure the
 //! frame rate, and hand back the first frame.
 
-use super::frame::{Frame, FrameQueue};
+use super::frame::FrameQueue;
 use super::pipeline::{IngestError, Timeouts, run_connection};
-use super::supervisor::{CameraSource, CameraStats};
-use crate::config::Sampling;
-use crate::ops::Shutdown;
+use super::source::{CameraSource, CameraStats, Sampling};
+use crate::base::{Frame, Shutdown};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! hardware. They are compiled in, so a gateway cannot lose them; a template whose decoder element is not
 //! installed falls back to software decoding.
 
-use crate::config::Codec;
+use super::codec::Codec;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -188,7 +188,7 @@ impl Health {
 pub async fn serve(
     addr: std::net::SocketAddr,
     health: Health,
-    shutdown: super::Shutdown,
+    shutdown: crate::base::Shutdown,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "Health and metrics endpoint listening.");

@@ -1,20 +1,11 @@
-//! Operations beside the pipeline: shutdown, logging, secret redaction, process statistics, systemd
-//! readiness and watchdog (`systemd.rs`), the installer's
-//! `check` (`check.rs`) and `snapshot` (`snapshot.rs`).
+//! Operations beside the pipeline: logging, process statistics, the `/healthz` and `/metrics` endpoint
+//! (`http.rs`), systemd readiness and watchdog (`systemd.rs`).
 
-pub mod check;
 pub mod http;
 mod logging;
-mod recent;
-mod redact;
-mod shutdown;
-pub mod snapshot;
 pub mod systemd;
 
 pub use logging::{LogFormat, init_logging};
-pub use recent::Recent;
-pub use redact::redact_url;
-pub use shutdown::Shutdown;
 
 /// CPU time (user + system) this process has used, in seconds, from `/proc/self/stat`.
 pub fn process_cpu_seconds() -> Option<f64> {
@@ -38,12 +29,6 @@ pub fn process_rss_bytes() -> Option<u64> {
 fn clock_ticks_per_second() -> f64 {
     // USER_HZ is 100 on every Linux architecture we target (x86_64, aarch64, armv7).
     100.0
-}
-
-/// Hex-encoded SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Free bytes for unprivileged users on the filesystem holding `path`.

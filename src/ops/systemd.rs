@@ -209,7 +209,7 @@ pub fn spawn(
     cameras: CameraList,
     uplink: Arc<UplinkStats>,
     grace: Duration,
-    shutdown: super::Shutdown,
+    shutdown: crate::base::Shutdown,
 ) {
     let notifier = match Notifier::from_env() {
         Ok(Some(n)) => n,

@@ -15,7 +15,8 @@
 
 use super::zone::Polygon;
 use super::{CrowdReading, Hit, Verdict};
-use crate::detect::{DensityMap, Detection};
+use crate::base::Detection;
+use crate::detect::DensityMap;
 use std::time::{Duration, Instant};
 
 /// One level: name and the density at which it starts.
@@ -252,7 +253,7 @@ impl CrowdRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::BBox;
+    use crate::base::BBox;
 
     fn rule() -> CrowdRule {
         let levels = vec![

@@ -3,10 +3,21 @@
 //! that drop detections before anything else sees them.
 
 use super::zone::Polygon;
-use crate::config::Anchor;
-use crate::detect::{BBox, Detection};
+use crate::base::{BBox, Detection};
 use std::collections::HashMap;
 use std::time::Instant;
+
+/// How a zone decides whether an object is in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anchor {
+    /// People by their foot point (bottom-centre), objects by box overlap.
+    #[default]
+    Auto,
+    /// Bottom-centre of the box (where it touches the ground).
+    BottomCentre,
+    /// Share of the box inside the zone ≥ `min_overlap`.
+    Overlap,
+}
 
 /// How one zone decides membership.
 #[derive(Debug, Clone)]

@@ -14,14 +14,15 @@ mod zone;
 
 pub use crowd::{CrowdChange, CrowdLevel, CrowdObservation, CrowdParams, CrowdRule};
 pub use homography::{Homography, HomographyError};
-pub use membership::{Mask, Membership, Placed, ZoneSpec, apply_masks, overlap_share};
+pub use membership::{Anchor, Mask, Membership, Placed, ZoneSpec, apply_masks, overlap_share};
 pub use presence::{PersistenceParams, PersistenceRule, PresenceParams, PresenceRule};
 pub use scene::{SceneChange, SceneError, SceneObservation, SceneParams};
 pub use schedule::{Schedule, ScheduleError};
 pub use vending::{VendingParams, VendingRule};
 pub use zone::Polygon;
 
-use crate::detect::{BBox, DensityMap, Detection, ImageView};
+use crate::base::{BBox, Detection, ImageView};
+use crate::detect::DensityMap;
 use std::time::Instant;
 
 /// A live track as the rules see it.

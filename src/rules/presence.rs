@@ -7,7 +7,7 @@
 
 use super::membership::{Membership, Placed, ZoneSpec};
 use super::{Hit, TrackView, Verdict};
-use crate::detect::Detection;
+use crate::base::Detection;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -162,8 +162,8 @@ impl PersistenceRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Anchor;
-    use crate::detect::BBox;
+    use crate::base::BBox;
+    use crate::rules::Anchor;
     use crate::rules::Polygon;
 
     fn zone() -> ZoneSpec {

@@ -23,7 +23,7 @@
 mod thumbnail;
 
 use super::zone::Polygon;
-use crate::detect::{BBox, ImageView};
+use crate::base::{BBox, ImageView};
 use std::time::{Duration, Instant};
 use thumbnail::{Grid, cell_pixel_count, cell_rect, for_cell_pixels};
 
@@ -304,15 +304,8 @@ impl SceneChange {
 
     /// Rebuild the grid when the frame size changed, then make this frame's thumbnail.
     fn prepare(&mut self, frame: &ImageView) {
-        assert!(
-            frame.width > 0
-                && frame.height > 0
-                && frame.stride >= frame.width * 3
-                && frame.data.len() >= frame.stride * (frame.height - 1) + frame.width * 3,
-            "image buffer smaller than its size and stride say"
-        );
-        if self.grid.src != (frame.width, frame.height) {
-            self.grid = Grid::new(&self.zone, &self.params, frame.width, frame.height);
+        if self.grid.src != (frame.width(), frame.height()) {
+            self.grid = Grid::new(&self.zone, &self.params, frame.width(), frame.height());
         }
         self.grid.thumbnail(frame, &mut self.acc, &mut self.thumb);
     }

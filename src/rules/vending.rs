@@ -9,7 +9,7 @@
 
 use super::membership::{Membership, Placed, ZoneSpec};
 use super::{TrackView, Verdict};
-use crate::detect::BBox;
+use crate::base::BBox;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -147,7 +147,7 @@ impl VendingRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Anchor;
+    use crate::rules::Anchor;
     use crate::rules::Polygon;
 
     const PERSON: usize = 0;

@@ -14,7 +14,7 @@
 //! (`assignment_minimises_the_total_cost_where_best_pair_first_would_not`). Leaving a track and a detection
 //! unmatched costs [`Gates::unmatched_cost`], so a far-fetched pairing is not forced just to match more.
 
-use crate::detect::BBox;
+use crate::base::BBox;
 
 /// A centre-distance match is refused when one box's diagonal is more than this many times the other's: at
 /// IoU 0 the size is the only other hint that two boxes are the same object (a child passing a parked van).

@@ -18,7 +18,7 @@ mod associate;
 #[cfg(test)]
 mod tests;
 
-use crate::detect::{BBox, Detection};
+use crate::base::{BBox, Detection};
 use associate::{Candidate, Gates, assign, centre, diagonal};
 use std::time::{Duration, Instant};
 

@@ -1,29 +1,25 @@
 //! Uplink: incidents and their evidence to the city's MQTT broker with QoS 1, a retained `status` with an
 //! `offline` last will, TLS with client certificates. A message counts as delivered only on PUBACK.
 
-pub mod audit;
 mod book;
-pub mod command;
 mod options;
 mod outbox;
 mod session;
 mod store;
 mod topics;
 
-pub use options::{mqtt_options, session_options};
+pub use options::{TlsFiles, UplinkSettings, mqtt_options, session_options};
 pub use outbox::Outbox;
 pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
 pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
-pub use topics::{IncomingCommand, Messenger, Topics};
+pub use topics::{CommandInbox, IncomingCommand, Messenger, Topics};
 
-use crate::config::Config;
+use crate::base::Shutdown;
 use crate::incident::Publication;
-use crate::ops::Shutdown;
 use book::{Book, TRANSIENT_IDS, WINDOW};
 use options::offline_payload;
 use session::EventLoop;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,7 +57,7 @@ pub struct UplinkStats {
     pub dropped_events: AtomicU64,
     pub dropped_evidence: AtomicU64,
     /// Milliseconds from an event's frame leaving the decoder to the broker's PUBACK, recent events.
-    pub event_latency_ms: crate::ops::Recent,
+    pub event_latency_ms: crate::base::Recent,
     /// Events acknowledged by the broker (PUBACK).
     pub delivered_events: AtomicU64,
 }
@@ -112,18 +108,6 @@ impl OutboxWriter {
     }
 }
 
-/// Open the outbox at `state_dir/outbox.sqlite`.
-pub fn open_store(config: &Config) -> Result<Store, StoreError> {
-    let s = &config.storage;
-    Store::open(
-        &s.state_dir.join("outbox.sqlite"),
-        Bounds {
-            max_bytes: s.outbox_max_mb * 1024 * 1024,
-            max_age: Duration::from_secs(s.outbox_max_age_h * 3600),
-        },
-    )
-}
-
 /// The uplink task's inputs.
 pub struct Uplink {
     pub options: SessionOptions,
@@ -139,22 +123,21 @@ pub struct Uplink {
     backlog: Vec<Meta>,
     appended: mpsc::UnboundedReceiver<Vec<Meta>>,
     /// Where incoming commands go; none: the agent does not subscribe to commands.
-    pub commands: Option<crossbeam_channel::Sender<IncomingCommand>>,
+    pub commands: Option<CommandInbox>,
     messages: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     messenger: Messenger,
 }
 
 impl Uplink {
     /// Build the uplink and its outbox writer; the outbox's backlog is read now, before producers start.
-    pub fn from_config(
-        config: &Config,
-        base_dir: &Path,
+    pub fn new(
+        settings: &UplinkSettings,
         status: StatusSource,
     ) -> Result<(Self, OutboxWriter), UplinkError> {
-        let device_id = config.device.id.get_ref().clone();
-        let topics = Topics::new(&config.uplink.topic_prefix, &device_id);
-        let options = session_options(&config.uplink, &device_id, base_dir, &topics)?;
-        let store = open_store(config)?;
+        let device_id = settings.device_id.clone();
+        let topics = Topics::new(&settings.topic_prefix, &device_id);
+        let options = session_options(settings, &topics)?;
+        let store = Store::open(&settings.outbox, settings.bounds)?;
         let backlog = store.all_meta()?;
         if !backlog.is_empty() {
             tracing::info!(
@@ -179,7 +162,7 @@ impl Uplink {
                 status,
                 stats: Arc::default(),
                 telemetry: None,
-                telemetry_every: Duration::from_secs(config.uplink.telemetry_s.max(1)),
+                telemetry_every: settings.telemetry_every.max(Duration::from_secs(1)),
                 store,
                 backlog,
                 appended,
@@ -215,7 +198,7 @@ impl Uplink {
         }
         let mut connected = false;
         let mut backoff =
-            crate::ingest::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+            crate::base::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let status_every = Duration::from_secs(30);
         let mut status_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + status_every, status_every);
@@ -413,7 +396,7 @@ impl Uplink {
         &self,
         ev: SessionEvent,
         book: &mut Book,
-        backoff: &mut crate::ingest::Backoff,
+        backoff: &mut crate::base::Backoff,
         connected: bool,
     ) -> bool {
         match ev {
@@ -458,7 +441,7 @@ impl Uplink {
                 retain,
             } => {
                 // An empty payload is how a retained message is cleared, not a command.
-                if let (Some(tx), Some(name), false) = (
+                if let (Some(inbox), Some(name), false) = (
                     &self.commands,
                     self.topics.command_name(&topic),
                     payload.is_empty(),
@@ -468,25 +451,16 @@ impl Uplink {
                         payload,
                         retained: retain,
                     };
-                    if tx.try_send(cmd).is_err() {
+                    if inbox.tx.try_send(cmd).is_err() {
                         tracing::warn!(
                             command = name,
                             "Command queue full; command refused as busy."
                         );
-                        let reply = command::Reply::error(
-                            command::UNNAMED_REQUEST,
-                            name,
-                            command::CommandError::new(
-                                "busy",
-                                "too many commands waiting; retry in a few seconds",
-                            ),
-                        );
-                        let topic = self
-                            .topics
-                            .under(&format!("cmd_result/{}", command::UNNAMED_REQUEST));
+                        let (request_id, reply) = (inbox.busy_reply)(name);
+                        let topic = self.topics.under(&format!("cmd_result/{request_id}"));
                         book.add_transient(
                             topic,
-                            serde_json::to_vec(&reply).expect("replies serialise"),
+                            reply,
                             false,
                             Properties::JSON.expiring(Duration::from_secs(300)),
                         );
@@ -544,7 +518,7 @@ impl Uplink {
             Properties::JSON,
         );
         let mut backoff =
-            crate::ingest::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
+            crate::base::Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
         let flushed = tokio::time::timeout(deadline, async {
             while book.outbox.depth() > 0 {
                 if connected {

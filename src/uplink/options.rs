@@ -1,24 +1,45 @@
-//! Connection options from the configuration, for MQTT 5 or 3.1.1: broker address, client id, credentials,
-//! TLS files (read here), keep-alive and the `offline` last will.
+//! Connection options from the uplink's settings, for MQTT 5 or 3.1.1: broker address, client id,
+//! credentials, TLS files (read here), keep-alive and the `offline` last will.
 
 use super::session::{Common, Protocol, SessionOptions};
+use super::store::Bounds;
 use super::{Topics, UplinkError};
-use crate::config::UplinkConfig;
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Everything the uplink needs, built by the plan from the configuration (paths already resolved).
+#[derive(Debug, Clone)]
+pub struct UplinkSettings {
+    pub device_id: String,
+    /// `mqtts://host:port` or `mqtt://host:port`.
+    pub broker: String,
+    pub topic_prefix: String,
+    /// Defaults to `streetsight-{device_id}`.
+    pub client_id: Option<String>,
+    pub keep_alive: Duration,
+    pub telemetry_every: Duration,
+    pub username: Option<String>,
+    /// File holding the MQTT password (never logged).
+    pub password_file: Option<PathBuf>,
+    pub tls: Option<TlsFiles>,
+    pub protocol: Protocol,
+    /// The outbox's SQLite file and its bounds.
+    pub outbox: PathBuf,
+    pub bounds: Bounds,
+}
+
+/// PEM files for the broker connection.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    /// Client certificate and key (mutual TLS), both or neither.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
 /// MQTT 3.1.1 connection options from the configuration (TLS files are read here).
-pub fn mqtt_options(
-    cfg: &UplinkConfig,
-    device_id: &str,
-    base_dir: &Path,
-    topics: &Topics,
-) -> Result<MqttOptions, UplinkError> {
-    match SessionOptions::new(
-        Protocol::V311,
-        common_options(cfg, device_id, base_dir, topics)?,
-    ) {
+pub fn mqtt_options(cfg: &UplinkSettings, topics: &Topics) -> Result<MqttOptions, UplinkError> {
+    match SessionOptions::new(Protocol::V311, common_options(cfg, topics)?) {
         SessionOptions::V311(o) => Ok(*o),
         SessionOptions::V5(_) => unreachable!("3.1.1 options asked for"),
     }
@@ -26,24 +47,18 @@ pub fn mqtt_options(
 
 /// Connection options in the configured protocol.
 pub fn session_options(
-    cfg: &UplinkConfig,
-    device_id: &str,
-    base_dir: &Path,
+    cfg: &UplinkSettings,
     topics: &Topics,
 ) -> Result<SessionOptions, UplinkError> {
     Ok(SessionOptions::new(
         cfg.protocol,
-        common_options(cfg, device_id, base_dir, topics)?,
+        common_options(cfg, topics)?,
     ))
 }
 
-fn common_options(
-    cfg: &UplinkConfig,
-    device_id: &str,
-    base_dir: &Path,
-    topics: &Topics,
-) -> Result<Common, UplinkError> {
-    let raw = cfg.broker.get_ref();
+fn common_options(cfg: &UplinkSettings, topics: &Topics) -> Result<Common, UplinkError> {
+    let device_id = cfg.device_id.as_str();
+    let raw = &cfg.broker;
     let url = url::Url::parse(raw).map_err(|e| UplinkError::Url(raw.clone(), e.to_string()))?;
     let host = url
         .host_str()
@@ -57,12 +72,10 @@ fn common_options(
         .clone()
         .unwrap_or_else(|| format!("streetsight-{device_id}"));
     let read = |p: &Path| {
-        let path = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base_dir.join(p)
-        };
-        std::fs::read(&path).map_err(|source| UplinkError::Read { path, source })
+        std::fs::read(p).map_err(|source| UplinkError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
     };
     let credentials = match &cfg.username {
         Some(user) => {
@@ -78,11 +91,10 @@ fn common_options(
         let t = cfg
             .tls
             .as_ref()
-            .ok_or_else(|| UplinkError::Url(raw.clone(), "mqtts:// needs [uplink.tls]".into()))?
-            .get_ref();
-        let client_auth = match (&t.cert, &t.key) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
+            .ok_or_else(|| UplinkError::Url(raw.clone(), "mqtts:// needs [uplink.tls]".into()))?;
+        let client_auth = match &t.client {
+            Some((c, k)) => Some((read(c)?, read(k)?)),
+            None => None,
         };
         Some(Transport::tls_with_config(TlsConfiguration::Simple {
             ca: read(&t.ca)?,
@@ -96,7 +108,7 @@ fn common_options(
         client_id,
         host,
         port,
-        keep_alive: Duration::from_secs(cfg.keep_alive_s.max(5)),
+        keep_alive: cfg.keep_alive.max(Duration::from_secs(5)),
         max_packet: 16 * 1024 * 1024,
         will_topic: topics.status(),
         will_payload: offline_payload(device_id),

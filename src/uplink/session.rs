@@ -7,7 +7,14 @@ use rumqttc::v5::mqttbytes::v5::{LastWillProperties, Packet as Packet5, PublishP
 use rumqttc::{Event, MqttOptions, Outgoing, Packet, QoS};
 use std::time::Duration;
 
-pub use crate::config::MqttProtocol as Protocol;
+/// The MQTT protocol version spoken to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// MQTT 5 (EMQX, VerneMQ, HiveMQ and mosquitto ≥ 1.6 speak it).
+    V5,
+    /// MQTT 3.1.1.
+    V311,
+}
 
 /// How a message is described on the wire (MQTT 5 properties; ignored on 3.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,6 +50,15 @@ pub struct IncomingCommand {
     pub retained: bool,
 }
 
+/// Where the uplink hands incoming commands: a bounded queue, and what to answer when it is full (the
+/// reply's shape is control's; the uplink only carries it).
+#[derive(Clone)]
+pub struct CommandInbox {
+    pub tx: crossbeam_channel::Sender<IncomingCommand>,
+    /// For a command named `name` that cannot be queued: the request id to reply to and the reply's bytes.
+    pub busy_reply: fn(name: &str) -> (String, Vec<u8>),
+}
+
 /// Sends messages that need no durability (command replies, snapshots) through the uplink, in order with
 /// the rest; they are lost if the process stops before the broker acknowledges them.
 #[derive(Clone)]

@@ -6,7 +6,7 @@ pub mod onnx;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use streetsight::demo::{Received, Subscriber};
+use streetsight::cli::demo::{Received, Subscriber};
 use streetsight::incident::IncidentEvent;
 
 pub fn repo(relative: &str) -> PathBuf {
@@ -99,13 +99,13 @@ pub async fn collect_until(
 pub fn load_config(dir: &Path, text: &str) -> streetsight::config::LoadedConfig {
     let path = dir.join("streetsight.toml");
     std::fs::write(&path, text).unwrap();
-    streetsight::config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    streetsight::plan::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A daemon running in this process, with a subscriber on its broker.
 pub struct RunningDaemon {
     pub sub: Subscriber,
-    pub shutdown: streetsight::ops::Shutdown,
+    pub shutdown: streetsight::base::Shutdown,
     pub handle:
         tokio::task::JoinHandle<anyhow::Result<std::sync::Arc<streetsight::uplink::UplinkStats>>>,
 }
@@ -118,7 +118,7 @@ impl RunningDaemon {
         filter: &str,
     ) -> RunningDaemon {
         let sub = Subscriber::connect(broker_url, filter).await.unwrap();
-        let shutdown = streetsight::ops::Shutdown::new();
+        let shutdown = streetsight::base::Shutdown::new();
         let handle = tokio::spawn(streetsight::daemon::run(
             loaded,
             shutdown.clone(),
@@ -371,7 +371,7 @@ pub fn issue(dir: &Path, ca: &str, leaf: &str, cn: &str, san: Option<&str>) {
 /// A mosquitto requiring mutual TLS, with `city-ca` (signed the broker's and the `pole` device certificate) and
 /// `rogue-ca` (signed the `rogue` certificate) in `dir`. mosquitto drops to its own user: files are made
 /// world-readable.
-pub fn mtls_broker(dir: &Path) -> (streetsight::demo::Mosquitto, u16) {
+pub fn mtls_broker(dir: &Path) -> (streetsight::cli::demo::Mosquitto, u16) {
     issue(
         dir,
         "city-ca",
@@ -386,13 +386,13 @@ pub fn mtls_broker(dir: &Path) -> (streetsight::demo::Mosquitto, u16) {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     }
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let port = streetsight::demo::free_port().unwrap();
+    let port = streetsight::cli::demo::free_port().unwrap();
     let tls = format!(
         "cafile {d}/city-ca.pem\ncertfile {d}/broker.pem\nkeyfile {d}/broker.key\nrequire_certificate true\nuse_identity_as_username true",
         d = dir.display()
     );
     (
-        streetsight::demo::Mosquitto::start_with(port, &tls).unwrap(),
+        streetsight::cli::demo::Mosquitto::start_with(port, &tls).unwrap(),
         port,
     )
 }

@@ -175,7 +175,7 @@ impl FixedOutput<'_> {
 pub fn write_bundle(dir: &std::path::Path, manifest: &str, model: &[u8]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("model.onnx"), model).unwrap();
-    let text = manifest.replace("{sha256}", &streetsight::ops::sha256_hex(model));
+    let text = manifest.replace("{sha256}", &streetsight::base::sha256_hex(model));
     std::fs::write(dir.join("manifest.toml"), text).unwrap();
 }
 

@@ -34,12 +34,7 @@ fn scaled(img: &[u8], k: f32) -> Vec<u8> {
 }
 
 fn view(img: &[u8]) -> ImageView<'_> {
-    ImageView {
-        width: W,
-        height: H,
-        stride: W * 3,
-        data: img,
-    }
+    ImageView::new(W, H, W * 3, img).unwrap()
 }
 
 fn whole() -> Polygon {
@@ -290,12 +285,7 @@ fn a_mismatched_or_damaged_reference_is_refused() {
 fn a_new_frame_size_retakes_the_reference() {
     let mut rule = rule_with_reference();
     let wide = vec![128u8; 640 * 180 * 3];
-    let frame = ImageView {
-        width: 640,
-        height: 180,
-        stride: 640 * 3,
-        data: &wide,
-    };
+    let frame = ImageView::new(640, 180, 640 * 3, &wide).unwrap();
     let obs = rule.observe(frame, &[], Instant::now());
     assert!(obs.reference_taken && !obs.holds);
 }
@@ -310,11 +300,7 @@ fn padded_rows_give_the_same_verdict_as_packed_ones() {
     }
     let t0 = Instant::now();
     let (mut a, mut b) = (rule_with_reference(), rule_with_reference());
-    let padded_view = ImageView {
-        stride,
-        data: &padded,
-        ..view(&packed)
-    };
+    let padded_view = ImageView::new(W, H, stride, &padded).unwrap();
     for s in [0, 25] {
         let now = t0 + SECOND * s;
         assert_eq!(
@@ -350,7 +336,7 @@ proptest! {
     fn a_uniform_frame_of_any_size_matches_itself(w in 1usize..400, h in 1usize..300, pad in 0usize..9, v in 0u8..=255) {
         let stride = w * 3 + pad;
         let data = vec![v; stride * h];
-        let frame = ImageView { width: w, height: h, stride, data: &data };
+        let frame = ImageView::new(w, h, stride, &data).unwrap();
         let mut rule = SceneChange::new(whole(), params());
         rule.set_reference(frame);
         let obs = rule.observe(frame, &[], Instant::now());

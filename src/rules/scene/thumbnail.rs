@@ -2,7 +2,7 @@
 //! cell geometry. Area averaging straight from the packed RGB frame, so no full-size copy is ever made.
 
 use super::SceneParams;
-use crate::detect::ImageView;
+use crate::base::ImageView;
 use crate::rules::Polygon;
 
 /// Sampling tables and zone mask for one source frame size.
@@ -56,7 +56,7 @@ impl Grid {
             acc.fill(0);
             let (y0, y1) = (self.row_start[ty], self.row_start[ty + 1]);
             for y in y0..y1 {
-                let row = &frame.data[y * frame.stride..][..frame.width * 3];
+                let row = frame.row(y);
                 // Channel sums over each column's contiguous run; luma weights are applied once per cell of
                 // the thumbnail rather than per source pixel.
                 for (sums, span) in acc.chunks_exact_mut(3).zip(self.col_start.windows(2)) {

@@ -1,9 +1,7 @@
 //! Installed model bundles, for `streetsight models list | inspect NAME | verify [PATH]`: where they are,
 //! what they say, and whether they hold up against their ONNX graph. Returns text; `main` prints it.
 
-use super::engine::{graph_io, open};
-use super::graph::shape_text;
-use super::manifest::{Head, Manifest};
+use crate::detect::{Head, Manifest, graph_io, open, shape_text};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -120,7 +118,7 @@ pub fn inspect(dir: &Path) -> Result<String, String> {
         lower(&i.color),
         norm,
         lower(&i.resize),
-        if i.resize == super::ResizeMode::Letterbox {
+        if i.resize == crate::detect::ResizeMode::Letterbox {
             format!(" (pad {})", i.pad)
         } else {
             String::new()

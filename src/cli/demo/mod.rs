@@ -10,7 +10,7 @@ pub use broker::{Mosquitto, free_port};
 pub use rtsp::{Clip, ClipServer};
 pub use subscriber::{Received, Subscriber};
 
-use crate::ops::Shutdown;
+use crate::base::Shutdown;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -131,7 +131,7 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
             work.path(),
         ),
     )?;
-    let loaded = crate::config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = crate::plan::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let subscriber = Subscriber::connect(&broker_url, "streetsight/v1/demo-pole/#").await?;
     let daemon_stop = Shutdown::new();
@@ -213,7 +213,7 @@ fn print_message(m: &Received) -> usize {
                 "annotated"
             },
             m.payload.len(),
-            &crate::ops::sha256_hex(&m.payload)[..12]
+            &crate::base::sha256_hex(&m.payload)[..12]
         );
         0
     } else {

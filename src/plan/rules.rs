@@ -1,8 +1,8 @@
 //! Cross-field checks of the rule tables, masks, ground calibration and evidence settings. Like
 //! `validate`, every problem is pushed to one list with its line and the fix.
 
-use super::validate::Check;
-use super::{
+use super::check::Check;
+use crate::config::{
     CameraConfig, Config, IncidentConfig, PersistenceDefaults, PersistenceRuleConfig,
     ScheduleConfig, ZoneConfig, categories,
 };
@@ -24,7 +24,7 @@ struct Common<'a, T> {
     incident: &'a IncidentConfig,
 }
 
-pub(super) struct RuleCheck<'a> {
+pub(crate) struct RuleCheck<'a> {
     pub config: &'a Config,
     pub cam: &'a CameraConfig,
     pub zones: &'a BTreeMap<&'a str, &'a ZoneConfig>,
@@ -220,10 +220,10 @@ impl RuleCheck<'_> {
             }
         }
         for at in &cam.hanging_laundry {
-            self.persistence(c, at, "hanging_laundry", &super::LAUNDRY);
+            self.persistence(c, at, "hanging_laundry", &crate::config::LAUNDRY);
         }
         for at in &cam.bin_overflow {
-            self.persistence(c, at, "bin_overflow", &super::BIN_OVERFLOW);
+            self.persistence(c, at, "bin_overflow", &crate::config::BIN_OVERFLOW);
         }
         for at in &cam.presence {
             let r = at.get_ref();
@@ -305,7 +305,7 @@ impl RuleCheck<'_> {
 }
 
 /// Masks, ground calibration and zone membership parameters of one camera.
-pub(super) fn verify_camera_geometry(
+pub(crate) fn verify_camera_geometry(
     c: &mut Check,
     cam: &CameraConfig,
     manifest: Option<&Manifest>,
@@ -371,7 +371,7 @@ pub(super) fn verify_camera_geometry(
 }
 
 /// The device time zone and the evidence settings.
-pub(super) fn verify_device_extras(c: &mut Check, config: &Config) {
+pub(crate) fn verify_device_extras(c: &mut Check, config: &Config) {
     let tz = &config.device.timezone;
     if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
         c.push(

@@ -1,77 +1,43 @@
-//! Building a camera's [`Analyser`] from the validated configuration: labels resolved to the model's class
-//! indices, zones with their anchors and areas (configured, or from the ground homography), schedules, and
-//! each rule type's parameters with their defaults.
+//! A camera's analyser from the checked configuration: labels resolved to the model's class indices, zones
+//! with their anchors and areas (configured, or from the ground homography), schedules, and each rule
+//! type's parameters with their defaults.
 
-use super::{Analyser, EvidenceSettings, PrivacyParams, Slot};
 use crate::config::{
-    BIN_OVERFLOW, CameraConfig, Config, IncidentConfig, LAUNDRY, PersistenceDefaults,
+    self, BIN_OVERFLOW, CameraConfig, Config, IncidentConfig, LAUNDRY, PersistenceDefaults,
     PersistenceRuleConfig, ScheduleConfig, ZoneConfig,
 };
-use crate::incident::{CameraRef, DeviceRef, Lifecycle, LifecycleParams, ZoneRef};
-use crate::rules::{
-    CrowdLevel, CrowdParams, CrowdRule, Homography, Mask, PersistenceParams, PersistenceRule,
-    Polygon, PresenceParams, PresenceRule, Rule, SceneChange, SceneParams, SceneRule, Schedule,
-    VendingParams, VendingRule, Verdict, ZoneSpec,
+use crate::incident::{
+    Analyser, AnalyserSpec, CameraRef, DeviceRef, EvidenceSettings, LifecycleParams, ModelInfo,
+    PrivacyParams, SlotSpec, ZoneRef,
 };
-use crate::track::{Tracker, TrackerParams};
+use crate::rules::{
+    Anchor, CrowdLevel, CrowdParams, CrowdRule, Homography, Mask, PersistenceParams,
+    PersistenceRule, Polygon, PresenceParams, PresenceRule, Rule, SceneChange, SceneParams,
+    SceneRule, Schedule, VendingParams, VendingRule, ZoneSpec,
+};
+use crate::track::TrackerParams;
 use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
-
-/// What the analyser needs to know about the model it receives detections from.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    pub labels: Vec<String>,
-    /// Category → the labels the manifest maps to it, in class order.
-    pub categories: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-impl ModelInfo {
-    /// What the analyser needs from a loaded model's manifest.
-    pub fn new(manifest: &crate::detect::Manifest, sha256: &str) -> Self {
-        let mut categories = std::collections::BTreeMap::new();
-        for category in manifest.categories.values().flatten() {
-            categories
-                .entry(category.clone())
-                .or_insert_with(|| manifest.labels_for(category));
-        }
-        ModelInfo {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            sha256: sha256.to_string(),
-            labels: manifest.labels.clone(),
-            categories,
-        }
-    }
-
-    /// The labels the manifest maps to `category` (empty when none).
-    pub fn labels_for(&self, category: &str) -> Vec<String> {
-        self.categories.get(category).cloned().unwrap_or_default()
-    }
-
-    /// Class indices of `labels`; labels the model does not have are skipped (validation reports a rule
-    /// none of whose labels exist).
-    pub fn classes(&self, labels: &[String]) -> Vec<usize> {
-        labels
-            .iter()
-            .filter_map(|l| self.labels.iter().position(|m| m == l))
-            .collect()
-    }
-}
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
-fn lifecycle(c: &IncidentConfig, default_clear_s: f64) -> Lifecycle {
-    Lifecycle::new(LifecycleParams {
+fn lifecycle(c: &IncidentConfig, default_clear_s: f64) -> LifecycleParams {
+    LifecycleParams {
         clear: secs(c.clear_s.unwrap_or(default_clear_s)),
         cooldown: secs(c.cooldown_s),
         update_interval: secs(c.update_interval_s),
-    })
+    }
+}
+
+fn anchor(a: config::Anchor) -> Anchor {
+    match a {
+        config::Anchor::Auto => Anchor::Auto,
+        config::Anchor::BottomCentre => Anchor::BottomCentre,
+        config::Anchor::Overlap => Anchor::Overlap,
+    }
 }
 
 fn schedule(s: &Option<Spanned<ScheduleConfig>>) -> Schedule {
@@ -118,7 +84,7 @@ impl Ctx<'_> {
         ZoneSpec {
             id: z.id.clone(),
             polygon: Polygon::new(z.points.get_ref()),
-            anchor: z.anchor,
+            anchor: anchor(z.anchor),
             min_overlap: *z.min_overlap.get_ref(),
             inertia: z.inertia,
         }
@@ -130,13 +96,12 @@ impl Ctx<'_> {
         z: &ZoneConfig,
         category: &str,
         schedule: Schedule,
-        lifecycle: Lifecycle,
-    ) -> Slot {
-        Slot {
+        lifecycle: LifecycleParams,
+    ) -> SlotSpec {
+        SlotSpec {
             reference_file: matches!(rule, Rule::Scene(_)).then(|| self.reference_file(z)),
             rule,
             schedule,
-            active: false,
             lifecycle,
             zone: ZoneRef {
                 id: z.id.clone(),
@@ -152,14 +117,12 @@ impl Ctx<'_> {
                 .categories
                 .get(category)
                 .map(|c| c.get_ref().clone())
-                .or_else(|| crate::config::default_categories().remove(category))
+                .or_else(|| config::default_categories().remove(category))
                 .unwrap_or_default(),
-            last: Verdict::none(),
-            present: false,
         }
     }
 
-    fn persistence(&self, r: &PersistenceRuleConfig, d: &PersistenceDefaults) -> Option<Slot> {
+    fn persistence(&self, r: &PersistenceRuleConfig, d: &PersistenceDefaults) -> Option<SlotSpec> {
         let z = self.zone(r.zone.get_ref())?;
         let rule = Rule::Persistence(PersistenceRule::new(
             PersistenceParams {
@@ -182,7 +145,7 @@ impl Ctx<'_> {
         ))
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self) -> Vec<SlotSpec> {
         let (cam, m) = (self.cam, self.model);
         let mut slots = Vec::new();
         for c in cam.crowd_density.iter().map(Spanned::get_ref) {
@@ -268,17 +231,7 @@ impl Ctx<'_> {
                 persist: secs(s.persist_s),
                 ..SceneParams::default()
             };
-            let mut change = SceneChange::new(polygon.clone(), params);
-            if let Ok(bytes) = std::fs::read(self.reference_file(z)) {
-                match change.load_reference(&bytes) {
-                    Ok(()) => {
-                        tracing::info!(camera = %cam.id, zone = %z.id, "Scene-change reference loaded.")
-                    }
-                    Err(error) => {
-                        tracing::warn!(camera = %cam.id, zone = %z.id, %error, "Scene-change reference ignored; a new one is taken from the first quiet frame.")
-                    }
-                }
-            }
+            let change = SceneChange::new(polygon.clone(), params);
             let rule = Rule::Scene(SceneRule {
                 change,
                 zone: polygon,
@@ -293,9 +246,9 @@ impl Ctx<'_> {
     }
 }
 
-impl Analyser {
-    /// Build from a validated configuration (labels are resolved against the model).
-    pub fn new(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Self {
+/// Build camera `cam`'s analyser from a checked configuration (labels are resolved against `model`).
+pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analyser {
+    {
         let ctx = Ctx {
             config,
             cam,
@@ -312,7 +265,7 @@ impl Analyser {
                 classes: model.classes(&m.get_ref().labels),
             })
             .collect();
-        Analyser {
+        let spec = AnalyserSpec {
             device: DeviceRef {
                 id: config.device.id.get_ref().clone(),
                 name: config.device.name.clone(),
@@ -343,51 +296,9 @@ impl Analyser {
             },
             person_classes,
             masks,
-            tracker: Tracker::new(TrackerParams::default()),
+            tracker: TrackerParams::default(),
             slots,
-            suppressions: Vec::new(),
-            model,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_info_maps_each_category_to_its_labels_in_class_order() {
-        let m: crate::detect::Manifest = toml::from_str(
-            r#"name = "city"
-version = "1"
-task = "detect"
-sha256 = "00"
-license = "x"
-source = "x"
-labels = ["person", "umbrella", "stall", "bin"]
-[input]
-name = "images"
-width = 640
-height = 640
-layout = "nchw"
-dtype = "f32"
-color = "rgb"
-scale = 0.0039
-resize = "letterbox"
-[output]
-head = "yolov8"
-name = "output0"
-[categories]
-stall = ["street_vending"]
-umbrella = ["street_vending"]
-person = ["crowd_density"]
-"#,
-        )
-        .unwrap();
-        let info = ModelInfo::new(&m, "ab");
-        assert_eq!(info.labels_for("street_vending"), vec!["umbrella", "stall"]);
-        assert_eq!(info.classes(&info.labels_for("street_vending")), vec![1, 2]);
-        assert_eq!(info.labels_for("crowd_density"), vec!["person"]);
-        assert!(info.labels_for("bin_overflow").is_empty());
+        };
+        Analyser::new(spec, model)
     }
 }

@@ -7,8 +7,8 @@
 //! The broker test message goes to `{prefix}/{device}/check` under a separate client id (`…-check`), so a
 //! running daemon keeps its session and its `status` last will is not touched.
 
+use crate::base::ImageView;
 use crate::config::{Config, LoadedConfig};
-use crate::detect::ImageView;
 use crate::ingest::{CameraSource, IngestError, Probe};
 use crate::uplink::{Topics, mqtt_options};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
@@ -188,7 +188,7 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
 fn check_model(loaded: &LoadedConfig, name: &str, frames: &BTreeMap<String, Probe>) -> Row {
     let item = format!("model {name}");
     let dir = loaded.resolve(&loaded.config.models[name].get_ref().path);
-    let mut detector = match crate::detect::load_model(loaded, name) {
+    let mut detector = match crate::plan::load_model(loaded, name) {
         Ok(d) => d,
         Err(e) => {
             return Row::fail(
@@ -212,12 +212,7 @@ fn check_model(loaded: &LoadedConfig, name: &str, frames: &BTreeMap<String, Prob
         Some((id, frame)) => (format!("camera {id}'s frame"), frame.view()),
         None => (
             "a blank 640x480 frame".to_string(),
-            ImageView {
-                width: 640,
-                height: 480,
-                stride: 640 * 3,
-                data: &blank,
-            },
+            ImageView::new(640, 480, 640 * 3, &blank).expect("a 640×480 RGB buffer"),
         ),
     };
     let started = Instant::now();
@@ -250,7 +245,7 @@ async fn probe_cameras(
     for cam in &loaded.config.cameras {
         let cam = cam.get_ref();
         let item = format!("camera {}", cam.id);
-        let source = match CameraSource::from_config(cam, &loaded.base_dir) {
+        let source = match crate::plan::camera_source(cam, &loaded.base_dir) {
             Ok(s) => s,
             Err(e) => {
                 let fix =
@@ -264,7 +259,7 @@ async fn probe_cameras(
         let (timeout, window) = (opts.timeout, opts.fps_window);
         let id = cam.id.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            let url = crate::ops::redact_url(&source.url);
+            let url = crate::base::redact_url(&source.url);
             match crate::ingest::probe(&source, timeout, window) {
                 Ok(p) => {
                     let fps = p.fps.map_or("?".into(), |f| format!("{f:.1}"));
@@ -327,7 +322,7 @@ fn camera_failure(
         // Suggest only a codec streetsight decodes.
         let usable = announced
             .split('/')
-            .find_map(crate::config::Codec::from_encoding);
+            .find_map(crate::ingest::Codec::from_encoding);
         &match usable {
             Some(c) => format!(
                 "set codec = \"{}\" for this camera (or switch the camera's stream to {})",
@@ -361,7 +356,7 @@ async fn check_broker(loaded: &LoadedConfig, timeout: Duration) -> Row {
     let item = "broker";
     let device = config.device.id.get_ref();
     let topics = Topics::new(&config.uplink.topic_prefix, device);
-    let mut uplink = config.uplink.clone();
+    let mut uplink = crate::plan::uplink_settings(loaded);
     let client_id = format!(
         "{}-check",
         uplink
@@ -370,7 +365,7 @@ async fn check_broker(loaded: &LoadedConfig, timeout: Duration) -> Row {
             .unwrap_or_else(|| format!("streetsight-{device}"))
     );
     uplink.client_id = Some(client_id.clone());
-    let mut opts = match mqtt_options(&uplink, device, &loaded.base_dir, &topics) {
+    let mut opts = match mqtt_options(&uplink, &topics) {
         Ok(o) => o,
         Err(e) => {
             return Row::fail(

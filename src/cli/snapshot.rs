@@ -4,7 +4,6 @@
 
 use crate::config::LoadedConfig;
 use crate::incident::{Evidence, PrivacyParams, SnapshotInput, render_snapshot};
-use crate::ingest::CameraSource;
 use crate::rules::{Mask, Polygon};
 use std::time::Duration;
 
@@ -48,8 +47,8 @@ pub fn take(
         })?;
     let cam_err = |e: String| SnapshotError::Camera(cam.id.clone(), e);
     crate::daemon::init_process().map_err(|e| cam_err(e.to_string()))?;
-    let source = CameraSource::from_config(cam, &loaded.base_dir).map_err(cam_err)?;
-    let url = crate::ops::redact_url(&source.url);
+    let source = crate::plan::camera_source(cam, &loaded.base_dir).map_err(cam_err)?;
+    let url = crate::base::redact_url(&source.url);
     let probe = crate::ingest::probe(&source, timeout, Duration::ZERO).map_err(|e| {
         cam_err(format!(
             "{url}: {}",
@@ -59,7 +58,7 @@ pub fn take(
 
     let model_name = cam.model.get_ref();
     let model_err = |e: String| SnapshotError::Model(model_name.clone(), e);
-    let mut detector = crate::detect::load_model(loaded, model_name).map_err(model_err)?;
+    let mut detector = crate::plan::load_model(loaded, model_name).map_err(model_err)?;
     let detections = detector
         .detect(&probe.frame.view())
         .map_err(|e| model_err(e.to_string()))?;

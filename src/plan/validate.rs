@@ -1,35 +1,20 @@
 //! Cross-field checks. Each check is a named function that pushes to one list, so an installer sees every
 //! problem of the file at once, each with its line and how to fix it.
 
-use super::load::{Lines, resolve};
-use super::{CameraConfig, Config, CrowdRuleConfig, ZoneConfig, categories};
-use crate::config::ConfigError;
+use super::check::Check;
+use crate::config::{
+    CameraConfig, Config, ConfigError, CrowdRuleConfig, Lines, ZoneConfig, categories, resolve,
+};
 use crate::detect::Manifest;
 use crate::ingest::DecoderTemplate;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use toml::Spanned;
 
-pub(super) struct Check<'a> {
-    lines: &'a Lines<'a>,
-    base: &'a Path,
-    errors: Vec<ConfigError>,
-}
-
-impl Check<'_> {
-    pub(super) fn push<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
-        self.errors.push(self.lines.error(&at.span(), message));
-    }
-}
-
-pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<ConfigError> {
-    let mut check = Check {
-        lines,
-        base,
-        errors: Vec::new(),
-    };
+pub(crate) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<ConfigError> {
+    let mut check = Check::new(lines, base);
     verify_device(&mut check, config);
-    super::validate_rules::verify_device_extras(&mut check, config);
+    super::rules::verify_device_extras(&mut check, config);
     verify_uplink(&mut check, config);
     if let Some(addr) = &config.ops.http
         && addr.get_ref().parse::<std::net::SocketAddr>().is_err()
@@ -52,7 +37,7 @@ pub(super) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
     let manifests = verify_models(&mut check, config);
     verify_categories(&mut check, config);
     verify_cameras(&mut check, config, &manifests);
-    check.errors
+    check.into_errors()
 }
 
 fn is_short_id(s: &str) -> bool {
@@ -237,11 +222,11 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
         }
         let zones = verify_zones(c, v);
         let manifest = manifests.get(v.model.get_ref());
-        super::validate_rules::verify_camera_geometry(c, v, manifest);
+        super::rules::verify_camera_geometry(c, v, manifest);
         for rule in &v.crowd_density {
             verify_crowd_rule(c, v, rule.get_ref(), &zones, manifest);
         }
-        super::validate_rules::RuleCheck {
+        super::rules::RuleCheck {
             config,
             cam: v,
             zones: &zones,
@@ -262,7 +247,7 @@ fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
             format!(
                 "camera `{}`: url `{}` must be rtsp://host[:port]/path",
                 v.id,
-                crate::ops::redact_url(v.url.get_ref())
+                crate::base::redact_url(v.url.get_ref())
             ),
         ),
     }
@@ -309,7 +294,7 @@ fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
             ),
         );
     }
-    if let super::Sampling::Interval { interval_ms } = v.sampling
+    if let crate::config::Sampling::Interval { interval_ms } = v.sampling
         && !(40..=3_600_000).contains(&interval_ms)
     {
         c.push(

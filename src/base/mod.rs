@@ -1,0 +1,23 @@
+//! The ground floor: types every stage may use and that use none of them — boxes and detections, image
+//! views with a validating constructor, the frame behind which ingest hides GStreamer, backoff, shutdown,
+//! hashing, URL redaction and the window of recent measurements.
+
+mod backoff;
+mod codes;
+mod frame;
+mod geometry;
+mod hash;
+mod image;
+mod recent;
+mod redact;
+mod shutdown;
+
+pub use backoff::Backoff;
+pub use codes::CategoryCodes;
+pub use frame::{Frame, FrameMeta, Pixels};
+pub use geometry::{BBox, Detection};
+pub use hash::sha256_hex;
+pub use image::{ImageError, ImageView};
+pub use recent::Recent;
+pub use redact::redact_url;
+pub use shutdown::Shutdown;

@@ -1,0 +1,43 @@
+//! The plan: configuration in, each stage's own typed settings out. `load` parses the file (`crate::config`)
+//! and runs every cross-field check once (`validate.rs`, `rules.rs`: every problem with `file:line` and the
+//! fix, all reported together); the builders here turn the checked file into what the stages take — a
+//! camera's source (`camera.rs`), its analyser with zones, schedules, homographies and rule parameters
+//! resolved against the model's labels (`analyser.rs`), the model's session (`model.rs`), the uplink's
+//! connection and store settings (`uplink.rs`). The stages never see `crate::config`.
+
+mod analyser;
+mod camera;
+mod check;
+mod model;
+mod rules;
+mod uplink;
+mod validate;
+
+pub use analyser::{analyser, zone_area};
+pub use camera::camera_source;
+pub use model::load_model;
+pub use uplink::{store_bounds, uplink_settings};
+
+use crate::config::{ConfigErrors, Lines, LoadedConfig};
+use std::path::Path;
+
+/// Read, parse and check the configuration file at `path`.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    let (loaded, text) = crate::config::parse(path)?;
+    checked(loaded, path, &text)
+}
+
+/// Parse and check configuration text that was read from `path`.
+pub fn load_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+    checked(crate::config::parse_str(path, text)?, path, text)
+}
+
+fn checked(loaded: LoadedConfig, path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+    let lines = Lines::new(path, text);
+    let errors = validate::validate(&loaded.config, &loaded.base_dir, &lines);
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
