@@ -38,13 +38,13 @@ fn main() {
     for _ in 0..10 {
         once(); // warm-up: memory arenas, thread pool
     }
-    let cpu0 = streetsight::ops::process_cpu_seconds().expect("/proc/self/stat");
+    let cpu0 = streetsight::base::process_cpu_seconds().expect("/proc/self/stat");
     let wall0 = Instant::now();
     for _ in 0..runs {
         once();
     }
     let wall = wall0.elapsed().as_secs_f64();
-    let cpu = streetsight::ops::process_cpu_seconds().expect("/proc/self/stat") - cpu0;
+    let cpu = streetsight::base::process_cpu_seconds().expect("/proc/self/stat") - cpu0;
     println!(
         "{}",
         serde_json::json!({

@@ -112,9 +112,15 @@ async fn street_clip_raises_a_crowd_incident_with_verified_evidence() {
 /// `camera`, `quantile` and `kind` (low cardinality), and the documented series are present.
 fn check_prometheus_text(text: &str) {
     let mut typed = std::collections::HashSet::new();
+    let mut summaries = std::collections::HashSet::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
-            typed.insert(rest.split_whitespace().next().unwrap().to_string());
+            let mut words = rest.split_whitespace();
+            let name = words.next().unwrap().to_string();
+            if words.next() == Some("summary") {
+                summaries.insert(name.clone());
+            }
+            typed.insert(name);
             continue;
         }
         if line.starts_with('#') || line.is_empty() {
@@ -127,8 +133,13 @@ fn check_prometheus_text(text: &str) {
             .parse::<f64>()
             .unwrap_or_else(|_| panic!("value is not a number: {line}"));
         let name = series.split('{').next().unwrap();
+        // A summary's `_sum` and `_count` series belong to its family.
+        let family = ["_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| summaries.contains(*f)))
+            .unwrap_or(name);
         assert!(
-            name.starts_with("streetsight_") && typed.contains(name),
+            name.starts_with("streetsight_") && typed.contains(family),
             "undeclared or foreign series: {line}"
         );
         if let Some(labels) = series

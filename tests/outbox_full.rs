@@ -108,17 +108,27 @@ path = "{model}"
         writer.append(&p).unwrap();
         produced.push(p);
     }
-    // The uplink applies the bound as appends arrive.
+    // The uplink applies the bound as appends arrive, and publishes its counters at the end of each turn:
+    // wait (with a deadline) until they account for every record — each event either kept or dropped, and
+    // no image left to drop.
+    let total = produced.len() as u64;
+    let settled = || {
+        stats.appended_events.load(Ordering::Relaxed) == total
+            && stats.depth.load(Ordering::Relaxed) + stats.dropped_events.load(Ordering::Relaxed)
+                == total
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while stats.appended_events.load(Ordering::Relaxed) < produced.len() as u64
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while !settled() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The bound is applied in the same turn that takes in the last records; counters follow at its end.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let dropped_evidence = stats.dropped_evidence.load(Ordering::Relaxed);
     let dropped_events = stats.dropped_events.load(Ordering::Relaxed);
+    assert!(
+        settled(),
+        "the outbox's counters never accounted for all {total} events: appended {}, kept {}, dropped {dropped_events}",
+        stats.appended_events.load(Ordering::Relaxed),
+        stats.depth.load(Ordering::Relaxed)
+    );
     assert_eq!(dropped_evidence, 40, "every image went before any event");
     assert!(dropped_events > 0, "events alone exceed the bound");
 

@@ -167,7 +167,6 @@ incident = {{ update_interval_s = 0 }}
     );
     let mut a = analyser(&rules, state.path());
     let events = replay(&mut a, 1, 30, |_, _, _| {});
-    phases(&events);
     let opened: Vec<_> = events.iter().filter(|e| e.phase == Phase::Opened).collect();
     assert_eq!(opened.len(), 1, "{:?}", phases(&events));
     assert!(

@@ -452,7 +452,7 @@ fn check_storage(config: &Config) -> Row {
             format!(
                 "{} writable, {} MiB free",
                 dir.display(),
-                crate::ops::disk_free_bytes(dir).unwrap_or(0) / (1024 * 1024)
+                crate::base::disk_free_bytes(dir).unwrap_or(0) / (1024 * 1024)
             ),
         ),
         Err(e) => Row::fail(

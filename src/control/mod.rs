@@ -11,9 +11,7 @@ pub mod audit;
 pub mod command;
 mod worker;
 
-pub use worker::{
-    Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept,
-};
+pub use worker::{Pending, Verified, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept};
 
 use crate::config::LoadedConfig;
 use crate::detect::Detector;

@@ -6,9 +6,6 @@ use crossbeam_channel::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Fresh samples a verify looks at; the majority decides.
-pub const VERIFY_SAMPLES: usize = 3;
-
 /// What a model worker is asked to do for a command.
 pub enum WorkerCmd {
     Snapshot {

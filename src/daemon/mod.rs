@@ -88,10 +88,10 @@ pub async fn run(
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
     let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
-    uplink.telemetry = Some(telemetry_source(
+    uplink.telemetry().watch(
         shared.camera_stats.clone(),
         config.storage.state_dir.clone(),
-    ));
+    );
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel();
     let audit = crate::control::open_audit(&config.storage.state_dir.join("audit.jsonl"));
     let mut control = None;
@@ -125,6 +125,7 @@ pub async fn run(
         let health = crate::ops::http::Health {
             cameras: shared.camera_stats.clone(),
             uplink: stats.clone(),
+            telemetry: uplink.telemetry(),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -279,8 +280,7 @@ fn start_worker(
         commands,
         pending: Vec::new(),
         frame_wait: Duration::from_secs(*loaded.config.uplink.command_wait_s.get_ref()),
-        outbox: writer.clone(),
-        archive: shared.archive.clone(),
+        evidence: worker::Evidence::start(writer.clone(), shared.archive.clone()),
         shutdown: shutdown.clone(),
     };
     (worker, link, handles)
@@ -370,7 +370,7 @@ impl Pipelines {
         }
         // Cameras dropped from the configuration: their incidents end here.
         for (_, mut a) in kept {
-            for p in a.close_all(ResolveReason::ConfigChanged) {
+            for p in a.close_all(ResolveReason::ConfigChanged, Instant::now()) {
                 store(writer, shared.archive.as_ref(), &p);
             }
         }
@@ -398,6 +398,25 @@ impl Pipelines {
     }
 }
 
+/// The retained `status` message.
+#[derive(serde::Serialize)]
+struct Status<'a> {
+    /// `online`, or `offline` in the last will and at a clean stop.
+    state: &'a str,
+    device: &'a str,
+    version: &'static str,
+    cameras: Vec<CameraStatus>,
+    models: Vec<ModelStatus>,
+}
+
+/// A camera in the status message.
+#[derive(serde::Serialize)]
+struct CameraStatus {
+    id: String,
+    state: crate::ingest::CameraState,
+    frames_in: u64,
+}
+
 /// The retained status: cameras and their state, models and theirs.
 fn status_source(
     device_id: String,
@@ -405,47 +424,23 @@ fn status_source(
     models: Arc<Mutex<Vec<ModelStatus>>>,
 ) -> StatusSource {
     Arc::new(move |state: &str| {
-        let cams: Vec<_> = cameras.lock().expect("status lock").iter().map(|(id, s)| serde_json::json!({ "id": &**id, "state": s.state(), "frames_in": s.frames_in.load(std::sync::atomic::Ordering::Relaxed) })).collect();
-        serde_json::json!({ "state": state, "device": device_id, "version": env!("CARGO_PKG_VERSION"), "cameras": cams, "models": *models.lock().expect("status lock") })
-    })
-}
-
-/// The daemon's part of the `telemetry` message: per camera counters and analysis times, process CPU and
-/// memory, free space where state lives.
-fn telemetry_source(cameras: CameraList, state_dir: std::path::PathBuf) -> StatusSource {
-    let last = Mutex::new((
-        Instant::now(),
-        crate::ops::process_cpu_seconds().unwrap_or(0.0),
-    ));
-    Arc::new(move |_: &str| {
-        use std::sync::atomic::Ordering::Relaxed;
-        let cams: Vec<_> = cameras
+        let cameras = cameras
             .lock()
             .expect("status lock")
             .iter()
-            .map(|(id, s)| {
-                let p = s.analysis_percentiles();
-                serde_json::json!({
-                    "id": &**id, "state": s.state(),
-                    "frames_in": s.frames_in.load(Relaxed), "frames_analysed": s.frames_analysed.load(Relaxed),
-                    "frames_dropped": s.frames_dropped.load(Relaxed), "frames_skipped": s.frames_skipped.load(Relaxed), "reconnects": s.reconnects.load(Relaxed),
-                    "analysis_ms_p50": p.map(|p| p.0), "analysis_ms_p95": p.map(|p| p.1),
-                })
+            .map(|(id, s)| CameraStatus {
+                id: id.to_string(),
+                state: s.state(),
+                frames_in: s.frames_in.load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect();
-        let cpu_now = crate::ops::process_cpu_seconds().unwrap_or(0.0);
-        let mut last = last.lock().expect("telemetry lock");
-        let wall = last.0.elapsed().as_secs_f64();
-        let cpu_percent = if wall > 0.0 {
-            100.0 * (cpu_now - last.1) / wall
-        } else {
-            0.0
+        let status = Status {
+            state,
+            device: &device_id,
+            version: env!("CARGO_PKG_VERSION"),
+            cameras,
+            models: models.lock().expect("status lock").clone(),
         };
-        *last = (Instant::now(), cpu_now);
-        serde_json::json!({
-            "cameras": cams,
-            "process": { "cpu_percent": cpu_percent, "rss_bytes": crate::ops::process_rss_bytes() },
-            "disk_free_bytes": crate::ops::disk_free_bytes(&state_dir),
-        })
+        serde_json::to_value(status).expect("status serialises")
     })
 }

@@ -7,6 +7,7 @@ use crate::control::Prepared;
 use crate::incident::ResolveReason;
 use crate::uplink::OutboxWriter;
 use std::collections::HashMap;
+use std::time::Instant;
 
 /// Stop the running pipelines and start them again from `new`. Cameras whose configuration (and model)
 /// did not change keep their analyser, so their open incidents go on; the others' incidents resolve with
@@ -32,7 +33,7 @@ pub(super) async fn reload(
             kept.insert(id, analyser);
         } else {
             restarted.push(id.clone());
-            for p in analyser.close_all(ResolveReason::ConfigChanged) {
+            for p in analyser.close_all(ResolveReason::ConfigChanged, Instant::now()) {
                 store(writer, shared.archive.as_ref(), &p);
             }
         }

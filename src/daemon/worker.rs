@@ -1,16 +1,80 @@
-//! A model's worker thread: detect on frames from its cameras, run each camera's analyser, store what it
-//! publishes, and carry out commands that wait for a camera's next frame.
+//! A model's worker thread: detect on frames from its cameras, run each camera's analysis, and carry out
+//! commands that wait for a camera's next frame. What the analysis leaves to publish (evidence images,
+//! events, the outbox append) goes to the worker's evidence thread, in order, so JPEG encoding and the
+//! flash never hold up inference.
 
 use super::store;
 use crate::base::Shutdown;
-use crate::control::{Pending, VERIFY_SAMPLES, Verified, VerifyAnswer, WorkerCmd, accept};
+use crate::control::{Pending, Verified, VerifyAnswer, WorkerCmd, accept};
 use crate::detect::Detector;
-use crate::incident::{Analyser, EvidenceArchive};
+use crate::incident::{
+    Analyser, EvidenceArchive, EvidenceJob, Publication, VERIFY_SAMPLES, still_present,
+};
 use crate::ingest::{CameraStats, FrameQueue};
 use crate::uplink::OutboxWriter;
+use crossbeam_channel::{Sender, bounded};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Jobs waiting for the evidence thread. Each holds one frame's picture (≈ 6 MB at 1080p), so this bounds
+/// memory; when it is full the worker waits (an event is never dropped) and frames queue upstream, where
+/// the oldest are dropped.
+const EVIDENCE_QUEUE: usize = 4;
+
+/// What to do with a job's events once they are stored (a verify's reply).
+type Then = Box<dyn FnOnce(&[Publication]) + Send>;
+
+/// A worker's evidence thread: renders evidence, makes events and appends them to the outbox (committed
+/// before the next job starts), in the order the analysis produced them.
+pub(super) struct Evidence {
+    tx: Option<Sender<(EvidenceJob, Option<Then>)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Evidence {
+    pub(super) fn start(
+        outbox: OutboxWriter,
+        archive: Option<Arc<Mutex<EvidenceArchive>>>,
+    ) -> Self {
+        let (tx, rx) = bounded::<(EvidenceJob, Option<Then>)>(EVIDENCE_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("evidence".into())
+            .spawn(move || {
+                for (job, then) in rx {
+                    let publications = job.run();
+                    for p in &publications {
+                        store(&outbox, archive.as_ref(), p);
+                    }
+                    if let Some(then) = then {
+                        then(&publications);
+                    }
+                }
+            })
+            .expect("spawn evidence thread");
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&self, job: EvidenceJob, then: Option<Then>) {
+        if let Some(tx) = &self.tx
+            && tx.send((job, then)).is_err()
+        {
+            tracing::error!("Evidence thread is gone; an event could not be stored.");
+        }
+    }
+
+    /// Let every queued job finish (their events are in the outbox when this returns).
+    fn finish(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// One model's worker: detect on frames from its cameras, run each camera's rules, emit events, and
 /// carry out commands for its cameras.
@@ -24,8 +88,7 @@ pub(super) struct ModelWorker {
     pub(super) pending: Vec<Pending>,
     /// How long a command waits for a frame (`uplink.command_wait_s`).
     pub(super) frame_wait: Duration,
-    pub(super) outbox: OutboxWriter,
-    pub(super) archive: Option<Arc<Mutex<EvidenceArchive>>>,
+    pub(super) evidence: Evidence,
     pub(super) shutdown: Shutdown,
 }
 
@@ -49,6 +112,9 @@ impl ModelWorker {
                 default(Duration::from_millis(200)) => {}
             }
         }
+        // Whatever the analysis handed on is stored before the analysers go back (a reload or shutdown
+        // then resolves their incidents after these events, not before).
+        self.evidence.finish();
         self.analysers
             .into_iter()
             .map(|(id, (a, _))| (id, a))
@@ -71,9 +137,8 @@ impl ModelWorker {
             return;
         };
         stats.record_analysis(ms);
-        // While the flash is slow, frames queue up upstream and the oldest are dropped there.
-        for publication in analyser.analyse_with(frame, detections, density) {
-            store(&self.outbox, self.archive.as_ref(), &publication);
+        if let Some(job) = analyser.defer(frame, detections, density) {
+            self.evidence.send(job, None);
         }
         self.serve_pending(frame, detections);
     }
@@ -98,11 +163,11 @@ impl ModelWorker {
                     );
                 }
                 Pending::SceneReference { zone, reply, .. } => {
-                    let _ = reply.send(
-                        analyser
-                            .retake_reference(&zone, frame)
-                            .map_err(|e| e.to_string()),
-                    );
+                    let taken = analyser.retake_reference(&zone, frame);
+                    if let Ok(Some(image)) = &taken {
+                        image.save(&camera_id(analyser));
+                    }
+                    let _ = reply.send(taken.map(|_| ()).map_err(|e| e.to_string()));
                 }
                 Pending::Verify {
                     camera,
@@ -133,38 +198,45 @@ impl ModelWorker {
                         });
                         continue;
                     }
-                    let still_present = 2 * present_in > samples;
-                    let pubs = analyser.conclude_verify(
+                    let still_present = still_present(samples, present_in);
+                    let job = analyser.defer_verify(
                         &incident_id,
                         still_present,
                         &request_id,
                         frame,
                         detections,
                     );
-                    let event_ids = pubs.iter().map(|p| p.event.event_id.clone()).collect();
-                    let evidence = pubs
-                        .first()
-                        .map(|p| p.event.evidence.clone())
-                        .unwrap_or_default();
-                    for p in &pubs {
-                        store(&self.outbox, self.archive.as_ref(), p);
+                    let answer = move |pubs: &[Publication]| {
+                        let _ = reply.send(VerifyAnswer::Done(Verified {
+                            event_ids: pubs.iter().map(|p| p.event.event_id.clone()).collect(),
+                            evidence: pubs
+                                .first()
+                                .map(|p| p.event.evidence.clone())
+                                .unwrap_or_default(),
+                            incident_id,
+                            camera,
+                            result: if still_present {
+                                "still_present"
+                            } else {
+                                "cleared"
+                            },
+                            samples,
+                            present_in,
+                        }));
+                    };
+                    match job {
+                        // Answered once its events are stored, so the reply never names an event the
+                        // outbox does not hold.
+                        Some(job) => self.evidence.send(job, Some(Box::new(answer))),
+                        None => answer(&[]),
                     }
-                    let _ = reply.send(VerifyAnswer::Done(Verified {
-                        incident_id,
-                        camera,
-                        result: if still_present {
-                            "still_present"
-                        } else {
-                            "cleared"
-                        },
-                        samples,
-                        present_in,
-                        event_ids,
-                        evidence,
-                    }));
                 }
             }
         }
         self.pending = still;
     }
+}
+
+fn camera_id(analyser: &Analyser) -> String {
+    analyser.camera_id().to_string()
 }

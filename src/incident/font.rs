@@ -262,29 +262,42 @@ mod tests {
     }
 
     #[test]
-    fn text_crossing_any_edge_is_clipped_without_panicking() {
-        let mut img = RgbImage::new(40, 20);
+    fn text_crossing_any_edge_is_clipped_to_its_box() {
+        let base = Rgb([9, 9, 9]);
         let caption = "street_vending  zone=stall-1  2026-11-23 14:05:09+08:00  cam=north";
-        for (x, y) in [
-            (-7, -3),
-            (35, 15),
-            (-1000, 5),
-            (5, 1000),
-            (i32::MIN, i32::MIN),
-            (i32::MAX, i32::MAX),
+        let (w, h) = (i64::from(text_width(caption, 3)), i64::from(text_height(3)));
+        for (x, y, visible) in [
+            (-7, -3, true),
+            (35, 15, true),
+            (-1000, 5, false),
+            (5, 1000, false),
+            (i32::MIN, i32::MIN, false),
+            (i32::MAX, i32::MAX, false),
         ] {
+            let mut img = RgbImage::from_pixel(40, 20, base);
             draw_text(&mut img, x, y, caption, 3, WHITE, Some(BLACK));
+            let changed: Vec<(u32, u32)> = img
+                .enumerate_pixels()
+                .filter(|(_, _, p)| **p != base)
+                .map(|(px, py, _)| (px, py))
+                .collect();
+            assert_eq!(!changed.is_empty(), visible, "text at ({x}, {y})");
+            let (x, y) = (i64::from(x), i64::from(y));
+            for (px, py) in changed {
+                let (px, py) = (i64::from(px), i64::from(py));
+                assert!(
+                    (x..x + w).contains(&px) && (y..y + h).contains(&py),
+                    "pixel ({px}, {py}) outside the text box at ({x}, {y})"
+                );
+            }
         }
+        // A scale too large for any image: the background covers everything there is.
+        let mut img = RgbImage::from_pixel(40, 20, base);
         draw_text(&mut img, 0, 0, caption, u32::MAX, WHITE, Some(BLACK));
-        draw_text(
-            &mut RgbImage::new(0, 0),
-            0,
-            0,
-            caption,
-            1,
-            WHITE,
-            Some(BLACK),
-        );
+        assert!(img.pixels().all(|p| *p == BLACK || *p == WHITE));
+        let mut empty = RgbImage::new(0, 0);
+        draw_text(&mut empty, 0, 0, caption, 1, WHITE, Some(BLACK));
+        assert_eq!(empty.dimensions(), (0, 0));
     }
 
     #[test]

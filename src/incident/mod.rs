@@ -1,8 +1,9 @@
-//! Incidents: one case per violation. Per camera, the [`Analyser`] drops masked detections, tracks the rest,
-//! runs every rule whose schedule is active, and turns each rule's verdict into `opened → updated →
-//! resolved` events ([`lifecycle`]) with evidence images whose faces are obscured ([`privacy`]).
-//! Overlapping zones of one category report one incident; a dispatcher's suppression mutes a category in a
-//! zone until it expires.
+//! Incidents: one case per violation, in two halves. The analysis ([`Analyser::step`], pure given the
+//! frame's times) drops masked detections, tracks the rest, runs every rule whose schedule is active, and
+//! turns each rule's verdict into `opened → updated → resolved` transitions ([`lifecycle`]) as [`Draft`]s;
+//! overlapping zones of one category report one incident; a dispatcher's suppression mutes a category in a
+//! zone until it expires. The publish half ([`publish`]: `Publisher`, `EvidenceJob`) makes each draft an
+//! event with evidence images whose faces are obscured ([`privacy`]), on the daemon's evidence thread.
 
 mod archive;
 mod event;
@@ -12,6 +13,7 @@ mod lifecycle;
 mod model;
 mod operate;
 mod privacy;
+mod publish;
 mod snapshot;
 
 pub use archive::EvidenceArchive;
@@ -23,17 +25,17 @@ pub use evidence::{Annotation, Evidence, encode as encode_evidence, render};
 pub use font::draw_text;
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
 pub use model::ModelInfo;
-pub use operate::OperateError;
+pub use operate::{OperateError, VERIFY_SAMPLES, still_present};
 pub use privacy::{PrivacyParams, blur_heads};
+pub use publish::{Draft, EvidenceJob, EvidenceSettings, Publisher, ReferenceImage};
 pub use snapshot::{SnapshotInput, draw_snapshot, render_snapshot};
 
-use crate::base::CategoryCodes;
-use crate::base::Frame;
-use crate::base::{BBox, Detection};
+use crate::base::{CategoryCodes, Detection, Frame};
 use crate::rules::{Hit, Mask, Rule, Sample, Schedule, TrackView, Verdict, apply_masks};
 use crate::track::{Tracker, TrackerParams};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// An event ready to publish, with its evidence images (in the order of `event.evidence`).
@@ -95,32 +97,21 @@ struct Slot {
     reference_file: Option<PathBuf>,
 }
 
-/// How evidence is made.
-#[derive(Debug, Clone)]
-pub struct EvidenceSettings {
-    /// JPEG quality, 1–100.
-    pub quality: u8,
-    /// Send the frame without drawings beside the annotated one.
-    pub clean_frame: bool,
-    pub privacy: PrivacyParams,
-}
-
 /// Rules and open incidents of one camera.
 pub struct Analyser {
-    device: DeviceRef,
-    camera: CameraRef,
-    model: ModelInfo,
-    tz: chrono_tz::Tz,
-    evidence: EvidenceSettings,
-    person_classes: Vec<usize>,
+    /// Who the camera is and how its evidence is made (shared with the evidence thread).
+    publisher: Arc<Publisher>,
     masks: Vec<Mask>,
     tracker: Tracker,
     slots: Vec<Slot>,
     suppressions: Vec<Suppression>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+/// What the analysis of one frame produced: the transitions in order, and scene references it took.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub drafts: Vec<Draft>,
+    pub references: Vec<ReferenceImage>,
 }
 
 /// Do two verdicts see the same thing (a shared track, or boxes that mostly coincide)?
@@ -169,12 +160,14 @@ impl Analyser {
             })
             .collect();
         Analyser {
-            device: spec.device,
-            camera: spec.camera,
-            model,
-            tz: spec.tz,
-            evidence: spec.evidence,
-            person_classes: spec.person_classes,
+            publisher: Arc::new(Publisher {
+                device: spec.device,
+                camera: spec.camera,
+                model,
+                tz: spec.tz,
+                evidence: spec.evidence,
+                person_classes: spec.person_classes,
+            }),
             masks: spec.masks,
             tracker: Tracker::new(spec.tracker),
             slots,
@@ -201,15 +194,63 @@ impl Analyser {
         self.analyse_with(frame, detections, None)
     }
 
-    /// [`Analyser::analyse`] with the density map of a density model (crowd zones sum it).
+    /// [`Analyser::analyse`] with the density map of a density model (crowd zones sum it): the analysis
+    /// and the events made from it at once, on the caller's thread.
     pub fn analyse_with(
         &mut self,
         frame: &Frame,
         detections: &[Detection],
         density: Option<&crate::detect::DensityMap>,
     ) -> Vec<Publication> {
+        self.defer(frame, detections, density)
+            .map(EvidenceJob::run)
+            .unwrap_or_default()
+    }
+
+    /// Analyse one frame and leave the evidence and events to an [`EvidenceJob`] (none when nothing
+    /// happened). The frame's picture is copied only when there is something to publish.
+    pub fn defer(
+        &mut self,
+        frame: &Frame,
+        detections: &[Detection],
+        density: Option<&crate::detect::DensityMap>,
+    ) -> Option<EvidenceJob> {
+        let step = self.step(frame, detections, density);
+        self.job(step, Some(frame), detections)
+    }
+
+    /// The job that publishes `step`, with `frame`'s picture when a draft will carry evidence.
+    fn job(
+        &self,
+        step: Step,
+        frame: Option<&Frame>,
+        detections: &[Detection],
+    ) -> Option<EvidenceJob> {
+        if step.drafts.is_empty() && step.references.is_empty() {
+            return None;
+        }
+        let picture = frame
+            .filter(|_| step.drafts.iter().any(|d| d.seen_at.is_some()))
+            .map(Frame::to_rgb_image);
+        Some(EvidenceJob {
+            publisher: self.publisher.clone(),
+            drafts: step.drafts,
+            picture,
+            detections: detections.to_vec(),
+            references: step.references,
+        })
+    }
+
+    /// The analysis of one frame: masks → tracker → rules → lifecycle. Pure: time comes from the frame,
+    /// and nothing is written or encoded.
+    pub fn step(
+        &mut self,
+        frame: &Frame,
+        detections: &[Detection],
+        density: Option<&crate::detect::DensityMap>,
+    ) -> Step {
         let (now, wall) = (frame.captured_mono, frame.captured_at);
-        let persons = &self.person_classes;
+        let persons = &self.publisher.person_classes;
         let mut dets = detections.to_vec();
         apply_masks(&self.masks, &mut dets, |c| persons.contains(&c));
         let assigned = self.tracker.update(&dets, now);
@@ -233,9 +274,9 @@ impl Analyser {
             density,
         };
         self.suppressions.retain(|s| wall < s.until);
-        let local = DateTime::<Utc>::from(wall).with_timezone(&self.tz);
+        let local = DateTime::<Utc>::from(wall).with_timezone(&self.publisher.tz);
 
-        let mut out = Vec::new();
+        let mut out = Step::default();
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             let active = slot.schedule.is_active(&local);
@@ -255,7 +296,10 @@ impl Analyser {
                 && scene.reference_taken
             {
                 scene.reference_taken = false;
-                save_reference(file, &scene.change.reference_bytes(), &self.camera.id);
+                out.references.push(ReferenceImage {
+                    file: file.clone(),
+                    bytes: scene.change.reference_bytes(),
+                });
             }
             let (category, zone) = (slot.category.clone(), slot.zone.id.clone());
             if self.suppressed(&category, &zone, wall) {
@@ -290,176 +334,39 @@ impl Analyser {
                 slot.last.crowd = verdict.crowd;
             }
             for (transition, case) in transitions {
-                out.push(self.publication(i, transition, &case, Some(frame), detections));
+                out.drafts
+                    .push(self.draft(i, transition, case, Some(frame.captured_at)));
             }
         }
         out
     }
 
-    fn publication(
+    /// Transition `transition` of slot `i`'s case, with what the slot last saw.
+    fn draft(
         &self,
         i: usize,
         transition: Transition,
-        case: &CaseRef,
-        frame: Option<&Frame>,
-        detections: &[Detection],
-    ) -> Publication {
+        case: CaseRef,
+        seen_at: Option<SystemTime>,
+    ) -> Draft {
         let slot = &self.slots[i];
-        let hits = &slot.last.hits;
-        let (phase, reopened, reason, verification) = match transition {
-            Transition::Opened { reopened } => (Phase::Opened, reopened, None, None),
-            Transition::Updated => (Phase::Updated, false, None, None),
-            Transition::Resolved(r) => (Phase::Resolved, false, Some(r), None),
-            Transition::Verified { still_present } => (
-                Phase::Verified,
-                false,
-                None,
-                Some(if still_present {
-                    Verification::StillPresent
-                } else {
-                    Verification::Cleared
-                }),
-            ),
-        };
-        let seen_at = frame.map_or_else(SystemTime::now, |f| f.captured_at);
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let caption = format!(
-            "{}  {}  zone={}  cam={}  {}",
-            slot.category,
-            match phase {
-                Phase::Opened => "opened",
-                Phase::Updated => "updated",
-                Phase::Resolved => "resolved",
-                Phase::Verified => match verification {
-                    Some(Verification::StillPresent) => "verified: still present",
-                    _ => "verified: cleared",
-                },
-            },
-            slot.zone.id,
-            self.camera.id,
-            DateTime::<Utc>::from(seen_at)
-                .with_timezone(&self.tz)
-                .format("%Y-%m-%d %H:%M:%S%:z"),
-        );
-        let evidence = frame.map_or_else(Vec::new, |frame| {
-            self.render_evidence(slot, hits, frame, detections, &caption)
-        });
-        let refs = evidence
-            .iter()
-            .zip(["annotated", "clean"])
-            .map(|(e, kind)| EvidenceRef {
-                kind: kind.into(),
-                topic: match kind {
-                    "annotated" => format!("evidence/{event_id}"),
-                    _ => format!("evidence/{event_id}/{kind}"),
-                },
-                content_type: "image/jpeg".into(),
-                bytes: e.jpeg.len(),
-                sha256: e.sha256.clone(),
-                width: e.width,
-                height: e.height,
-            })
-            .collect();
-        let confidence = if hits.is_empty() {
-            0.0
-        } else {
-            hits.iter().map(|h| h.score).sum::<f32>() / hits.len() as f32
-        };
-        let crowd = slot.last.crowd.as_ref().map(|c| CrowdInfo {
-            count: c.count,
-            density: c.density,
-            level: c.level.clone().unwrap_or_default(),
-            previous_level: c.previous_level.clone(),
-        });
-        let event = IncidentEvent {
-            schema: SCHEMA.into(),
-            event_id,
-            incident_id: case.id.clone(),
-            phase,
-            reopened,
-            reason,
-            verification,
-            request_id: None,
-            time: rfc3339(SystemTime::now()),
+        Draft {
+            transition,
+            case,
             category: slot.category.clone(),
             codes: slot.codes.clone(),
-            device: self.device.clone(),
-            camera: self.camera.clone(),
             zone: slot.zone.clone(),
-            first_seen: rfc3339(case.first_seen),
-            last_seen: rfc3339(seen_at),
-            dwell_s: seen_at
-                .duration_since(case.first_seen)
-                .unwrap_or_default()
-                .as_secs_f64(),
-            confidence,
-            crowd,
-            objects: hits
-                .iter()
-                .map(|h| ObjectRef {
-                    label: h.class.map_or_else(
-                        || "scene_change".into(),
-                        |c| self.model.labels.get(c).cloned().unwrap_or_default(),
-                    ),
-                    score: h.score,
-                    bbox: [h.bbox.x1, h.bbox.y1, h.bbox.x2, h.bbox.y2],
-                    track_id: h.track_id,
-                })
-                .collect(),
-            evidence: refs,
-            model: ModelRef {
-                name: self.model.name.clone(),
-                version: self.model.version.clone(),
-                sha256: self.model.sha256.clone(),
-            },
-            agent: AgentRef::this(),
-        };
-        Publication { event, evidence }
-    }
-
-    /// The annotated image and, if configured, the clean one; heads obscured in both before encoding.
-    fn render_evidence(
-        &self,
-        slot: &Slot,
-        hits: &[Hit],
-        frame: &Frame,
-        detections: &[Detection],
-        caption: &str,
-    ) -> Vec<Evidence> {
-        let mut img = frame.to_rgb_image();
-        let people: Vec<BBox> = detections
-            .iter()
-            .filter(|d| self.person_classes.contains(&d.class))
-            .map(|d| d.bbox)
-            .collect();
-        blur_heads(&mut img, &people, &self.evidence.privacy);
-        let clean = self.evidence.clean_frame.then(|| img.clone());
-        let counted: Vec<BBox> = hits.iter().map(|h| h.bbox).collect();
-        let ann = Annotation {
-            zone: &slot.rule.polygon().points,
-            others: detections
-                .iter()
-                .map(|d| d.bbox)
-                .filter(|b| !counted.contains(b))
-                .collect(),
-            counted,
-            caption,
-        };
-        let q = self.evidence.quality;
-        let mut out = Vec::new();
-        for result in [render(img, &ann, q)]
-            .into_iter()
-            .chain(clean.map(|c| evidence::encode(&c, q)))
-        {
-            match result {
-                Ok(e) => out.push(e),
-                Err(error) => {
-                    tracing::error!(camera = %self.camera.id, %error, "Evidence image could not be encoded; event sent without it.");
-                    break;
-                }
-            }
+            polygon: slot.rule.polygon().clone(),
+            hits: slot.last.hits.clone(),
+            crowd: slot.last.crowd.as_ref().map(|c| CrowdInfo {
+                count: c.count,
+                density: c.density,
+                level: c.level.clone().unwrap_or_default(),
+                previous_level: c.previous_level.clone(),
+            }),
+            seen_at,
+            request_id: None,
         }
-        out
     }
 }
 
@@ -470,21 +377,5 @@ fn name_tracks(hits: &mut [Hit], dets: &[Detection], assigned: &[Option<u64>]) {
             .iter()
             .position(|d| d.bbox == h.bbox && Some(d.class) == h.class)
             .and_then(|k| assigned.get(k).copied().flatten());
-    }
-}
-
-/// Keep a model-free rule's reference across restarts; a failure only costs a new reference next start.
-fn save_reference(file: &std::path::Path, bytes: &[u8], camera: &str) {
-    let result = file
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(file, bytes));
-    match result {
-        Ok(()) => {
-            tracing::info!(camera = %camera, file = %file.display(), "Reference image taken for a scene-change zone.")
-        }
-        Err(error) => {
-            tracing::warn!(camera = %camera, file = %file.display(), %error, "Reference image could not be saved; a new one is taken after a restart.")
-        }
     }
 }

@@ -3,12 +3,21 @@
 //! camera's configuration changes. The analyser answers from the frames it is given, like the rules.
 
 use super::{
-    Analyser, CaseRef, Evidence, Publication, ResolveReason, SnapshotInput, Transition,
-    render_snapshot,
+    Analyser, CaseRef, Evidence, EvidenceJob, Publication, ReferenceImage, ResolveReason,
+    SnapshotInput, Step, Transition, render_snapshot,
 };
-use crate::base::Detection;
-use crate::base::Frame;
+use crate::base::{Detection, Frame};
 use crate::rules::{Polygon, Rule};
+use std::time::Instant;
+
+/// Frames a verify looks at before it answers; the majority decides.
+pub const VERIFY_SAMPLES: usize = 3;
+
+/// The verify policy: still present when the incident's objects were in more than half of the frames looked
+/// at (one missed detection does not close a case, one stray box does not keep it open).
+pub fn still_present(samples: usize, present_in: usize) -> bool {
+    2 * present_in > samples
+}
 
 /// Why an operation could not be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,12 +32,12 @@ pub enum OperateError {
 
 impl Analyser {
     pub fn camera_id(&self) -> &str {
-        &self.camera.id
+        &self.publisher.camera.id
     }
 
     /// The model this analyser's class numbers refer to.
     pub fn model_sha256(&self) -> &str {
-        &self.model.sha256
+        &self.publisher.model.sha256
     }
 
     /// Does this camera have a rule of `category` in `zone`?
@@ -66,23 +75,37 @@ impl Analyser {
         frame: &Frame,
         detections: &[Detection],
     ) -> Vec<Publication> {
-        let Some(i) = self.open_slot(incident_id) else {
-            return Vec::new();
-        };
+        self.defer_verify(incident_id, still_present, request_id, frame, detections)
+            .map(EvidenceJob::run)
+            .unwrap_or_default()
+    }
+
+    /// [`Analyser::conclude_verify`] with the evidence and events left to an [`EvidenceJob`].
+    pub fn defer_verify(
+        &mut self,
+        incident_id: &str,
+        still_present: bool,
+        request_id: &str,
+        frame: &Frame,
+        detections: &[Detection],
+    ) -> Option<EvidenceJob> {
+        let i = self.open_slot(incident_id)?;
         let case = self.slots[i]
             .lifecycle
             .open_case()
             .cloned()
             .expect("open slot has a case");
-        let mut verified = self.publication(
+        let mut verified = self.draft(
             i,
             Transition::Verified { still_present },
-            &case,
-            Some(frame),
-            detections,
+            case,
+            Some(frame.captured_at),
         );
-        verified.event.request_id = Some(request_id.to_string());
-        let mut out = vec![verified];
+        verified.request_id = Some(request_id.to_string());
+        let mut step = Step {
+            drafts: vec![verified],
+            references: Vec::new(),
+        };
         if !still_present {
             let slot = &mut self.slots[i];
             slot.rule.reset();
@@ -90,17 +113,22 @@ impl Analyser {
                 .lifecycle
                 .resolve(ResolveReason::VerifiedCleared, frame.captured_mono)
             {
-                let mut resolved = self.publication(i, t, &case, None, detections);
-                resolved.event.request_id = Some(request_id.to_string());
-                out.push(resolved);
+                let mut resolved = self.draft(i, t, case, None);
+                resolved.request_id = Some(request_id.to_string());
+                step.drafts.push(resolved);
             }
         }
-        out
+        self.job(step, Some(frame), detections)
     }
 
-    /// Make `frame` the clean reference of the scene-change zone `zone`, and keep it across restarts.
-    pub fn retake_reference(&mut self, zone: &str, frame: &Frame) -> Result<(), OperateError> {
-        let camera = self.camera.id.clone();
+    /// Make `frame` the clean reference of the scene-change zone `zone`; returns the image to keep across
+    /// restarts (when the zone has a reference file).
+    pub fn retake_reference(
+        &mut self,
+        zone: &str,
+        frame: &Frame,
+    ) -> Result<Option<ReferenceImage>, OperateError> {
+        let camera = self.publisher.camera.id.clone();
         let slot = self
             .slots
             .iter_mut()
@@ -109,24 +137,25 @@ impl Analyser {
                 camera: camera.clone(),
                 zone: zone.into(),
             })?;
-        if let Rule::Scene(scene) = &mut slot.rule {
-            scene.change.set_reference(frame.view());
-            if let Some(file) = &slot.reference_file {
-                super::save_reference(file, &scene.change.reference_bytes(), &camera);
-            }
-        }
-        Ok(())
+        let Rule::Scene(scene) = &mut slot.rule else {
+            unreachable!("the slot was chosen for its scene rule");
+        };
+        scene.change.set_reference(frame.view());
+        Ok(slot.reference_file.as_ref().map(|file| ReferenceImage {
+            file: file.clone(),
+            bytes: scene.change.reference_bytes(),
+        }))
     }
 
-    /// Resolve every open incident with `reason`, without evidence (no fresh frame is at hand).
-    pub fn close_all(&mut self, reason: ResolveReason) -> Vec<Publication> {
-        let now = std::time::Instant::now();
+    /// Resolve every open incident with `reason` at `now`, without evidence (no fresh frame is at hand).
+    pub fn close_all(&mut self, reason: ResolveReason, now: Instant) -> Vec<Publication> {
         let mut out = Vec::new();
         for i in 0..self.slots.len() {
             let closed: Option<(Transition, CaseRef)> =
                 self.slots[i].lifecycle.resolve(reason, now);
             if let Some((t, case)) = closed {
-                out.push(self.publication(i, t, &case, None, &[]));
+                let draft = self.draft(i, t, case, None);
+                out.push(self.publisher.publish(draft, None, &[]));
             }
         }
         out
@@ -141,11 +170,11 @@ impl Analyser {
     ) -> Result<Evidence, OperateError> {
         let caption = format!(
             "camera {}  {}x{}  {}  grid: x right, y down, 0.1 steps",
-            self.camera.id,
+            self.publisher.camera.id,
             frame.width(),
             frame.height(),
             chrono::DateTime::<chrono::Utc>::from(frame.captured_at)
-                .with_timezone(&self.tz)
+                .with_timezone(&self.publisher.tz)
                 .format("%Y-%m-%d %H:%M:%S %z"),
         );
         let mut zones: Vec<(String, Polygon)> = Vec::new();
@@ -156,17 +185,20 @@ impl Analyser {
         }
         let input = SnapshotInput {
             detections,
-            labels: &self.model.labels,
+            labels: &self.publisher.model.labels,
             zones: &zones,
             masks: &self.masks,
             caption: &caption,
-            privacy: &self.evidence.privacy,
+            privacy: &self.publisher.evidence.privacy,
         };
-        render_snapshot(frame.to_rgb_image(), &input, self.evidence.quality).map_err(|e| {
-            OperateError::Encode {
-                camera: self.camera.id.clone(),
-                reason: e.to_string(),
-            }
+        render_snapshot(
+            frame.to_rgb_image(),
+            &input,
+            self.publisher.evidence.quality,
+        )
+        .map_err(|e| OperateError::Encode {
+            camera: self.publisher.camera.id.clone(),
+            reason: e.to_string(),
         })
     }
 }

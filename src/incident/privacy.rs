@@ -394,8 +394,12 @@ mod tests {
     }
 
     #[test]
-    fn odd_parameters_do_not_panic() {
-        let mut img = noise(32, 32);
+    fn odd_parameters_obscure_the_head_region_and_nothing_else() {
+        let b = person(0.1, 0.1, 0.9, 0.9);
+        let one_block = PrivacyParams {
+            min_block_px: 1000,
+            ..PrivacyParams::default()
+        };
         for p in [
             PrivacyParams {
                 head_fraction: f32::NAN,
@@ -408,12 +412,33 @@ mod tests {
                 min_block_px: 0,
                 ..PrivacyParams::default()
             },
-            PrivacyParams {
-                min_block_px: 1000,
-                ..PrivacyParams::default()
-            },
+            one_block.clone(),
         ] {
-            blur_heads(&mut img, &[person(0.1, 0.1, 0.9, 0.9)], &p);
+            let before = noise(32, 32);
+            let mut after = before.clone();
+            blur_heads(&mut after, &[b], &p);
+            let rect =
+                head_region(&b, 32, 32, &p).expect("a box inside the image has a head region");
+            assert_untouched_outside(&before, &after, &[rect]);
+            let changed = after
+                .enumerate_pixels()
+                .filter(|&(x, y, px)| rect.contains(x, y) && px != before.get_pixel(x, y))
+                .count() as u32;
+            assert!(
+                changed * 10 >= rect.w * rect.h * 9,
+                "{p:?}: only {changed} of {} head pixels obscured",
+                rect.w * rect.h
+            );
+            if p == one_block {
+                // A block larger than the region: the whole head region is one colour.
+                let first = after.get_pixel(rect.x, rect.y);
+                assert!(
+                    after
+                        .enumerate_pixels()
+                        .filter(|&(x, y, _)| rect.contains(x, y))
+                        .all(|(_, _, px)| px == first)
+                );
+            }
         }
     }
 

@@ -103,6 +103,8 @@ pub struct CameraStats {
     pub frames_analysed: AtomicU64,
     /// Recent per-frame analysis times (detect), milliseconds, newest last; at most 256.
     pub analysis_ms: Recent,
+    /// All analysis time since start, microseconds (a summary's `_sum`).
+    pub analysis_us_total: AtomicU64,
     state: AtomicU8,
     pub last_error: Mutex<Option<String>>,
     pub stream: Mutex<Option<StreamInfo>>,
@@ -118,6 +120,8 @@ impl CameraStats {
     /// Record one analysed frame and how long its detection took.
     pub fn record_analysis(&self, ms: f32) {
         self.frames_analysed.fetch_add(1, Ordering::Relaxed);
+        self.analysis_us_total
+            .fetch_add((ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
         self.analysis_ms.record(ms);
     }
 

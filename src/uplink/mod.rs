@@ -6,12 +6,16 @@ mod options;
 mod outbox;
 mod session;
 mod store;
+mod telemetry;
 mod topics;
 
 pub use options::{TlsFiles, UplinkSettings, mqtt_options, session_options};
 pub use outbox::Outbox;
 pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
 pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
+pub use telemetry::{
+    CameraTelemetry, LinkTelemetry, OutboxTelemetry, ProcessTelemetry, Telemetry, TelemetrySource,
+};
 pub use topics::{CommandInbox, IncomingCommand, Messenger, Topics};
 
 use crate::base::Shutdown;
@@ -58,6 +62,12 @@ pub struct UplinkStats {
     pub dropped_evidence: AtomicU64,
     /// Milliseconds from an event's frame leaving the decoder to the broker's PUBACK, recent events.
     pub event_latency_ms: crate::base::Recent,
+    /// Every latency measured since start: how many, and their sum in milliseconds (a summary's `_count`
+    /// and `_sum`).
+    pub event_latency_count: AtomicU64,
+    pub event_latency_ms_total: AtomicU64,
+    /// Creation time (ms since the epoch) of the oldest record waiting in the outbox; 0 when it is empty.
+    pub oldest_created_ms: std::sync::atomic::AtomicI64,
     /// Events acknowledged by the broker (PUBACK).
     pub delivered_events: AtomicU64,
 }
@@ -115,8 +125,8 @@ pub struct Uplink {
     pub device_id: String,
     pub status: StatusSource,
     pub stats: Arc<UplinkStats>,
-    /// Produces the per-camera and process part of the `telemetry` message; the uplink adds the outbox.
-    pub telemetry: Option<StatusSource>,
+    /// What the `telemetry` message reports (shared with `/metrics`).
+    telemetry: Arc<TelemetrySource>,
     telemetry_every: Duration,
     store: Arc<Mutex<Store>>,
     /// Records found on disk at start (a backlog from before a restart), oldest first.
@@ -149,6 +159,7 @@ impl Uplink {
         let store = Arc::new(Mutex::new(store));
         let (notify, appended) = mpsc::unbounded_channel();
         let (tx, messages) = mpsc::unbounded_channel();
+        let stats = Arc::<UplinkStats>::default();
         let writer = OutboxWriter {
             store: store.clone(),
             topics: topics.clone(),
@@ -160,8 +171,8 @@ impl Uplink {
                 topics,
                 device_id,
                 status,
-                stats: Arc::default(),
-                telemetry: None,
+                telemetry: Arc::new(TelemetrySource::new(stats.clone())),
+                stats,
                 telemetry_every: settings.telemetry_every.max(Duration::from_secs(1)),
                 store,
                 backlog,
@@ -172,6 +183,11 @@ impl Uplink {
             },
             writer,
         ))
+    }
+
+    /// What the `telemetry` message reports; the daemon points it at the cameras, `/metrics` reads it.
+    pub fn telemetry(&self) -> Arc<TelemetrySource> {
+        self.telemetry.clone()
     }
 
     /// A sender for replies and other transient messages.
@@ -230,7 +246,7 @@ impl Uplink {
                     book.add_transient(self.topics.status(), (self.status)("online").to_string().into_bytes(), true, Properties::JSON);
                 }
                 _ = telemetry_tick.tick(), if connected => {
-                    let payload = self.telemetry_payload(&book);
+                    let payload = self.telemetry.message();
                     let stale_after = self.telemetry_every * 3;
                     book.add_transient(self.topics.telemetry(), payload, false, Properties::JSON.expiring(stale_after));
                 }
@@ -268,31 +284,6 @@ impl Uplink {
         self.drain(client, eventloop, book, connected, drain).await;
     }
 
-    /// The `telemetry` message: the daemon's part (cameras, process) plus the outbox's.
-    fn telemetry_payload(&self, book: &Book) -> Vec<u8> {
-        let mut v = self
-            .telemetry
-            .as_ref()
-            .map_or_else(|| serde_json::json!({}), |f| f("telemetry"));
-        let oldest_age_s = book
-            .metas
-            .values()
-            .next()
-            .map(|m| (crate::uplink::store::now_ms() - m.created_ms).max(0) as f64 / 1000.0);
-        let dropped = self.store.lock().expect("outbox lock").dropped;
-        v["outbox"] = serde_json::json!({
-            "depth": book.metas.len(),
-            "oldest_age_s": oldest_age_s,
-            "delivered": book.outbox.delivered(),
-            "dropped_events": dropped.events,
-            "dropped_evidence": dropped.evidence,
-        });
-        v["time"] = serde_json::json!(
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        );
-        v.to_string().into_bytes()
-    }
-
     /// Delete delivered records from disk: in batches, or everything when `force`.
     fn flush_acked(&self, book: &mut Book, force: bool) {
         if book.acked.is_empty()
@@ -321,6 +312,10 @@ impl Uplink {
         self.stats
             .depth
             .store(book.metas.len() as u64, Ordering::Relaxed);
+        let oldest = book.metas.values().next().map_or(0, |m| m.created_ms);
+        self.stats
+            .oldest_created_ms
+            .store(oldest, Ordering::Relaxed);
         self.stats
             .delivered
             .store(book.outbox.delivered(), Ordering::Relaxed);
@@ -425,6 +420,12 @@ impl Uplink {
                         let ms = m.seen_ms.map(|seen| crate::uplink::store::now_ms() - seen);
                         if let Some(ms) = ms.filter(|ms| *ms >= 0) {
                             self.stats.event_latency_ms.record(ms as f32);
+                            self.stats
+                                .event_latency_count
+                                .fetch_add(1, Ordering::Relaxed);
+                            self.stats
+                                .event_latency_ms_total
+                                .fetch_add(ms as u64, Ordering::Relaxed);
                         }
                     }
                     book.acked.push(id);

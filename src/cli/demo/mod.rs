@@ -141,7 +141,7 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
         Duration::from_secs(5),
     ));
     let started = Instant::now();
-    let cpu0 = crate::ops::process_cpu_seconds().unwrap_or(0.0);
+    let cpu0 = crate::base::process_cpu_seconds().unwrap_or(0.0);
     let mut events = 0;
     let deadline = tokio::time::sleep(opts.duration);
     tokio::pin!(deadline);
@@ -163,7 +163,7 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
     {
         events += print_message(&m);
     }
-    let cpu = crate::ops::process_cpu_seconds().unwrap_or(0.0) - cpu0;
+    let cpu = crate::base::process_cpu_seconds().unwrap_or(0.0) - cpu0;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "demo: {events} incident events in {secs:.0} s; whole demo process (camera server, broker client, agent) used {:.1}% of one core",

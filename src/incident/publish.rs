@@ -1,0 +1,282 @@
+//! The evidence and publish part of a camera's incidents: a [`Draft`] that the analysis produced becomes an
+//! [`IncidentEvent`] with its evidence images (heads obscured, annotated and clean JPEGs, sha256 of each),
+//! its event id and its time. This is the expensive and I/O-facing half (JPEG encoding, the clock, scene
+//! reference files), so the daemon runs it on an evidence thread as an [`EvidenceJob`], not on the
+//! inference thread; the analysis (`Analyser::step`) stays pure.
+
+use super::event::{
+    AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
+    Phase, SCHEMA, Verification, ZoneRef,
+};
+use super::evidence::{self, Annotation, Evidence, render};
+use super::lifecycle::{CaseRef, Transition};
+use super::model::ModelInfo;
+use super::privacy::{PrivacyParams, blur_heads};
+use crate::base::{BBox, CategoryCodes, Detection};
+use crate::rules::{Hit, Polygon};
+use chrono::{DateTime, SecondsFormat, Utc};
+use image::RgbImage;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How evidence is made.
+#[derive(Debug, Clone)]
+pub struct EvidenceSettings {
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Send the frame without drawings beside the annotated one.
+    pub clean_frame: bool,
+    pub privacy: PrivacyParams,
+}
+
+/// One transition of one incident, as the analysis saw it: everything its event says except the evidence,
+/// the event id and the time it is published.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub transition: Transition,
+    pub case: CaseRef,
+    pub category: String,
+    pub codes: CategoryCodes,
+    pub zone: ZoneRef,
+    /// The zone's outline, drawn on the evidence.
+    pub polygon: Polygon,
+    /// What the rule counted.
+    pub hits: Vec<Hit>,
+    pub crowd: Option<CrowdInfo>,
+    /// Capture time of the frame the transition was seen on; none when no frame was at hand (a resolve on
+    /// reload or after a verify), and then the event has no evidence either.
+    pub seen_at: Option<SystemTime>,
+    /// The command this event answers (verify).
+    pub request_id: Option<String>,
+}
+
+/// A camera's identity and evidence settings: what turns drafts into events. Shared (read-only) between
+/// the analyser and the evidence thread.
+#[derive(Debug)]
+pub struct Publisher {
+    pub device: DeviceRef,
+    pub camera: CameraRef,
+    pub model: ModelInfo,
+    pub tz: chrono_tz::Tz,
+    pub evidence: EvidenceSettings,
+    /// Classes whose heads are obscured.
+    pub person_classes: Vec<usize>,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Publisher {
+    /// The event for `draft`, with evidence from `picture` (the frame it was seen on) when the draft has a
+    /// frame time and a picture is given.
+    pub fn publish(
+        &self,
+        draft: Draft,
+        picture: Option<&RgbImage>,
+        detections: &[Detection],
+    ) -> super::Publication {
+        let (phase, reopened, reason, verification) = match draft.transition {
+            Transition::Opened { reopened } => (Phase::Opened, reopened, None, None),
+            Transition::Updated => (Phase::Updated, false, None, None),
+            Transition::Resolved(r) => (Phase::Resolved, false, Some(r), None),
+            Transition::Verified { still_present } => (
+                Phase::Verified,
+                false,
+                None,
+                Some(if still_present {
+                    Verification::StillPresent
+                } else {
+                    Verification::Cleared
+                }),
+            ),
+        };
+        let now = SystemTime::now();
+        let seen_at = draft.seen_at.unwrap_or(now);
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let caption = format!(
+            "{}  {}  zone={}  cam={}  {}",
+            draft.category,
+            match phase {
+                Phase::Opened => "opened",
+                Phase::Updated => "updated",
+                Phase::Resolved => "resolved",
+                Phase::Verified => match verification {
+                    Some(Verification::StillPresent) => "verified: still present",
+                    _ => "verified: cleared",
+                },
+            },
+            draft.zone.id,
+            self.camera.id,
+            DateTime::<Utc>::from(seen_at)
+                .with_timezone(&self.tz)
+                .format("%Y-%m-%d %H:%M:%S%:z"),
+        );
+        let evidence = match (draft.seen_at, picture) {
+            (Some(_), Some(picture)) => self.render_evidence(&draft, picture, detections, &caption),
+            _ => Vec::new(),
+        };
+        let refs = evidence
+            .iter()
+            .zip(["annotated", "clean"])
+            .map(|(e, kind)| EvidenceRef {
+                kind: kind.into(),
+                topic: match kind {
+                    "annotated" => format!("evidence/{event_id}"),
+                    _ => format!("evidence/{event_id}/{kind}"),
+                },
+                content_type: "image/jpeg".into(),
+                bytes: e.jpeg.len(),
+                sha256: e.sha256.clone(),
+                width: e.width,
+                height: e.height,
+            })
+            .collect();
+        let hits = &draft.hits;
+        let confidence = if hits.is_empty() {
+            0.0
+        } else {
+            hits.iter().map(|h| h.score).sum::<f32>() / hits.len() as f32
+        };
+        let event = IncidentEvent {
+            schema: SCHEMA.into(),
+            event_id,
+            incident_id: draft.case.id.clone(),
+            phase,
+            reopened,
+            reason,
+            verification,
+            request_id: draft.request_id.clone(),
+            time: rfc3339(now),
+            category: draft.category.clone(),
+            codes: draft.codes.clone(),
+            device: self.device.clone(),
+            camera: self.camera.clone(),
+            zone: draft.zone.clone(),
+            first_seen: rfc3339(draft.case.first_seen),
+            last_seen: rfc3339(seen_at),
+            dwell_s: seen_at
+                .duration_since(draft.case.first_seen)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            confidence,
+            crowd: draft.crowd.clone(),
+            objects: hits
+                .iter()
+                .map(|h| ObjectRef {
+                    label: h.class.map_or_else(
+                        || "scene_change".into(),
+                        |c| self.model.labels.get(c).cloned().unwrap_or_default(),
+                    ),
+                    score: h.score,
+                    bbox: [h.bbox.x1, h.bbox.y1, h.bbox.x2, h.bbox.y2],
+                    track_id: h.track_id,
+                })
+                .collect(),
+            evidence: refs,
+            model: ModelRef {
+                name: self.model.name.clone(),
+                version: self.model.version.clone(),
+                sha256: self.model.sha256.clone(),
+            },
+            agent: AgentRef::this(),
+        };
+        super::Publication { event, evidence }
+    }
+
+    /// The annotated image and, if configured, the clean one; heads obscured in both before encoding.
+    fn render_evidence(
+        &self,
+        draft: &Draft,
+        picture: &RgbImage,
+        detections: &[Detection],
+        caption: &str,
+    ) -> Vec<Evidence> {
+        let mut img = picture.clone();
+        let people: Vec<BBox> = detections
+            .iter()
+            .filter(|d| self.person_classes.contains(&d.class))
+            .map(|d| d.bbox)
+            .collect();
+        blur_heads(&mut img, &people, &self.evidence.privacy);
+        let clean = self.evidence.clean_frame.then(|| img.clone());
+        let counted: Vec<BBox> = draft.hits.iter().map(|h| h.bbox).collect();
+        let ann = Annotation {
+            zone: &draft.polygon.points,
+            others: detections
+                .iter()
+                .map(|d| d.bbox)
+                .filter(|b| !counted.contains(b))
+                .collect(),
+            counted,
+            caption,
+        };
+        let q = self.evidence.quality;
+        let mut out = Vec::new();
+        for result in [render(img, &ann, q)]
+            .into_iter()
+            .chain(clean.map(|c| evidence::encode(&c, q)))
+        {
+            match result {
+                Ok(e) => out.push(e),
+                Err(error) => {
+                    tracing::error!(camera = %self.camera.id, %error, "Evidence image could not be encoded; event sent without it.");
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A scene-change reference the analysis took, to be kept across restarts.
+#[derive(Debug, Clone)]
+pub struct ReferenceImage {
+    pub file: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+impl ReferenceImage {
+    /// Write the file; a failure only costs a new reference next start.
+    pub fn save(&self, camera: &str) {
+        let file = &self.file;
+        let result = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(file, &self.bytes));
+        match result {
+            Ok(()) => {
+                tracing::info!(camera = %camera, file = %file.display(), "Reference image taken for a scene-change zone.")
+            }
+            Err(error) => {
+                tracing::warn!(camera = %camera, file = %file.display(), %error, "Reference image could not be saved; a new one is taken after a restart.")
+            }
+        }
+    }
+}
+
+/// What one analysed frame (or a command's conclusion) leaves for the evidence thread: the drafts in order,
+/// the frame's picture (copied, so the frame and its camera's analysis slot are released at once), the
+/// detections drawn on it, and reference images to keep.
+pub struct EvidenceJob {
+    pub publisher: Arc<Publisher>,
+    pub drafts: Vec<Draft>,
+    pub picture: Option<RgbImage>,
+    pub detections: Vec<Detection>,
+    pub references: Vec<ReferenceImage>,
+}
+
+impl EvidenceJob {
+    /// Render the evidence and make the events, in the drafts' order.
+    pub fn run(self) -> Vec<super::Publication> {
+        for r in &self.references {
+            r.save(&self.publisher.camera.id);
+        }
+        let (publisher, picture, detections) = (&self.publisher, &self.picture, &self.detections);
+        self.drafts
+            .into_iter()
+            .map(|d| publisher.publish(d, picture.as_ref(), detections))
+            .collect()
+    }
+}

@@ -1,0 +1,285 @@
+//! One telemetry reading as Prometheus metric families, written in the text exposition format (0.0.4) by
+//! the `prometheus` crate's encoder. The series are the contract listed in docs/configuration.md; labels are
+//! low-cardinality (`camera`, `kind`, `quantile`), never a track or an event.
+
+use crate::uplink::Telemetry;
+use prometheus::proto::{
+    Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary,
+};
+use prometheus::{Encoder, TextEncoder};
+
+/// The text `/metrics` serves for `t`.
+pub fn exposition(t: &Telemetry) -> String {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&families(t), &mut out)
+        .expect("families are never empty and the encoder writes to memory");
+    String::from_utf8(out).expect("the text format is UTF-8")
+}
+
+/// Every family that has at least one series (per-camera families need a camera).
+pub fn families(t: &Telemetry) -> Vec<MetricFamily> {
+    let per_camera = |f: &dyn Fn(&crate::uplink::CameraTelemetry) -> Metric| {
+        t.cameras
+            .iter()
+            .map(|c| labelled(f(c), &[("camera", &c.id)]))
+            .collect::<Vec<_>>()
+    };
+    let up = |c: &crate::uplink::CameraTelemetry| {
+        gauge(f64::from(u8::from(
+            c.state == crate::ingest::CameraState::Streaming,
+        )))
+    };
+    let (o, u, p) = (&t.outbox, &t.uplink, &t.process);
+    let all = vec![
+        family(
+            "streetsight_camera_up",
+            "1 while the camera streams.",
+            MetricType::GAUGE,
+            per_camera(&up),
+        ),
+        family(
+            "streetsight_camera_frames_total",
+            "Frames received from the camera after sampling.",
+            MetricType::COUNTER,
+            per_camera(&|c| counter(c.frames_in as f64)),
+        ),
+        family(
+            "streetsight_camera_frames_analysed_total",
+            "Frames the detector analysed.",
+            MetricType::COUNTER,
+            per_camera(&|c| counter(c.frames_analysed as f64)),
+        ),
+        family(
+            "streetsight_camera_frames_dropped_total",
+            "Frames dropped (oldest first) because analysis was busy.",
+            MetricType::COUNTER,
+            per_camera(&|c| counter(c.frames_dropped as f64)),
+        ),
+        family(
+            "streetsight_camera_frames_skipped_total",
+            "Frames not decoded or converted because the camera's previous frame was still being analysed.",
+            MetricType::COUNTER,
+            per_camera(&|c| counter(c.frames_skipped as f64)),
+        ),
+        family(
+            "streetsight_camera_reconnects_total",
+            "Times the camera's stream was lost.",
+            MetricType::COUNTER,
+            per_camera(&|c| counter(c.reconnects as f64)),
+        ),
+        family(
+            "streetsight_analysis_seconds",
+            "Detection time per frame: quantiles over the last 256 frames, sum and count since start.",
+            MetricType::SUMMARY,
+            per_camera(&|c| {
+                let q = [(0.5, c.analysis_ms_p50), (0.95, c.analysis_ms_p95)];
+                summary(
+                    q.iter()
+                        .filter_map(|&(q, ms)| ms.map(|ms| (q, f64::from(ms) / 1000.0))),
+                    c.analysis_seconds_total,
+                    c.frames_analysed,
+                )
+            }),
+        ),
+        family(
+            "streetsight_uplink_connected",
+            "1 while connected to the broker.",
+            MetricType::GAUGE,
+            vec![gauge(f64::from(u8::from(u.connected)))],
+        ),
+        family(
+            "streetsight_outbox_records",
+            "Records waiting in the outbox.",
+            MetricType::GAUGE,
+            vec![gauge(o.depth as f64)],
+        ),
+        family(
+            "streetsight_outbox_delivered_total",
+            "Records acknowledged by the broker.",
+            MetricType::COUNTER,
+            vec![counter(o.delivered as f64)],
+        ),
+        family(
+            "streetsight_event_latency_seconds",
+            "From an event's frame leaving the decoder to the broker's PUBACK: quantiles over the last 256 events, sum and count since start.",
+            MetricType::SUMMARY,
+            vec![summary(
+                [(0.5, u.event_latency_s_p50), (0.99, u.event_latency_s_p99)]
+                    .into_iter()
+                    .filter_map(|(q, s)| s.map(|s| (q, s))),
+                u.event_latency_seconds_total,
+                u.event_latency_count,
+            )],
+        ),
+        family(
+            "streetsight_events_delivered_total",
+            "Incident events acknowledged by the broker.",
+            MetricType::COUNTER,
+            vec![counter(u.events_delivered as f64)],
+        ),
+        family(
+            "streetsight_outbox_dropped_total",
+            "Records the outbox bounds dropped.",
+            MetricType::COUNTER,
+            vec![
+                labelled(counter(o.dropped_events as f64), &[("kind", "event")]),
+                labelled(counter(o.dropped_evidence as f64), &[("kind", "evidence")]),
+            ],
+        ),
+        family(
+            "streetsight_process_resident_memory_bytes",
+            "Resident set size.",
+            MetricType::GAUGE,
+            vec![gauge(p.rss_bytes.unwrap_or(0) as f64)],
+        ),
+        family(
+            "streetsight_process_cpu_seconds_total",
+            "CPU time used by the process.",
+            MetricType::COUNTER,
+            vec![counter(p.cpu_seconds.unwrap_or(0.0))],
+        ),
+    ];
+    all.into_iter()
+        .filter(|f| !f.get_metric().is_empty())
+        .collect()
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.into());
+    f.set_help(help.into());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+fn gauge(v: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(v);
+    let mut m = Metric::default();
+    m.set_gauge(g);
+    m
+}
+
+fn counter(v: f64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(v);
+    let mut m = Metric::default();
+    m.set_counter(c);
+    m
+}
+
+fn summary(quantiles: impl Iterator<Item = (f64, f64)>, sum: f64, count: u64) -> Metric {
+    let mut s = Summary::default();
+    s.set_quantile(
+        quantiles
+            .map(|(q, v)| {
+                let mut x = Quantile::default();
+                x.set_quantile(q);
+                x.set_value(v);
+                x
+            })
+            .collect(),
+    );
+    s.set_sample_sum(sum);
+    s.set_sample_count(count);
+    let mut m = Metric::default();
+    m.set_summary(s);
+    m
+}
+
+fn labelled(mut m: Metric, labels: &[(&str, &str)]) -> Metric {
+    m.set_label(
+        labels
+            .iter()
+            .map(|(k, v)| {
+                let mut l = LabelPair::default();
+                l.set_name((*k).into());
+                l.set_value((*v).into());
+                l
+            })
+            .collect(),
+    );
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::uplink::{
+        CameraTelemetry, LinkTelemetry, OutboxTelemetry, ProcessTelemetry, Telemetry,
+    };
+
+    fn reading(cameras: usize) -> Telemetry {
+        Telemetry {
+            time: "2026-12-04T00:00:00Z".into(),
+            cameras: (0..cameras)
+                .map(|i| CameraTelemetry {
+                    id: format!("cam{i}"),
+                    state: crate::ingest::CameraState::Streaming,
+                    frames_in: 10,
+                    frames_analysed: 4,
+                    frames_dropped: 1,
+                    frames_skipped: 5,
+                    reconnects: 0,
+                    analysis_ms_p50: Some(30.0),
+                    analysis_ms_p95: (i == 0).then_some(45.0),
+                    analysis_seconds_total: 0.125,
+                })
+                .collect(),
+            outbox: OutboxTelemetry {
+                depth: 3,
+                oldest_age_s: Some(1.5),
+                delivered: 7,
+                dropped_events: 0,
+                dropped_evidence: 2,
+            },
+            uplink: LinkTelemetry {
+                connected: true,
+                events_delivered: 2,
+                event_latency_s_p50: None,
+                event_latency_s_p99: None,
+                event_latency_count: 0,
+                event_latency_seconds_total: 0.0,
+            },
+            process: ProcessTelemetry {
+                cpu_percent: None,
+                cpu_seconds: Some(1.25),
+                rss_bytes: Some(1024),
+            },
+            disk_free_bytes: None,
+        }
+    }
+
+    #[test]
+    fn every_reading_is_a_series_with_its_labels() {
+        let text = exposition(&reading(2));
+        for line in [
+            "# TYPE streetsight_camera_frames_total counter",
+            "streetsight_camera_frames_total{camera=\"cam1\"} 10",
+            "streetsight_camera_up{camera=\"cam0\"} 1",
+            "# TYPE streetsight_analysis_seconds summary",
+            "streetsight_analysis_seconds{camera=\"cam0\",quantile=\"0.95\"} 0.045",
+            "streetsight_analysis_seconds_sum{camera=\"cam1\"} 0.125",
+            "streetsight_analysis_seconds_count{camera=\"cam1\"} 4",
+            "streetsight_outbox_dropped_total{kind=\"evidence\"} 2",
+            "streetsight_uplink_connected 1",
+            "streetsight_process_cpu_seconds_total 1.25",
+            "streetsight_event_latency_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+        assert!(
+            !text.contains("cam1\",quantile=\"0.95\""),
+            "no quantile without a measurement"
+        );
+    }
+
+    #[test]
+    fn a_gateway_without_cameras_serves_only_its_own_families() {
+        let text = exposition(&reading(0));
+        assert!(!text.contains("camera="), "{text}");
+        assert!(text.contains("# TYPE streetsight_outbox_records gauge"));
+    }
+}
