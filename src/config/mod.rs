@@ -13,8 +13,9 @@ mod rules;
 pub use categories::{CategoryCodes, default_categories};
 pub use load::{ConfigError, ConfigErrors, Lines, LoadedConfig, parse, parse_str, resolve};
 pub use rules::{
-    Anchor, BIN_OVERFLOW, GroundConfig, IncidentConfig, LAUNDRY, MaskConfig, PersistenceDefaults,
-    PersistenceRuleConfig, PresenceRuleConfig, SceneRuleConfig, ScheduleConfig, VendingRuleConfig,
+    Anchor, BIN_OVERFLOW, CROWD_INCIDENT_CLEAR_S, GroundConfig, IncidentConfig, LAUNDRY,
+    MaskConfig, PRESENCE_CLEAR_S, PersistenceDefaults, PersistenceRuleConfig, PresenceRuleConfig,
+    SCENE_CLEAR_S, SceneRuleConfig, ScheduleConfig, VENDING_CLEAR_S, VendingRuleConfig,
 };
 
 use serde::Deserialize;

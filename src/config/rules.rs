@@ -262,6 +262,17 @@ fn default_scene_cell_threshold() -> Spanned<f32> {
     Spanned::new(0..0, 14.0)
 }
 
+/// `incident.clear_s` of a crowd rule: 0, because the crowd rule waits its own `clear_s` before it lets go
+/// and the incident resolves as soon as it does.
+pub const CROWD_INCIDENT_CLEAR_S: f64 = 0.0;
+/// `incident.clear_s` of a street-vending rule: two minutes, so a vendor out of view behind a bus or
+/// stepping away is still the same case.
+pub const VENDING_CLEAR_S: f64 = 120.0;
+/// `incident.clear_s` of a presence rule: half a minute.
+pub const PRESENCE_CLEAR_S: f64 = 30.0;
+/// `incident.clear_s` of a scene-change rule: a minute of the reference view before the case resolves.
+pub const SCENE_CLEAR_S: f64 = 60.0;
+
 /// Defaults of the two K-of-N rule types.
 #[derive(Debug, Clone, Copy)]
 pub struct PersistenceDefaults {

@@ -42,7 +42,7 @@ pub struct Control {
     pub rx: Receiver<IncomingCommand>,
     pub messenger: Messenger,
     pub workers: WorkerRegistry,
-    pub reload: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
+    pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
     pub config_path: PathBuf,
     pub max_skew: Duration,
     /// How long a command waits for a camera's next frame (`uplink.command_wait_s`).
@@ -332,8 +332,16 @@ impl Control {
         let prepared = prepare_reload(&self.config_path)?;
         let (reply, answer) = bounded(1);
         self.reload
-            .send(ReloadRequest { prepared, reply })
-            .map_err(|_| CommandError::new("failed", "the agent is shutting down"))?;
+            .try_send(ReloadRequest { prepared, reply })
+            .map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => CommandError::new(
+                    "busy",
+                    "a reload is already being applied; retry when it is done",
+                ),
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    CommandError::new("failed", "the agent is shutting down")
+                }
+            })?;
         wait(&answer, Duration::from_secs(120))?.map_err(|e| CommandError::new("failed", e))
     }
 }
@@ -361,8 +369,15 @@ pub fn prepare_reload(path: &std::path::Path) -> Result<Prepared, CommandError> 
 }
 
 fn send(w: &WorkerLink, cmd: WorkerCmd) -> Result<(), CommandError> {
-    w.tx.send(cmd)
-        .map_err(|_| CommandError::new("failed", "the camera's model worker has stopped"))
+    w.tx.try_send(cmd).map_err(|e| match e {
+        crossbeam_channel::TrySendError::Full(_) => CommandError::new(
+            "busy",
+            "the camera's model worker has too many commands waiting; retry in a few seconds",
+        ),
+        crossbeam_channel::TrySendError::Disconnected(_) => {
+            CommandError::new("failed", "the camera's model worker has stopped")
+        }
+    })
 }
 
 fn wait<T>(rx: &Receiver<T>, timeout: Duration) -> Result<T, CommandError> {

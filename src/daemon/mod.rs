@@ -92,7 +92,8 @@ pub async fn run(
         shared.camera_stats.clone(),
         config.storage.state_dir.clone(),
     );
-    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    // One reload at a time: the control thread waits for each before it takes the next command.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
     let audit = crate::control::open_audit(&config.storage.state_dir.join("audit.jsonl"));
     let mut control = None;
     if config.uplink.commands {
@@ -268,7 +269,8 @@ fn start_worker(
             .push((handle.id.clone(), handle.stats.clone()));
         handles.push(handle);
     }
-    let (tx, commands) = crossbeam_channel::unbounded();
+    // The control thread waits for each command's answer, so a few slots are plenty; a full queue is answered `busy`.
+    let (tx, commands) = crossbeam_channel::bounded(8);
     let link = WorkerLink {
         cameras: analysers.keys().cloned().collect(),
         tx,

@@ -10,6 +10,7 @@ use super::nms::nms_in_place;
 use super::preprocess::Preprocessor;
 use super::yolo::{decode_yolov5, decode_yolov8};
 use crate::base::{Detection, ImageView};
+use ndarray::{ArrayView4, Ix3, Ix4};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use std::path::{Path, PathBuf};
@@ -237,7 +238,10 @@ impl Detector {
         let shape = self.pre.shape();
         let fit = self.pre.fit_for(img);
         let tensor = self.pre.run(img);
-        let input = TensorRef::from_array_view((shape, tensor)).map_err(ort_err)?;
+        // ndarray views are the currency between our buffers and ONNX Runtime's tensors, both ways.
+        let view =
+            ArrayView4::from_shape(shape, tensor).expect("the preprocessor fills its own shape");
+        let input = TensorRef::from_array_view(view).map_err(ort_err)?;
         let outputs = self
             .session
             .run(ort::inputs![self.manifest.input.name.as_str() => input])
@@ -246,13 +250,19 @@ impl Detector {
         let input_size = (self.manifest.input.width, self.manifest.input.height);
         let min_score = self.manifest.score_threshold;
         // Dynamic dimensions pass the load-time check; the real shape is checked here, per frame.
-        let wrong_shape = |name: &str, found: &[i64], expected: &str| EngineError::Mismatch {
-            model: model.clone(),
-            message: format!(
-                "output `{name}` is {} on this frame; expected {expected}",
-                graph::shape_text(found)
-            ),
+        let wrong_shape = |name: &str, found: &[usize], expected: &str| {
+            let found: Vec<i64> = found.iter().map(|&d| d as i64).collect();
+            EngineError::Mismatch {
+                model: model.clone(),
+                message: format!(
+                    "output `{name}` is {} on this frame; expected {expected}",
+                    graph::shape_text(&found)
+                ),
+            }
         };
+        // An output as an ndarray view of `D` dimensions, whose memory the decoders read as one slice.
+        let output = |name: &str| outputs[name].try_extract_array::<f32>().map_err(ort_err);
+        let dense = |name: &str, a| dense(model, name, a);
         self.candidates.clear();
         match &self.manifest.output {
             Head::Nanodet {
@@ -263,16 +273,10 @@ impl Detector {
             } => {
                 let mut per_stride = Vec::with_capacity(strides.len());
                 for (i, &stride) in strides.iter().enumerate() {
-                    let (_, s) = outputs[scores[i].as_str()]
-                        .try_extract_tensor::<f32>()
-                        .map_err(ort_err)?;
-                    let (_, b) = outputs[boxes[i].as_str()]
-                        .try_extract_tensor::<f32>()
-                        .map_err(ort_err)?;
                     per_stride.push(StrideOutput {
                         stride,
-                        scores: s,
-                        boxes: b,
+                        scores: dense(&scores[i], output(&scores[i])?)?,
+                        boxes: dense(&boxes[i], output(&boxes[i])?)?,
                     });
                 }
                 decode_nanodet(
@@ -285,21 +289,29 @@ impl Detector {
                 );
             }
             Head::Yolov5 { name } => {
-                let (s, t) = outputs[name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(ort_err)?;
-                if s.len() != 3 || s[0] != 1 || s[2] != 5 + classes as i64 {
-                    return Err(wrong_shape(name, s, &format!("[1, N, {}]", 5 + classes)));
+                let a = output(name)?;
+                let expected = format!("[1, N, {}]", 5 + classes);
+                let a3 = a
+                    .view()
+                    .into_dimensionality::<Ix3>()
+                    .map_err(|_| wrong_shape(name, a.shape(), &expected))?;
+                if a3.shape()[0] != 1 || a3.shape()[2] != 5 + classes {
+                    return Err(wrong_shape(name, a.shape(), &expected));
                 }
+                let t = dense(name, a)?;
                 decode_yolov5(t, classes, input_size, min_score, &mut self.candidates);
             }
             Head::Yolov8 { name } => {
-                let (s, t) = outputs[name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(ort_err)?;
-                if s.len() != 3 || s[0] != 1 || s[1] != 4 + classes as i64 {
-                    return Err(wrong_shape(name, s, &format!("[1, {}, N]", 4 + classes)));
+                let a = output(name)?;
+                let expected = format!("[1, {}, N]", 4 + classes);
+                let a3 = a
+                    .view()
+                    .into_dimensionality::<Ix3>()
+                    .map_err(|_| wrong_shape(name, a.shape(), &expected))?;
+                if a3.shape()[0] != 1 || a3.shape()[1] != 4 + classes {
+                    return Err(wrong_shape(name, a.shape(), &expected));
                 }
+                let t = dense(name, a)?;
                 decode_yolov8(
                     t,
                     classes,
@@ -310,18 +322,19 @@ impl Detector {
                 );
             }
             Head::DensityMap { name } => {
-                let (s, t) = outputs[name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(ort_err)?;
-                if s.len() != 4 || s[0] != 1 || s[1] != 1 {
-                    return Err(wrong_shape(name, s, "[1, 1, H, W]"));
-                }
+                let a = output(name)?;
+                let map = a
+                    .view()
+                    .into_dimensionality::<Ix4>()
+                    .ok()
+                    .filter(|m| m.shape()[0] == 1 && m.shape()[1] == 1)
+                    .ok_or_else(|| wrong_shape(name, a.shape(), "[1, 1, H, W]"))?;
                 return Ok(Output {
                     detections: Vec::new(),
                     density: Some(DensityMap {
-                        width: s[3] as usize,
-                        height: s[2] as usize,
-                        values: t.to_vec(),
+                        width: map.shape()[3],
+                        height: map.shape()[2],
+                        values: map.iter().copied().collect(),
                         fit,
                     }),
                 });
@@ -343,4 +356,17 @@ impl Detector {
             density: None,
         })
     }
+}
+
+/// An output's memory as one slice (ONNX Runtime hands out contiguous tensors; anything else is refused,
+/// not copied).
+fn dense<'a>(
+    model: &str,
+    name: &str,
+    a: ndarray::ArrayViewD<'a, f32>,
+) -> Result<&'a [f32], EngineError> {
+    a.to_slice().ok_or_else(|| EngineError::Mismatch {
+        model: model.to_string(),
+        message: format!("output `{name}` is not laid out contiguously"),
+    })
 }

@@ -269,7 +269,8 @@ mod tests {
         for (x, y, visible) in [
             (-7, -3, true),
             (35, 15, true),
-            (-1000, 5, false),
+            (-1000, 5, true), // the caption is about 1,200 px wide at scale 3
+            (-2000, 5, false),
             (5, 1000, false),
             (i32::MIN, i32::MIN, false),
             (i32::MAX, i32::MAX, false),

@@ -3,17 +3,17 @@
 //! A camera that fails never stops the others or the daemon.
 
 mod codec;
-mod frame;
 mod pipeline;
 mod probe;
+mod queue;
 mod source;
 mod supervisor;
 mod template;
 
 pub use codec::Codec;
-pub use frame::FrameQueue;
 pub use pipeline::IngestError;
 pub use probe::{Probe, probe};
+pub use queue::FrameQueue;
 pub use source::{
     CameraList, CameraSource, CameraState, CameraStats, RtspTransport, Sampling, Secret, StreamInfo,
 };

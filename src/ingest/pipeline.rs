@@ -1,7 +1,7 @@
 //! One connection to one camera: build the GStreamer pipeline, deliver frames, and end with a typed reason.
 
 use super::codec::Codec;
-use super::frame::FrameQueue;
+use super::queue::FrameQueue;
 use super::source::{CameraSource, CameraStats, RtspTransport, Sampling, StreamInfo};
 use crate::base::{Frame, FrameMeta, Pixels, Shutdown};
 use gstreamer as gst;

@@ -2,8 +2,8 @@
 //! pipeline the daemon uses (no retries), wait for the first frame, count frames for a moment to measure the
 //! frame rate, and hand back the first frame.
 
-use super::frame::FrameQueue;
 use super::pipeline::{IngestError, Timeouts, run_connection};
+use super::queue::FrameQueue;
 use super::source::{CameraSource, CameraStats, Sampling};
 use crate::base::{Frame, Shutdown};
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! One thread per camera: connect, stream, and on any failure wait a jittered backoff and connect again.
 //! Nothing a camera does can end this loop except shutdown.
 
-use super::frame::FrameQueue;
 use super::pipeline::{IngestError, Timeouts, run_connection};
+use super::queue::FrameQueue;
 use super::source::{CameraSource, CameraState, CameraStats, StreamInfo};
 use crate::base::{Backoff, Shutdown, redact_url};
 use std::sync::Arc;

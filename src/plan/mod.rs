@@ -9,11 +9,11 @@ mod analyser;
 mod camera;
 mod check;
 mod model;
-mod rules;
+pub(crate) mod rules;
 mod uplink;
 mod validate;
 
-pub use analyser::{analyser, zone_area};
+pub use analyser::analyser;
 pub use camera::camera_source;
 pub use model::load_model;
 pub use uplink::{store_bounds, uplink_settings};

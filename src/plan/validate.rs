@@ -2,10 +2,9 @@
 //! problem of the file at once, each with its line and how to fix it.
 
 use super::check::Check;
-use crate::config::{
-    CameraConfig, Config, ConfigError, CrowdRuleConfig, Lines, ZoneConfig, categories, resolve,
-};
+use crate::config::{CameraConfig, Config, ConfigError, Lines, ZoneConfig, categories, resolve};
 use crate::detect::Manifest;
+use crate::incident::ModelInfo;
 use crate::ingest::DecoderTemplate;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -14,7 +13,8 @@ use toml::Spanned;
 pub(crate) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<ConfigError> {
     let mut check = Check::new(lines, base);
     verify_device(&mut check, config);
-    super::rules::verify_device_extras(&mut check, config);
+    super::rules::timezone(&mut check, config);
+    super::rules::verify_evidence(&mut check, config);
     verify_uplink(&mut check, config);
     if let Some(addr) = &config.ops.http
         && addr.get_ref().parse::<std::net::SocketAddr>().is_err()
@@ -221,18 +221,19 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
             );
         }
         let zones = verify_zones(c, v);
-        let manifest = manifests.get(v.model.get_ref());
-        super::rules::verify_camera_geometry(c, v, manifest);
-        for rule in &v.crowd_density {
-            verify_crowd_rule(c, v, rule.get_ref(), &zones, manifest);
-        }
-        super::rules::RuleCheck {
+        let model = manifests
+            .get(v.model.get_ref())
+            .map(|m| ModelInfo::new(m, &m.sha256));
+        super::rules::verify_camera_geometry(c, v, model.as_ref());
+        // The same code builds the rules when the camera starts; here only its complaints are kept.
+        super::rules::CameraRules {
             config,
             cam: v,
             zones: &zones,
-            manifest,
+            model: model.as_ref(),
+            state_dir: &config.storage.state_dir,
         }
-        .run(c);
+        .slots(c);
     }
 }
 
@@ -363,83 +364,4 @@ fn verify_zones<'a>(c: &mut Check, cam: &'a CameraConfig) -> BTreeMap<&'a str, &
         }
     }
     zones
-}
-
-fn verify_crowd_rule(
-    c: &mut Check,
-    cam: &CameraConfig,
-    r: &CrowdRuleConfig,
-    zones: &BTreeMap<&str, &ZoneConfig>,
-    manifest: Option<&Manifest>,
-) {
-    if let Some(z) = zones.get(r.zone.get_ref().as_str())
-        && z.area_m2.is_none()
-        && cam.ground.is_none()
-    {
-        c.push(&r.zone, format!("camera `{}`: crowd_density needs the real area of zone `{}`; add area_m2 to the zone, or calibrate the ground with [camera.ground]", cam.id, z.id));
-    }
-    let score = *r.min_score.get_ref();
-    if !(score > 0.0 && score <= 1.0) {
-        c.push(
-            &r.min_score,
-            format!(
-                "camera `{}`: min_score = {score} is out of range; it must be in (0, 1]",
-                cam.id
-            ),
-        );
-    }
-    let levels = r.levels.get_ref();
-    if levels.is_empty() {
-        c.push(
-            &r.levels,
-            format!(
-                "camera `{}`: crowd_density needs at least one level",
-                cam.id
-            ),
-        );
-    }
-    for pair in levels.windows(2) {
-        if pair[1].min_density <= pair[0].min_density {
-            c.push(&r.levels, format!("camera `{}`: level `{}` ({}) must have a higher min_density than `{}` ({}); list levels in ascending order", cam.id, pair[1].name, pair[1].min_density, pair[0].name, pair[0].min_density));
-        }
-    }
-    if levels
-        .iter()
-        .any(|l| !(l.min_density > 0.0 && l.min_density.is_finite()))
-    {
-        c.push(
-            &r.levels,
-            format!(
-                "camera `{}`: every level's min_density must be a positive number of persons/m²",
-                cam.id
-            ),
-        );
-    }
-    let hysteresis = *r.hysteresis.get_ref();
-    if hysteresis < 0.0 || levels.first().is_some_and(|l| hysteresis >= l.min_density) {
-        c.push(&r.hysteresis, format!("camera `{}`: hysteresis = {hysteresis} must be ≥ 0 and below the lowest level's min_density", cam.id));
-    }
-    if !(r.sustain_s >= 0.0 && r.clear_s >= 0.0) {
-        c.push(
-            &r.zone,
-            format!(
-                "camera `{}`: sustain_s and clear_s must be ≥ 0 seconds",
-                cam.id
-            ),
-        );
-    }
-    if let Some(m) = manifest {
-        for label in &r.labels_or(m.labels_for(&r.category)) {
-            if !m.labels.iter().any(|l| l == label) {
-                c.push(
-                    &r.zone,
-                    format!(
-                        "camera `{}`: label `{label}` is not a label of model `{}`",
-                        cam.id,
-                        cam.model.get_ref()
-                    ),
-                );
-            }
-        }
-    }
 }

@@ -134,7 +134,7 @@ pub struct Uplink {
     appended: mpsc::UnboundedReceiver<Vec<Meta>>,
     /// Where incoming commands go; none: the agent does not subscribe to commands.
     pub commands: Option<CommandInbox>,
-    messages: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    messages: mpsc::Receiver<(String, Vec<u8>)>,
     messenger: Messenger,
 }
 
@@ -157,8 +157,11 @@ impl Uplink {
             );
         }
         let store = Arc::new(Mutex::new(store));
+        // Unbounded on purpose: a writer announces records while it holds the store's lock, and the uplink
+        // takes that lock before it drains these notices — a bounded channel could deadlock the two. Each
+        // notice is a few dozen bytes per record, and the records are bounded on disk.
         let (notify, appended) = mpsc::unbounded_channel();
-        let (tx, messages) = mpsc::unbounded_channel();
+        let (tx, messages) = mpsc::channel(topics::MESSAGES_QUEUED);
         let stats = Arc::<UplinkStats>::default();
         let writer = OutboxWriter {
             store: store.clone(),

@@ -63,12 +63,24 @@ pub struct CommandInbox {
 /// the rest; they are lost if the process stops before the broker acknowledges them.
 #[derive(Clone)]
 pub struct Messenger {
-    pub(super) tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    pub(super) tx: mpsc::Sender<(String, Vec<u8>)>,
 }
+
+/// Transient messages waiting for the uplink task (it takes them every turn; commands, which cause them,
+/// arrive only while connected). Over this, a reply is dropped with a warning rather than queued without
+/// bound.
+pub(super) const MESSAGES_QUEUED: usize = 64;
 
 impl Messenger {
     /// `relative` is under the device's topic base, e.g. `cmd_result/{request_id}`.
     pub fn send(&self, relative: &str, payload: Vec<u8>) {
-        let _ = self.tx.send((relative.to_string(), payload));
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.tx.try_send((relative.to_string(), payload))
+        {
+            tracing::warn!(
+                topic = relative,
+                "Too many replies waiting for the uplink; this one is dropped."
+            );
+        }
     }
 }
