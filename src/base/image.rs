@@ -46,7 +46,7 @@ impl<'a> ImageView<'a> {
         if width == 0 || height == 0 {
             return Err(ImageError::Empty { width, height });
         }
-        let row = width.checked_mul(3).unwrap_or(usize::MAX);
+        let row = width.saturating_mul(3);
         if stride < row {
             return Err(ImageError::Stride {
                 width,

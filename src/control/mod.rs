@@ -368,16 +368,22 @@ pub fn prepare_reload(path: &std::path::Path) -> Result<Prepared, CommandError> 
     Ok(Prepared { loaded, detectors })
 }
 
+/// How long a command waits for room in a worker's command queue.
+const WORKER_SEND_WAIT: Duration = Duration::from_secs(10);
+
 fn send(w: &WorkerLink, cmd: WorkerCmd) -> Result<(), CommandError> {
-    w.tx.try_send(cmd).map_err(|e| match e {
-        crossbeam_channel::TrySendError::Full(_) => CommandError::new(
-            "busy",
-            "the camera's model worker has too many commands waiting; retry in a few seconds",
-        ),
-        crossbeam_channel::TrySendError::Disconnected(_) => {
-            CommandError::new("failed", "the camera's model worker has stopped")
-        }
-    })
+    // Each command runs on its own thread, so waiting here holds up nothing else; a worker that takes no
+    // command for this long is stuck, and the command is refused rather than queued without bound.
+    w.tx.send_timeout(cmd, WORKER_SEND_WAIT)
+        .map_err(|e| match e {
+            crossbeam_channel::SendTimeoutError::Timeout(_) => CommandError::new(
+                "busy",
+                "the camera's model worker has too many commands waiting; retry in a few seconds",
+            ),
+            crossbeam_channel::SendTimeoutError::Disconnected(_) => {
+                CommandError::new("failed", "the camera's model worker has stopped")
+            }
+        })
 }
 
 fn wait<T>(rx: &Receiver<T>, timeout: Duration) -> Result<T, CommandError> {

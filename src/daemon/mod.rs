@@ -1,11 +1,12 @@
 //! The daemon: wires the stages together along the data's way and runs them until shutdown.
 //!
 //! ```text
-//! camera threads ──FrameQueue (drop oldest)──▶ model worker (detect → rules → incident)
-//!     ──SQLite outbox (committed before the worker goes on)──▶ uplink task ──MQTT──▶ broker
+//! camera threads ──FrameQueue (drop oldest)──▶ model worker (detect → analysis)
+//!     ──evidence jobs (bounded, the worker waits)──▶ evidence thread (JPEGs, events)
+//!     ──SQLite outbox (committed before the next job)──▶ uplink task ──MQTT──▶ broker
 //! ```
 //!
-//! One worker thread per model owns its ONNX Runtime session, so cameras that use the same model share it.
+//! `workers` threads per model each own an ONNX Runtime session and a share of the model's cameras.
 //! A model that fails to load stops only the cameras that use it.
 
 mod reload;
@@ -92,7 +93,7 @@ pub async fn run(
         shared.camera_stats.clone(),
         config.storage.state_dir.clone(),
     );
-    // One reload at a time: the control thread waits for each before it takes the next command.
+    // One reload at a time: a second one while the first is applied is answered `busy`.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
     let audit = crate::control::open_audit(&config.storage.state_dir.join("audit.jsonl"));
     let mut control = None;
@@ -269,8 +270,9 @@ fn start_worker(
             .push((handle.id.clone(), handle.stats.clone()));
         handles.push(handle);
     }
-    // The control thread waits for each command's answer, so a few slots are plenty; a full queue is answered `busy`.
-    let (tx, commands) = crossbeam_channel::bounded(8);
+    // Commands in flight are bounded upstream (the command inbox holds 32); a worker whose queue stays full
+    // for 10 s is stuck, and the command is answered `busy`.
+    let (tx, commands) = crossbeam_channel::bounded(64);
     let link = WorkerLink {
         cameras: analysers.keys().cloned().collect(),
         tx,

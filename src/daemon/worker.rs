@@ -43,7 +43,14 @@ impl Evidence {
             .name("evidence".into())
             .spawn(move || {
                 for (job, then) in rx {
-                    let publications = job.run();
+                    let camera = job.publisher.camera.id.clone();
+                    // A job that panics (an encoder bug) costs its own events, not every later one.
+                    let publications =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()))
+                            .unwrap_or_else(|_| {
+                                tracing::error!(camera = %camera, "Evidence job failed; its events are lost.");
+                                Vec::new()
+                            });
                     for p in &publications {
                         store(&outbox, archive.as_ref(), p);
                     }
@@ -70,8 +77,10 @@ impl Evidence {
     /// Let every queued job finish (their events are in the outbox when this returns).
     fn finish(&mut self) {
         self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("Evidence thread ended abnormally.");
         }
     }
 }
@@ -163,11 +172,22 @@ impl ModelWorker {
                     );
                 }
                 Pending::SceneReference { zone, reply, .. } => {
-                    let taken = analyser.retake_reference(&zone, frame);
-                    if let Ok(Some(image)) = &taken {
-                        image.save(&camera_id(analyser));
+                    match analyser.retake_reference(&zone, frame) {
+                        // Written by the evidence thread after any reference queued before it, and
+                        // answered once it is on disk.
+                        Ok(Some(image)) => self.evidence.send(
+                            analyser.reference_job(image),
+                            Some(Box::new(move |_: &[Publication]| {
+                                let _ = reply.send(Ok(()));
+                            })),
+                        ),
+                        Ok(None) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
                     }
-                    let _ = reply.send(taken.map(|_| ()).map_err(|e| e.to_string()));
                 }
                 Pending::Verify {
                     camera,
@@ -235,8 +255,4 @@ impl ModelWorker {
         }
         self.pending = still;
     }
-}
-
-fn camera_id(analyser: &Analyser) -> String {
-    analyser.camera_id().to_string()
 }

@@ -250,19 +250,14 @@ impl Detector {
         let input_size = (self.manifest.input.width, self.manifest.input.height);
         let min_score = self.manifest.score_threshold;
         // Dynamic dimensions pass the load-time check; the real shape is checked here, per frame.
-        let wrong_shape = |name: &str, found: &[usize], expected: &str| {
-            let found: Vec<i64> = found.iter().map(|&d| d as i64).collect();
-            EngineError::Mismatch {
-                model: model.clone(),
-                message: format!(
-                    "output `{name}` is {} on this frame; expected {expected}",
-                    graph::shape_text(&found)
-                ),
-            }
-        };
-        // An output as an ndarray view of `D` dimensions, whose memory the decoders read as one slice.
+        let wrong_shape =
+            |name: &str, found: &[usize], expected: &str| wrong_shape(model, name, found, expected);
+        // An output as an ndarray view (any number of dimensions), checked before it is read as a slice.
         let output = |name: &str| outputs[name].try_extract_array::<f32>().map_err(ort_err);
         let dense = |name: &str, a| dense(model, name, a);
+        let table = |name: &str, a, axis, width, expected: &str| {
+            table(model, name, a, axis, width, expected)
+        };
         self.candidates.clear();
         match &self.manifest.output {
             Head::Nanodet {
@@ -289,29 +284,13 @@ impl Detector {
                 );
             }
             Head::Yolov5 { name } => {
-                let a = output(name)?;
                 let expected = format!("[1, N, {}]", 5 + classes);
-                let a3 = a
-                    .view()
-                    .into_dimensionality::<Ix3>()
-                    .map_err(|_| wrong_shape(name, a.shape(), &expected))?;
-                if a3.shape()[0] != 1 || a3.shape()[2] != 5 + classes {
-                    return Err(wrong_shape(name, a.shape(), &expected));
-                }
-                let t = dense(name, a)?;
+                let t = table(name, output(name)?, 2, 5 + classes, &expected)?;
                 decode_yolov5(t, classes, input_size, min_score, &mut self.candidates);
             }
             Head::Yolov8 { name } => {
-                let a = output(name)?;
                 let expected = format!("[1, {}, N]", 4 + classes);
-                let a3 = a
-                    .view()
-                    .into_dimensionality::<Ix3>()
-                    .map_err(|_| wrong_shape(name, a.shape(), &expected))?;
-                if a3.shape()[0] != 1 || a3.shape()[1] != 4 + classes {
-                    return Err(wrong_shape(name, a.shape(), &expected));
-                }
-                let t = dense(name, a)?;
+                let t = table(name, output(name)?, 1, 4 + classes, &expected)?;
                 decode_yolov8(
                     t,
                     classes,
@@ -369,4 +348,35 @@ fn dense<'a>(
         model: model.to_string(),
         message: format!("output `{name}` is not laid out contiguously"),
     })
+}
+
+/// A `[1, a, b]` output whose dimension `axis` must be `width`, as one slice.
+fn table<'a>(
+    model: &str,
+    name: &str,
+    a: ndarray::ArrayViewD<'a, f32>,
+    axis: usize,
+    width: usize,
+    expected: &str,
+) -> Result<&'a [f32], EngineError> {
+    let ok = a
+        .view()
+        .into_dimensionality::<Ix3>()
+        .is_ok_and(|a3| a3.shape()[0] == 1 && a3.shape()[axis] == width);
+    if !ok {
+        return Err(wrong_shape(model, name, a.shape(), expected));
+    }
+    dense(model, name, a)
+}
+
+/// Dynamic dimensions pass the load-time check; the real shape is checked per frame.
+fn wrong_shape(model: &str, name: &str, found: &[usize], expected: &str) -> EngineError {
+    let found: Vec<i64> = found.iter().map(|&d| d as i64).collect();
+    EngineError::Mismatch {
+        model: model.to_string(),
+        message: format!(
+            "output `{name}` is {} on this frame; expected {expected}",
+            graph::shape_text(&found)
+        ),
+    }
 }

@@ -147,6 +147,17 @@ impl Analyser {
         }))
     }
 
+    /// The job that keeps a retaken reference (queued behind any reference the rule took itself).
+    pub fn reference_job(&self, image: ReferenceImage) -> EvidenceJob {
+        EvidenceJob {
+            publisher: self.publisher.clone(),
+            drafts: Vec::new(),
+            picture: None,
+            detections: Vec::new(),
+            references: vec![image],
+        }
+    }
+
     /// Resolve every open incident with `reason` at `now`, without evidence (no fresh frame is at hand).
     pub fn close_all(&mut self, reason: ResolveReason, now: Instant) -> Vec<Publication> {
         let mut out = Vec::new();

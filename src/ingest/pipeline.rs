@@ -381,6 +381,9 @@ fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> Optio
         stride,
         Pixels::Mapped(Box::new(mapped)),
     )
+    .inspect_err(|error| {
+        tracing::warn!(camera = %camera, %error, "Decoded buffer does not match its caps; frame refused.")
+    })
     .ok()
 }
 
