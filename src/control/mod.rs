@@ -49,7 +49,13 @@ pub struct Control {
     pub frame_wait: Duration,
     pub audit_path: PathBuf,
     pub audit: SharedAudit,
+    /// Held while a reload is prepared and applied (shared with the daemon's SIGHUP handler): reloads run
+    /// one at a time, so a storm of them cannot load every model many times over in parallel.
+    pub reloading: ReloadGate,
 }
+
+/// One reload at a time: whoever holds the gate prepares (reads the file, loads the models) and applies.
+pub type ReloadGate = Arc<tokio::sync::Mutex<()>>;
 
 /// Open the audit log at `path`; `None` (logged) when it cannot be written — commands are then refused.
 pub fn open_audit(path: &std::path::Path) -> SharedAudit {
@@ -329,6 +335,12 @@ impl Control {
     }
 
     fn reload(&self) -> Result<serde_json::Value, CommandError> {
+        let Ok(_gate) = self.reloading.try_lock() else {
+            return Err(CommandError::new(
+                "busy",
+                "a reload is already being prepared or applied; retry when it is done",
+            ));
+        };
         let prepared = prepare_reload(&self.config_path)?;
         let (reply, answer) = bounded(1);
         self.reload

@@ -97,6 +97,7 @@ pub async fn run(
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
     let audit = crate::control::open_audit(&config.storage.state_dir.join("audit.jsonl"));
     let mut control = None;
+    let reloading = crate::control::ReloadGate::default();
     if config.uplink.commands {
         let (tx, rx) = crossbeam_channel::bounded(32);
         uplink.commands = Some(crate::uplink::CommandInbox {
@@ -113,6 +114,7 @@ pub async fn run(
             frame_wait: Duration::from_secs(*config.uplink.command_wait_s.get_ref()),
             audit_path: config.storage.state_dir.join("audit.jsonl"),
             audit: audit.clone(),
+            reloading: reloading.clone(),
         };
         control = Some(
             std::thread::Builder::new()
@@ -158,6 +160,12 @@ pub async fn run(
                 let _ = req.reply.send(Ok(summary.1));
             }
             Some(()) = hangup.recv() => {
+                // Never waits for the gate: a command's reload holds it while this loop applies it.
+                let Ok(_gate) = reloading.try_lock() else {
+                    tracing::warn!("SIGHUP while a reload is being prepared or applied; send it again when that one is done.");
+                    let _ = write_audit(&audit, "signal", "reload", None, None, "busy", serde_json::Value::Null);
+                    continue;
+                };
                 tracing::info!("SIGHUP: reloading the configuration.");
                 let path = loaded.path.clone();
                 let _ = write_audit(&audit, "signal", "reload", None, None, "accepted", serde_json::Value::Null);

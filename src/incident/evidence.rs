@@ -31,8 +31,11 @@ const OTHER: Rgb<u8> = Rgb([170, 170, 170]);
 const CAPTION: Rgb<u8> = Rgb([255, 255, 255]);
 const BANNER: Rgb<u8> = Rgb([0, 0, 0]);
 
+/// Line width in pixels: about 1/400 of the image, and never under 3. JPEG keeps colour at half resolution
+/// (4:2:0, one chroma sample per 2×2 block), so a line narrower than a whole block comes out grey on every
+/// other row or column; three pixels always cover one block entirely.
 fn thickness_for(img: &RgbImage) -> i32 {
-    ((img.width().max(img.height()) / 400) as i32).max(1)
+    ((img.width().max(img.height()) / 400) as i32).max(3)
 }
 
 /// Draw a zone's outline (normalised polygon).
@@ -197,5 +200,40 @@ mod tests {
         assert_eq!((decoded.width(), decoded.height()), (200, 100));
         let p = decoded.get_pixel(50, 50); // the box's top-left corner
         assert!(p[0] > 150 && p[1] < 100, "{p:?}");
+    }
+
+    #[test]
+    fn box_edges_stay_red_on_every_row_and_column_after_encoding() {
+        // A mid-grey street-like frame at the resolution of the committed clip; the box starts on odd and
+        // even rows and columns alike.
+        for (x1, y1) in [(0.25, 0.25), (101.0 / 768.0, 77.0 / 576.0)] {
+            let img = RgbImage::from_pixel(768, 576, Rgb([120, 120, 120]));
+            let ann = Annotation {
+                zone: &[],
+                counted: vec![BBox {
+                    x1,
+                    y1,
+                    x2: 0.75,
+                    y2: 0.75,
+                }],
+                others: vec![],
+                caption: "",
+            };
+            let decoded = image::load_from_memory(&render(img, &ann, 85).unwrap().jpeg)
+                .unwrap()
+                .to_rgb8();
+            let (left, top) = ((x1 * 768.0) as u32, (y1 * 576.0) as u32);
+            // Along the left edge (every row) and the top edge (every column), inside the box's span.
+            let edge = (top + 10..top + 60)
+                .map(|y| (left, y))
+                .chain((left + 10..left + 60).map(|x| (x, top)));
+            for (x, y) in edge {
+                let p = decoded.get_pixel(x, y);
+                assert!(
+                    i32::from(p[0]) - i32::from(p[1]) > 80,
+                    "pixel ({x}, {y}) of the red edge came out {p:?}"
+                );
+            }
+        }
     }
 }

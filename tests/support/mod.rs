@@ -2,6 +2,7 @@
 //! event schema.
 #![allow(dead_code)]
 
+pub mod dispatch;
 pub mod onnx;
 
 use std::path::{Path, PathBuf};
