@@ -74,5 +74,31 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
         true,
         "the daemon still answers after the storm"
     );
+
+    // Values that once passed the checks and then killed the daemon on reload: refused, and it runs on.
+    let path = work.path().join("streetsight.toml");
+    for (find, replace) in [
+        ("sustain_s = 3", "sustain_s = inf"),
+        (
+            "[uplink]\n",
+            "[uplink]\ncommand_max_skew_s = 9223372036854775807\n",
+        ),
+        ("[uplink]\n", "[uplink]\ntopic_prefix = \"city/+/#\"\n"),
+    ] {
+        assert!(
+            text.contains(find),
+            "{find:?} not in the demo configuration"
+        );
+        std::fs::write(&path, text.replacen(find, replace, 1)).unwrap();
+        let (id, _) = d.send("reload", json!({})).await;
+        let r = reply(sub, &mut inbox, &id, Duration::from_secs(60)).await;
+        assert_eq!(error_code(&r), "invalid_config", "{replace}: {r}");
+        let (id, _) = d.send("snapshot", json!({ "camera": "walkway" })).await;
+        assert_eq!(
+            reply(sub, &mut inbox, &id, Duration::from_secs(60)).await["ok"],
+            true,
+            "alive after refusing {replace}"
+        );
+    }
     daemon.stop().await;
 }

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod codes;
+mod files;
 mod frame;
 mod geometry;
 mod hash;
@@ -15,6 +16,7 @@ mod shutdown;
 
 pub use backoff::Backoff;
 pub use codes::CategoryCodes;
+pub use files::read_text_capped;
 pub use frame::{Frame, FrameMeta, Pixels};
 pub use geometry::{BBox, Detection};
 pub use hash::sha256_hex;

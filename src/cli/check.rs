@@ -355,7 +355,7 @@ async fn check_broker(loaded: &LoadedConfig, timeout: Duration) -> Row {
     let broker = config.uplink.broker.get_ref().clone();
     let item = "broker";
     let device = config.device.id.get_ref();
-    let topics = Topics::new(&config.uplink.topic_prefix, device);
+    let topics = Topics::new(config.uplink.topic_prefix.get_ref(), device);
     let mut uplink = crate::plan::uplink_settings(loaded);
     let client_id = format!(
         "{}-check",
@@ -444,7 +444,7 @@ fn broker_fix(error: &str) -> &'static str {
 
 /// The state directory exists, is writable, and how much room is left.
 fn check_storage(config: &Config) -> Row {
-    let dir = &config.storage.state_dir;
+    let dir = config.storage.state_dir.get_ref();
     let probe = dir.join(".streetsight-check");
     match std::fs::write(&probe, b"check").and_then(|_| std::fs::remove_file(&probe)) {
         Ok(()) => Row::pass(

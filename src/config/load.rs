@@ -102,9 +102,12 @@ impl<'a> Lines<'a> {
     }
 }
 
+/// A configuration file is a few kilobytes; a megabyte is a wrong path.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Read and parse the configuration file at `path` (syntax, types and unknown keys; nothing else).
 pub fn parse(path: &Path) -> Result<(LoadedConfig, String), ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::base::read_text_capped(path, MAX_CONFIG_BYTES).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,

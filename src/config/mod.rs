@@ -125,22 +125,22 @@ pub struct UplinkConfig {
     pub broker: Spanned<String>,
     /// Topic prefix; the device id is appended: `{prefix}/{device_id}/events`.
     #[serde(default = "default_topic_prefix")]
-    pub topic_prefix: String,
+    pub topic_prefix: Spanned<String>,
     /// Seconds between `telemetry` messages.
     #[serde(default = "default_telemetry_s")]
-    pub telemetry_s: u64,
+    pub telemetry_s: Spanned<u64>,
     /// MQTT client id; defaults to `streetsight-{device_id}`.
     #[serde(default)]
-    pub client_id: Option<String>,
+    pub client_id: Option<Spanned<String>>,
     /// Keep-alive interval in seconds.
     #[serde(default = "default_keep_alive_s")]
-    pub keep_alive_s: u64,
+    pub keep_alive_s: Spanned<u64>,
     /// TLS material for `mqtts://`.
     #[serde(default)]
     pub tls: Option<Spanned<TlsConfig>>,
     /// Optional MQTT username (most city brokers use client certificates instead).
     #[serde(default)]
-    pub username: Option<String>,
+    pub username: Option<Spanned<String>>,
     /// File holding the MQTT password (never logged).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -153,7 +153,7 @@ pub struct UplinkConfig {
     /// A command's timestamp may differ from the gateway's clock by at most this many seconds
     /// (anti-replay, together with its nonce).
     #[serde(default = "default_command_max_skew_s")]
-    pub command_max_skew_s: u64,
+    pub command_max_skew_s: Spanned<u64>,
     /// How long `snapshot`, `verify` and `scene_reference` wait for the camera's next analysed frame
     /// before answering `timeout` (longer for long GOPs or slow accelerators).
     #[serde(default = "default_command_wait_s")]
@@ -192,23 +192,23 @@ pub struct TlsConfig {
 pub struct StorageConfig {
     /// Directory for state (outbox, evidence).
     #[serde(default = "default_state_dir")]
-    pub state_dir: PathBuf,
+    pub state_dir: Spanned<PathBuf>,
     /// JPEG quality of evidence images (1–100).
     #[serde(default = "default_jpeg_quality")]
-    pub jpeg_quality: u8,
+    pub jpeg_quality: Spanned<u8>,
     /// Upper bound of the outbox's payload bytes, in MiB; over it, evidence is dropped before events.
     #[serde(default = "default_outbox_max_mb")]
-    pub outbox_max_mb: u64,
+    pub outbox_max_mb: Spanned<u64>,
     /// Records older than this many hours are dropped from the outbox (evidence and events alike).
     #[serde(default = "default_outbox_max_age_h")]
-    pub outbox_max_age_h: u64,
+    pub outbox_max_age_h: Spanned<u64>,
     /// Evidence images kept on the gateway (`state_dir/evidence/`), in MiB; oldest removed first. 0: none
     /// kept beyond the outbox.
     #[serde(default = "default_evidence_max_mb")]
-    pub evidence_max_mb: u64,
+    pub evidence_max_mb: Spanned<u64>,
     /// Evidence images older than this many hours are removed (the retention period).
     #[serde(default = "default_evidence_max_age_h")]
-    pub evidence_max_age_h: u64,
+    pub evidence_max_age_h: Spanned<u64>,
 }
 
 impl Default for StorageConfig {
@@ -422,44 +422,44 @@ pub struct CrowdLevelConfig {
 fn default_watchdog_grace_s() -> Spanned<u64> {
     Spanned::new(0..0, 300)
 }
-fn default_topic_prefix() -> String {
-    "streetsight/v1".into()
+fn default_topic_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "streetsight/v1".into())
 }
-fn default_telemetry_s() -> u64 {
-    60
+fn default_telemetry_s() -> Spanned<u64> {
+    Spanned::new(0..0, 60)
 }
-fn default_keep_alive_s() -> u64 {
-    30
+fn default_keep_alive_s() -> Spanned<u64> {
+    Spanned::new(0..0, 30)
 }
-fn default_state_dir() -> PathBuf {
-    "/var/lib/streetsight".into()
+fn default_state_dir() -> Spanned<PathBuf> {
+    Spanned::new(0..0, "/var/lib/streetsight".into())
 }
-fn default_jpeg_quality() -> u8 {
-    85
+fn default_jpeg_quality() -> Spanned<u8> {
+    Spanned::new(0..0, 85)
 }
 /// 256 MiB: about 2,500 events with evidence, or days of events alone, on flash a gateway can spare.
-fn default_outbox_max_mb() -> u64 {
-    256
+fn default_outbox_max_mb() -> Spanned<u64> {
+    Spanned::new(0..0, 256)
 }
 /// A week: longer outages than that need an installer anyway.
-fn default_outbox_max_age_h() -> u64 {
-    168
+fn default_outbox_max_age_h() -> Spanned<u64> {
+    Spanned::new(0..0, 168)
 }
 /// 128 MiB of JPEGs: about a thousand incidents' evidence.
-fn default_evidence_max_mb() -> u64 {
-    128
+fn default_evidence_max_mb() -> Spanned<u64> {
+    Spanned::new(0..0, 128)
 }
 /// Three days: long enough for a dispatcher's query, short enough for PIPL's "only as long as needed".
-fn default_evidence_max_age_h() -> u64 {
-    72
+fn default_evidence_max_age_h() -> Spanned<u64> {
+    Spanned::new(0..0, 72)
 }
 /// A keyframe-sampled camera delivers a frame at least every GOP (rarely over 10 s).
 fn default_command_wait_s() -> Spanned<u64> {
     Spanned::new(0..0, 20)
 }
 /// Five minutes each way: tolerates a drifting clock, keeps a captured command useless soon after.
-fn default_command_max_skew_s() -> u64 {
-    300
+fn default_command_max_skew_s() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
 }
 fn default_model_threads() -> usize {
     2

@@ -91,11 +91,11 @@ pub async fn run(
     let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
     uplink.telemetry().watch(
         shared.camera_stats.clone(),
-        config.storage.state_dir.clone(),
+        config.storage.state_dir.get_ref().clone(),
     );
     // One reload at a time: a second one while the first is applied is answered `busy`.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
-    let audit = crate::control::open_audit(&config.storage.state_dir.join("audit.jsonl"));
+    let audit = crate::control::open_audit(&config.storage.state_dir.get_ref().join("audit.jsonl"));
     let mut control = None;
     let reloading = crate::control::ReloadGate::default();
     if config.uplink.commands {
@@ -110,9 +110,9 @@ pub async fn run(
             workers: shared.workers.clone(),
             reload: reload_tx.clone(),
             config_path: loaded.path.clone(),
-            max_skew: Duration::from_secs(config.uplink.command_max_skew_s.max(1)),
+            max_skew: Duration::from_secs(*config.uplink.command_max_skew_s.get_ref()),
             frame_wait: Duration::from_secs(*config.uplink.command_wait_s.get_ref()),
-            audit_path: config.storage.state_dir.join("audit.jsonl"),
+            audit_path: config.storage.state_dir.get_ref().join("audit.jsonl"),
             audit: audit.clone(),
             reloading: reloading.clone(),
         };
@@ -208,9 +208,9 @@ struct Shared {
 fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArchive>>> {
     let s = &config.storage;
     match EvidenceArchive::open(
-        &s.state_dir.join("evidence"),
-        s.evidence_max_mb * 1024 * 1024,
-        Duration::from_secs(s.evidence_max_age_h * 3600),
+        &s.state_dir.get_ref().join("evidence"),
+        s.evidence_max_mb.get_ref() * 1024 * 1024,
+        Duration::from_secs(s.evidence_max_age_h.get_ref() * 3600),
     ) {
         Ok(a) => Some(Arc::new(Mutex::new(a))),
         Err(error) => {

@@ -226,7 +226,16 @@ impl Manifest {
                 file: m.model_path(),
             });
         }
-        let problems = m.problems();
+        let mut problems = m.problems();
+        // Through a link, too, the model file must be the bundle's own.
+        if let (Ok(file), Ok(bundle)) = (m.model_path().canonicalize(), dir.canonicalize())
+            && !file.starts_with(&bundle)
+        {
+            problems.push(format!(
+                "file: `{}` leads outside the bundle directory; a bundle carries its own model file",
+                m.file.display()
+            ));
+        }
         if problems.is_empty() {
             Ok(m)
         } else {
@@ -237,9 +246,11 @@ impl Manifest {
     /// Parse `dir/manifest.toml` without checking it (`verify` wants to list every problem).
     pub fn read(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join("manifest.toml");
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
+        let text = crate::base::read_text_capped(&path, 1024 * 1024).map_err(|source| {
+            ManifestError::Read {
+                path: path.clone(),
+                source,
+            }
         })?;
         let mut m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Parse {
             path: path.clone(),
@@ -253,6 +264,17 @@ impl Manifest {
     /// found.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.file.is_absolute()
+            || self
+                .file
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            p.push(format!(
+                "file: `{}` must name a file inside the bundle directory (no `..`, not absolute)",
+                self.file.display()
+            ));
+        }
         let i = &self.input;
         if i.dtype != "f32" {
             p.push(format!("input.dtype: expected `f32`, found `{}`", i.dtype));

@@ -29,7 +29,7 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
         cam,
         zones: &zones,
         model: Some(&model),
-        state_dir: &config.storage.state_dir,
+        state_dir: config.storage.state_dir.get_ref(),
     }
     .slots(&mut check);
     let tz = timezone(&mut check, config);
@@ -60,7 +60,7 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
         },
         tz,
         evidence: EvidenceSettings {
-            quality: config.storage.jpeg_quality,
+            quality: *config.storage.jpeg_quality.get_ref(),
             clean_frame: config.evidence.clean_frame,
             privacy: PrivacyParams {
                 blur_faces: config.evidence.blur_faces,

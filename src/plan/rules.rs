@@ -5,7 +5,7 @@
 //! camera starts, the same code builds what the analyser runs, so checking and building cannot drift apart.
 //! Masks, ground calibration, zones' membership parameters and device-wide settings are checked here too.
 
-use super::check::Check;
+use super::check::{Check, MAX_SECONDS, self_intersects};
 use crate::config::{
     self, CameraConfig, Config, CrowdRuleConfig, IncidentConfig, PersistenceDefaults,
     PersistenceRuleConfig, PresenceRuleConfig, SceneRuleConfig, ScheduleConfig, VendingRuleConfig,
@@ -56,8 +56,9 @@ pub(crate) struct CameraRules<'a> {
     pub state_dir: &'a Path,
 }
 
+/// Seconds as a duration. Checked values are finite and at most 30 days; this never panics on others.
 fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+    Duration::try_from_secs_f64(s.clamp(0.0, MAX_SECONDS)).unwrap_or_default()
 }
 
 impl CameraRules<'_> {
@@ -116,9 +117,9 @@ impl CameraRules<'_> {
         let clear_s = i.clear_s.unwrap_or(r.default_clear_s);
         if [clear_s, i.cooldown_s, i.update_interval_s]
             .iter()
-            .any(|v| !(*v >= 0.0 && v.is_finite()))
+            .any(|v| !(v.is_finite() && (0.0..=MAX_SECONDS).contains(v)))
         {
-            c.push(r.at, format!("camera `{cam}`: {} incident clear_s, cooldown_s and update_interval_s must be ≥ 0 seconds", r.kind));
+            c.push(r.at, format!("camera `{cam}`: {} incident clear_s, cooldown_s and update_interval_s must be 0–{MAX_SECONDS} seconds (30 days)", r.kind));
         }
         Some(Built {
             zone: zone?,
@@ -255,27 +256,30 @@ impl CameraRules<'_> {
         }
         if levels
             .iter()
-            .any(|l| !(l.min_density > 0.0 && l.min_density.is_finite()))
+            .any(|l| !(l.min_density > 0.0 && l.min_density <= 100.0))
         {
             c.push(
                 &r.levels,
                 format!(
-                    "camera `{}`: every level's min_density must be a positive number of persons/m²",
+                    "camera `{}`: every level's min_density must be a positive number of persons/m², at most 100",
                     cam.id
                 ),
             );
         }
         let hysteresis = *r.hysteresis.get_ref();
-        if hysteresis < 0.0 || levels.first().is_some_and(|l| hysteresis >= l.min_density) {
+        if !hysteresis.is_finite()
+            || hysteresis < 0.0
+            || levels.first().is_some_and(|l| hysteresis >= l.min_density)
+        {
             c.push(&r.hysteresis, format!("camera `{}`: hysteresis = {hysteresis} must be ≥ 0 and below the lowest level's min_density", cam.id));
         }
-        if !(r.sustain_s >= 0.0 && r.clear_s >= 0.0) {
+        let what = |key: &str| format!("camera `{}`: crowd_density {key}", cam.id);
+        c.seconds(at, &what("sustain_s"), r.sustain_s, 0.0);
+        c.seconds(at, &what("clear_s"), r.clear_s, 0.0);
+        if levels.len() > 16 {
             c.push(
-                &r.zone,
-                format!(
-                    "camera `{}`: sustain_s and clear_s must be ≥ 0 seconds",
-                    cam.id
-                ),
+                &r.levels,
+                format!("camera `{}`: crowd_density has more than 16 levels", cam.id),
             );
         }
         let labels = r.labels_or(self.mapped(&r.category));
@@ -301,6 +305,8 @@ impl CameraRules<'_> {
                     cam.id
                 ),
             );
+        } else if let Some(n) = &r.max_count {
+            c.whole(n, &what("max_count"), *n.get_ref() as u64, 1..=100_000);
         }
         let built = self.common(
             c,
@@ -376,12 +382,18 @@ impl CameraRules<'_> {
             false,
             "; person_labels must be classes of the model",
         );
-        if !(r.dwell_s >= 0.0
-            && r.person_radius >= 0.0
+        if !(r.person_radius >= 0.0
+            && r.person_radius <= 10.0
             && (0.0..=1.0).contains(&r.min_person_share))
         {
-            c.push(at, format!("camera `{}`: street_vending needs dwell_s ≥ 0, person_radius ≥ 0 and min_person_share in 0..1", cam.id));
+            c.push(at, format!("camera `{}`: street_vending needs person_radius in 0–10 (box diagonals) and min_person_share in 0..1", cam.id));
         }
+        c.seconds(
+            at,
+            &format!("camera `{}`: street_vending dwell_s", cam.id),
+            r.dwell_s,
+            0.0,
+        );
         let built = built?;
         let rule = Rule::Vending(VendingRule::new(
             VendingParams {
@@ -427,15 +439,12 @@ impl CameraRules<'_> {
             c.push(at, format!("camera `{}`: {kind}: min_present = {k} of window = {n} must be more than half of the window and at most all of it (e.g. 7 of 10)", self.cam.id));
         }
         let sample_every_s = r.sample_every_s.unwrap_or(d.sample_every_s);
-        if !(sample_every_s >= 0.0 && sample_every_s.is_finite()) {
-            c.push(
-                at,
-                format!(
-                    "camera `{}`: {kind}: sample_every_s must be ≥ 0 seconds",
-                    self.cam.id
-                ),
-            );
-        }
+        c.seconds(
+            at,
+            &format!("camera `{}`: {kind}: sample_every_s", self.cam.id),
+            sample_every_s,
+            0.0,
+        );
         let built = built?;
         let rule = Rule::Persistence(PersistenceRule::new(
             PersistenceParams {
@@ -474,19 +483,21 @@ impl CameraRules<'_> {
             false,
             "; labels must be classes of the model",
         );
-        if r.labels.get_ref().is_empty()
-            || r.min_count == 0
-            || r.dwell_s.is_nan()
-            || r.dwell_s < 0.0
-        {
+        if r.labels.get_ref().is_empty() || !(1..=10_000).contains(&r.min_count) {
             c.push(
                 at,
                 format!(
-                    "camera `{}`: presence needs at least one label, min_count ≥ 1 and dwell_s ≥ 0",
+                    "camera `{}`: presence needs at least one label and min_count in 1–10000",
                     self.cam.id
                 ),
             );
         }
+        c.seconds(
+            at,
+            &format!("camera `{}`: presence dwell_s", self.cam.id),
+            r.dwell_s,
+            0.0,
+        );
         let built = built?;
         let rule = Rule::Presence(PresenceRule::new(
             PresenceParams {
@@ -537,11 +548,11 @@ impl CameraRules<'_> {
                 ),
             );
         }
-        if !(r.persist_s > 0.0 && r.persist_s.is_finite()) {
+        if !(r.persist_s > 0.0 && r.persist_s <= MAX_SECONDS) {
             c.push(
                 at,
                 format!(
-                    "camera `{}`: scene_change persist_s must be > 0 seconds",
+                    "camera `{}`: scene_change persist_s must be above 0 and at most {MAX_SECONDS} seconds (30 days)",
                     cam.id
                 ),
             );
@@ -578,11 +589,15 @@ pub fn zone_area(cam: &CameraConfig, z: &ZoneConfig) -> Option<f64> {
 pub(crate) fn verify_camera_geometry(c: &mut Check, cam: &CameraConfig, model: Option<&ModelInfo>) {
     for m in &cam.masks {
         let points = m.get_ref().points.get_ref();
-        if points.len() < 3 || points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
+        if points.len() < 3
+            || points.len() > 256
+            || points.iter().flatten().any(|v| !(0.0..=1.0).contains(v))
+            || self_intersects(points)
+        {
             c.push(
                 &m.get_ref().points,
                 format!(
-                    "camera `{}`: a mask needs at least 3 points, each within 0..1",
+                    "camera `{}`: a mask needs 3–256 points, each within 0..1, in order around the area (its edges may not cross)",
                     cam.id
                 ),
             );
@@ -609,6 +624,14 @@ pub(crate) fn verify_camera_geometry(c: &mut Check, cam: &CameraConfig, model: O
         let v = g.get_ref();
         if v.image.len() != v.ground.len() {
             c.push(g, format!("camera `{}`: ground has {} image points and {} ground points; list them in pairs", cam.id, v.image.len(), v.ground.len()));
+        } else if v.image.len() > 64
+            || v.image.iter().flatten().any(|x| !(0.0..=1.0).contains(x))
+            || v.ground
+                .iter()
+                .flatten()
+                .any(|m| !(m.is_finite() && m.abs() <= 100_000.0))
+        {
+            c.push(g, format!("camera `{}`: ground needs at most 64 pairs, image points within 0..1 and ground points within ±100000 m", cam.id));
         } else {
             match Homography::fit(&v.image, &v.ground) {
                 Err(e) => c.push(g, format!("camera `{}`: ground calibration: {e}", cam.id)),

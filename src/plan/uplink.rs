@@ -12,11 +12,11 @@ pub fn uplink_settings(loaded: &LoadedConfig) -> UplinkSettings {
     UplinkSettings {
         device_id: c.device.id.get_ref().clone(),
         broker: up.broker.get_ref().clone(),
-        topic_prefix: up.topic_prefix.clone(),
-        client_id: up.client_id.clone(),
-        keep_alive: Duration::from_secs(up.keep_alive_s),
-        telemetry_every: Duration::from_secs(up.telemetry_s),
-        username: up.username.clone(),
+        topic_prefix: up.topic_prefix.get_ref().clone(),
+        client_id: up.client_id.as_ref().map(|c| c.get_ref().clone()),
+        keep_alive: Duration::from_secs(*up.keep_alive_s.get_ref()),
+        telemetry_every: Duration::from_secs(*up.telemetry_s.get_ref()),
+        username: up.username.as_ref().map(|u| u.get_ref().clone()),
         password_file: up.password_file.as_ref().map(|p| config::resolve(base, p)),
         tls: up.tls.as_ref().map(|t| {
             let t = t.get_ref();
@@ -33,7 +33,7 @@ pub fn uplink_settings(loaded: &LoadedConfig) -> UplinkSettings {
             MqttProtocol::V5 => Protocol::V5,
             MqttProtocol::V311 => Protocol::V311,
         },
-        outbox: c.storage.state_dir.join("outbox.sqlite"),
+        outbox: c.storage.state_dir.get_ref().join("outbox.sqlite"),
         bounds: store_bounds(loaded),
     }
 }
@@ -42,7 +42,7 @@ pub fn uplink_settings(loaded: &LoadedConfig) -> UplinkSettings {
 pub fn store_bounds(loaded: &LoadedConfig) -> Bounds {
     let s = &loaded.config.storage;
     Bounds {
-        max_bytes: s.outbox_max_mb * 1024 * 1024,
-        max_age: Duration::from_secs(s.outbox_max_age_h * 3600),
+        max_bytes: s.outbox_max_mb.get_ref() * 1024 * 1024,
+        max_age: Duration::from_secs(s.outbox_max_age_h.get_ref() * 3600),
     }
 }

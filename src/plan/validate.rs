@@ -33,7 +33,10 @@ pub(crate) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
             grace,
             "ops.watchdog_grace_s must be at least 2 seconds; the default 300 suits most poles",
         );
+    } else {
+        check.whole(grace, "ops.watchdog_grace_s", *grace.get_ref(), 2..=86_400);
     }
+    verify_storage(&mut check, config);
     let manifests = verify_models(&mut check, config);
     verify_categories(&mut check, config);
     verify_cameras(&mut check, config, &manifests);
@@ -47,10 +50,73 @@ fn is_short_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The storage keys: sizes and ages with finite ranges, a state directory that can be one.
+fn verify_storage(c: &mut Check, config: &Config) {
+    let s = &config.storage;
+    c.whole(
+        &s.jpeg_quality,
+        "storage.jpeg_quality",
+        u64::from(*s.jpeg_quality.get_ref()),
+        1..=100,
+    );
+    // Up to a terabyte of flash and a year of history: beyond that the number is a typo.
+    c.whole(
+        &s.outbox_max_mb,
+        "storage.outbox_max_mb",
+        *s.outbox_max_mb.get_ref(),
+        1..=1_048_576,
+    );
+    c.whole(
+        &s.outbox_max_age_h,
+        "storage.outbox_max_age_h",
+        *s.outbox_max_age_h.get_ref(),
+        1..=8_760,
+    );
+    c.whole(
+        &s.evidence_max_mb,
+        "storage.evidence_max_mb",
+        *s.evidence_max_mb.get_ref(),
+        0..=1_048_576,
+    );
+    c.whole(
+        &s.evidence_max_age_h,
+        "storage.evidence_max_age_h",
+        *s.evidence_max_age_h.get_ref(),
+        1..=8_760,
+    );
+    let dir = resolve(c.base, s.state_dir.get_ref());
+    if dir.exists() && !dir.is_dir() {
+        c.push(
+            &s.state_dir,
+            format!(
+                "storage.state_dir `{}` is a file, not a directory; point it at a directory (it is created when missing)",
+                s.state_dir.get_ref().display()
+            ),
+        );
+    }
+}
+
+/// Whether `prefix` can stand at the start of every topic the agent publishes and subscribes to: levels of
+/// printable characters without the wildcards `+` and `#`, no empty level, no `$` start (reserved).
+fn is_topic_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= 200
+        && !prefix.starts_with('$')
+        && prefix.split('/').all(|level| {
+            !level.is_empty()
+                && !level
+                    .chars()
+                    .any(|ch| ch == '+' || ch == '#' || ch.is_control() || ch.is_whitespace())
+        })
+}
+
 fn verify_device(c: &mut Check, config: &Config) {
     let id = &config.device.id;
     if !is_short_id(id.get_ref()) {
         c.push(id, format!("device id `{}` must be 1–64 letters, digits, `-` or `_` (it is used in MQTT topics)", id.get_ref()));
+    }
+    if let Some(name) = &config.device.name {
+        c.text(id, "device name", name, 256);
     }
     if let Some(gb) = &config.device.gb28181_id {
         let v = gb.get_ref();
@@ -62,6 +128,43 @@ fn verify_device(c: &mut Check, config: &Config) {
 
 fn verify_uplink(c: &mut Check, config: &Config) {
     let up = &config.uplink;
+    let prefix = &up.topic_prefix;
+    if !is_topic_prefix(prefix.get_ref()) {
+        c.push(prefix, format!("uplink.topic_prefix `{}` cannot start a topic: use levels of letters, digits, `-` or `_` separated by `/` (e.g. \"streetsight/v1\"), without `+`, `#`, spaces, empty levels or a leading `$`", prefix.get_ref().escape_debug()));
+    }
+    c.whole(
+        &up.telemetry_s,
+        "uplink.telemetry_s",
+        *up.telemetry_s.get_ref(),
+        1..=86_400,
+    );
+    c.whole(
+        &up.keep_alive_s,
+        "uplink.keep_alive_s",
+        *up.keep_alive_s.get_ref(),
+        5..=3_600,
+    );
+    c.whole(
+        &up.command_max_skew_s,
+        "uplink.command_max_skew_s",
+        *up.command_max_skew_s.get_ref(),
+        1..=86_400,
+    );
+    if let Some(id) = &up.client_id {
+        let v = id.get_ref();
+        if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            c.push(
+                id,
+                format!(
+                    "uplink.client_id `{}` must be 1–128 printable ASCII characters without spaces",
+                    v.escape_debug()
+                ),
+            );
+        }
+    }
+    if let Some(user) = &up.username {
+        c.text(user, "uplink.username", user.get_ref(), 256);
+    }
     match url::Url::parse(up.broker.get_ref()) {
         Err(e) => c.push(
             &up.broker,
@@ -164,6 +267,15 @@ fn verify_models(c: &mut Check, config: &Config) -> BTreeMap<String, Manifest> {
 fn verify_categories(c: &mut Check, config: &Config) {
     for (name, codes) in &config.categories {
         let v = codes.get_ref();
+        for (key, text) in [
+            ("name", &v.name),
+            ("cjt214", &v.cjt214),
+            ("local", &v.local),
+        ] {
+            if let Some(t) = text {
+                c.text(codes, &format!("category `{name}`: {key}"), t, 64);
+            }
+        }
         if let Some(code) = &v.gbt47678
             && !categories::is_gbt47678_code(code)
         {
@@ -231,7 +343,7 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
             cam: v,
             zones: &zones,
             model: model.as_ref(),
-            state_dir: &config.storage.state_dir,
+            state_dir: config.storage.state_dir.get_ref(),
         }
         .slots(c);
     }
@@ -239,10 +351,14 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
 
 fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
     let v = cam.get_ref();
-    match url::Url::parse(v.url.get_ref()) {
+    // The URL parser drops tabs and newlines silently; a URL that holds any is refused, not repaired.
+    let raw = v.url.get_ref();
+    match url::Url::parse(raw) {
         Ok(u)
             if matches!(u.scheme(), "rtsp" | "rtsps")
-                && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && raw.len() <= 2048
+                && !raw.chars().any(|ch| ch.is_control() || ch == ' ') => {}
         _ => c.push(
             &v.url,
             format!(
@@ -251,6 +367,12 @@ fn verify_camera_source(c: &mut Check, cam: &Spanned<CameraConfig>) {
                 crate::base::redact_url(v.url.get_ref())
             ),
         ),
+    }
+    if let Some(name) = &v.name {
+        c.text(cam, &format!("camera `{}`: name", v.id), name, 256);
+    }
+    if let Some(user) = &v.username {
+        c.text(cam, &format!("camera `{}`: username", v.id), user, 256);
     }
     if v.password_file.is_some() && v.password_env.is_some() {
         c.push(
@@ -333,14 +455,40 @@ fn verify_zones<'a>(c: &mut Check, cam: &'a CameraConfig) -> BTreeMap<&'a str, &
         }
         if points.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
             c.push(&z.points, format!("camera `{}`: zone `{}` has a point outside 0..1; points are fractions of the image width and height", cam.id, z.id));
+        } else if super::check::self_intersects(points) {
+            c.push(&z.points, format!("camera `{}`: zone `{}` crosses itself; list its points in order around the area (clockwise or anticlockwise)", cam.id, z.id));
         }
+        if z.points.get_ref().len() > 256 {
+            c.push(
+                &z.points,
+                format!(
+                    "camera `{}`: zone `{}` has more than 256 points",
+                    cam.id, z.id
+                ),
+            );
+        }
+        c.whole(
+            zone,
+            &format!("camera `{}`: zone `{}`: inertia", cam.id, z.id),
+            u64::from(z.inertia),
+            0..=1_000,
+        );
+        if let Some(name) = &z.name {
+            c.text(
+                zone,
+                &format!("camera `{}`: zone `{}`: name", cam.id, z.id),
+                name,
+                256,
+            );
+        }
+        // Up to ten square kilometres: no camera sees more ground than that.
         if let Some(area) = &z.area_m2
-            && !(*area.get_ref() > 0.0 && area.get_ref().is_finite())
+            && !(*area.get_ref() > 0.0 && *area.get_ref() <= 1e7)
         {
             c.push(
                 area,
                 format!(
-                    "camera `{}`: zone `{}`: area_m2 must be a positive number of square metres",
+                    "camera `{}`: zone `{}`: area_m2 must be a positive number of square metres, at most 10000000",
                     cam.id, z.id
                 ),
             );
