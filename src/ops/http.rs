@@ -70,7 +70,12 @@ impl Health {
     }
 }
 
-/// Serve until `shutdown`. Binding errors are returned; a bad request only gets a 4xx.
+/// Connections served at once; more are closed at once (a monitoring scrape needs one or two).
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// Serve until `shutdown`. Binding errors are returned; after that nothing stops the endpoint but shutdown:
+/// a failed accept (out of file descriptors, say) is logged and retried, a bad request only gets a 4xx,
+/// and past [`MAX_CONNECTIONS`] a new connection is closed without an answer.
 pub async fn serve(
     addr: std::net::SocketAddr,
     health: Health,
@@ -78,13 +83,41 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "Health and metrics endpoint listening.");
+    serve_on(listener, health, shutdown).await;
+    Ok(())
+}
+
+/// [`serve`] on a bound listener.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    health: Health,
+    shutdown: crate::base::Shutdown,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
-        let (mut socket, _) = tokio::select! {
-            r = listener.accept() => r?,
-            _ = shutdown.wait() => return Ok(()),
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait() => return,
+        };
+        let mut socket = match accepted {
+            Ok((socket, _)) => socket,
+            Err(error) => {
+                if last_warning.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60)) {
+                    tracing::warn!(%error, "Health endpoint could not accept a connection; retrying.");
+                    last_warning = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(socket);
+            continue;
         };
         let health = health.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // A request may arrive in several segments: read until the end of the headers (or 2 KiB).
             let mut buf = Vec::with_capacity(512);
             let read_head = async {
@@ -139,5 +172,64 @@ pub async fn serve(
             );
             let _ = socket.write_all(response.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn health() -> Health {
+        let uplink = Arc::new(UplinkStats::default());
+        Health {
+            cameras: CameraList::default(),
+            telemetry: Arc::new(TelemetrySource::new(uplink.clone())),
+            uplink,
+        }
+    }
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_cap_are_closed_and_the_endpoint_keeps_answering() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = crate::base::Shutdown::new();
+        let server = tokio::spawn(serve_on(listener, health(), shutdown.clone()));
+        assert!(
+            get(addr, "/healthz").await.starts_with("HTTP/1.1 503"),
+            "no camera, no broker"
+        );
+        // Every slot held by a client that never sends its request.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf))
+            .await
+            .expect("a connection past the cap is closed at once, not left hanging")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        drop(idle);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let metrics = get(addr, "/metrics").await;
+        assert!(
+            metrics.contains("streetsight_uplink_connected 0"),
+            "{metrics}"
+        );
+        shutdown.trigger();
+        server.await.unwrap();
     }
 }
