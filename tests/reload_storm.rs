@@ -1,6 +1,7 @@
-//! A storm of reload commands against the real parts (the clip over RTSP, NanoDet, mosquitto): reloads run
+//! Storms and oversized input against the real parts (the clip over RTSP, NanoDet, mosquitto): reloads run
 //! one at a time — each one is applied or answered `busy`, models are never loaded many times over in
-//! parallel, memory stays bounded, and the daemon keeps answering.
+//! parallel, memory stays bounded; once-fatal configuration values are refused on reload; a command with a
+//! 5 MB field is refused unread and cannot wash the audit log's history away.
 
 mod support;
 
@@ -100,5 +101,48 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
             "alive after refusing {replace}"
         );
     }
+
+    // A command with a 5 MB field: refused without being read, and the audit log keeps its history.
+    let audit_path = state.join("audit.jsonl");
+    let history_before = std::fs::read_to_string(&audit_path)
+        .unwrap()
+        .lines()
+        .count();
+    let huge = format!(
+        r#"{{"request_id":"req-huge","timestamp":"{}","nonce":"nonce-huge-0001","camera":"{}"}}"#,
+        chrono::Utc::now().to_rfc3339(),
+        "x".repeat(5 * 1024 * 1024)
+    );
+    d.raw("snapshot", huge, false).await;
+    let r = reply(sub, &mut inbox, "unknown", Duration::from_secs(60)).await;
+    assert_eq!(error_code(&r), "too_large", "{r}");
+    assert!(
+        r.to_string().len() < 1024,
+        "the reply echoes nothing of the field"
+    );
+    let (id, _) = d.send("snapshot", json!({ "camera": "walkway" })).await;
+    assert_eq!(
+        reply(sub, &mut inbox, &id, Duration::from_secs(60)).await["ok"],
+        true
+    );
     daemon.stop().await;
+    let history = streetsight::control::audit::AuditLog::read_since(&audit_path, 0);
+    assert!(
+        history.len() > history_before,
+        "every earlier entry is still there: {} before, {} after",
+        history_before,
+        history.len()
+    );
+    let refusal = history
+        .iter()
+        .find(|e| e.outcome == "refused" && e.detail.to_string().contains("too_large"))
+        .expect("the refusal is audited");
+    assert!(refusal.detail.to_string().len() < 1024);
+    let bytes: u64 = std::fs::read_dir(&state)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("audit.jsonl"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(bytes < 1024 * 1024, "the audit log is {bytes} bytes");
 }

@@ -1,6 +1,7 @@
 //! The audit log: one JSON line per command and configuration change, synced to disk before the command
-//! acts (等级保护 asks for it; a dispatcher's suppression must be traceable). Rotated by size, one old
-//! file kept. Read back at start so nonces used before a restart stay used.
+//! acts (等级保护 asks for it; a dispatcher's suppression must be traceable). Rotated by size into
+//! [`KEPT_ROTATIONS`] older files, and every entry is small (commands are capped, echoed fields too), so no
+//! single command can rotate the history away. Read back at start so nonces used before a restart stay used.
 
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
@@ -80,7 +81,7 @@ impl AuditLog {
         let mut line = serde_json::to_vec(entry).expect("audit entries serialise");
         line.push(b'\n');
         if self.bytes + line.len() as u64 > self.max_bytes && self.bytes > 0 {
-            std::fs::rename(&self.path, rotated(&self.path)).map_err(err)?;
+            rotate(&self.path).map_err(err)?;
             self.file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -98,7 +99,11 @@ impl AuditLog {
     /// not parse (a torn last line after a power cut) are skipped.
     pub fn read_since(path: &Path, since_ms: i64) -> Vec<AuditEntry> {
         let mut out = Vec::new();
-        for p in [rotated(path), path.to_path_buf()] {
+        let files = (1..=KEPT_ROTATIONS)
+            .rev()
+            .map(|n| rotated_n(path, n))
+            .chain([path.to_path_buf()]);
+        for p in files {
             let Ok(f) = File::open(&p) else { continue };
             for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
                 if let Ok(e) = serde_json::from_str::<AuditEntry>(&line)
@@ -112,10 +117,24 @@ impl AuditLog {
     }
 }
 
-fn rotated(path: &Path) -> PathBuf {
+/// Older files kept beside the current one (`audit.jsonl.1` is the newest of them).
+pub const KEPT_ROTATIONS: usize = 4;
+
+fn rotated_n(path: &Path, n: usize) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(".1");
+    s.push(format!(".{n}"));
     PathBuf::from(s)
+}
+
+/// Shift `path.1 … path.(N-1)` up by one (the oldest goes), then `path` becomes `path.1`.
+fn rotate(path: &Path) -> std::io::Result<()> {
+    for n in (1..KEPT_ROTATIONS).rev() {
+        let from = rotated_n(path, n);
+        if from.exists() {
+            std::fs::rename(&from, rotated_n(path, n + 1))?;
+        }
+    }
+    std::fs::rename(path, rotated_n(path, 1))
 }
 
 #[cfg(test)]
@@ -144,13 +163,32 @@ mod tests {
             log.write(&entry(i, &format!("nonce-{i}"))).unwrap();
         }
         drop(log);
-        assert!(rotated(&path).exists(), "rotated past 600 bytes");
+        assert!(rotated_n(&path, 1).exists(), "rotated past 600 bytes");
         let mut log = AuditLog::open(&path, 600).unwrap();
         log.write(&entry(6, "nonce-6")).unwrap();
         let back = AuditLog::read_since(&path, 3);
         let nonces: Vec<_> = back.iter().filter_map(|e| e.nonce.clone()).collect();
         assert!(nonces.ends_with(&["nonce-5".into(), "nonce-6".into()]));
         assert!(nonces.iter().all(|n| n.as_str() >= "nonce-3"), "{nonces:?}");
+    }
+
+    #[test]
+    fn history_spans_every_kept_rotation_in_order_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // About three entries per file: 40 entries pass through every rotation.
+        let mut log = AuditLog::open(&path, 600).unwrap();
+        for i in 0..40 {
+            log.write(&entry(i, &format!("nonce-{i:02}"))).unwrap();
+        }
+        let back = AuditLog::read_since(&path, 0);
+        let at: Vec<i64> = back.iter().map(|e| e.at_ms).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "oldest first: {at:?}");
+        assert_eq!(at.last(), Some(&39));
+        // Current file plus KEPT_ROTATIONS older ones: more than one file's worth survives, the oldest goes.
+        assert!(at.len() > 3 * KEPT_ROTATIONS, "{} entries kept", at.len());
+        assert!(at[0] > 0, "the oldest entries are gone");
+        assert!(!rotated_n(&path, KEPT_ROTATIONS + 1).exists());
     }
 
     #[test]

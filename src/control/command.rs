@@ -128,6 +128,38 @@ struct NoArgs {}
 /// Longest suppression a dispatcher may ask for (30 days): longer mutes belong in the configuration.
 pub const MAX_SUPPRESS_S: u64 = 30 * 24 * 3600;
 
+/// The largest command payload read: a command is a few hundred bytes; anything past this is refused
+/// unread, so a huge field can reach neither a reply, a log line nor the audit log.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
+/// The longest camera, zone, category or incident id a command may name (configuration ids are ≤ 64).
+const MAX_ID_CHARS: usize = 128;
+
+/// A command name or id as it may be echoed: at most 64 characters, control characters replaced.
+pub fn echo(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+/// The request id a payload names, if it is small enough to read and names a usable one.
+pub fn request_id_of(payload: &[u8]) -> Option<String> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    v.get("request_id")?
+        .as_str()
+        .filter(|id| valid_request_id(id))
+        .map(String::from)
+}
+
 /// A request id becomes a topic level: keep it to characters that are safe there.
 fn valid_request_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -140,6 +172,15 @@ fn valid_request_id(id: &str) -> bool {
 /// reply to (or [`UNNAMED_REQUEST`] when the payload names none usable).
 pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandError)> {
     let unnamed = |e: CommandError| (UNNAMED_REQUEST.to_string(), e);
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err(unnamed(CommandError::new(
+            "too_large",
+            format!(
+                "payload is {} bytes; a command is at most {MAX_COMMAND_BYTES} bytes",
+                payload.len()
+            ),
+        )));
+    }
     let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
         unnamed(CommandError::new(
             "malformed",
@@ -176,7 +217,10 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
             Err(e) => {
                 return fail(
                     "malformed",
-                    format!("timestamp `{s}` is not RFC 3339 ({e}); e.g. 2026-11-23T08:00:00Z"),
+                    format!(
+                        "timestamp `{}` is not RFC 3339 ({e}); e.g. 2026-11-23T08:00:00Z",
+                        echo(&s)
+                    ),
                 );
             }
         },
@@ -231,11 +275,34 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
         other => Err(CommandError::new(
             "unknown_command",
             format!(
-                "no command `{other}`; this agent knows {}",
+                "no command `{}`; this agent knows {}",
+                echo(other),
                 COMMANDS.join(", ")
             ),
         )),
     };
+    let too_long = match &request {
+        Ok(Request::Snapshot { camera }) => vec![camera.as_str()],
+        Ok(Request::Verify { incident_id }) => vec![incident_id.as_str()],
+        Ok(Request::Suppress {
+            camera,
+            category,
+            zone,
+            ..
+        }) => vec![camera.as_deref().unwrap_or(""), category, zone],
+        Ok(Request::SceneReference { camera, zone }) => vec![camera.as_str(), zone.as_str()],
+        _ => vec![],
+    }
+    .into_iter()
+    .any(|s| s.chars().count() > MAX_ID_CHARS || s.chars().any(char::is_control));
+    if too_long {
+        return fail(
+            "malformed",
+            format!(
+                "ids a command names are at most {MAX_ID_CHARS} characters, without control characters"
+            ),
+        );
+    }
     match request {
         Ok(request) => Ok(Command {
             request_id,
@@ -394,6 +461,34 @@ mod tests {
                 duration_s: 3600
             }
         );
+    }
+
+    #[test]
+    fn a_huge_payload_is_refused_unread_and_nothing_of_it_is_echoed() {
+        let field = "x".repeat(5 * 1024 * 1024);
+        let big = payload(&format!(r#","camera":"{field}""#));
+        let (id, e) = parse("snapshot", &big).unwrap_err();
+        assert_eq!((id.as_str(), e.code), (UNNAMED_REQUEST, "too_large"));
+        assert!(e.message.len() < 200, "{}", e.message);
+        assert_eq!(request_id_of(&big), None);
+        // Just under the cap, an overlong id is refused with a short message, to its request.
+        let long = payload(&format!(r#","camera":"{}""#, "c".repeat(1000)));
+        let (id, e) = parse("snapshot", &long).unwrap_err();
+        assert_eq!((id.as_str(), e.code), ("r-1", "malformed"));
+        assert!(!e.message.contains("ccc"), "{}", e.message);
+        assert_eq!(request_id_of(&long).as_deref(), Some("r-1"));
+    }
+
+    #[test]
+    fn echoed_names_are_capped_and_printable() {
+        assert_eq!(echo("reload"), "reload");
+        let e = echo(&format!("a\nb{}", "z".repeat(100)));
+        assert!(
+            e.starts_with("a?b") && e.ends_with('…') && e.chars().count() == 65,
+            "{e}"
+        );
+        let (_, err) = parse(&"q".repeat(10_000), &payload("")).unwrap_err();
+        assert!(err.message.len() < 300, "{}", err.message);
     }
 
     #[test]

@@ -104,7 +104,8 @@ impl Control {
         let audit = self.audit.clone();
         let this = Arc::new(self);
         while let Ok(incoming) = this.rx.recv() {
-            let name = incoming.name.clone();
+            // The name comes from the topic: echoed only capped and without control characters.
+            let name = command::echo(&incoming.name);
             let checked = if incoming.retained {
                 Err((
                     command::UNNAMED_REQUEST.to_string(),
@@ -461,16 +462,27 @@ pub fn write_audit(
     })
 }
 
-/// The reply to a command the uplink could not queue (too many waiting): it names no request, since the
-/// payload was not read.
-pub fn busy_reply(name: &str) -> (String, Vec<u8>) {
-    let reply = Reply::error(
-        command::UNNAMED_REQUEST,
-        name,
-        CommandError::new("busy", "too many commands waiting; retry in a few seconds"),
-    );
-    (
-        command::UNNAMED_REQUEST.to_string(),
-        serde_json::to_vec(&reply).expect("replies serialise"),
-    )
+/// The reply to a command the uplink could not queue (too many waiting), to the request id its payload
+/// names when it is small enough to read; the refusal is audited like any other.
+pub fn busy_replier(audit: SharedAudit) -> crate::uplink::BusyReply {
+    Arc::new(move |name: &str, payload: &[u8]| {
+        let request_id =
+            command::request_id_of(payload).unwrap_or_else(|| command::UNNAMED_REQUEST.to_string());
+        let error = CommandError::new("busy", "too many commands waiting; retry in a few seconds");
+        let name = command::echo(name);
+        let _ = write_audit(
+            &audit,
+            "mqtt",
+            &name,
+            Some(&request_id),
+            None,
+            "refused",
+            serde_json::json!({ "error": error }),
+        );
+        let reply = Reply::error(&request_id, &name, error);
+        (
+            request_id,
+            serde_json::to_vec(&reply).expect("replies serialise"),
+        )
+    })
 }

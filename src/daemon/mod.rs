@@ -102,7 +102,7 @@ pub async fn run(
         let (tx, rx) = crossbeam_channel::bounded(32);
         uplink.commands = Some(crate::uplink::CommandInbox {
             tx,
-            busy_reply: crate::control::busy_reply,
+            busy_reply: crate::control::busy_replier(audit.clone()),
         });
         let c = Control {
             rx,

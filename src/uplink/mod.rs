@@ -16,7 +16,7 @@ pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
 pub use telemetry::{
     CameraTelemetry, LinkTelemetry, OutboxTelemetry, ProcessTelemetry, Telemetry, TelemetrySource,
 };
-pub use topics::{CommandInbox, IncomingCommand, Messenger, Topics};
+pub use topics::{BusyReply, CommandInbox, IncomingCommand, Messenger, Topics};
 
 use crate::base::Shutdown;
 use crate::incident::Publication;
@@ -455,12 +455,13 @@ impl Uplink {
                         payload,
                         retained: retain,
                     };
-                    if inbox.tx.try_send(cmd).is_err() {
+                    if let Err(refused) = inbox.tx.try_send(cmd) {
+                        let payload = refused.into_inner().payload;
                         tracing::warn!(
-                            command = name,
+                            command = %name.chars().take(64).collect::<String>(),
                             "Command queue full; command refused as busy."
                         );
-                        let (request_id, reply) = (inbox.busy_reply)(name);
+                        let (request_id, reply) = (inbox.busy_reply)(name, &payload);
                         let topic = self.topics.under(&format!("cmd_result/{request_id}"));
                         book.add_transient(
                             topic,

@@ -50,13 +50,17 @@ pub struct IncomingCommand {
     pub retained: bool,
 }
 
+/// Makes the reply to a command refused because the inbox is full.
+pub type BusyReply = std::sync::Arc<dyn Fn(&str, &[u8]) -> (String, Vec<u8>) + Send + Sync>;
+
 /// Where the uplink hands incoming commands: a bounded queue, and what to answer when it is full (the
 /// reply's shape is control's; the uplink only carries it).
 #[derive(Clone)]
 pub struct CommandInbox {
     pub tx: crossbeam_channel::Sender<IncomingCommand>,
-    /// For a command named `name` that cannot be queued: the request id to reply to and the reply's bytes.
-    pub busy_reply: fn(name: &str) -> (String, Vec<u8>),
+    /// For a command named `name` with `payload` that cannot be queued: the request id to reply to and the
+    /// reply's bytes (the command side also records the refusal).
+    pub busy_reply: BusyReply,
 }
 
 /// Sends messages that need no durability (command replies, snapshots) through the uplink, in order with

@@ -19,7 +19,9 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub async fn connect(broker: &str) -> Dispatcher {
         let url = url::Url::parse(broker).unwrap();
-        let opts = MqttOptions::new("dispatcher", "127.0.0.1", url.port().unwrap());
+        let mut opts = MqttOptions::new("dispatcher", "127.0.0.1", url.port().unwrap());
+        // Room for the oversized commands the tests send on purpose.
+        opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 16);
         let task = tokio::spawn(async move {
             loop {
