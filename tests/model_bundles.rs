@@ -173,16 +173,27 @@ path = "{broken}"
         error.contains("input.layout: expected `nchw` (the graph's input `images` is [1, 3, 64, 64]), found `nhwc`"),
         "{error}"
     );
-    // The rejected model's camera never started; NanoDet's camera analysed frames.
+    // The rejected model's camera never started — listed as off, with the reason, so nobody mistakes the
+    // pole for healthy; NanoDet's camera analysed frames.
     let last = seen.telemetry.last().unwrap();
-    let cams: Vec<&str> = last["cameras"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let cams = last["cameras"].as_array().unwrap();
+    let cam = |id: &str| cams.iter().find(|c| c["id"] == id);
+    assert!(cam("street").is_some(), "{cams:?}");
+    let off = cam("off").unwrap_or_else(|| panic!("the off camera is listed: {cams:?}"));
+    assert_eq!(off["state"], "off", "{off}");
+    assert_eq!(off["frames_in"], 0, "{off}");
     assert!(
-        !cams.contains(&"off") && cams.contains(&"street"),
-        "{cams:?}"
+        off["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("model `broken` was rejected"),
+        "{off}"
+    );
+    let listed = status["cameras"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c["id"] == "off" && c["state"] == "off"),
+        "{status}"
     );
 }

@@ -11,6 +11,14 @@ use streetsight::cli::demo::{Clip, ClipServer, Mosquitto, demo_config};
 use support::dispatch::*;
 use support::*;
 
+fn frames_total(http: u16) -> u64 {
+    let (_, text) = http_get(http, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("streetsight_camera_frames_total{camera=\"walkway\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no frames_total in:\n{text}")) as u64
+}
+
 fn rss_mb() -> u64 {
     streetsight::base::process_rss_bytes().unwrap_or(0) / (1024 * 1024)
 }
@@ -23,7 +31,9 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
     let broker = Mosquitto::start(0).unwrap();
     let work = tempfile::tempdir().unwrap();
     let state = work.path().join("state");
-    let text = demo_config(&camera.url("/walkway"), &broker.url(), &model_dir(), &state);
+    let http = streetsight::cli::demo::free_port().unwrap();
+    let text = demo_config(&camera.url("/walkway"), &broker.url(), &model_dir(), &state)
+        + &format!("\n[ops]\nhttp = \"127.0.0.1:{http}\"\n");
     let loaded = load_config(work.path(), &text);
     let daemon = RunningDaemon::start(loaded, &broker.url(), &format!("{BASE}/#")).await;
     let mut d = Dispatcher::connect(&broker.url()).await;
@@ -41,6 +51,8 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
         true
     );
     let before = rss_mb();
+    let frames_before = frames_total(http);
+    let statuses_before = inbox.seen.status.len();
 
     // Twenty reloads at once (the command inbox holds 32).
     let mut ids = Vec::new();
@@ -58,6 +70,16 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
         }
     }
     let after = rss_mb();
+    // The applied reload republished the retained status at once (not at its 30 s refresh).
+    assert!(
+        wait_for(sub, &mut inbox, Duration::from_secs(5), |i| i
+            .seen
+            .status
+            .len()
+            > statuses_before)
+        .await,
+        "no status within 5 s of a reload"
+    );
     println!("reload storm: {applied} applied, {busy} busy; RSS {before} → {after} MB");
     assert!(applied >= 1, "at least the first reload is applied");
     assert!(
@@ -74,6 +96,12 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
         reply(sub, &mut inbox, &id, Duration::from_secs(60)).await["ok"],
         true,
         "the daemon still answers after the storm"
+    );
+    // The restarted camera's counters went on from where they were.
+    let frames_after = frames_total(http);
+    assert!(
+        frames_after >= frames_before && frames_before > 0,
+        "frames_total went {frames_before} → {frames_after} over a reload"
     );
 
     // Values that once passed the checks and then killed the daemon on reload: refused, and it runs on.

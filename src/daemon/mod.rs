@@ -17,7 +17,7 @@ use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{Control, WorkerLink, WorkerRegistry, write_audit};
 use crate::detect::Detector;
 use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
-use crate::ingest::{CameraHandle, CameraList, FrameQueue, spawn_camera};
+use crate::ingest::{CameraHandle, CameraList, CameraStats, FrameQueue, spawn_camera};
 use crate::plan::load_model;
 use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
@@ -78,6 +78,8 @@ pub async fn run(
     let config = &loaded.config;
     let shared = Shared {
         camera_stats: Arc::default(),
+        counters: Arc::default(),
+        status_changed: Arc::default(),
         models: Arc::default(),
         workers: Arc::default(),
         archive: open_archive(config),
@@ -89,6 +91,7 @@ pub async fn run(
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
     let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
+    uplink.status_changed = shared.status_changed.clone();
     uplink.telemetry().watch(
         shared.camera_stats.clone(),
         config.storage.state_dir.get_ref().clone(),
@@ -199,10 +202,37 @@ pub async fn run(
 
 /// What the daemon's parts share across reloads.
 struct Shared {
+    /// The configured cameras and their counters, in order, as status, telemetry and `/healthz` list them.
     camera_stats: CameraList,
+    /// Every camera's counters by id, kept across reloads so a restarted camera's counters keep growing.
+    counters: Arc<Mutex<HashMap<String, Arc<CameraStats>>>>,
+    /// Tells the uplink to publish the retained status now (cameras or models changed).
+    status_changed: Arc<tokio::sync::Notify>,
     models: Arc<Mutex<Vec<ModelStatus>>>,
     workers: WorkerRegistry,
     archive: Option<Arc<Mutex<EvidenceArchive>>>,
+}
+
+impl Shared {
+    /// The counters of camera `id`, the same ones across reloads.
+    fn counters_of(&self, id: &str) -> Arc<CameraStats> {
+        self.counters
+            .lock()
+            .expect("counters lock")
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// List camera `id` as off, with why: status, `/healthz` and `/metrics` show it, unhealthy.
+    fn list_off(&self, id: &str, reason: String) {
+        let stats = self.counters_of(id);
+        stats.set_off(reason);
+        self.camera_stats
+            .lock()
+            .expect("status lock")
+            .push((id.into(), stats));
+    }
 }
 
 fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArchive>>> {
@@ -262,10 +292,16 @@ fn start_worker(
             Ok(s) => s,
             Err(error) => {
                 tracing::error!(camera = %cam.id, %error, "Camera cannot start.");
+                shared.list_off(&cam.id, error);
                 continue;
             }
         };
-        let handle = spawn_camera(source, queue.clone(), shutdown.clone());
+        let handle = spawn_camera(
+            source,
+            queue.clone(),
+            shared.counters_of(&cam.id),
+            shutdown.clone(),
+        );
         let analyser = kept
             .remove(&cam.id)
             .filter(|a| a.model_sha256() == info.sha256)
@@ -336,6 +372,9 @@ impl Pipelines {
                 Ok(d) => d,
                 Err(error) => {
                     tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
+                    for cam in &users {
+                        shared.list_off(&cam.id, format!("model `{name}` was rejected: {error}"));
+                    }
                     let status = ModelStatus::rejected(name, error);
                     shared.models.lock().expect("status lock").push(status);
                     continue;
@@ -387,6 +426,7 @@ impl Pipelines {
             }
         }
         *shared.workers.lock().expect("registry lock") = links;
+        shared.status_changed.notify_one();
         Ok(Pipelines {
             shutdown,
             cameras,
@@ -426,6 +466,9 @@ struct Status<'a> {
 struct CameraStatus {
     id: String,
     state: crate::ingest::CameraState,
+    /// Why it is down or off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
     frames_in: u64,
 }
 
@@ -443,6 +486,7 @@ fn status_source(
             .map(|(id, s)| CameraStatus {
                 id: id.to_string(),
                 state: s.state(),
+                last_error: s.last_error.lock().expect("stats lock").clone(),
                 frames_in: s.frames_in.load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect();

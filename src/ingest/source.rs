@@ -82,6 +82,8 @@ pub enum CameraState {
     Streaming,
     Down,
     Stopped,
+    /// Not started: its model was rejected or its source could not be opened (`last_error` says why).
+    Off,
 }
 
 /// The running cameras' ids and counters, shared with status, telemetry and the health endpoint.
@@ -137,8 +139,15 @@ impl CameraStats {
             0 => CameraState::Connecting,
             1 => CameraState::Streaming,
             2 => CameraState::Down,
-            _ => CameraState::Stopped,
+            3 => CameraState::Stopped,
+            _ => CameraState::Off,
         }
+    }
+
+    /// Mark the camera as not started, for `reason`; its counters stay as they were.
+    pub fn set_off(&self, reason: String) {
+        self.set_state(CameraState::Off);
+        *self.last_error.lock().expect("stats lock") = Some(reason);
     }
 
     pub(super) fn set_state(&self, s: CameraState) {

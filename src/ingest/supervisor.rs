@@ -22,9 +22,16 @@ impl CameraHandle {
     }
 }
 
-/// Start the supervisor thread of one camera; frames go into `queue`.
-pub fn spawn_camera(src: CameraSource, queue: FrameQueue, shutdown: Shutdown) -> CameraHandle {
-    let stats = Arc::new(CameraStats::default());
+/// Start the supervisor thread of one camera; frames go into `queue`, counts into `stats` (kept across
+/// restarts of the same camera, so its counters only ever grow).
+pub fn spawn_camera(
+    src: CameraSource,
+    queue: FrameQueue,
+    stats: Arc<CameraStats>,
+    shutdown: Shutdown,
+) -> CameraHandle {
+    stats.set_state(CameraState::Connecting);
+    *stats.last_error.lock().expect("stats lock") = None;
     let id = src.id.clone();
     let thread_stats = stats.clone();
     let thread = std::thread::Builder::new()

@@ -218,6 +218,7 @@ mod tests {
                 .map(|i| CameraTelemetry {
                     id: format!("cam{i}"),
                     state: crate::ingest::CameraState::Streaming,
+                    last_error: None,
                     frames_in: 10,
                     frames_analysed: 4,
                     frames_dropped: 1,

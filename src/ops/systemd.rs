@@ -194,6 +194,9 @@ pub fn sample(cameras: &CameraList) -> Vec<CameraSample> {
         .lock()
         .expect("camera list lock")
         .iter()
+        // A camera left off (rejected model, unreadable secret) is not waited for: restarting the daemon
+        // would not bring it back.
+        .filter(|(_, s)| s.state() != crate::ingest::CameraState::Off)
         .map(|(id, s)| CameraSample {
             id: id.clone(),
             // Skipped frames arrived too (the camera streams); only the analysis is behind.

@@ -127,6 +127,9 @@ pub struct Uplink {
     pub stats: Arc<UplinkStats>,
     /// What the `telemetry` message reports (shared with `/metrics`).
     telemetry: Arc<TelemetrySource>,
+    /// Poked when cameras or models change: the retained status is published at once, not at the next
+    /// 30 s refresh.
+    pub status_changed: Arc<tokio::sync::Notify>,
     telemetry_every: Duration,
     store: Arc<Mutex<Store>>,
     /// Records found on disk at start (a backlog from before a restart), oldest first.
@@ -175,6 +178,7 @@ impl Uplink {
                 device_id,
                 status,
                 telemetry: Arc::new(TelemetrySource::new(stats.clone())),
+                status_changed: Arc::default(),
                 stats,
                 telemetry_every: settings.telemetry_every.max(Duration::from_secs(1)),
                 store,
@@ -245,6 +249,9 @@ impl Uplink {
                 }
                 // Wakes the loop so a last, small batch of deliveries is deleted from disk too.
                 _ = flush_tick.tick(), if !book.acked.is_empty() => {}
+                _ = self.status_changed.notified(), if connected => {
+                    book.add_transient(self.topics.status(), (self.status)("online").to_string().into_bytes(), true, Properties::JSON);
+                }
                 _ = status_tick.tick(), if connected => {
                     book.add_transient(self.topics.status(), (self.status)("online").to_string().into_bytes(), true, Properties::JSON);
                 }

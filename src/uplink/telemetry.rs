@@ -30,6 +30,9 @@ pub struct Telemetry {
 pub struct CameraTelemetry {
     pub id: String,
     pub state: CameraState,
+    /// Why the camera is down or off, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     pub frames_in: u64,
     pub frames_analysed: u64,
     /// Oldest frames dropped because analysis was busy.
@@ -123,6 +126,7 @@ impl TelemetrySource {
                         CameraTelemetry {
                             id: id.to_string(),
                             state: s.state(),
+                            last_error: s.last_error.lock().expect("stats lock").clone(),
                             frames_in: s.frames_in.load(Relaxed),
                             frames_analysed: s.frames_analysed.load(Relaxed),
                             frames_dropped: s.frames_dropped.load(Relaxed),
