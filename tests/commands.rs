@@ -42,17 +42,9 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     let state = work.path().join("state");
     let cam_url = camera.url("/walkway");
     let loaded = load_config(work.path(), &config(&cam_url, &broker.url(), &state, 0.5));
-    let daemon = RunningDaemon::start(loaded, &broker.url(), &format!("{BASE}/#")).await;
-    let mut d = Dispatcher::connect(&broker.url()).await;
-    let mut inbox = Inbox::default();
-    let sub = &daemon.sub;
     // The daemon subscribes to commands once connected: its `online` status says it is.
-    assert!(
-        wait_for(sub, &mut inbox, Duration::from_secs(30), |i| {
-            i.seen.status.iter().any(|s| s["state"] == "online")
-        })
-        .await
-    );
+    let (daemon, mut d, mut inbox) = commanded_daemon(loaded, &broker.url()).await;
+    let sub = &daemon.sub;
     let short = Duration::from_secs(15);
 
     // --- Bad commands: each gets an error reply.

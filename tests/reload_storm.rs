@@ -35,16 +35,8 @@ async fn a_storm_of_reloads_is_applied_one_at_a_time_and_the_rest_answered_busy(
     let text = demo_config(&camera.url("/walkway"), &broker.url(), &model_dir(), &state)
         + &format!("\n[ops]\nhttp = \"127.0.0.1:{http}\"\n");
     let loaded = load_config(work.path(), &text);
-    let daemon = RunningDaemon::start(loaded, &broker.url(), &format!("{BASE}/#")).await;
-    let mut d = Dispatcher::connect(&broker.url()).await;
-    let mut inbox = Inbox::default();
+    let (daemon, mut d, mut inbox) = commanded_daemon(loaded, &broker.url()).await;
     let sub = &daemon.sub;
-    assert!(
-        wait_for(sub, &mut inbox, Duration::from_secs(30), |i| {
-            i.seen.status.iter().any(|s| s["state"] == "online")
-        })
-        .await
-    );
     let (id, _) = d.send("snapshot", json!({ "camera": "walkway" })).await;
     assert_eq!(
         reply(sub, &mut inbox, &id, Duration::from_secs(30)).await["ok"],

@@ -126,15 +126,7 @@ impl Control {
             match checked {
                 Err((request_id, error)) => {
                     tracing::warn!(command = %name, request = %request_id, %error, "Command refused.");
-                    let _ = write_audit(
-                        &audit,
-                        "mqtt",
-                        &name,
-                        Some(&request_id),
-                        None,
-                        "refused",
-                        serde_json::json!({ "error": error }),
-                    );
+                    audit_refusal(&audit, &name, &request_id, &error);
                     this.reply(&Reply::error(&request_id, &name, error));
                 }
                 Ok(cmd) => {
@@ -462,6 +454,20 @@ pub fn write_audit(
     })
 }
 
+/// Record that command `name` (request `request_id`) was refused, and why. A refusal that cannot be
+/// recorded is logged by `write_audit`; the reply goes out either way.
+fn audit_refusal(audit: &SharedAudit, name: &str, request_id: &str, error: &CommandError) {
+    let _ = write_audit(
+        audit,
+        "mqtt",
+        name,
+        Some(request_id),
+        None,
+        "refused",
+        serde_json::json!({ "error": error }),
+    );
+}
+
 /// The reply to a command the uplink could not queue (too many waiting), to the request id its payload
 /// names when it is small enough to read; the refusal is audited like any other.
 pub fn busy_replier(audit: SharedAudit) -> crate::uplink::BusyReply {
@@ -470,15 +476,7 @@ pub fn busy_replier(audit: SharedAudit) -> crate::uplink::BusyReply {
             command::request_id_of(payload).unwrap_or_else(|| command::UNNAMED_REQUEST.to_string());
         let error = CommandError::new("busy", "too many commands waiting; retry in a few seconds");
         let name = command::echo(name);
-        let _ = write_audit(
-            &audit,
-            "mqtt",
-            &name,
-            Some(&request_id),
-            None,
-            "refused",
-            serde_json::json!({ "error": error }),
-        );
+        audit_refusal(&audit, &name, &request_id, &error);
         let reply = Reply::error(&request_id, &name, error);
         (
             request_id,

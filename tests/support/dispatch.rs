@@ -68,6 +68,25 @@ impl Drop for Dispatcher {
     }
 }
 
+/// Start the daemon with `loaded`, connect a dispatcher to `broker`, and wait until the daemon says it is
+/// online (it subscribes to commands once connected).
+pub async fn commanded_daemon(
+    loaded: streetsight::config::LoadedConfig,
+    broker: &str,
+) -> (super::RunningDaemon, Dispatcher, Inbox) {
+    let daemon = super::RunningDaemon::start(loaded, broker, &format!("{BASE}/#")).await;
+    let d = Dispatcher::connect(broker).await;
+    let mut inbox = Inbox::default();
+    assert!(
+        wait_for(&daemon.sub, &mut inbox, Duration::from_secs(30), |i| {
+            i.seen.status.iter().any(|s| s["state"] == "online")
+        })
+        .await,
+        "the daemon never said it is online"
+    );
+    (daemon, d, inbox)
+}
+
 /// What the dispatch side has received.
 #[derive(Default)]
 pub struct Inbox {
