@@ -169,6 +169,14 @@ incident = {{ update_interval_s = 0 }}
     let events = replay(&mut a, 1, 30, |_, _, _| {});
     let opened: Vec<_> = events.iter().filter(|e| e.phase == Phase::Opened).collect();
     assert_eq!(opened.len(), 1, "{:?}", phases(&events));
+    // Its first sighting is when the crowd began, not when the 5 s sustain confirmed it.
+    assert!(
+        opened[0].dwell_s >= 5.0 && opened[0].first_seen < opened[0].last_seen,
+        "opened with dwell {} s, first seen {}, last seen {}",
+        opened[0].dwell_s,
+        opened[0].first_seen,
+        opened[0].last_seen
+    );
     assert!(
         events
             .iter()

@@ -82,6 +82,8 @@ pub struct Lifecycle {
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput {
     pub holds: bool,
+    /// When the condition began, if the rule knows (a new case's first sighting).
+    pub since: Option<Instant>,
     pub key: u64,
     pub severity: u32,
     pub now: Instant,
@@ -123,7 +125,12 @@ impl Lifecycle {
                     _ => (
                         CaseRef {
                             id: uuid::Uuid::now_v7().to_string(),
-                            first_seen: i.wall,
+                            first_seen: i
+                                .since
+                                .and_then(|s| {
+                                    i.wall.checked_sub(i.now.saturating_duration_since(s))
+                                })
+                                .unwrap_or(i.wall),
                         },
                         false,
                     ),
@@ -218,6 +225,7 @@ mod tests {
     impl Clock {
         fn at(&self, s: u64, holds: bool, key: u64, severity: u32) -> StepInput {
             StepInput {
+                since: None,
                 holds,
                 key,
                 severity,
@@ -232,6 +240,22 @@ mod tests {
             t0: Instant::now(),
             w0: SystemTime::now(),
         }
+    }
+
+    #[test]
+    fn a_new_case_is_first_seen_when_its_condition_began_not_when_the_rule_was_sure() {
+        let c = clock();
+        let mut l = lc();
+        // The crowd has held since second 100; its 10 s sustain confirmed it at 110.
+        let mut i = c.at(110, true, 1, 1);
+        i.since = Some(c.t0 + Duration::from_secs(100));
+        let (t, case) = l.step(i).expect("opens");
+        assert_eq!(t, Transition::Opened { reopened: false });
+        assert_eq!(case.first_seen, c.w0 + Duration::from_secs(100));
+        // Without a known start it is the moment it opened.
+        let mut l = lc();
+        let (_, case) = l.step(c.at(110, true, 1, 1)).unwrap();
+        assert_eq!(case.first_seen, c.w0 + Duration::from_secs(110));
     }
 
     /// Feed `holds` for seconds `from..to`; collect (second, transition).

@@ -320,6 +320,7 @@ impl Analyser {
                 });
             let slot = &mut self.slots[i];
             transitions.extend(slot.lifecycle.step(StepInput {
+                since: verdict.since,
                 holds: verdict.holds && !duplicate,
                 key: verdict.key,
                 severity: verdict.severity,

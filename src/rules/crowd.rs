@@ -180,6 +180,10 @@ impl CrowdRule {
                 previous_level: name(before)
                     .filter(|_| self.reported.is_some() && before != self.reported),
             }),
+            // The crowd has been at least at the lowest level it holds since then.
+            since: self
+                .reported
+                .and_then(|k| (0..=k).filter_map(|j| self.held_since[j]).min()),
         }
     }
 
@@ -293,6 +297,37 @@ mod tests {
             out.extend(r.update(&obs, *t));
         }
         out
+    }
+
+    #[test]
+    fn an_opened_crowd_began_when_its_density_first_held_not_after_the_sustain() {
+        let mut r = rule();
+        let t0 = Instant::now();
+        let zone_people = |n: usize| -> Vec<Detection> {
+            (0..n)
+                .map(|k| Detection {
+                    class: 0,
+                    score: 0.9,
+                    bbox: BBox {
+                        x1: 0.05 * k as f32,
+                        y1: 0.6,
+                        x2: 0.05 * k as f32 + 0.04,
+                        y2: 0.9,
+                    },
+                })
+                .collect()
+        };
+        // Three people on 1 m² (above `attention` at 2/m²) from second 1; the 10 s sustain confirms it.
+        let mut opened = None;
+        for s in 1..=15 {
+            let v = r.evaluate(&zone_people(3), None, t0 + Duration::from_secs(s));
+            if v.holds && opened.is_none() {
+                opened = Some((s, v.since));
+            }
+        }
+        let (at, since) = opened.expect("the crowd opens");
+        assert_eq!(at, 11);
+        assert_eq!(since, Some(t0 + Duration::from_secs(1)));
     }
 
     #[test]

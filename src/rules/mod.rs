@@ -102,6 +102,9 @@ pub struct Verdict {
     /// Changes when what holds changes meaningfully (other objects, another level).
     pub key: u64,
     pub crowd: Option<CrowdReading>,
+    /// While it holds: when the condition began — before the dwell, sustain or K-of-N that confirmed it — so
+    /// a case's first sighting is when the stall was set up, not when the rule was sure.
+    pub since: Option<Instant>,
 }
 
 impl Verdict {
@@ -113,6 +116,7 @@ impl Verdict {
             severity: 0,
             key: 0,
             crowd: None,
+            since: None,
         }
     }
 }
@@ -193,6 +197,11 @@ impl SceneRule {
             .collect();
         let obs = self.change.observe(s.image, &exclude, s.now);
         self.reference_taken = obs.reference_taken;
+        // Cells become persistent after changing for `persist`: the change is at least that old.
+        let since = obs
+            .holds
+            .then(|| s.now.checked_sub(self.change.persist()))
+            .flatten();
         Verdict {
             holds: obs.holds,
             present: obs.holds,
@@ -209,6 +218,7 @@ impl SceneRule {
             severity: 0,
             key: 0,
             crowd: None,
+            since,
         }
     }
 

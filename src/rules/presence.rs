@@ -50,28 +50,36 @@ impl PresenceRule {
         self.membership.update(&self.zone, &placed, now);
         // Seen on this sample: a track the detector missed keeps its place in the zone (its dwell goes on
         // when it is seen again) but does not hold the rule by itself.
-        let hits: Vec<Hit> = relevant
+        let dwelling: Vec<(&&TrackView, Instant)> = relevant
             .iter()
             .filter(|t| t.seen_now)
-            .filter(|t| {
-                self.membership.entered(t.id).is_some_and(|entered| {
-                    let since = if p.stationary {
-                        t.stationary_since.max(entered)
-                    } else {
-                        entered
-                    };
-                    now.saturating_duration_since(since) >= p.dwell
-                })
+            .filter_map(|t| {
+                let entered = self.membership.entered(t.id)?;
+                let since = if p.stationary {
+                    t.stationary_since.max(entered)
+                } else {
+                    entered
+                };
+                (now.saturating_duration_since(since) >= p.dwell).then_some((t, since))
             })
-            .map(|t| t.hit())
             .collect();
+        let holds = dwelling.len() >= p.min_count.max(1);
+        let hits: Vec<Hit> = dwelling.iter().map(|(t, _)| t.hit()).collect();
         Verdict {
-            holds: hits.len() >= p.min_count.max(1),
-            present: hits.len() >= p.min_count.max(1),
+            holds,
+            present: holds,
             key: hits.len() as u64,
             hits,
             severity: 0,
             crowd: None,
+            // With several objects needed, the condition began when the last of them settled.
+            since: holds
+                .then(|| {
+                    let mut s: Vec<Instant> = dwelling.iter().map(|(_, s)| *s).collect();
+                    s.sort_unstable();
+                    s.get(p.min_count.max(1) - 1).copied()
+                })
+                .flatten(),
         }
     }
 }
@@ -92,7 +100,8 @@ pub struct PersistenceRule {
     pub params: PersistenceParams,
     pub zone: ZoneSpec,
     last_sample: Option<Instant>,
-    history: VecDeque<bool>,
+    /// Recent samples: when, and whether the class was there.
+    history: VecDeque<(Instant, bool)>,
     holding: bool,
     hits: Vec<Hit>,
 }
@@ -129,11 +138,11 @@ impl PersistenceRule {
                 .filter(|d| self.zone.contains_box(&d.bbox, false))
                 .map(Hit::from_detection)
                 .collect();
-            self.history.push_back(!hits.is_empty());
+            self.history.push_back((now, !hits.is_empty()));
             while self.history.len() > p.window {
                 self.history.pop_front();
             }
-            let present = self.history.iter().filter(|&&h| h).count();
+            let present = self.history.iter().filter(|(_, h)| *h).count();
             let absent = self.history.len() - present;
             if present >= p.min_present {
                 self.holding = true;
@@ -146,7 +155,7 @@ impl PersistenceRule {
         }
         Verdict {
             holds: self.holding,
-            present: self.history.back().copied().unwrap_or(false),
+            present: self.history.back().is_some_and(|(_, h)| *h),
             hits: if self.holding {
                 self.hits.clone()
             } else {
@@ -155,6 +164,11 @@ impl PersistenceRule {
             severity: 0,
             key: 0,
             crowd: None,
+            // The first sample of the window that saw it.
+            since: self
+                .holding
+                .then(|| self.history.iter().find(|(_, h)| *h).map(|(t, _)| *t))
+                .flatten(),
         }
     }
 }

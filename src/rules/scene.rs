@@ -155,6 +155,11 @@ pub struct SceneChange {
 }
 
 impl SceneChange {
+    /// How long a cell must stay changed to count.
+    pub fn persist(&self) -> std::time::Duration {
+        self.params.persist
+    }
+
     pub fn new(zone: Polygon, params: SceneParams) -> Self {
         Self {
             zone,

@@ -88,6 +88,7 @@ impl VendingRule {
         let mut hits = Vec::new();
         let mut beside_ids = Vec::new();
         let mut qualifying = Vec::new();
+        let mut since: Option<Instant> = None;
         let cue_tracks: Vec<&TrackView> = tracks.iter().filter(|t| self.is_cue(t)).collect();
         for t in cue_tracks {
             let Some(entered) = self.membership.entered(t.id) else {
@@ -121,6 +122,7 @@ impl VendingRule {
                 && state.with_person as f32 >= p.min_person_share * state.samples as f32;
             if t.seen_now && long_enough && (vendor || attended) {
                 qualifying.push(t.id);
+                since = Some(since.map_or(settled, |s| s.min(settled)));
                 hits.push(t.hit());
                 for q in near {
                     if !beside_ids.contains(&q.id) {
@@ -140,6 +142,7 @@ impl VendingRule {
             severity: 0,
             key: h.finish(),
             crowd: None,
+            since,
         }
     }
 }
