@@ -151,6 +151,23 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     let r = reply(sub, &mut inbox, &id, Duration::from_secs(30)).await;
     assert_eq!(r["ok"], true, "{r}");
     assert!(state.join("scene/walkway--kerb.ref").exists());
+    // The retained status shows the zone's reference (published when it changed, not at the next refresh).
+    assert!(
+        wait_for(sub, &mut inbox, Duration::from_secs(30), |i| {
+            i.seen.status.iter().any(|s| {
+                s["cameras"].as_array().is_some_and(|cams| {
+                    cams.iter().any(|c| {
+                        c["id"] == "walkway"
+                            && c["scene_zones"].as_array().is_some_and(|z| {
+                                z.contains(&json!({ "zone": "kerb", "reference": true }))
+                            })
+                    })
+                })
+            })
+        })
+        .await,
+        "no status with kerb's reference"
+    );
 
     // --- Verify the crowd incident the walkers raise.
     assert!(

@@ -594,3 +594,43 @@ fn a_huge_file_is_refused_without_being_read() {
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("larger than 1048576 bytes"), "{err}");
 }
+
+#[test]
+fn check_shows_whether_each_scene_zone_has_its_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let text = valid().replace(
+        "[uplink]",
+        &format!("[storage]\nstate_dir = \"{}\"\n\n[uplink]", state.display()),
+    ) + "\n[[camera.scene_change]]\nzone = \"plaza\"\ncategory = \"exposed_garbage\"\n";
+    let path = dir.path().join("streetsight.toml");
+    std::fs::write(&path, &text).unwrap();
+    let run = || {
+        let out = streetsight_bin()
+            .args(["check", "--offline", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let table = run();
+    let row = table
+        .lines()
+        .find(|l| l.contains("scene gate/plaza"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("no reference yet"), "{row}");
+    std::fs::create_dir_all(state.join("scene")).unwrap();
+    std::fs::write(state.join("scene/gate--plaza.ref"), [0u8; 64]).unwrap();
+    let table = run();
+    let row = table
+        .lines()
+        .find(|l| l.contains("scene gate/plaza"))
+        .unwrap();
+    assert!(row.contains("reference kept (64 bytes"), "{row}");
+}

@@ -268,7 +268,14 @@ fn scene_change_ignores_the_walkers_and_finds_a_pile_left_in_the_zone() {
         "{WALKWAY}\n[[camera.scene_change]]\nzone = \"walkway\"\ncategory = \"piled_debris\"\npersist_s = 20\nmin_changed_fraction = 0.01\n"
     );
     let mut a = analyser(&rules, state.path());
+    let waiting = a.scene_states();
+    assert_eq!(waiting.len(), 1);
+    assert!(!waiting[0].reference, "no reference before the first frame");
     let quiet = replay(&mut a, 3, 0, |_, _, _| {});
+    assert!(
+        a.scene_states()[0].reference,
+        "a quiet frame became the reference"
+    );
     assert_eq!(phases(&quiet), vec![], "240 s of walkers: no false alarm");
     assert!(
         state.path().join("scene/walkway--walkway.ref").is_file(),

@@ -80,6 +80,7 @@ pub async fn run(
         camera_stats: Arc::default(),
         counters: Arc::default(),
         status_changed: Arc::default(),
+        scenes: Arc::default(),
         models: Arc::default(),
         workers: Arc::default(),
         archive: open_archive(config),
@@ -88,6 +89,7 @@ pub async fn run(
         config.device.id.get_ref().clone(),
         shared.camera_stats.clone(),
         shared.models.clone(),
+        shared.scenes.clone(),
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
     let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
@@ -133,6 +135,7 @@ pub async fn run(
             cameras: shared.camera_stats.clone(),
             uplink: stats.clone(),
             telemetry: uplink.telemetry(),
+            scenes: shared.scenes.clone(),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -208,6 +211,8 @@ struct Shared {
     counters: Arc<Mutex<HashMap<String, Arc<CameraStats>>>>,
     /// Tells the uplink to publish the retained status now (cameras or models changed).
     status_changed: Arc<tokio::sync::Notify>,
+    /// Scene-change zones and whether each has its reference.
+    scenes: crate::incident::SceneBoard,
     models: Arc<Mutex<Vec<ModelStatus>>>,
     workers: WorkerRegistry,
     archive: Option<Arc<Mutex<EvidenceArchive>>>,
@@ -329,6 +334,8 @@ fn start_worker(
         pending: Vec::new(),
         frame_wait: Duration::from_secs(*loaded.config.uplink.command_wait_s.get_ref()),
         evidence: worker::Evidence::start(writer.clone(), shared.archive.clone()),
+        scenes: shared.scenes.clone(),
+        status_changed: shared.status_changed.clone(),
         shutdown: shutdown.clone(),
     };
     (worker, link, handles)
@@ -470,6 +477,10 @@ struct CameraStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
     frames_in: u64,
+    /// Its scene-change zones: without a reference a zone sees no change (it takes one from the first
+    /// quiet frame, or on the `scene_reference` command).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    scene_zones: Vec<crate::incident::SceneZoneState>,
 }
 
 /// The retained status: cameras and their state, models and theirs.
@@ -477,8 +488,10 @@ fn status_source(
     device_id: String,
     cameras: CameraList,
     models: Arc<Mutex<Vec<ModelStatus>>>,
+    scenes: crate::incident::SceneBoard,
 ) -> StatusSource {
     Arc::new(move |state: &str| {
+        let scenes = scenes.lock().expect("scene board lock").clone();
         let cameras = cameras
             .lock()
             .expect("status lock")
@@ -488,6 +501,7 @@ fn status_source(
                 state: s.state(),
                 last_error: s.last_error.lock().expect("stats lock").clone(),
                 frames_in: s.frames_in.load(std::sync::atomic::Ordering::Relaxed),
+                scene_zones: scenes.get(&**id).cloned().unwrap_or_default(),
             })
             .collect();
         let status = Status {

@@ -8,7 +8,7 @@ use crate::base::Shutdown;
 use crate::control::{Pending, Verified, VerifyAnswer, WorkerCmd, accept};
 use crate::detect::Detector;
 use crate::incident::{
-    Analyser, EvidenceArchive, EvidenceJob, Publication, VERIFY_SAMPLES, still_present,
+    Analyser, EvidenceArchive, EvidenceJob, Publication, SceneBoard, VERIFY_SAMPLES, still_present,
 };
 use crate::ingest::{CameraStats, FrameQueue};
 use crate::uplink::OutboxWriter;
@@ -98,6 +98,9 @@ pub(super) struct ModelWorker {
     /// How long a command waits for a frame (`uplink.command_wait_s`).
     pub(super) frame_wait: Duration,
     pub(super) evidence: Evidence,
+    /// Where the cameras' scene-zone reference states are shown, and whom to tell when one changes.
+    pub(super) scenes: SceneBoard,
+    pub(super) status_changed: Arc<tokio::sync::Notify>,
     pub(super) shutdown: Shutdown,
 }
 
@@ -150,6 +153,20 @@ impl ModelWorker {
             self.evidence.send(job, None);
         }
         self.serve_pending(frame, detections);
+        self.show_scene_states(&frame.camera);
+    }
+
+    /// Publish camera `id`'s scene-zone reference states when they changed (a reference taken or lost).
+    fn show_scene_states(&self, id: &str) {
+        let Some((analyser, _)) = self.analysers.get(id) else {
+            return;
+        };
+        let states = analyser.scene_states();
+        let mut board = self.scenes.lock().expect("scene board lock");
+        if board.get(id) != Some(&states) {
+            board.insert(id.to_string(), states);
+            self.status_changed.notify_one();
+        }
     }
 
     /// Commands that waited for this camera's frame.

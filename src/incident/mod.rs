@@ -45,6 +45,18 @@ pub struct Publication {
     pub evidence: Vec<Evidence>,
 }
 
+/// Whether a scene-change zone has its clean reference yet (without one it cannot see a change).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SceneZoneState {
+    pub zone: String,
+    pub reference: bool,
+}
+
+/// Each camera's scene-change zones and their reference state, as the workers last saw them; read by the
+/// status and `/healthz`.
+pub type SceneBoard =
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<SceneZoneState>>>>;
+
 /// A dispatcher's "false alarm": no incident of `category` in `zone` until `until`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suppression {

@@ -40,6 +40,20 @@ impl Analyser {
         &self.publisher.model.sha256
     }
 
+    /// Each scene-change zone of this camera and whether it has its reference.
+    pub fn scene_states(&self) -> Vec<super::SceneZoneState> {
+        self.slots
+            .iter()
+            .filter_map(|s| match &s.rule {
+                Rule::Scene(scene) => Some(super::SceneZoneState {
+                    zone: s.zone.id.clone(),
+                    reference: scene.change.has_reference(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Does this camera have a rule of `category` in `zone`?
     pub fn has_rule(&self, category: &str, zone: &str) -> bool {
         self.slots

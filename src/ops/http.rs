@@ -15,6 +15,8 @@ pub struct Health {
     pub uplink: Arc<UplinkStats>,
     /// What `/metrics` exports (the same reading as the `telemetry` message).
     pub telemetry: Arc<TelemetrySource>,
+    /// Scene-change zones and whether each has its reference.
+    pub scenes: crate::incident::SceneBoard,
 }
 
 impl Health {
@@ -25,6 +27,8 @@ impl Health {
             id: String,
             state: CameraState,
             last_error: Option<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            scene_zones: Vec<crate::incident::SceneZoneState>,
         }
         #[derive(serde::Serialize)]
         struct Link {
@@ -37,6 +41,7 @@ impl Health {
             cameras: Vec<Camera>,
             uplink: Link,
         }
+        let scenes = self.scenes.lock().expect("scene board lock").clone();
         let cams = self.cameras.lock().expect("health lock");
         let connected = self.uplink.connected.load(Relaxed);
         let healthy = connected
@@ -51,6 +56,7 @@ impl Health {
                     id: id.to_string(),
                     state: s.state(),
                     last_error: s.last_error.lock().expect("stats lock").clone(),
+                    scene_zones: scenes.get(&**id).cloned().unwrap_or_default(),
                 })
                 .collect(),
             uplink: Link {
@@ -186,6 +192,7 @@ mod tests {
             cameras: CameraList::default(),
             telemetry: Arc::new(TelemetrySource::new(uplink.clone())),
             uplink,
+            scenes: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod validate;
 pub use analyser::analyser;
 pub use camera::camera_source;
 pub use model::load_model;
+pub use rules::scene_reference_file;
 pub use uplink::{store_bounds, uplink_settings};
 
 use crate::config::{ConfigErrors, Lines, LoadedConfig};

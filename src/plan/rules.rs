@@ -216,9 +216,7 @@ impl CameraRules<'_> {
 
     /// Where a scene-change zone keeps its reference image.
     fn reference_file(&self, z: &ZoneConfig) -> PathBuf {
-        self.state_dir
-            .join("scene")
-            .join(format!("{}--{}.ref", self.cam.id, z.id))
+        scene_reference_file(self.state_dir, &self.cam.id, &z.id)
     }
 
     fn crowd(&self, c: &mut Check, at: &Spanned<CrowdRuleConfig>) -> Option<SlotSpec> {
@@ -573,6 +571,13 @@ impl CameraRules<'_> {
         });
         Some(self.slot(rule, r.category.get_ref(), built))
     }
+}
+
+/// Where camera `camera`'s scene-change zone `zone` keeps its reference image under `state_dir`.
+pub fn scene_reference_file(state_dir: &Path, camera: &str, zone: &str) -> PathBuf {
+    state_dir
+        .join("scene")
+        .join(format!("{camera}--{zone}.ref"))
 }
 
 /// A zone's area: configured, or projected through the camera's ground homography.
