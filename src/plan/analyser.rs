@@ -3,7 +3,8 @@
 //! its time zone and how its evidence is made.
 
 use super::check::Check;
-use super::rules::{CameraRules, timezone};
+use super::device::timezone;
+use super::rules::CameraRules;
 use crate::config::{CameraConfig, Config, Lines};
 use crate::incident::{
     Analyser, AnalyserSpec, CameraRef, DeviceRef, EvidenceSettings, ModelInfo, PrivacyParams,

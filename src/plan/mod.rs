@@ -1,5 +1,5 @@
 //! The plan: configuration in, each stage's own typed settings out. `load` parses the file (`crate::config`)
-//! and runs every cross-field check once (`validate.rs`, `rules.rs`: every problem with `file:line` and the
+//! and runs every cross-field check once (`validate.rs`, `rules.rs`, `geometry.rs`, `device.rs`: every problem with `file:line` and the
 //! fix, all reported together); the builders here turn the checked file into what the stages take — a
 //! camera's source (`camera.rs`), its analyser with zones, schedules, homographies and rule parameters
 //! resolved against the model's labels (`analyser.rs`), the model's session (`model.rs`), the uplink's
@@ -8,6 +8,8 @@
 mod analyser;
 mod camera;
 mod check;
+mod device;
+mod geometry;
 mod model;
 pub(crate) mod rules;
 mod uplink;
@@ -15,8 +17,8 @@ mod validate;
 
 pub use analyser::analyser;
 pub use camera::camera_source;
+pub use geometry::{scene_reference_file, zone_area};
 pub use model::load_model;
-pub use rules::scene_reference_file;
 pub use uplink::{store_bounds, uplink_settings};
 
 use crate::config::{ConfigErrors, Lines, LoadedConfig};

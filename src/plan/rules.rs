@@ -3,9 +3,10 @@
 //! slot — the rule's initial state with labels resolved to the model's classes, its schedule, its incident
 //! timing, its zone and work-order codes. At load the slots are thrown away and the errors reported; when a
 //! camera starts, the same code builds what the analyser runs, so checking and building cannot drift apart.
-//! Masks, ground calibration, zones' membership parameters and device-wide settings are checked here too.
+//! Masks, ground calibration and zone areas are in `geometry.rs`, the time zone and evidence in `device.rs`.
 
-use super::check::{Check, MAX_SECONDS, self_intersects};
+use super::check::{Check, MAX_SECONDS};
+use super::geometry::{scene_reference_file, zone_area};
 use crate::config::{
     self, CameraConfig, Config, CrowdRuleConfig, IncidentConfig, PersistenceDefaults,
     PersistenceRuleConfig, PresenceRuleConfig, SceneRuleConfig, ScheduleConfig, VendingRuleConfig,
@@ -13,8 +14,8 @@ use crate::config::{
 };
 use crate::incident::{LifecycleParams, ModelInfo, SlotSpec, ZoneRef};
 use crate::rules::{
-    Anchor, CrowdLevel, CrowdParams, CrowdRule, Homography, PersistenceParams, PersistenceRule,
-    Polygon, PresenceParams, PresenceRule, Rule, SceneChange, SceneParams, SceneRule, Schedule,
+    Anchor, CrowdLevel, CrowdParams, CrowdRule, PersistenceParams, PersistenceRule, Polygon,
+    PresenceParams, PresenceRule, Rule, SceneChange, SceneParams, SceneRule, Schedule,
     VendingParams, VendingRule, ZoneSpec,
 };
 use std::collections::BTreeMap;
@@ -570,122 +571,5 @@ impl CameraRules<'_> {
             reference_taken: false,
         });
         Some(self.slot(rule, r.category.get_ref(), built))
-    }
-}
-
-/// Where camera `camera`'s scene-change zone `zone` keeps its reference image under `state_dir`.
-pub fn scene_reference_file(state_dir: &Path, camera: &str, zone: &str) -> PathBuf {
-    state_dir
-        .join("scene")
-        .join(format!("{camera}--{zone}.ref"))
-}
-
-/// A zone's area: configured, or projected through the camera's ground homography.
-pub fn zone_area(cam: &CameraConfig, z: &ZoneConfig) -> Option<f64> {
-    if let Some(a) = &z.area_m2 {
-        return Some(*a.get_ref());
-    }
-    let g = cam.ground.as_ref()?.get_ref();
-    let h = Homography::fit(&g.image, &g.ground).ok()?;
-    h.area_m2(&Polygon::new(z.points.get_ref()).points)
-}
-
-/// Masks, ground calibration and zone membership parameters of one camera.
-pub(crate) fn verify_camera_geometry(c: &mut Check, cam: &CameraConfig, model: Option<&ModelInfo>) {
-    for m in &cam.masks {
-        let points = m.get_ref().points.get_ref();
-        if points.len() < 3
-            || points.len() > 256
-            || points.iter().flatten().any(|v| !(0.0..=1.0).contains(v))
-            || self_intersects(points)
-        {
-            c.push(
-                &m.get_ref().points,
-                format!(
-                    "camera `{}`: a mask needs 3–256 points, each within 0..1, in order around the area (its edges may not cross)",
-                    cam.id
-                ),
-            );
-        }
-        if let Some(model) = model {
-            for l in m
-                .get_ref()
-                .labels
-                .iter()
-                .filter(|l| !model.labels.contains(l))
-            {
-                c.push(
-                    m,
-                    format!(
-                        "camera `{}`: mask label `{l}` is not a class of model `{}`",
-                        cam.id,
-                        cam.model.get_ref()
-                    ),
-                );
-            }
-        }
-    }
-    if let Some(g) = &cam.ground {
-        let v = g.get_ref();
-        if v.image.len() != v.ground.len() {
-            c.push(g, format!("camera `{}`: ground has {} image points and {} ground points; list them in pairs", cam.id, v.image.len(), v.ground.len()));
-        } else if v.image.len() > 64
-            || v.image.iter().flatten().any(|x| !(0.0..=1.0).contains(x))
-            || v.ground
-                .iter()
-                .flatten()
-                .any(|m| !(m.is_finite() && m.abs() <= 100_000.0))
-        {
-            c.push(g, format!("camera `{}`: ground needs at most 64 pairs, image points within 0..1 and ground points within ±100000 m", cam.id));
-        } else {
-            match Homography::fit(&v.image, &v.ground) {
-                Err(e) => c.push(g, format!("camera `{}`: ground calibration: {e}", cam.id)),
-                Ok(h) => {
-                    let r = h.max_residual_m(&v.image, &v.ground);
-                    if r > 1.0 {
-                        c.push(g, format!("camera `{}`: ground calibration is inconsistent: a point lands {r:.2} m from where it was measured; re-measure the pairs (they must lie on one flat ground plane)", cam.id));
-                    }
-                }
-            }
-        }
-    }
-    for z in &cam.zones {
-        let z = z.get_ref();
-        let o = *z.min_overlap.get_ref();
-        if !(o > 0.0 && o <= 1.0) {
-            c.push(
-                &z.min_overlap,
-                format!(
-                    "camera `{}`: zone `{}`: min_overlap = {o} must be in (0, 1]",
-                    cam.id, z.id
-                ),
-            );
-        }
-    }
-}
-
-/// The device's time zone: checked, and what schedules and captions use.
-pub(crate) fn timezone(c: &mut Check, config: &Config) -> chrono_tz::Tz {
-    let tz = &config.device.timezone;
-    tz.get_ref().parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
-        c.push(
-            tz,
-            format!(
-                "timezone `{}` is not an IANA time zone; write e.g. \"Asia/Shanghai\"",
-                tz.get_ref()
-            ),
-        );
-        chrono_tz::Asia::Shanghai
-    })
-}
-
-/// The evidence settings.
-pub(crate) fn verify_evidence(c: &mut Check, config: &Config) {
-    let h = &config.evidence.head_fraction;
-    if !(*h.get_ref() > 0.0 && *h.get_ref() <= 1.0) {
-        c.push(
-            h,
-            format!("evidence.head_fraction = {} must be in (0, 1]", h.get_ref()),
-        );
     }
 }

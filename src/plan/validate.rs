@@ -13,8 +13,8 @@ use toml::Spanned;
 pub(crate) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<ConfigError> {
     let mut check = Check::new(lines, base);
     verify_device(&mut check, config);
-    super::rules::timezone(&mut check, config);
-    super::rules::verify_evidence(&mut check, config);
+    super::device::timezone(&mut check, config);
+    super::device::verify_evidence(&mut check, config);
     verify_uplink(&mut check, config);
     if let Some(addr) = &config.ops.http
         && addr.get_ref().parse::<std::net::SocketAddr>().is_err()
@@ -336,7 +336,7 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
         let model = manifests
             .get(v.model.get_ref())
             .map(|m| ModelInfo::new(m, &m.sha256));
-        super::rules::verify_camera_geometry(c, v, model.as_ref());
+        super::geometry::verify_camera_geometry(c, v, model.as_ref());
         // The same code builds the rules when the camera starts; here only its complaints are kept.
         super::rules::CameraRules {
             config,
