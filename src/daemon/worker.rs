@@ -108,6 +108,10 @@ impl ModelWorker {
     /// Run until shutdown; hands the analysers back (a reload may keep them).
     pub(super) fn run(mut self) -> HashMap<String, Analyser> {
         let rx = self.queue.receiver().clone();
+        let cameras: Vec<String> = self.analysers.keys().cloned().collect();
+        for id in &cameras {
+            self.show_scene_states(id);
+        }
         while !self.shutdown.is_triggered() {
             Pending::expire(&mut self.pending, Instant::now());
             crossbeam_channel::select! {
@@ -149,14 +153,19 @@ impl ModelWorker {
             return;
         };
         stats.record_analysis(ms);
+        let mut took_reference = false;
         if let Some(job) = analyser.defer(frame, detections, density) {
+            took_reference = !job.references.is_empty();
             self.evidence.send(job, None);
         }
+        if took_reference {
+            self.show_scene_states(&frame.camera);
+        }
         self.serve_pending(frame, detections);
-        self.show_scene_states(&frame.camera);
     }
 
-    /// Publish camera `id`'s scene-zone reference states when they changed (a reference taken or lost).
+    /// Publish camera `id`'s scene-zone reference states if they changed. Called when the worker starts and
+    /// when a reference is taken (by the rule or a command) — the only moments they change — not per frame.
     fn show_scene_states(&self, id: &str) {
         let Some((analyser, _)) = self.analysers.get(id) else {
             return;
@@ -175,6 +184,7 @@ impl ModelWorker {
             return;
         };
         let mut still = Vec::new();
+        let mut retaken = false;
         for p in std::mem::take(&mut self.pending) {
             if p.camera() != &*frame.camera {
                 still.push(p);
@@ -189,7 +199,9 @@ impl ModelWorker {
                     );
                 }
                 Pending::SceneReference { zone, reply, .. } => {
-                    match analyser.retake_reference(&zone, frame) {
+                    let taken = analyser.retake_reference(&zone, frame);
+                    retaken |= taken.is_ok();
+                    match taken {
                         // Written by the evidence thread after any reference queued before it, and
                         // answered once it is on disk.
                         Ok(Some(image)) => self.evidence.send(
@@ -271,5 +283,8 @@ impl ModelWorker {
             }
         }
         self.pending = still;
+        if retaken {
+            self.show_scene_states(&frame.camera);
+        }
     }
 }
