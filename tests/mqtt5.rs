@@ -34,6 +34,7 @@ fn publication(device: &str) -> Publication {
     .unwrap();
     Publication {
         event,
+        case: None,
         evidence: vec![Evidence {
             jpeg,
             sha256: sha,

@@ -61,6 +61,7 @@ fn publication(n: usize, evidence: usize, bytes: usize) -> Publication {
     Publication {
         event,
         evidence: images,
+        case: None,
     }
 }
 

@@ -241,6 +241,7 @@ fn a_person_present_for_30_seconds_opens_one_incident_and_suppression_mutes_it()
 
     let mut a = analyser(&rules, state.path());
     a.suppress(Suppression {
+        camera: None,
         category: "piled_debris".into(),
         zone: "walkway".into(),
         until: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + 3600),

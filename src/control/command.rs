@@ -23,6 +23,16 @@ pub enum Request {
         zone: String,
         duration_s: u64,
     },
+    /// Lift suppressions of `category` in `zone`: those made for `camera`, or every one without a camera.
+    Unsuppress {
+        camera: Option<String>,
+        category: String,
+        zone: String,
+    },
+    /// The suppressions in force.
+    Suppressions,
+    /// The incidents open now (of one camera, or all).
+    Incidents { camera: Option<String> },
     /// Take a new clean reference for a scene-change zone on the next quiet frame.
     SceneReference { camera: String, zone: String },
     /// Re-read and validate the configuration file; apply it if valid, keep the running one otherwise.
@@ -35,6 +45,9 @@ impl Request {
             Request::Snapshot { .. } => "snapshot",
             Request::Verify { .. } => "verify",
             Request::Suppress { .. } => "suppress",
+            Request::Unsuppress { .. } => "unsuppress",
+            Request::Suppressions => "suppressions",
+            Request::Incidents { .. } => "incidents",
             Request::SceneReference { .. } => "scene_reference",
             Request::Reload => "reload",
         }
@@ -42,10 +55,13 @@ impl Request {
 }
 
 /// The command names this agent understands.
-pub const COMMANDS: [&str; 5] = [
+pub const COMMANDS: [&str; 8] = [
     "snapshot",
     "verify",
     "suppress",
+    "unsuppress",
+    "suppressions",
+    "incidents",
     "scene_reference",
     "reload",
 ];
@@ -112,6 +128,20 @@ struct SuppressArgs {
     category: String,
     zone: String,
     duration_s: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsuppressArgs {
+    camera: Option<String>,
+    category: String,
+    zone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentsArgs {
+    camera: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +295,15 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
                 duration_s: a.duration_s,
             })
         }),
+        "unsuppress" => args_of::<UnsuppressArgs>(name, args).map(|a| Request::Unsuppress {
+            camera: a.camera,
+            category: a.category,
+            zone: a.zone,
+        }),
+        "suppressions" => args_of::<NoArgs>(name, args).map(|_| Request::Suppressions),
+        "incidents" => {
+            args_of::<IncidentsArgs>(name, args).map(|a| Request::Incidents { camera: a.camera })
+        }
         "scene_reference" => {
             args_of::<SceneReferenceArgs>(name, args).map(|a| Request::SceneReference {
                 camera: a.camera,
@@ -289,7 +328,13 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
             category,
             zone,
             ..
+        })
+        | Ok(Request::Unsuppress {
+            camera,
+            category,
+            zone,
         }) => vec![camera.as_deref().unwrap_or(""), category, zone],
+        Ok(Request::Incidents { camera }) => vec![camera.as_deref().unwrap_or("")],
         Ok(Request::SceneReference { camera, zone }) => vec![camera.as_str(), zone.as_str()],
         _ => vec![],
     }
@@ -461,6 +506,36 @@ mod tests {
                 duration_s: 3600
             }
         );
+    }
+
+    #[test]
+    fn unsuppress_suppressions_and_incidents_parse_and_refuse_strangers() {
+        let c = parse(
+            "unsuppress",
+            &payload(r#","camera":"north","category":"crowd_density","zone":"plaza""#),
+        )
+        .unwrap();
+        assert_eq!(
+            c.request,
+            Request::Unsuppress {
+                camera: Some("north".into()),
+                category: "crowd_density".into(),
+                zone: "plaza".into(),
+            }
+        );
+        let c = parse("suppressions", &payload("")).unwrap();
+        assert_eq!(c.request, Request::Suppressions);
+        let c = parse("incidents", &payload(r#","camera":"north""#)).unwrap();
+        assert_eq!(
+            c.request,
+            Request::Incidents {
+                camera: Some("north".into())
+            }
+        );
+        let (_, e) = parse("unsuppress", &payload(r#","zone":"plaza""#)).unwrap_err();
+        assert_eq!(e.code, "missing_field");
+        let (_, e) = parse("incidents", &payload(r#","zone":"plaza""#)).unwrap_err();
+        assert_eq!(e.code, "malformed");
     }
 
     #[test]

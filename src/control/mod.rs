@@ -8,6 +8,7 @@
 //! ```
 
 pub mod audit;
+mod cases;
 pub mod command;
 mod worker;
 
@@ -23,7 +24,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// A request to apply a new configuration, answered by the daemon's main loop.
 pub struct ReloadRequest {
@@ -52,6 +53,10 @@ pub struct Control {
     /// Held while a reload is prepared and applied (shared with the daemon's SIGHUP handler): reloads run
     /// one at a time, so a storm of them cannot load every model many times over in parallel.
     pub reloading: ReloadGate,
+    /// Where the kept cases are read and suppressions kept.
+    pub ledger: crate::uplink::OutboxWriter,
+    /// The suppressions in force (shared with every analyser).
+    pub suppressions: crate::incident::Suppressions,
 }
 
 /// One reload at a time: whoever holds the gate prepares (reads the file, loads the models) and applies.
@@ -174,6 +179,13 @@ impl Control {
                 zone,
                 duration_s,
             } => self.suppress(camera.clone(), category, zone, *duration_s),
+            Request::Unsuppress {
+                camera,
+                category,
+                zone,
+            } => self.unsuppress(camera.as_deref(), category, zone),
+            Request::Suppressions => Ok(self.list_suppressions()),
+            Request::Incidents { camera } => Ok(self.incidents(camera.as_deref())),
             Request::SceneReference { camera, zone } => self.scene_reference(camera, zone),
             Request::Reload => self.reload(),
         };
@@ -277,41 +289,6 @@ impl Control {
         ))
     }
 
-    fn suppress(
-        &self,
-        camera: Option<String>,
-        category: &str,
-        zone: &str,
-        duration_s: u64,
-    ) -> Result<serde_json::Value, CommandError> {
-        let until = SystemTime::now() + Duration::from_secs(duration_s);
-        let answers = self.ask_every_worker(|reply| WorkerCmd::Suppress {
-            camera: camera.clone(),
-            category: category.into(),
-            zone: zone.into(),
-            until,
-            reply,
-        })?;
-        let mut applied = Vec::new();
-        for answer in answers {
-            applied.extend(wait(&answer, Duration::from_secs(5))?);
-        }
-        if applied.is_empty() {
-            return Err(CommandError::new(
-                "not_found",
-                format!(
-                    "no {}camera has a `{category}` rule in zone `{zone}`; check the category and zone ids",
-                    camera.map(|c| format!("`{c}` ")).unwrap_or_default()
-                ),
-            ));
-        }
-        let until = chrono::DateTime::<chrono::Utc>::from(until)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        Ok(
-            serde_json::json!({ "cameras": applied, "category": category, "zone": zone, "until": until }),
-        )
-    }
-
     fn scene_reference(&self, camera: &str, zone: &str) -> Result<serde_json::Value, CommandError> {
         let worker = self.owner(camera)?;
         let (reply, answer) = bounded(1);
@@ -413,10 +390,16 @@ fn describe(r: &Request) -> serde_json::Value {
         } => {
             serde_json::json!({ "camera": camera, "category": category, "zone": zone, "duration_s": duration_s })
         }
+        Request::Unsuppress {
+            camera,
+            category,
+            zone,
+        } => serde_json::json!({ "camera": camera, "category": category, "zone": zone }),
+        Request::Incidents { camera } => serde_json::json!({ "camera": camera }),
         Request::SceneReference { camera, zone } => {
             serde_json::json!({ "camera": camera, "zone": zone })
         }
-        Request::Reload => serde_json::Value::Null,
+        Request::Reload | Request::Suppressions => serde_json::Value::Null,
     }
 }
 

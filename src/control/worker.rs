@@ -1,10 +1,10 @@
 //! The worker side of a command: what a model worker is asked to do, the commands that wait in it for a
 //! camera's next frame, and how it answers them.
 
-use crate::incident::{Analyser, Evidence, EvidenceRef, Suppression};
+use crate::incident::{Analyser, Evidence, EvidenceRef};
 use crossbeam_channel::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// What a model worker is asked to do for a command.
 pub enum WorkerCmd {
@@ -17,12 +17,11 @@ pub enum WorkerCmd {
         request_id: String,
         reply: Sender<VerifyAnswer>,
     },
-    Suppress {
+    /// Which of the worker's cameras (all, or the one named) have a rule of `category` in `zone`.
+    HasRule {
         camera: Option<String>,
         category: String,
         zone: String,
-        until: SystemTime,
-        /// The cameras where it applied.
         reply: Sender<Vec<String>>,
     },
     SceneReference {
@@ -140,27 +139,21 @@ pub fn accept<'a>(
 ) {
     let deadline = Instant::now() + frame_wait;
     match cmd {
-        WorkerCmd::Suppress {
+        WorkerCmd::HasRule {
             camera,
             category,
             zone,
-            until,
             reply,
         } => {
-            let mut applied = Vec::new();
-            for a in analysers.by_ref() {
-                if camera.as_ref().is_none_or(|c| c == a.camera_id())
-                    && a.has_rule(&category, &zone)
-                {
-                    a.suppress(Suppression {
-                        category: category.clone(),
-                        zone: zone.clone(),
-                        until,
-                    });
-                    applied.push(a.camera_id().to_string());
-                }
-            }
-            let _ = reply.send(applied);
+            let having = analysers
+                .by_ref()
+                .filter(|a| {
+                    camera.as_ref().is_none_or(|c| c == a.camera_id())
+                        && a.has_rule(&category, &zone)
+                })
+                .map(|a| a.camera_id().to_string())
+                .collect();
+            let _ = reply.send(having);
         }
         WorkerCmd::Verify {
             incident_id,

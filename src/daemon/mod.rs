@@ -9,6 +9,7 @@
 //! `workers` threads per model each own an ONNX Runtime session and a share of the model's cameras.
 //! A model that fails to load stops only the cameras that use it.
 
+mod cases;
 mod reload;
 mod worker;
 
@@ -16,13 +17,13 @@ use crate::base::Shutdown;
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{Control, WorkerLink, WorkerRegistry, write_audit};
 use crate::detect::Detector;
-use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication, ResolveReason};
+use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication};
 use crate::ingest::{CameraHandle, CameraList, CameraStats, FrameQueue, spawn_camera};
 use crate::plan::load_model;
 use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the status message says about models.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -84,6 +85,7 @@ pub async fn run(
         models: Arc::default(),
         workers: Arc::default(),
         archive: open_archive(config),
+        suppressions: crate::incident::Suppressions::default(),
     };
     let status = status_source(
         config.device.id.get_ref().clone(),
@@ -94,6 +96,12 @@ pub async fn run(
     // The uplink and its durable outbox come first: the backlog is read before producers start.
     let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
     uplink.status_changed = shared.status_changed.clone();
+    // Cases and suppressions from before: what the agent could not watch ends, the rest goes on.
+    cases::after_downtime(&writer, shared.archive.as_ref());
+    shared
+        .suppressions
+        .replace(cases::kept_suppressions(&writer));
+    let alive = cases::keep_alive(writer.clone(), shutdown.clone());
     uplink.telemetry().watch(
         shared.camera_stats.clone(),
         config.storage.state_dir.get_ref().clone(),
@@ -120,6 +128,8 @@ pub async fn run(
             audit_path: config.storage.state_dir.get_ref().join("audit.jsonl"),
             audit: audit.clone(),
             reloading: reloading.clone(),
+            ledger: writer.clone(),
+            suppressions: shared.suppressions.clone(),
         };
         control = Some(
             std::thread::Builder::new()
@@ -194,6 +204,8 @@ pub async fn run(
     tracing::info!("Shutting down.");
     drop(reload_rx);
     tokio::task::spawn_blocking(move || pipelines.stop()).await?;
+    let _ = tokio::task::spawn_blocking(move || alive.join()).await;
+    writer.mark_alive();
     drop(writer);
     uplink_task.await?;
     if let Some(c) = control {
@@ -216,6 +228,8 @@ struct Shared {
     models: Arc<Mutex<Vec<ModelStatus>>>,
     workers: WorkerRegistry,
     archive: Option<Arc<Mutex<EvidenceArchive>>>,
+    /// A dispatcher's suppressions, read by every analyser (kept on disk by the control side).
+    suppressions: crate::incident::Suppressions,
 }
 
 impl Shared {
@@ -284,6 +298,7 @@ fn start_worker(
     detector: Detector,
     users: &[&CameraConfig],
     kept: &mut HashMap<String, Analyser>,
+    carried: &mut cases::Carried,
     shared: &Shared,
     writer: &OutboxWriter,
     shutdown: &Shutdown,
@@ -307,10 +322,22 @@ fn start_worker(
             shared.counters_of(&cam.id),
             shutdown.clone(),
         );
-        let analyser = kept
+        let analyser = match kept
             .remove(&cam.id)
             .filter(|a| a.model_sha256() == info.sha256)
-            .unwrap_or_else(|| crate::plan::analyser(&loaded.config, cam, info.clone()));
+        {
+            // Unchanged: it goes on with its own cases (their records stay as they are).
+            Some(a) => {
+                carried.keep(&cam.id);
+                a
+            }
+            None => {
+                let mut a = crate::plan::analyser(&loaded.config, cam, info.clone());
+                a.share_suppressions(shared.suppressions.clone());
+                carried.resume(&mut a);
+                a
+            }
+        };
         analysers.insert(cam.id.clone(), (analyser, handle.stats.clone()));
         shared
             .camera_stats
@@ -359,6 +386,7 @@ impl Pipelines {
         writer: &OutboxWriter,
     ) -> anyhow::Result<Self> {
         let config = &loaded.config;
+        let mut carried = cases::Carried::read(writer);
         let shutdown = Shutdown::new();
         let mut cameras: Vec<CameraHandle> = Vec::new();
         let mut workers = Vec::new();
@@ -415,7 +443,14 @@ impl Pipelines {
                     .map(|(_, c)| *c)
                     .collect();
                 let (worker, link, handles) = start_worker(
-                    loaded, detector, &mine, &mut kept, shared, writer, &shutdown,
+                    loaded,
+                    detector,
+                    &mine,
+                    &mut kept,
+                    &mut carried,
+                    shared,
+                    writer,
+                    &shutdown,
                 );
                 cameras.extend(handles);
                 links.push(link);
@@ -426,12 +461,10 @@ impl Pipelines {
                 );
             }
         }
-        // Cameras dropped from the configuration: their incidents end here.
-        for (_, mut a) in kept {
-            for p in a.close_all(ResolveReason::ConfigChanged, Instant::now()) {
-                store(writer, shared.archive.as_ref(), &p);
-            }
-        }
+        // Cases no analyser took over (their camera, zone or rule is gone, or the camera is off) end here;
+        // an unchanged analyser that is not started again (its model was rejected) leaves its cases too.
+        drop(kept);
+        carried.finish(config, writer, shared.archive.as_ref());
         *shared.workers.lock().expect("registry lock") = links;
         shared.status_changed.notify_one();
         Ok(Pipelines {

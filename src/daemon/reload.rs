@@ -1,17 +1,15 @@
 //! Applying a reloaded configuration: which cameras keep their analyser (and open incidents), which start
 //! afresh, and which sections only a restart can change.
 
-use super::{Pipelines, Shared, store};
+use super::{Pipelines, Shared};
 use crate::config::LoadedConfig;
 use crate::control::Prepared;
-use crate::incident::ResolveReason;
 use crate::uplink::OutboxWriter;
 use std::collections::HashMap;
-use std::time::Instant;
 
 /// Stop the running pipelines and start them again from `new`. Cameras whose configuration (and model)
-/// did not change keep their analyser, so their open incidents go on; the others' incidents resolve with
-/// `config_changed`.
+/// did not change keep their analyser as it is; the others get a new one, which takes over their open
+/// incidents whose zone and category still exist (the rest resolve with `config_changed`).
 pub(super) async fn reload(
     pipelines: Pipelines,
     old: &LoadedConfig,
@@ -27,15 +25,12 @@ pub(super) async fn reload(
     let (before, after) = (&old.table, &new.table);
     let mut kept = HashMap::new();
     let mut restarted = Vec::new();
-    for (id, mut analyser) in analysers.drain() {
+    for (id, analyser) in analysers.drain() {
         let inputs = analyser_inputs(after, &id);
         if inputs.is_some() && analyser_inputs(before, &id) == inputs {
             kept.insert(id, analyser);
         } else {
             restarted.push(id.clone());
-            for p in analyser.close_all(ResolveReason::ConfigChanged, Instant::now()) {
-                store(writer, shared.archive.as_ref(), &p);
-            }
         }
     }
     let restart_required: Vec<&str> = ["device", "uplink", "storage", "ops"]

@@ -30,8 +30,11 @@ pub enum ResolveReason {
     ScheduleEnded,
     /// A dispatcher's verify found it gone (the 核查 step).
     VerifiedCleared,
-    /// The camera's configuration changed under it (reload); the new rules start afresh.
+    /// The camera, its zone or the rule's category was removed from the configuration (reload or restart).
     ConfigChanged,
+    /// Not watched long enough to tell whether it went on: the agent was down for longer than the
+    /// incident's cooldown, or its camera could not start again.
+    NotObserved,
 }
 
 /// What to publish after a step.
@@ -194,6 +197,29 @@ impl Lifecycle {
             };
         }
         Some((Transition::Resolved(reason), case))
+    }
+
+    /// Take over an incident that was open before a restart or reload: it goes on as if it had been seen
+    /// at `last_event` (the key of what held is unknown, so the next change is reported as an update).
+    pub fn resume_open(&mut self, case: CaseRef, severity: u32, last_event: Instant) {
+        self.state = State::Open {
+            case,
+            absent_since: None,
+            last_event,
+            key: 0,
+            severity,
+        };
+    }
+
+    /// Take over an incident that had resolved (cleared) before a restart or reload and is cooling down:
+    /// a return within the cooldown of `resolved_at` re-opens it.
+    pub fn resume_cooling(&mut self, case: CaseRef, resolved_at: Instant) {
+        self.state = State::Cooling { case, resolved_at };
+    }
+
+    /// Is no incident open or cooling down?
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
     }
 
     /// The incident open now or cooling down.

@@ -6,6 +6,7 @@
 //! event with evidence images whose faces are obscured ([`privacy`]), on the daemon's evidence thread.
 
 mod archive;
+mod continuity;
 mod event;
 mod evidence;
 mod font;
@@ -15,8 +16,10 @@ mod operate;
 mod privacy;
 mod publish;
 mod snapshot;
+mod suppress;
 
 pub use archive::EvidenceArchive;
+pub use continuity::{CaseChange, CaseRecord};
 pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
     Phase, SCHEMA, Verification, ZoneRef,
@@ -29,6 +32,7 @@ pub use operate::{OperateError, VERIFY_SAMPLES, still_present};
 pub use privacy::{PrivacyParams, blur_heads};
 pub use publish::{Draft, EvidenceJob, EvidenceSettings, Publisher, ReferenceImage};
 pub use snapshot::{SnapshotInput, draw_snapshot, render_snapshot};
+pub use suppress::{Suppression, Suppressions};
 
 use crate::base::{CategoryCodes, Detection, Frame};
 use crate::rules::{Hit, Mask, Rule, Sample, Schedule, TrackView, Verdict, apply_masks};
@@ -43,6 +47,8 @@ use std::time::SystemTime;
 pub struct Publication {
     pub event: IncidentEvent,
     pub evidence: Vec<Evidence>,
+    /// How the event changes the kept cases (committed with it).
+    pub case: Option<CaseChange>,
 }
 
 /// Whether a scene-change zone has its clean reference yet (without one it cannot see a change).
@@ -56,14 +62,6 @@ pub struct SceneZoneState {
 /// status and `/healthz`.
 pub type SceneBoard =
     std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<SceneZoneState>>>>;
-
-/// A dispatcher's "false alarm": no incident of `category` in `zone` until `until`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suppression {
-    pub category: String,
-    pub zone: String,
-    pub until: SystemTime,
-}
 
 /// One configured rule as the plan builds it: the rule's initial state, when it runs, how its incidents
 /// live, and what they carry.
@@ -107,6 +105,9 @@ struct Slot {
     present: bool,
     /// Where a model-free rule keeps its reference image.
     reference_file: Option<PathBuf>,
+    /// Its incident was taken over from before a restart or reload and the rule has not confirmed it
+    /// since: what the rule looks for being there keeps it open meanwhile.
+    resumed: bool,
 }
 
 /// Rules and open incidents of one camera.
@@ -116,7 +117,7 @@ pub struct Analyser {
     masks: Vec<Mask>,
     tracker: Tracker,
     slots: Vec<Slot>,
-    suppressions: Vec<Suppression>,
+    suppressions: Suppressions,
 }
 
 /// What the analysis of one frame produced: the transitions in order, and scene references it took.
@@ -168,6 +169,7 @@ impl Analyser {
                     last: Verdict::none(),
                     present: false,
                     reference_file: s.reference_file,
+                    resumed: false,
                 }
             })
             .collect();
@@ -183,22 +185,19 @@ impl Analyser {
             masks: spec.masks,
             tracker: Tracker::new(spec.tracker),
             slots,
-            suppressions: Vec::new(),
+            suppressions: Suppressions::default(),
         }
+    }
+
+    /// Follow `board` (the daemon's suppressions, shared by every camera) instead of this analyser's own.
+    pub fn share_suppressions(&mut self, board: Suppressions) {
+        self.suppressions = board;
     }
 
     /// Suppress a category in a zone until `until`; an incident open there resolves (`suppressed`) on the
     /// next frame.
     pub fn suppress(&mut self, s: Suppression) {
-        self.suppressions
-            .retain(|x| !(x.category == s.category && x.zone == s.zone));
-        self.suppressions.push(s);
-    }
-
-    fn suppressed(&self, category: &str, zone: &str, wall: SystemTime) -> bool {
-        self.suppressions
-            .iter()
-            .any(|s| s.category == category && s.zone == zone && wall < s.until)
+        self.suppressions.add(s, SystemTime::now());
     }
 
     /// Run every rule on one analysed frame; returns the events to publish.
@@ -285,7 +284,6 @@ impl Analyser {
             image: frame.view(),
             density,
         };
-        self.suppressions.retain(|s| wall < s.until);
         let local = DateTime::<Utc>::from(wall).with_timezone(&self.publisher.tz);
 
         let mut out = Step::default();
@@ -314,7 +312,10 @@ impl Analyser {
                 });
             }
             let (category, zone) = (slot.category.clone(), slot.zone.id.clone());
-            if self.suppressed(&category, &zone, wall) {
+            if self
+                .suppressions
+                .covers(self.camera_id(), &category, &zone, wall)
+            {
                 verdict.holds = false;
                 transitions.extend(
                     self.slots[i]
@@ -331,9 +332,12 @@ impl Analyser {
                         && same_objects(&o.last.hits, &verdict.hits)
                 });
             let slot = &mut self.slots[i];
+            // A taken-over case stays open while its objects are there, until the rule confirms it.
+            slot.resumed &= !verdict.holds && slot.lifecycle.open_case().is_some();
+            let holds = verdict.holds || (slot.resumed && verdict.present);
             transitions.extend(slot.lifecycle.step(StepInput {
                 since: verdict.since,
-                holds: verdict.holds && !duplicate,
+                holds: holds && !duplicate,
                 key: verdict.key,
                 severity: verdict.severity,
                 now,
@@ -379,6 +383,8 @@ impl Analyser {
             }),
             seen_at,
             request_id: None,
+            severity: slot.last.severity,
+            cooldown: slot.lifecycle.params.cooldown,
         }
     }
 }

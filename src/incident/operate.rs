@@ -1,14 +1,13 @@
 //! What a dispatcher or installer may ask of a camera's analyser from afar: verify an open incident
-//! (the 核查 step), retake a scene-change reference, a snapshot, and closing every incident when the
-//! camera's configuration changes. The analyser answers from the frames it is given, like the rules.
+//! (the 核查 step), retake a scene-change reference, a snapshot. The analyser answers from the frames it is
+//! given, like the rules.
 
 use super::{
-    Analyser, CaseRef, Evidence, EvidenceJob, Publication, ReferenceImage, ResolveReason,
-    SnapshotInput, Step, Transition, render_snapshot,
+    Analyser, Evidence, EvidenceJob, Publication, ReferenceImage, ResolveReason, SnapshotInput,
+    Step, Transition, render_snapshot,
 };
 use crate::base::{Detection, Frame};
 use crate::rules::{Polygon, Rule};
-use std::time::Instant;
 
 /// Frames a verify looks at before it answers; the majority decides.
 pub const VERIFY_SAMPLES: usize = 3;
@@ -170,20 +169,6 @@ impl Analyser {
             detections: Vec::new(),
             references: vec![image],
         }
-    }
-
-    /// Resolve every open incident with `reason` at `now`, without evidence (no fresh frame is at hand).
-    pub fn close_all(&mut self, reason: ResolveReason, now: Instant) -> Vec<Publication> {
-        let mut out = Vec::new();
-        for i in 0..self.slots.len() {
-            let closed: Option<(Transition, CaseRef)> =
-                self.slots[i].lifecycle.resolve(reason, now);
-            if let Some((t, case)) = closed {
-                let draft = self.draft(i, t, case, None);
-                out.push(self.publisher.publish(draft, None, &[]));
-            }
-        }
-        out
     }
 
     /// The installer's picture of this camera on its next frame: detections with labels, every zone with

@@ -49,6 +49,10 @@ pub struct Draft {
     pub seen_at: Option<SystemTime>,
     /// The command this event answers (verify).
     pub request_id: Option<String>,
+    /// How serious what holds is (crowd levels), kept with the case.
+    pub severity: u32,
+    /// How long after resolving a return re-opens the same case, kept with the case.
+    pub cooldown: std::time::Duration,
 }
 
 /// A camera's identity and evidence settings: what turns drafts into events. Shared (read-only) between
@@ -182,7 +186,12 @@ impl Publisher {
             },
             agent: AgentRef::this(),
         };
-        super::Publication { event, evidence }
+        let case = super::continuity::change(&draft, &event, now);
+        super::Publication {
+            event,
+            evidence,
+            case,
+        }
     }
 
     /// The annotated image and, if configured, the clean one; heads obscured in both before encoding.

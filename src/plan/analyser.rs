@@ -76,3 +76,32 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
     };
     Analyser::new(spec, model)
 }
+
+/// Does camera `camera` have a rule of `category` in zone `zone` in `config` (whatever its model)?
+pub fn has_rule(config: &Config, camera: &str, zone: &str, category: &str) -> bool {
+    let Some(cam) = config
+        .cameras
+        .iter()
+        .map(|c| c.get_ref())
+        .find(|c| c.id == camera)
+    else {
+        return false;
+    };
+    let lines = Lines::new(Path::new("(configuration)"), "");
+    let mut check = Check::new(&lines, Path::new(""));
+    let zones: BTreeMap<&str, _> = cam
+        .zones
+        .iter()
+        .map(|z| (z.get_ref().id.as_str(), z.get_ref()))
+        .collect();
+    CameraRules {
+        config,
+        cam,
+        zones: &zones,
+        model: None,
+        state_dir: config.storage.state_dir.get_ref(),
+    }
+    .slots(&mut check)
+    .iter()
+    .any(|s| s.zone.id == zone && s.category == category)
+}

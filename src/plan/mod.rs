@@ -15,7 +15,7 @@ pub(crate) mod rules;
 mod uplink;
 mod validate;
 
-pub use analyser::analyser;
+pub use analyser::{analyser, has_rule};
 pub use camera::camera_source;
 pub use geometry::{scene_reference_file, zone_area};
 pub use model::load_model;

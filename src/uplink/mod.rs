@@ -2,6 +2,7 @@
 //! `offline` last will, TLS with client certificates. A message counts as delivered only on PUBACK.
 
 mod book;
+mod ledger;
 mod options;
 mod outbox;
 mod session;
@@ -9,6 +10,7 @@ mod store;
 mod telemetry;
 mod topics;
 
+pub use ledger::CaseRow;
 pub use options::{TlsFiles, UplinkSettings, mqtt_options, session_options};
 pub use outbox::Outbox;
 pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
@@ -98,8 +100,13 @@ impl OutboxWriter {
             .collect();
         let events = self.topics.events();
         records.push((Kind::Event, events.as_str(), json.as_slice()));
+        let case_json = p.case.as_ref().map(|c| (c.key(), ledger::case_json(c)));
+        let case = case_json.as_ref().map(|(key, json)| ledger::CaseRow {
+            key: *key,
+            record: json.as_deref(),
+        });
         let mut store = self.store.lock().expect("outbox lock");
-        let mut metas = store.append(&records)?;
+        let mut metas = store.append_with(&records, case)?;
         // Latency is measured from the frame the event reports (`last_seen`); a resolution reports the
         // absence of something, so it counts from when the event was made.
         let seen = match p.event.phase {

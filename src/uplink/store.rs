@@ -72,8 +72,8 @@ pub struct Dropped {
 }
 
 pub struct Store {
-    path: PathBuf,
-    conn: Connection,
+    pub(super) path: PathBuf,
+    pub(super) conn: Connection,
     bounds: Bounds,
     bytes: u64,
     pub dropped: Dropped,
@@ -113,6 +113,7 @@ impl Store {
              );",
         )
         .map_err(err)?;
+        super::ledger::create_tables(&conn).map_err(err)?;
         let bytes: i64 = conn
             .query_row(
                 "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox",
@@ -129,7 +130,7 @@ impl Store {
         })
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    pub(super) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -139,6 +140,16 @@ impl Store {
     /// Commit records in one transaction (an event with its evidence is all or nothing). Returns their metas
     /// in order.
     pub fn append(&mut self, records: &[(Kind, &str, &[u8])]) -> Result<Vec<Meta>, StoreError> {
+        self.append_with(records, None)
+    }
+
+    /// [`Store::append`], with the change the records make to a kept case in the same transaction: the
+    /// case on disk is always the one the queued events describe.
+    pub fn append_with(
+        &mut self,
+        records: &[(Kind, &str, &[u8])],
+        case: Option<super::ledger::CaseRow<'_>>,
+    ) -> Result<Vec<Meta>, StoreError> {
         let created_ms = now_ms();
         let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
             path: self.path.clone(),
@@ -161,6 +172,12 @@ impl Store {
                 created_ms,
                 seen_ms: None,
             });
+        }
+        if let Some(case) = case {
+            case.write(&tx).map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         self.bytes += metas.iter().map(|m| m.bytes).sum::<u64>();

@@ -1,0 +1,130 @@
+//! Cases and suppressions across restarts and reloads: what was kept on disk is read back, each new
+//! analyser takes over the cases of its camera, and whatever nobody takes over ends with a reason — a
+//! restart or reload never leaves an orphan.
+
+use super::store;
+use crate::base::Shutdown;
+use crate::config::Config;
+use crate::incident::{Analyser, CaseRecord, EvidenceArchive, ResolveReason, Suppression};
+use crate::uplink::OutboxWriter;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the agent notes on disk that it is alive; a restart measures its downtime from the last note.
+const ALIVE_EVERY: Duration = Duration::from_secs(10);
+
+/// At start: an open case whose cooldown is shorter than the time the agent was down cannot be told from
+/// a new one — it resolves `not_observed` (no case goes on as if it had been watched).
+pub(super) fn after_downtime(writer: &OutboxWriter, archive: Option<&Arc<Mutex<EvidenceArchive>>>) {
+    let Some(last) = writer.last_alive() else {
+        return;
+    };
+    let now = SystemTime::now();
+    let down = now.duration_since(last).unwrap_or_default();
+    for r in writer.cases().into_iter().filter(CaseRecord::is_open) {
+        if down > Duration::from_secs(r.cooldown_s) {
+            tracing::info!(incident = %r.incident_id, camera = %r.camera, down_s = down.as_secs(), cooldown_s = r.cooldown_s, "Open incident not continued: the agent was down for longer than its cooldown.");
+            store(
+                writer,
+                archive,
+                &r.resolution(ResolveReason::NotObserved, now),
+            );
+        }
+    }
+}
+
+/// The suppressions kept on disk that are still in force.
+pub(super) fn kept_suppressions(writer: &OutboxWriter) -> Vec<Suppression> {
+    let now = SystemTime::now();
+    let list: Vec<Suppression> = writer
+        .suppressions()
+        .into_iter()
+        .filter(|s| now < s.until)
+        .collect();
+    if !list.is_empty() {
+        tracing::info!(count = list.len(), "Suppressions from before are in force.");
+    }
+    list
+}
+
+/// Note every few seconds that the agent is alive, until shutdown.
+pub(super) fn keep_alive(writer: OutboxWriter, shutdown: Shutdown) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("alive".into())
+        .spawn(move || {
+            loop {
+                writer.mark_alive();
+                if shutdown.sleep_or_stop(ALIVE_EVERY) {
+                    break;
+                }
+            }
+        })
+        .expect("spawn alive thread")
+}
+
+/// The kept cases of every camera, while pipelines start: taken over by new analysers, left alone for
+/// unchanged ones, and ended for the rest.
+pub(super) struct Carried {
+    by_camera: HashMap<String, Vec<CaseRecord>>,
+    /// Records a new analyser of their camera did not take (no such zone or rule any more).
+    left: Vec<CaseRecord>,
+}
+
+impl Carried {
+    pub(super) fn read(writer: &OutboxWriter) -> Self {
+        let mut by_camera: HashMap<String, Vec<CaseRecord>> = HashMap::new();
+        for r in writer.cases() {
+            by_camera.entry(r.camera.clone()).or_default().push(r);
+        }
+        Carried {
+            by_camera,
+            left: Vec::new(),
+        }
+    }
+
+    /// Camera `id` keeps its running analyser, whose cases these records already are.
+    pub(super) fn keep(&mut self, id: &str) {
+        self.by_camera.remove(id);
+    }
+
+    /// A new analyser takes over its camera's cases.
+    pub(super) fn resume(&mut self, a: &mut Analyser) {
+        let Some(records) = self.by_camera.remove(a.camera_id()) else {
+            return;
+        };
+        for r in records.iter().filter(|r| r.is_open()) {
+            tracing::info!(camera = %r.camera, zone = %r.zone, category = %r.category, incident = %r.incident_id, "Open incident continued.");
+        }
+        self.left
+            .extend(a.resume(records, Instant::now(), SystemTime::now()));
+    }
+
+    /// End what nobody took over: an open case resolves — `config_changed` when its camera, zone or rule is
+    /// no longer configured, `not_observed` when it is but its camera is off — and a cooling one is dropped.
+    pub(super) fn finish(
+        self,
+        config: &Config,
+        writer: &OutboxWriter,
+        archive: Option<&Arc<Mutex<EvidenceArchive>>>,
+    ) {
+        let now = SystemTime::now();
+        let records = self
+            .left
+            .into_iter()
+            .chain(self.by_camera.into_values().flatten());
+        for r in records {
+            if !r.is_open() {
+                writer.forget(&r);
+                continue;
+            }
+            let reason = if crate::plan::has_rule(config, &r.camera, &r.zone, &r.category) {
+                ResolveReason::NotObserved
+            } else {
+                ResolveReason::ConfigChanged
+            };
+            tracing::info!(camera = %r.camera, zone = %r.zone, category = %r.category, incident = %r.incident_id, ?reason, "Open incident ended: nothing takes it over.");
+            store(writer, archive, &r.resolution(reason, now));
+        }
+    }
+}

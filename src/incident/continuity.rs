@@ -1,0 +1,180 @@
+//! One case per violation across restarts and reloads. Every event that changes a case's state carries a
+//! [`CaseChange`]; the daemon commits it with the event (the outbox's SQLite), so what is on disk is exactly
+//! what the city was told. A new analyser — after a restart, or a reload that changed its camera —
+//! [`resume`](Analyser::resume)s the cases of its camera whose zone and category it still has: the same
+//! incident id goes on, and one that no longer holds resolves after its clear time like any other. A case
+//! nothing takes over resolves from its record ([`CaseRecord::resolution`]) with a reason: no orphan.
+
+use super::event::{IncidentEvent, Phase};
+use super::lifecycle::{CaseRef, ResolveReason, Transition};
+use super::{Analyser, Draft, Publication};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What is kept of a case while it is open or cooling down, keyed by camera, zone and category.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CaseRecord {
+    pub camera: String,
+    pub zone: String,
+    pub category: String,
+    pub incident_id: String,
+    pub first_seen_ms: i64,
+    /// When it resolved (cleared), while it cools down: a return before `cooldown_s` re-opens it.
+    #[serde(default)]
+    pub resolved_ms: Option<i64>,
+    pub severity: u32,
+    pub cooldown_s: u64,
+    /// The case's last event, with its evidence references: what a resolution without a rule says.
+    pub last: IncidentEvent,
+}
+
+/// How an event changes the kept cases.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseChange {
+    /// Keep (or replace) the record of its camera, zone and category.
+    Keep(CaseRecord),
+    /// The case ended for good (not cooling down): drop the record.
+    Forget {
+        camera: String,
+        zone: String,
+        category: String,
+    },
+}
+
+impl CaseChange {
+    /// The (camera, zone, category) the change is about.
+    pub fn key(&self) -> [&str; 3] {
+        match self {
+            CaseChange::Keep(r) => [&r.camera, &r.zone, &r.category],
+            CaseChange::Forget {
+                camera,
+                zone,
+                category,
+            } => [camera, zone, category],
+        }
+    }
+}
+
+pub(super) fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// The change `event` (made from `draft` at `now`) makes to the kept cases; none for a verify's answer.
+pub(super) fn change(draft: &Draft, event: &IncidentEvent, now: SystemTime) -> Option<CaseChange> {
+    let record = |resolved_ms| {
+        CaseChange::Keep(CaseRecord {
+            camera: event.camera.id.clone(),
+            zone: draft.zone.id.clone(),
+            category: draft.category.clone(),
+            incident_id: draft.case.id.clone(),
+            first_seen_ms: ms(draft.case.first_seen),
+            resolved_ms,
+            severity: draft.severity,
+            cooldown_s: draft.cooldown.as_secs(),
+            last: event.clone(),
+        })
+    };
+    match draft.transition {
+        Transition::Opened { .. } | Transition::Updated => Some(record(None)),
+        Transition::Resolved(ResolveReason::Cleared | ResolveReason::VerifiedCleared) => {
+            Some(record(Some(ms(now))))
+        }
+        Transition::Resolved(_) => Some(CaseChange::Forget {
+            camera: event.camera.id.clone(),
+            zone: draft.zone.id.clone(),
+            category: draft.category.clone(),
+        }),
+        Transition::Verified { .. } => None,
+    }
+}
+
+impl CaseRecord {
+    pub fn is_open(&self) -> bool {
+        self.resolved_ms.is_none()
+    }
+
+    /// Is its cooldown over at `wall` (a return now would be a new case)?
+    pub fn cooled(&self, wall: SystemTime) -> bool {
+        self.resolved_ms.is_some_and(|r| {
+            ms(wall).saturating_sub(r) >= (self.cooldown_s as i64).saturating_mul(1000)
+        })
+    }
+
+    /// The `resolved` event of an open case that no rule takes over, made from its last event (no evidence:
+    /// no frame is at hand); it forgets the record.
+    pub fn resolution(&self, reason: ResolveReason, now: SystemTime) -> Publication {
+        let mut event = self.last.clone();
+        event.event_id = uuid::Uuid::now_v7().to_string();
+        event.phase = Phase::Resolved;
+        event.reopened = false;
+        event.reason = Some(reason);
+        event.verification = None;
+        event.request_id = None;
+        event.time = chrono::DateTime::<chrono::Utc>::from(now)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        event.evidence = Vec::new();
+        Publication {
+            event,
+            evidence: Vec::new(),
+            case: Some(CaseChange::Forget {
+                camera: self.camera.clone(),
+                zone: self.zone.clone(),
+                category: self.category.clone(),
+            }),
+        }
+    }
+}
+
+impl Analyser {
+    /// Take over the kept cases of this camera: each whose zone and category this analyser has goes on
+    /// (open, or cooling down until its cooldown ends) as of `now`/`wall`. Returns the records it did not
+    /// take (their rule is gone, or their cooldown is over).
+    pub fn resume(
+        &mut self,
+        records: Vec<CaseRecord>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<CaseRecord> {
+        let mut left = Vec::new();
+        for r in records {
+            let slot = self
+                .slots
+                .iter_mut()
+                .find(|s| s.zone.id == r.zone && s.category == r.category && s.lifecycle.is_idle());
+            let Some(slot) = slot.filter(|_| r.camera == self.publisher.camera.id) else {
+                left.push(r);
+                continue;
+            };
+            let case = CaseRef {
+                id: r.incident_id.clone(),
+                first_seen: time(r.first_seen_ms),
+            };
+            let ago = |t_ms: i64| {
+                now.checked_sub(Duration::from_millis(
+                    ms(wall).saturating_sub(t_ms).max(0) as u64
+                ))
+                .unwrap_or(now)
+            };
+            match r.resolved_ms {
+                None => {
+                    let last_event = chrono::DateTime::parse_from_rfc3339(&r.last.time)
+                        .map_or(now, |t| ago(t.timestamp_millis()));
+                    slot.lifecycle.resume_open(case, r.severity, last_event);
+                    // Until the new rule confirms it again, what it looks for being there keeps the case
+                    // open; and the schedule's end resolves it as if the rule had been running.
+                    slot.resumed = true;
+                    slot.active = true;
+                }
+                Some(resolved) if !r.cooled(wall) => {
+                    slot.lifecycle.resume_cooling(case, ago(resolved));
+                }
+                Some(_) => left.push(r),
+            }
+        }
+        left
+    }
+}

@@ -1,0 +1,176 @@
+//! What the agent keeps beside its outbox, in the same SQLite file: the cases open or cooling down (each
+//! committed in the transaction of the event that changed it, so a `kill -9` can never leave a case the
+//! city was not told about, or tell the city about a case it forgot), the dispatcher's suppressions, and
+//! when the agent was last alive (a restart after a long downtime does not pretend it watched meanwhile).
+
+use super::OutboxWriter;
+use super::store::{Store, StoreError};
+use crate::incident::{CaseChange, CaseRecord, Suppression};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub(super) fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS cases (
+             camera TEXT NOT NULL,
+             zone TEXT NOT NULL,
+             category TEXT NOT NULL,
+             record TEXT NOT NULL,
+             PRIMARY KEY (camera, zone, category)
+         );
+         CREATE TABLE IF NOT EXISTS meta (
+             key TEXT PRIMARY KEY,
+             value TEXT NOT NULL
+         );",
+    )
+}
+
+/// A change to one kept case: `record` (JSON) replaces it, `None` removes it.
+pub struct CaseRow<'a> {
+    pub key: [&'a str; 3],
+    pub record: Option<&'a str>,
+}
+
+impl CaseRow<'_> {
+    pub(super) fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let [camera, zone, category] = self.key;
+        match self.record {
+            Some(json) => tx.execute(
+                "INSERT INTO cases (camera, zone, category, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (camera, zone, category) DO UPDATE SET record = excluded.record",
+                params![camera, zone, category, json],
+            ),
+            None => tx.execute(
+                "DELETE FROM cases WHERE camera = ?1 AND zone = ?2 AND category = ?3",
+                params![camera, zone, category],
+            ),
+        }
+        .map(|_| ())
+    }
+}
+
+impl Store {
+    /// Every kept case's record (JSON), by camera, zone and category.
+    pub fn cases(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM cases ORDER BY camera, zone, category")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Apply one case change on its own.
+    pub fn write_case(&mut self, row: CaseRow<'_>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        row.write(&tx).map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// The JSON of a case change, and the row it writes.
+pub(super) fn case_json(change: &CaseChange) -> Option<String> {
+    match change {
+        CaseChange::Keep(r) => Some(serde_json::to_string(r).expect("case records serialise")),
+        CaseChange::Forget { .. } => None,
+    }
+}
+
+const SUPPRESSIONS: &str = "suppressions";
+const ALIVE: &str = "alive_ms";
+
+impl OutboxWriter {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().expect("outbox lock")
+    }
+
+    /// The kept cases (open or cooling down); a record that cannot be read is logged and left out.
+    pub fn cases(&self) -> Vec<CaseRecord> {
+        let rows = match self.store().cases() {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!(%error, "Kept incidents could not be read; they are not continued.");
+                return Vec::new();
+            }
+        };
+        rows.iter()
+            .filter_map(|json| match serde_json::from_str(json) {
+                Ok(r) => Some(r),
+                Err(error) => {
+                    tracing::warn!(%error, "A kept incident record is unreadable; it is not continued.");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Drop a kept case without an event (its cooldown is over).
+    pub fn forget(&self, r: &CaseRecord) {
+        let row = CaseRow {
+            key: [&r.camera, &r.zone, &r.category],
+            record: None,
+        };
+        if let Err(error) = self.store().write_case(row) {
+            tracing::warn!(%error, incident = %r.incident_id, "A finished incident's record could not be removed.");
+        }
+    }
+
+    /// The suppressions kept on disk.
+    pub fn suppressions(&self) -> Vec<Suppression> {
+        match self.store().meta(SUPPRESSIONS) {
+            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|error| {
+                tracing::error!(%error, "Kept suppressions are unreadable; none is in force.");
+                Vec::new()
+            }),
+            Ok(None) => Vec::new(),
+            Err(error) => {
+                tracing::error!(%error, "Kept suppressions could not be read; none is in force.");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Keep `list` as the suppressions in force (committed before this returns).
+    pub fn save_suppressions(&self, list: &[Suppression]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(list).expect("suppressions serialise");
+        self.store().set_meta(SUPPRESSIONS, &json)
+    }
+
+    /// Note that the agent is alive now (every few seconds while it runs, and at a clean stop).
+    pub fn mark_alive(&self) {
+        let now = super::store::now_ms().to_string();
+        if let Err(error) = self.store().set_meta(ALIVE, &now) {
+            tracing::warn!(%error, "Could not note that the agent is alive.");
+        }
+    }
+
+    /// When the agent last noted it was alive (before this start).
+    pub fn last_alive(&self) -> Option<SystemTime> {
+        let ms: u64 = self.store().meta(ALIVE).ok()??.parse().ok()?;
+        Some(UNIX_EPOCH + Duration::from_millis(ms))
+    }
+}
