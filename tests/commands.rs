@@ -311,8 +311,18 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
         true,
         "cameras back after reload"
     );
-    // The suppression belonged to the old rule: the new one opens an incident again.
+    // The suppression outlasts the reload; lifted, the new rule opens an incident again.
+    let (id, _) = d.send("suppressions", json!({})).await;
+    let r = reply(sub, &mut inbox, &id, short).await;
+    assert_eq!(r["result"]["suppressions"][0]["zone"], "walkway", "{r}");
     let before = inbox.seen.events.len();
+    let (id, _) = d
+        .send(
+            "unsuppress",
+            json!({ "category": "crowd_density", "zone": "walkway" }),
+        )
+        .await;
+    assert_eq!(reply(sub, &mut inbox, &id, short).await["ok"], true);
     assert!(
         wait_for(sub, &mut inbox, Duration::from_secs(60), |i| {
             i.seen.events[before..]
@@ -374,6 +384,7 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     assert_eq!(count("reload", "failed"), 1);
     assert_eq!(count("reload", "done"), 2);
     assert_eq!(count("suppress", "done"), 1);
+    assert_eq!(count("unsuppress", "done"), 1);
     assert_eq!(count("reboot", "refused"), 1);
     assert!(
         state.join("evidence").read_dir().unwrap().count() > 0,

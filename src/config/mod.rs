@@ -147,7 +147,8 @@ pub struct UplinkConfig {
     /// `"5"` (MQTT 5: content types, message expiry) or `"3.1.1"` for brokers that know nothing newer.
     #[serde(default)]
     pub protocol: MqttProtocol,
-    /// Accept commands on `cmd/{name}` (snapshot, verify, suppress, scene_reference, reload).
+    /// Accept commands on `cmd/{name}` (snapshot, verify, suppress, unsuppress, suppressions, incidents,
+    /// scene_reference, reload).
     #[serde(default = "default_true")]
     pub commands: bool,
     /// A command's timestamp may differ from the gateway's clock by at most this many seconds

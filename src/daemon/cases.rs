@@ -5,7 +5,9 @@
 use super::store;
 use crate::base::Shutdown;
 use crate::config::Config;
-use crate::incident::{Analyser, CaseRecord, EvidenceArchive, ResolveReason, Suppression};
+use crate::incident::{
+    Analyser, CaseRecord, EvidenceArchive, ResolveReason, Suppression, Suppressions,
+};
 use crate::uplink::OutboxWriter;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,45 +65,59 @@ pub(super) fn keep_alive(writer: OutboxWriter, shutdown: Shutdown) -> std::threa
         .expect("spawn alive thread")
 }
 
-/// The kept cases of every camera, while pipelines start: taken over by new analysers, left alone for
-/// unchanged ones, and ended for the rest.
-pub(super) struct Carried {
+/// What carries over into pipelines being started: the analysers of unchanged cameras (a reload keeps
+/// them as they are) and the kept cases of every camera — taken over by new analysers, left alone for kept
+/// ones, and ended for the rest.
+pub(super) struct Carryover {
+    kept: HashMap<String, Analyser>,
     by_camera: HashMap<String, Vec<CaseRecord>>,
     /// Records a new analyser of their camera did not take (no such zone or rule any more).
     left: Vec<CaseRecord>,
 }
 
-impl Carried {
-    pub(super) fn read(writer: &OutboxWriter) -> Self {
+impl Carryover {
+    pub(super) fn read(writer: &OutboxWriter, kept: HashMap<String, Analyser>) -> Self {
         let mut by_camera: HashMap<String, Vec<CaseRecord>> = HashMap::new();
         for r in writer.cases() {
             by_camera.entry(r.camera.clone()).or_default().push(r);
         }
-        Carried {
+        Carryover {
+            kept,
             by_camera,
             left: Vec::new(),
         }
     }
 
-    /// Camera `id` keeps its running analyser, whose cases these records already are.
-    pub(super) fn keep(&mut self, id: &str) {
-        self.by_camera.remove(id);
-    }
-
-    /// A new analyser takes over its camera's cases.
-    pub(super) fn resume(&mut self, a: &mut Analyser) {
-        let Some(records) = self.by_camera.remove(a.camera_id()) else {
-            return;
+    /// Camera `id`'s analyser for a model with `sha256`: its kept one when the model is the same (it goes
+    /// on with its own cases, whose records stay as they are), else `build()`, which takes over the
+    /// camera's kept cases and follows `suppressions`.
+    pub(super) fn analyser(
+        &mut self,
+        id: &str,
+        sha256: &str,
+        suppressions: &Suppressions,
+        build: impl FnOnce() -> Analyser,
+    ) -> Analyser {
+        if let Some(a) = self.kept.remove(id).filter(|a| a.model_sha256() == sha256) {
+            self.by_camera.remove(id);
+            return a;
+        }
+        let mut a = build();
+        a.share_suppressions(suppressions.clone());
+        let Some(records) = self.by_camera.remove(id) else {
+            return a;
         };
         for r in records.iter().filter(|r| r.is_open()) {
             tracing::info!(camera = %r.camera, zone = %r.zone, category = %r.category, incident = %r.incident_id, "Open incident continued.");
         }
         self.left
             .extend(a.resume(records, Instant::now(), SystemTime::now()));
+        a
     }
 
     /// End what nobody took over: an open case resolves — `config_changed` when its camera, zone or rule is
     /// no longer configured, `not_observed` when it is but its camera is off — and a cooling one is dropped.
+    /// A kept analyser not started again (its model was rejected) leaves its cases to this too.
     pub(super) fn finish(
         self,
         config: &Config,
@@ -109,6 +125,7 @@ impl Carried {
         archive: Option<&Arc<Mutex<EvidenceArchive>>>,
     ) {
         let now = SystemTime::now();
+        drop(self.kept);
         let records = self
             .left
             .into_iter()

@@ -297,8 +297,7 @@ fn start_worker(
     loaded: &LoadedConfig,
     detector: Detector,
     users: &[&CameraConfig],
-    kept: &mut HashMap<String, Analyser>,
-    carried: &mut cases::Carried,
+    carry: &mut cases::Carryover,
     shared: &Shared,
     writer: &OutboxWriter,
     shutdown: &Shutdown,
@@ -322,22 +321,9 @@ fn start_worker(
             shared.counters_of(&cam.id),
             shutdown.clone(),
         );
-        let analyser = match kept
-            .remove(&cam.id)
-            .filter(|a| a.model_sha256() == info.sha256)
-        {
-            // Unchanged: it goes on with its own cases (their records stay as they are).
-            Some(a) => {
-                carried.keep(&cam.id);
-                a
-            }
-            None => {
-                let mut a = crate::plan::analyser(&loaded.config, cam, info.clone());
-                a.share_suppressions(shared.suppressions.clone());
-                carried.resume(&mut a);
-                a
-            }
-        };
+        let analyser = carry.analyser(&cam.id, &info.sha256, &shared.suppressions, || {
+            crate::plan::analyser(&loaded.config, cam, info.clone())
+        });
         analysers.insert(cam.id.clone(), (analyser, handle.stats.clone()));
         shared
             .camera_stats
@@ -380,13 +366,13 @@ impl Pipelines {
     /// analysers are reused for their cameras.
     fn start(
         loaded: &LoadedConfig,
-        mut kept: HashMap<String, Analyser>,
+        kept: HashMap<String, Analyser>,
         mut loaded_models: HashMap<String, Detector>,
         shared: &Shared,
         writer: &OutboxWriter,
     ) -> anyhow::Result<Self> {
         let config = &loaded.config;
-        let mut carried = cases::Carried::read(writer);
+        let mut carry = cases::Carryover::read(writer, kept);
         let shutdown = Shutdown::new();
         let mut cameras: Vec<CameraHandle> = Vec::new();
         let mut workers = Vec::new();
@@ -443,14 +429,7 @@ impl Pipelines {
                     .map(|(_, c)| *c)
                     .collect();
                 let (worker, link, handles) = start_worker(
-                    loaded,
-                    detector,
-                    &mine,
-                    &mut kept,
-                    &mut carried,
-                    shared,
-                    writer,
-                    &shutdown,
+                    loaded, detector, &mine, &mut carry, shared, writer, &shutdown,
                 );
                 cameras.extend(handles);
                 links.push(link);
@@ -461,10 +440,8 @@ impl Pipelines {
                 );
             }
         }
-        // Cases no analyser took over (their camera, zone or rule is gone, or the camera is off) end here;
-        // an unchanged analyser that is not started again (its model was rejected) leaves its cases too.
-        drop(kept);
-        carried.finish(config, writer, shared.archive.as_ref());
+        // Cases no analyser took over (their camera, zone or rule is gone, or the camera is off) end here.
+        carry.finish(config, writer, shared.archive.as_ref());
         *shared.workers.lock().expect("registry lock") = links;
         shared.status_changed.notify_one();
         Ok(Pipelines {

@@ -31,7 +31,7 @@ pub struct CaseRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CaseChange {
     /// Keep (or replace) the record of its camera, zone and category.
-    Keep(CaseRecord),
+    Keep(Box<CaseRecord>),
     /// The case ended for good (not cooling down): drop the record.
     Forget {
         camera: String,
@@ -66,7 +66,7 @@ fn time(ms: i64) -> SystemTime {
 /// The change `event` (made from `draft` at `now`) makes to the kept cases; none for a verify's answer.
 pub(super) fn change(draft: &Draft, event: &IncidentEvent, now: SystemTime) -> Option<CaseChange> {
     let record = |resolved_ms| {
-        CaseChange::Keep(CaseRecord {
+        CaseChange::Keep(Box::new(CaseRecord {
             camera: event.camera.id.clone(),
             zone: draft.zone.id.clone(),
             category: draft.category.clone(),
@@ -76,7 +76,7 @@ pub(super) fn change(draft: &Draft, event: &IncidentEvent, now: SystemTime) -> O
             severity: draft.severity,
             cooldown_s: draft.cooldown.as_secs(),
             last: event.clone(),
-        })
+        }))
     };
     match draft.transition {
         Transition::Opened { .. } | Transition::Updated => Some(record(None)),
@@ -176,5 +176,63 @@ impl Analyser {
             }
         }
         left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(resolved_ms: Option<i64>) -> CaseRecord {
+        let last: IncidentEvent = serde_json::from_value(serde_json::json!({
+            "schema": super::super::SCHEMA, "event_id": "e1", "incident_id": "i1", "phase": "opened",
+            "time": "2026-12-05T08:00:00.000Z", "category": "crowd_density",
+            "codes": {},
+            "device": { "id": "pole" }, "camera": { "id": "cam" }, "zone": { "id": "all" },
+            "first_seen": "2026-12-05T07:59:50.000Z", "last_seen": "2026-12-05T08:00:00.000Z",
+            "dwell_s": 10.0, "confidence": 0.8, "objects": [],
+            "evidence": [{ "kind": "annotated", "topic": "evidence/e1", "content_type": "image/jpeg",
+                "bytes": 10, "sha256": "00", "width": 1, "height": 1 }],
+            "model": { "name": "m", "version": "1", "sha256": "00" },
+            "agent": { "name": "streetsight", "version": "0" },
+        }))
+        .unwrap();
+        CaseRecord {
+            camera: "cam".into(),
+            zone: "all".into(),
+            category: "crowd_density".into(),
+            incident_id: "i1".into(),
+            first_seen_ms: 0,
+            resolved_ms,
+            severity: 1,
+            cooldown_s: 300,
+            last,
+        }
+    }
+
+    #[test]
+    fn a_cooling_case_is_over_after_its_cooldown() {
+        let t = time(1_000_000);
+        let r = record(Some(ms(t)));
+        assert!(!r.is_open());
+        assert!(!r.cooled(t + Duration::from_secs(299)));
+        assert!(r.cooled(t + Duration::from_secs(300)));
+        assert!(!record(None).cooled(t + Duration::from_secs(10_000)));
+    }
+
+    #[test]
+    fn a_resolution_from_the_record_is_the_same_case_without_evidence_and_forgets_it() {
+        let r = record(None);
+        let p = r.resolution(ResolveReason::ConfigChanged, time(2_000_000));
+        let e = &p.event;
+        assert_eq!(
+            (e.phase, e.reason),
+            (Phase::Resolved, Some(ResolveReason::ConfigChanged))
+        );
+        assert_eq!(e.incident_id, "i1");
+        assert_ne!(e.event_id, "e1");
+        assert_eq!(e.first_seen, r.last.first_seen);
+        assert!(e.evidence.is_empty() && p.evidence.is_empty());
+        assert_eq!(p.case.unwrap().key(), ["cam", "all", "crowd_density"]);
     }
 }
