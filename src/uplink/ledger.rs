@@ -4,50 +4,10 @@
 //! when the agent was last alive (a restart after a long downtime does not pretend it watched meanwhile).
 
 use super::OutboxWriter;
-use super::store::{Store, StoreError};
+use super::store::{CaseRow, Store, StoreError};
 use crate::incident::{CaseChange, CaseRecord, Suppression};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-pub(super) fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS cases (
-             camera TEXT NOT NULL,
-             zone TEXT NOT NULL,
-             category TEXT NOT NULL,
-             record TEXT NOT NULL,
-             PRIMARY KEY (camera, zone, category)
-         );
-         CREATE TABLE IF NOT EXISTS meta (
-             key TEXT PRIMARY KEY,
-             value TEXT NOT NULL
-         );",
-    )
-}
-
-/// A change to one kept case: `record` (JSON) replaces it, `None` removes it.
-pub struct CaseRow<'a> {
-    pub key: [&'a str; 3],
-    pub record: Option<&'a str>,
-}
-
-impl CaseRow<'_> {
-    pub(super) fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let [camera, zone, category] = self.key;
-        match self.record {
-            Some(json) => tx.execute(
-                "INSERT INTO cases (camera, zone, category, record) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (camera, zone, category) DO UPDATE SET record = excluded.record",
-                params![camera, zone, category, json],
-            ),
-            None => tx.execute(
-                "DELETE FROM cases WHERE camera = ?1 AND zone = ?2 AND category = ?3",
-                params![camera, zone, category],
-            ),
-        }
-        .map(|_| ())
-    }
-}
 
 impl Store {
     /// Every kept case's record (JSON), by camera, zone and category.

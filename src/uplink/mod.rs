@@ -10,10 +10,10 @@ mod store;
 mod telemetry;
 mod topics;
 
-pub use ledger::CaseRow;
 pub use options::{TlsFiles, UplinkSettings, mqtt_options, session_options};
 pub use outbox::Outbox;
 pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
+pub use store::CaseRow;
 pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
 pub use telemetry::{
     CameraTelemetry, LinkTelemetry, OutboxTelemetry, ProcessTelemetry, Telemetry, TelemetrySource,
@@ -101,7 +101,7 @@ impl OutboxWriter {
         let events = self.topics.events();
         records.push((Kind::Event, events.as_str(), json.as_slice()));
         let case_json = p.case.as_ref().map(|c| (c.key(), ledger::case_json(c)));
-        let case = case_json.as_ref().map(|(key, json)| ledger::CaseRow {
+        let case = case_json.as_ref().map(|(key, json)| CaseRow {
             key: *key,
             record: json.as_deref(),
         });

@@ -5,7 +5,7 @@
 //! Bounds: at most `max_bytes` of payload and records no older than `max_age`. When over a bound, evidence
 //! is dropped before events, oldest first; every drop is counted and logged.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -113,7 +113,7 @@ impl Store {
              );",
         )
         .map_err(err)?;
-        super::ledger::create_tables(&conn).map_err(err)?;
+        create_tables(&conn).map_err(err)?;
         let bytes: i64 = conn
             .query_row(
                 "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox",
@@ -148,7 +148,7 @@ impl Store {
     pub fn append_with(
         &mut self,
         records: &[(Kind, &str, &[u8])],
-        case: Option<super::ledger::CaseRow<'_>>,
+        case: Option<CaseRow<'_>>,
     ) -> Result<Vec<Meta>, StoreError> {
         let created_ms = now_ms();
         let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
@@ -323,6 +323,47 @@ impl Store {
         self.conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(|e| self.err(e))
+    }
+}
+
+/// The tables beside the outbox: kept cases (see `ledger.rs`) and small settings.
+fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS cases (
+             camera TEXT NOT NULL,
+             zone TEXT NOT NULL,
+             category TEXT NOT NULL,
+             record TEXT NOT NULL,
+             PRIMARY KEY (camera, zone, category)
+         );
+         CREATE TABLE IF NOT EXISTS meta (
+             key TEXT PRIMARY KEY,
+             value TEXT NOT NULL
+         );",
+    )
+}
+
+/// A change to one kept case: `record` (JSON) replaces it, `None` removes it.
+pub struct CaseRow<'a> {
+    pub key: [&'a str; 3],
+    pub record: Option<&'a str>,
+}
+
+impl CaseRow<'_> {
+    pub(super) fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let [camera, zone, category] = self.key;
+        match self.record {
+            Some(json) => tx.execute(
+                "INSERT INTO cases (camera, zone, category, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (camera, zone, category) DO UPDATE SET record = excluded.record",
+                params![camera, zone, category, json],
+            ),
+            None => tx.execute(
+                "DELETE FROM cases WHERE camera = ?1 AND zone = ?2 AND category = ?3",
+                params![camera, zone, category],
+            ),
+        }
+        .map(|_| ())
     }
 }
 
