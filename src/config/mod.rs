@@ -210,6 +210,10 @@ pub struct StorageConfig {
     /// Evidence images older than this many hours are removed (the retention period).
     #[serde(default = "default_evidence_max_age_h")]
     pub evidence_max_age_h: Spanned<u64>,
+    /// Space on the state directory's disk kept for events, in MiB: evidence (queued or archived) is
+    /// written only while it leaves this much free.
+    #[serde(default = "default_reserve_mb")]
+    pub reserve_mb: Spanned<u64>,
 }
 
 impl Default for StorageConfig {
@@ -221,6 +225,7 @@ impl Default for StorageConfig {
             outbox_max_age_h: default_outbox_max_age_h(),
             evidence_max_mb: default_evidence_max_mb(),
             evidence_max_age_h: default_evidence_max_age_h(),
+            reserve_mb: default_reserve_mb(),
         }
     }
 }
@@ -453,6 +458,10 @@ fn default_evidence_max_mb() -> Spanned<u64> {
 /// Three days: long enough for a dispatcher's query, short enough for PIPL's "only as long as needed".
 fn default_evidence_max_age_h() -> Spanned<u64> {
     Spanned::new(0..0, 72)
+}
+/// 8 MiB: thousands of events (≈ 2 KiB each) while the disk is otherwise full.
+fn default_reserve_mb() -> Spanned<u64> {
+    Spanned::new(0..0, 8)
 }
 /// A keyframe-sampled camera delivers a frame at least every GOP (rarely over 10 s).
 fn default_command_wait_s() -> Spanned<u64> {

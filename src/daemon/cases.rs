@@ -2,15 +2,12 @@
 //! analyser takes over the cases of its camera, and whatever nobody takes over ends with a reason — a
 //! restart or reload never leaves an orphan.
 
-use super::store;
+use super::sink::Sink;
 use crate::base::Shutdown;
 use crate::config::Config;
-use crate::incident::{
-    Analyser, CaseRecord, EvidenceArchive, ResolveReason, Suppression, Suppressions,
-};
+use crate::incident::{Analyser, CaseRecord, ResolveReason, Suppression, Suppressions};
 use crate::uplink::OutboxWriter;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the agent notes on disk that it is alive; a restart measures its downtime from the last note.
@@ -18,7 +15,8 @@ const ALIVE_EVERY: Duration = Duration::from_secs(10);
 
 /// At start: an open case whose cooldown is shorter than the time the agent was down cannot be told from
 /// a new one — it resolves `not_observed` (no case goes on as if it had been watched).
-pub(super) fn after_downtime(writer: &OutboxWriter, archive: Option<&Arc<Mutex<EvidenceArchive>>>) {
+pub(super) fn after_downtime(sink: &Sink) {
+    let writer = &sink.outbox;
     let Some(last) = writer.last_alive() else {
         return;
     };
@@ -27,11 +25,7 @@ pub(super) fn after_downtime(writer: &OutboxWriter, archive: Option<&Arc<Mutex<E
     for r in writer.cases().into_iter().filter(CaseRecord::is_open) {
         if down > Duration::from_secs(r.cooldown_s) {
             tracing::info!(incident = %r.incident_id, camera = %r.camera, down_s = down.as_secs(), cooldown_s = r.cooldown_s, "Open incident not continued: the agent was down for longer than its cooldown.");
-            store(
-                writer,
-                archive,
-                &r.resolution(ResolveReason::NotObserved, now),
-            );
+            sink.store(&r.resolution(ResolveReason::NotObserved, now));
         }
     }
 }
@@ -50,13 +44,19 @@ pub(super) fn kept_suppressions(writer: &OutboxWriter) -> Vec<Suppression> {
     list
 }
 
-/// Note every few seconds that the agent is alive, until shutdown.
-pub(super) fn keep_alive(writer: OutboxWriter, shutdown: Shutdown) -> std::thread::JoinHandle<()> {
+/// Note every few seconds that the agent is alive, until shutdown; lay the disk's ballast again once
+/// there is room.
+pub(super) fn keep_alive(
+    writer: OutboxWriter,
+    disk: std::sync::Arc<crate::base::DiskGuard>,
+    shutdown: Shutdown,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("alive".into())
         .spawn(move || {
             loop {
                 writer.mark_alive();
+                disk.restore_ballast();
                 if shutdown.sleep_or_stop(ALIVE_EVERY) {
                     break;
                 }
@@ -118,12 +118,7 @@ impl Carryover {
     /// End what nobody took over: an open case resolves — `config_changed` when its camera, zone or rule is
     /// no longer configured, `not_observed` when it is but its camera is off — and a cooling one is dropped.
     /// A kept analyser not started again (its model was rejected) leaves its cases to this too.
-    pub(super) fn finish(
-        self,
-        config: &Config,
-        writer: &OutboxWriter,
-        archive: Option<&Arc<Mutex<EvidenceArchive>>>,
-    ) {
+    pub(super) fn finish(self, config: &Config, sink: &Sink) {
         let now = SystemTime::now();
         drop(self.kept);
         let records = self
@@ -132,7 +127,7 @@ impl Carryover {
             .chain(self.by_camera.into_values().flatten());
         for r in records {
             if !r.is_open() {
-                writer.forget(&r);
+                sink.outbox.forget(&r);
                 continue;
             }
             let reason = if crate::plan::has_rule(config, &r.camera, &r.zone, &r.category) {
@@ -141,7 +136,7 @@ impl Carryover {
                 ResolveReason::ConfigChanged
             };
             tracing::info!(camera = %r.camera, zone = %r.zone, category = %r.category, incident = %r.incident_id, ?reason, "Open incident ended: nothing takes it over.");
-            store(writer, archive, &r.resolution(reason, now));
+            sink.store(&r.resolution(reason, now));
         }
     }
 }

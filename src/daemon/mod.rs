@@ -11,16 +11,17 @@
 
 mod cases;
 mod reload;
+mod sink;
 mod worker;
 
 use crate::base::Shutdown;
 use crate::config::{CameraConfig, LoadedConfig};
 use crate::control::{Control, WorkerLink, WorkerRegistry, write_audit};
 use crate::detect::Detector;
-use crate::incident::{Analyser, EvidenceArchive, ModelInfo, Publication};
+use crate::incident::{Analyser, ModelInfo};
 use crate::ingest::{CameraHandle, CameraList, CameraStats, FrameQueue, spawn_camera};
 use crate::plan::load_model;
-use crate::uplink::{OutboxWriter, StatusSource, Uplink, UplinkStats};
+use crate::uplink::{StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,6 +78,11 @@ pub async fn run(
 ) -> anyhow::Result<Arc<UplinkStats>> {
     init_process()?;
     let config = &loaded.config;
+    let disk = Arc::new(crate::base::DiskGuard::new(
+        config.storage.state_dir.get_ref(),
+        config.storage.reserve_mb.get_ref() * 1024 * 1024,
+    ));
+    check_capacity(config, &disk);
     let shared = Shared {
         camera_stats: Arc::default(),
         counters: Arc::default(),
@@ -84,7 +90,6 @@ pub async fn run(
         scenes: Arc::default(),
         models: Arc::default(),
         workers: Arc::default(),
-        archive: open_archive(config),
         suppressions: crate::incident::Suppressions::default(),
     };
     let status = status_source(
@@ -92,20 +97,22 @@ pub async fn run(
         shared.camera_stats.clone(),
         shared.models.clone(),
         shared.scenes.clone(),
+        disk.clone(),
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
     let (mut uplink, writer) = Uplink::new(&crate::plan::uplink_settings(&loaded), status)?;
     uplink.status_changed = shared.status_changed.clone();
+    uplink.disk = Some(disk.clone());
+    let sink = sink::Sink::new(config, writer.clone(), disk.clone());
     // Cases and suppressions from before: what the agent could not watch ends, the rest goes on.
-    cases::after_downtime(&writer, shared.archive.as_ref());
+    cases::after_downtime(&sink);
     shared
         .suppressions
         .replace(cases::kept_suppressions(&writer));
-    let alive = cases::keep_alive(writer.clone(), shutdown.clone());
-    uplink.telemetry().watch(
-        shared.camera_stats.clone(),
-        config.storage.state_dir.get_ref().clone(),
-    );
+    let alive = cases::keep_alive(writer.clone(), disk.clone(), shutdown.clone());
+    uplink
+        .telemetry()
+        .watch(shared.camera_stats.clone(), disk.clone());
     // One reload at a time: a second one while the first is applied is answered `busy`.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
     let audit = crate::control::open_audit(&config.storage.state_dir.get_ref().join("audit.jsonl"));
@@ -146,6 +153,7 @@ pub async fn run(
             uplink: stats.clone(),
             telemetry: uplink.telemetry(),
             scenes: shared.scenes.clone(),
+            disk: Some(disk.clone()),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -156,8 +164,7 @@ pub async fn run(
     }
     let uplink_task = tokio::spawn(uplink.run(shutdown.clone(), drain));
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut pipelines =
-        Pipelines::start(&loaded, HashMap::new(), HashMap::new(), &shared, &writer)?;
+    let mut pipelines = Pipelines::start(&loaded, HashMap::new(), HashMap::new(), &shared, &sink)?;
     // Ready once cameras, workers and the uplink are started; the watchdog is fed while cameras deliver.
     let grace = Duration::from_secs(*loaded.config.ops.watchdog_grace_s.get_ref());
     crate::ops::systemd::spawn(
@@ -170,7 +177,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(req) = reload_rx.recv() => {
-                let (next, summary) = reload::reload(pipelines, &loaded, req.prepared, &shared, &writer).await?;
+                let (next, summary) = reload::reload(pipelines, &loaded, req.prepared, &shared, &sink).await?;
                 pipelines = next;
                 loaded = summary.0;
                 let _ = req.reply.send(Ok(summary.1));
@@ -187,7 +194,7 @@ pub async fn run(
                 let _ = write_audit(&audit, "signal", "reload", None, None, "accepted", serde_json::Value::Null);
                 match tokio::task::spawn_blocking(move || crate::control::prepare_reload(&path)).await? {
                     Ok(new) => {
-                        let (next, summary) = reload::reload(pipelines, &loaded, new, &shared, &writer).await?;
+                        let (next, summary) = reload::reload(pipelines, &loaded, new, &shared, &sink).await?;
                         pipelines = next;
                         loaded = summary.0;
                         tracing::info!(result = %summary.1, "Configuration reloaded.");
@@ -206,7 +213,7 @@ pub async fn run(
     tokio::task::spawn_blocking(move || pipelines.stop()).await?;
     let _ = tokio::task::spawn_blocking(move || alive.join()).await;
     writer.mark_alive();
-    drop(writer);
+    drop((writer, sink));
     uplink_task.await?;
     if let Some(c) = control {
         // The uplink's command sender is gone with it; the control thread ends on its own.
@@ -227,7 +234,6 @@ struct Shared {
     scenes: crate::incident::SceneBoard,
     models: Arc<Mutex<Vec<ModelStatus>>>,
     workers: WorkerRegistry,
-    archive: Option<Arc<Mutex<EvidenceArchive>>>,
     /// A dispatcher's suppressions, read by every analyser (kept on disk by the control side).
     suppressions: crate::incident::Suppressions,
 }
@@ -254,40 +260,23 @@ impl Shared {
     }
 }
 
-fn open_archive(config: &crate::config::Config) -> Option<Arc<Mutex<EvidenceArchive>>> {
+/// Do the storage caps fit the state directory's disk? A warning with the numbers when they do not: the
+/// agent still runs (evidence gives way first), but the installer should lower the caps or grow the disk.
+fn check_capacity(config: &crate::config::Config, disk: &crate::base::DiskGuard) {
     let s = &config.storage;
-    match EvidenceArchive::open(
-        &s.state_dir.get_ref().join("evidence"),
-        s.evidence_max_mb.get_ref() * 1024 * 1024,
-        Duration::from_secs(s.evidence_max_age_h.get_ref() * 3600),
-    ) {
-        Ok(a) => Some(Arc::new(Mutex::new(a))),
-        Err(error) => {
-            tracing::error!(%error, "Evidence archive unavailable; evidence is only sent, not kept on the gateway.");
-            None
-        }
-    }
-}
-
-/// Durably enqueue a publication and keep its evidence on the gateway.
-fn store(outbox: &OutboxWriter, archive: Option<&Arc<Mutex<EvidenceArchive>>>, p: &Publication) {
-    let e = &p.event;
-    // Committed to disk before this returns: from here on the event survives a power cut.
-    match outbox.append(p) {
-        Ok(()) => {
-            tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, event = %e.event_id, "Incident event stored.")
-        }
-        Err(error) => {
-            tracing::error!(camera = %e.camera.id, event = %e.event_id, %error, "Incident event could not be stored; it is lost.")
-        }
-    }
-    if let Some(archive) = archive {
-        let mut archive = archive.lock().expect("archive lock");
-        for (r, img) in e.evidence.iter().zip(&p.evidence) {
-            if let Err(error) = archive.store(&r.topic, &img.jpeg, std::time::SystemTime::now()) {
-                tracing::warn!(event = %e.event_id, %error, "Evidence could not be kept on the gateway.");
-            }
-        }
+    let mb = 1024 * 1024;
+    let wanted = (s.outbox_max_mb.get_ref() + s.evidence_max_mb.get_ref()) * mb + disk.reserve();
+    if let Some(capacity) = disk.capacity()
+        && wanted > capacity
+    {
+        tracing::warn!(
+            outbox_max_mb = s.outbox_max_mb.get_ref(),
+            evidence_max_mb = s.evidence_max_mb.get_ref(),
+            reserve_mb = s.reserve_mb.get_ref(),
+            disk_mb = capacity / mb,
+            free_mb = disk.free().unwrap_or(0) / mb,
+            "The storage caps do not fit the state directory's disk: events keep the reserve, evidence is dropped first when it runs short. Lower storage.outbox_max_mb and storage.evidence_max_mb, or give state_dir a larger disk."
+        );
     }
 }
 
@@ -299,7 +288,7 @@ fn start_worker(
     users: &[&CameraConfig],
     carry: &mut cases::Carryover,
     shared: &Shared,
-    writer: &OutboxWriter,
+    sink: &sink::Sink,
     shutdown: &Shutdown,
 ) -> (worker::ModelWorker, WorkerLink, Vec<CameraHandle>) {
     let info = ModelInfo::new(&detector.manifest, &detector.sha256);
@@ -346,7 +335,7 @@ fn start_worker(
         commands,
         pending: Vec::new(),
         frame_wait: Duration::from_secs(*loaded.config.uplink.command_wait_s.get_ref()),
-        evidence: worker::Evidence::start(writer.clone(), shared.archive.clone()),
+        evidence: worker::Evidence::start(sink.clone()),
         scenes: shared.scenes.clone(),
         status_changed: shared.status_changed.clone(),
         shutdown: shutdown.clone(),
@@ -369,10 +358,10 @@ impl Pipelines {
         kept: HashMap<String, Analyser>,
         mut loaded_models: HashMap<String, Detector>,
         shared: &Shared,
-        writer: &OutboxWriter,
+        sink: &sink::Sink,
     ) -> anyhow::Result<Self> {
         let config = &loaded.config;
-        let mut carry = cases::Carryover::read(writer, kept);
+        let mut carry = cases::Carryover::read(&sink.outbox, kept);
         let shutdown = Shutdown::new();
         let mut cameras: Vec<CameraHandle> = Vec::new();
         let mut workers = Vec::new();
@@ -428,9 +417,8 @@ impl Pipelines {
                     .filter(|(i, _)| i % count == w)
                     .map(|(_, c)| *c)
                     .collect();
-                let (worker, link, handles) = start_worker(
-                    loaded, detector, &mine, &mut carry, shared, writer, &shutdown,
-                );
+                let (worker, link, handles) =
+                    start_worker(loaded, detector, &mine, &mut carry, shared, sink, &shutdown);
                 cameras.extend(handles);
                 links.push(link);
                 workers.push(
@@ -441,7 +429,7 @@ impl Pipelines {
             }
         }
         // Cases no analyser took over (their camera, zone or rule is gone, or the camera is off) end here.
-        carry.finish(config, writer, shared.archive.as_ref());
+        carry.finish(config, sink);
         *shared.workers.lock().expect("registry lock") = links;
         shared.status_changed.notify_one();
         Ok(Pipelines {
@@ -476,6 +464,16 @@ struct Status<'a> {
     version: &'static str,
     cameras: Vec<CameraStatus>,
     models: Vec<ModelStatus>,
+    /// The state directory's disk: free space, the reserve kept for events, whether it is short.
+    storage: StorageStatus,
+}
+
+#[derive(serde::Serialize)]
+struct StorageStatus {
+    free_bytes: Option<u64>,
+    reserve_bytes: u64,
+    short: bool,
+    evidence_dropped: u64,
 }
 
 /// A camera in the status message.
@@ -499,6 +497,7 @@ fn status_source(
     cameras: CameraList,
     models: Arc<Mutex<Vec<ModelStatus>>>,
     scenes: crate::incident::SceneBoard,
+    disk: Arc<crate::base::DiskGuard>,
 ) -> StatusSource {
     Arc::new(move |state: &str| {
         let scenes = scenes.lock().expect("scene board lock").clone();
@@ -520,6 +519,12 @@ fn status_source(
             version: env!("CARGO_PKG_VERSION"),
             cameras,
             models: models.lock().expect("status lock").clone(),
+            storage: StorageStatus {
+                free_bytes: disk.refresh(),
+                reserve_bytes: disk.reserve(),
+                short: disk.is_short(),
+                evidence_dropped: disk.evidence_dropped(),
+            },
         };
         serde_json::to_value(status).expect("status serialises")
     })

@@ -4,7 +4,6 @@
 use super::{Pipelines, Shared};
 use crate::config::LoadedConfig;
 use crate::control::Prepared;
-use crate::uplink::OutboxWriter;
 use std::collections::HashMap;
 
 /// Stop the running pipelines and start them again from `new`. Cameras whose configuration (and model)
@@ -15,7 +14,7 @@ pub(super) async fn reload(
     old: &LoadedConfig,
     new: Prepared,
     shared: &Shared,
-    writer: &OutboxWriter,
+    sink: &super::sink::Sink,
 ) -> anyhow::Result<(Pipelines, (LoadedConfig, serde_json::Value))> {
     let mut analysers = tokio::task::spawn_blocking(move || pipelines.stop()).await?;
     let Prepared {
@@ -43,7 +42,7 @@ pub(super) async fn reload(
         "cameras_restarted": restarted,
         "restart_required": restart_required,
     });
-    let next = Pipelines::start(&new, kept, detectors, shared, writer)?;
+    let next = Pipelines::start(&new, kept, detectors, shared, sink)?;
     Ok((next, (new, summary)))
 }
 

@@ -3,18 +3,16 @@
 //! events, the outbox append) goes to the worker's evidence thread, in order, so JPEG encoding and the
 //! flash never hold up inference.
 
-use super::store;
 use crate::base::Shutdown;
 use crate::control::{Pending, Verified, VerifyAnswer, WorkerCmd, accept};
 use crate::detect::Detector;
 use crate::incident::{
-    Analyser, EvidenceArchive, EvidenceJob, Publication, SceneBoard, VERIFY_SAMPLES, still_present,
+    Analyser, EvidenceJob, Publication, SceneBoard, VERIFY_SAMPLES, still_present,
 };
 use crate::ingest::{CameraStats, FrameQueue};
-use crate::uplink::OutboxWriter;
 use crossbeam_channel::{Sender, bounded};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,10 +32,7 @@ pub(super) struct Evidence {
 }
 
 impl Evidence {
-    pub(super) fn start(
-        outbox: OutboxWriter,
-        archive: Option<Arc<Mutex<EvidenceArchive>>>,
-    ) -> Self {
+    pub(super) fn start(sink: super::sink::Sink) -> Self {
         let (tx, rx) = bounded::<(EvidenceJob, Option<Then>)>(EVIDENCE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("evidence".into())
@@ -52,7 +47,7 @@ impl Evidence {
                                 Vec::new()
                             });
                     for p in &publications {
-                        store(&outbox, archive.as_ref(), p);
+                        sink.store(p);
                     }
                     if let Some(then) = then {
                         then(&publications);

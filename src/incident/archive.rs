@@ -1,10 +1,15 @@
 //! Evidence kept on the gateway: every evidence JPEG also goes to `state_dir/evidence/`, so a dispatcher can
 //! ask for it after the broker copy is gone. Flash wears out and PIPL allows keeping images only as long
 //! as needed: the archive is capped by bytes and by age, oldest removed first. Best effort: a failed
-//! write is logged and costs only the local copy (the outbox holds the one that is delivered).
+//! write is logged and costs only the local copy (the outbox holds the one that is delivered). The local
+//! copies come last on a full disk: a copy is written only while it leaves twice the events' reserve free,
+//! and the oldest are given up when an event or undelivered evidence needs the space. Files are written
+//! under a temporary name and renamed: never an empty or partial JPEG.
 
+use crate::base::{DiskGuard, temporary_name, write_atomic};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub struct EvidenceArchive {
@@ -14,20 +19,28 @@ pub struct EvidenceArchive {
     /// Files oldest first: when written, path, size.
     files: VecDeque<(SystemTime, PathBuf, u64)>,
     bytes: u64,
+    disk: Option<Arc<DiskGuard>>,
 }
 
 impl EvidenceArchive {
     /// Open the archive in `dir`, taking stock of what earlier runs left there.
+    /// Temporary files and empty JPEGs (from a version that wrote in place, or a crash) are removed.
     pub fn open(dir: &Path, max_bytes: u64, max_age: Duration) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let mut files: Vec<(SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, e.path(), m.len()))
-            })
-            .collect();
+        let mut files: Vec<(SystemTime, PathBuf, u64)> = Vec::new();
+        for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+            let (path, Ok(m)) = (e.path(), e.metadata()) else {
+                continue;
+            };
+            let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+            if ext == "tmp" || (ext == "jpg" && m.len() == 0) {
+                let _ = std::fs::remove_file(&path);
+            } else if ext == "jpg"
+                && let Ok(t) = m.modified()
+            {
+                files.push((t, path, m.len()));
+            }
+        }
         files.sort();
         let bytes = files.iter().map(|f| f.2).sum();
         Ok(EvidenceArchive {
@@ -36,19 +49,62 @@ impl EvidenceArchive {
             max_age,
             files: files.into(),
             bytes,
+            disk: None,
         })
+    }
+
+    /// Write only while `disk` keeps its reserve (twice over: undelivered evidence comes first).
+    pub fn guarded(mut self, disk: Arc<DiskGuard>) -> Self {
+        self.disk = Some(disk);
+        self
     }
 
     /// Keep `jpeg` as `{name}.jpg` (name from an evidence topic; `/` becomes `-`), then apply the caps.
     pub fn store(&mut self, name: &str, jpeg: &[u8], now: SystemTime) -> std::io::Result<()> {
         let path = self.dir.join(format!("{}.jpg", name.replace('/', "-")));
-        if self.max_bytes > 0 {
-            std::fs::write(&path, jpeg)?;
-            self.files.push_back((now, path, jpeg.len() as u64));
-            self.bytes += jpeg.len() as u64;
+        self.prune(now);
+        let len = jpeg.len() as u64;
+        if self.max_bytes == 0 {
+            return Ok(());
         }
+        if let Some(d) = self.disk.clone()
+            && !d.fits(len, 2)
+        {
+            // Make room from our own oldest copies once; if that is not enough, this copy is not kept.
+            self.free_up(len + 2 * d.reserve());
+            if !d.fits(len, 2) {
+                d.count_dropped(1);
+                return Ok(());
+            }
+        }
+        write_atomic(&path, jpeg)?;
+        self.files.push_back((now, path, len));
+        self.bytes += len;
         self.prune(now);
         Ok(())
+    }
+
+    /// Remove the oldest copies until about `bytes` are freed (an event or undelivered evidence needs the
+    /// space); returns what was freed.
+    pub fn free_up(&mut self, bytes: u64) -> u64 {
+        let mut freed = 0;
+        while freed < bytes {
+            let Some((_, path, len)) = self.files.pop_front() else {
+                break;
+            };
+            if std::fs::remove_file(&path).is_ok() {
+                freed += len;
+            }
+            let _ = std::fs::remove_file(temporary_name(&path));
+            self.bytes -= len;
+        }
+        if freed > 0 {
+            tracing::warn!(
+                freed,
+                "Disk short: the oldest evidence kept on the gateway was removed."
+            );
+        }
+        freed
     }
 
     /// Remove the oldest files while over the byte cap, and every file past the age cap.

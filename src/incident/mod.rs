@@ -51,6 +51,27 @@ pub struct Publication {
     pub case: Option<CaseChange>,
 }
 
+impl Publication {
+    /// The same event without its evidence images (and without references to them): what is stored when
+    /// the disk has no room for the images.
+    pub fn without_evidence(&self) -> Publication {
+        let mut event = self.event.clone();
+        event.evidence.clear();
+        let case = self.case.clone().map(|c| match c {
+            CaseChange::Keep(mut r) => {
+                r.last.evidence.clear();
+                CaseChange::Keep(r)
+            }
+            forget => forget,
+        });
+        Publication {
+            event,
+            evidence: Vec::new(),
+            case,
+        }
+    }
+}
+
 /// Whether a scene-change zone has its clean reference yet (without one it cannot see a change).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SceneZoneState {

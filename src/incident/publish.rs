@@ -247,13 +247,13 @@ pub struct ReferenceImage {
 }
 
 impl ReferenceImage {
-    /// Write the file; a failure only costs a new reference next start.
+    /// Write the file (whole or not at all); a failure only costs a new reference next start.
     pub fn save(&self, camera: &str) {
         let file = &self.file;
         let result = file
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(file, &self.bytes));
+            .and_then(|()| crate::base::write_atomic(file, &self.bytes));
         match result {
             Ok(()) => {
                 tracing::info!(camera = %camera, file = %file.display(), "Reference image taken for a scene-change zone.")

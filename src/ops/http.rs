@@ -1,5 +1,6 @@
-//! The local health and metrics endpoint: `GET /healthz` (200 when every camera streams and the broker is
-//! connected, 503 otherwise, with a JSON body saying what is wrong) and `GET /metrics` (Prometheus text).
+//! The local health and metrics endpoint: `GET /healthz` (200 when every camera streams, the broker is
+//! connected and the state directory's disk has its reserve; 503 otherwise, with a JSON body saying what
+//! is wrong) and `GET /metrics` (Prometheus text).
 //! Meant for the gateway's own monitoring on loopback; it serves nothing else and reads no request body.
 
 use crate::ingest::{CameraList, CameraState};
@@ -17,6 +18,8 @@ pub struct Health {
     pub telemetry: Arc<TelemetrySource>,
     /// Scene-change zones and whether each has its reference.
     pub scenes: crate::incident::SceneBoard,
+    /// The state directory's disk.
+    pub disk: Option<Arc<crate::base::DiskGuard>>,
 }
 
 impl Health {
@@ -36,15 +39,44 @@ impl Health {
             outbox_depth: u64,
         }
         #[derive(serde::Serialize)]
+        struct Disk {
+            free_bytes: Option<u64>,
+            reserve_bytes: u64,
+            short: bool,
+            evidence_dropped: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            problem: Option<String>,
+        }
+        #[derive(serde::Serialize)]
         struct Body {
             healthy: bool,
             cameras: Vec<Camera>,
             uplink: Link,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            disk: Option<Disk>,
         }
         let scenes = self.scenes.lock().expect("scene board lock").clone();
         let cams = self.cameras.lock().expect("health lock");
         let connected = self.uplink.connected.load(Relaxed);
+        let disk = self.disk.as_ref().map(|d| {
+            let free = d.refresh();
+            let short = d.is_short();
+            Disk {
+                free_bytes: free,
+                reserve_bytes: d.reserve(),
+                short,
+                evidence_dropped: d.evidence_dropped(),
+                problem: short.then(|| {
+                    format!(
+                        "{} MiB free, under the {} MiB kept for events: evidence images are being dropped; free space in the state directory or lower storage.evidence_max_mb / outbox_max_mb",
+                        free.unwrap_or(0) / (1024 * 1024),
+                        d.reserve() / (1024 * 1024)
+                    )
+                }),
+            }
+        });
         let healthy = connected
+            && !disk.as_ref().is_some_and(|d| d.short)
             && cams
                 .iter()
                 .all(|(_, s)| s.state() == CameraState::Streaming);
@@ -63,6 +95,7 @@ impl Health {
                 connected,
                 outbox_depth: self.uplink.depth.load(Relaxed),
             },
+            disk,
         };
         (
             healthy,
@@ -193,6 +226,7 @@ mod tests {
             telemetry: Arc::new(TelemetrySource::new(uplink.clone())),
             uplink,
             scenes: Default::default(),
+            disk: None,
         }
     }
 

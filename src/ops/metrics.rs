@@ -139,6 +139,42 @@ pub fn families(t: &Telemetry) -> Vec<MetricFamily> {
             MetricType::COUNTER,
             vec![counter(p.cpu_seconds.unwrap_or(0.0))],
         ),
+        family(
+            "streetsight_disk_free_bytes",
+            "Free bytes on the state directory's disk.",
+            MetricType::GAUGE,
+            t.disk_free_bytes
+                .map(|f| gauge(f as f64))
+                .into_iter()
+                .collect(),
+        ),
+        family(
+            "streetsight_disk_reserve_bytes",
+            "Bytes kept free for events; evidence is not written into them.",
+            MetricType::GAUGE,
+            t.disk
+                .iter()
+                .map(|d| gauge(d.reserve_bytes as f64))
+                .collect(),
+        ),
+        family(
+            "streetsight_disk_short",
+            "1 while free space is under the reserve: evidence is dropped so events can be stored.",
+            MetricType::GAUGE,
+            t.disk
+                .iter()
+                .map(|d| gauge(f64::from(u8::from(d.short))))
+                .collect(),
+        ),
+        family(
+            "streetsight_evidence_dropped_disk_total",
+            "Evidence images not written (queued or kept) for lack of disk space.",
+            MetricType::COUNTER,
+            t.disk
+                .iter()
+                .map(|d| counter(d.evidence_dropped as f64))
+                .collect(),
+        ),
     ];
     all.into_iter()
         .filter(|f| !f.get_metric().is_empty())
@@ -249,7 +285,12 @@ mod tests {
                 cpu_seconds: Some(1.25),
                 rss_bytes: Some(1024),
             },
-            disk_free_bytes: None,
+            disk_free_bytes: Some(4096),
+            disk: Some(crate::uplink::DiskTelemetry {
+                reserve_bytes: 8192,
+                short: true,
+                evidence_dropped: 3,
+            }),
         }
     }
 
@@ -268,6 +309,9 @@ mod tests {
             "streetsight_uplink_connected 1",
             "streetsight_process_cpu_seconds_total 1.25",
             "streetsight_event_latency_seconds_count 0",
+            "streetsight_disk_free_bytes 4096",
+            "streetsight_disk_short 1",
+            "streetsight_evidence_dropped_disk_total 3",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
         }

@@ -84,6 +84,12 @@ fn verify_storage(c: &mut Check, config: &Config) {
         *s.evidence_max_age_h.get_ref(),
         1..=8_760,
     );
+    c.whole(
+        &s.reserve_mb,
+        "storage.reserve_mb",
+        *s.reserve_mb.get_ref(),
+        1..=65_536,
+    );
     let dir = resolve(c.base, s.state_dir.get_ref());
     if dir.exists() && !dir.is_dir() {
         c.push(

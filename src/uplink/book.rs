@@ -31,6 +31,8 @@ pub(super) struct Book {
     pub(super) acked: Vec<u64>,
     pub(super) last_flush: std::time::Instant,
     pub(super) connected: bool,
+    /// The state directory's disk was under its reserve at the last bounds check.
+    pub(super) disk_short: bool,
 }
 
 impl Book {

@@ -16,13 +16,18 @@ pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
 pub use store::CaseRow;
 pub use store::{Bounds, Dropped, Kind, Meta, Store, StoreError, Stored};
 pub use telemetry::{
-    CameraTelemetry, LinkTelemetry, OutboxTelemetry, ProcessTelemetry, Telemetry, TelemetrySource,
+    CameraTelemetry, DiskTelemetry, LinkTelemetry, OutboxTelemetry, ProcessTelemetry, Telemetry,
+    TelemetrySource,
 };
 pub use topics::{BusyReply, CommandInbox, IncomingCommand, Messenger, Topics};
 
 use crate::base::Shutdown;
 use crate::incident::Publication;
 use book::{Book, TRANSIENT_IDS, WINDOW};
+
+/// A drained outbox whose files take more than this is shrunk (an ordinary empty one is left alone, so the
+/// common case costs nothing).
+const COMPACT_OVER: u64 = 4 * 1024 * 1024;
 use options::offline_payload;
 use session::EventLoop;
 use std::collections::{BTreeMap, HashMap};
@@ -137,6 +142,8 @@ pub struct Uplink {
     /// Poked when cameras or models change: the retained status is published at once, not at the next
     /// 30 s refresh.
     pub status_changed: Arc<tokio::sync::Notify>,
+    /// The state directory's disk: under its reserve, queued evidence is dropped before any event.
+    pub disk: Option<Arc<crate::base::DiskGuard>>,
     telemetry_every: Duration,
     store: Arc<Mutex<Store>>,
     /// Records found on disk at start (a backlog from before a restart), oldest first.
@@ -186,6 +193,7 @@ impl Uplink {
                 status,
                 telemetry: Arc::new(TelemetrySource::new(stats.clone())),
                 status_changed: Arc::default(),
+                disk: None,
                 stats,
                 telemetry_every: settings.telemetry_every.max(Duration::from_secs(1)),
                 store,
@@ -222,6 +230,7 @@ impl Uplink {
             acked: Vec::new(),
             last_flush: std::time::Instant::now(),
             connected: false,
+            disk_short: false,
         };
         for m in std::mem::take(&mut self.backlog) {
             book.add(m);
@@ -320,6 +329,19 @@ impl Uplink {
         }
         book.acked.clear();
         book.last_flush = std::time::Instant::now();
+        if book.metas.is_empty() {
+            // A drained backlog gives its space back to the disk.
+            match self
+                .store
+                .lock()
+                .expect("outbox lock")
+                .compact(COMPACT_OVER)
+            {
+                Ok(0) => {}
+                Ok(freed) => tracing::info!(freed, "Outbox drained; its database was shrunk."),
+                Err(error) => tracing::warn!(%error, "Drained outbox could not be shrunk."),
+            }
+        }
     }
 
     fn update_stats(&self, book: &Book) {
@@ -365,16 +387,38 @@ impl Uplink {
             self.absorb(book, metas);
         }
         let oldest = book.metas.values().next().map(|m| m.created_ms);
-        if store.within_bounds(oldest, crate::uplink::store::now_ms()) {
+        // Under the disk's reserve for events, queued evidence goes too (events come first).
+        let short = self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.refresh().is_some_and(|free| free < d.reserve()));
+        if short != book.disk_short {
+            // The retained status says whether the disk is short: publish it now.
+            book.disk_short = short;
+            self.status_changed.notify_one();
+            if short {
+                tracing::warn!("Disk short: queued evidence is dropped so events can be stored.");
+            } else {
+                tracing::info!("Disk has its reserve for events again.");
+            }
+        }
+        if !short && store.within_bounds(oldest, crate::uplink::store::now_ms()) {
             return; // the common case: no need to look at the whole backlog on every append
         }
         let queue: Vec<Meta> = book.metas.values().copied().collect();
         let outbox = &book.outbox;
-        let doomed = store.over_bounds(
-            &queue,
-            &|id| outbox.is_in_flight(id),
-            crate::uplink::store::now_ms(),
-        );
+        let keep = |id| outbox.is_in_flight(id);
+        let mut doomed = store.over_bounds(&queue, &keep, crate::uplink::store::now_ms());
+        if short {
+            for m in queue
+                .iter()
+                .filter(|m| m.kind == Kind::Evidence && !keep(m.id))
+            {
+                if !doomed.contains(m) {
+                    doomed.push(*m);
+                }
+            }
+        }
         let (mut events, mut evidence, mut bytes, mut oldest_ms) = (0u64, 0u64, 0u64, i64::MAX);
         for m in doomed {
             if !book.outbox.evict(m.id) {

@@ -101,8 +101,14 @@ impl Store {
         let conn = Connection::open(path).map_err(err)?;
         // WAL: readers never block the writer and a crash mid-write leaves the last commit intact.
         // synchronous=FULL: a commit is on flash before append returns (power cuts are routine on poles).
+        // auto_vacuum=INCREMENTAL (set before the first table exists): a drained outbox can give its pages
+        // back to the disk (`compact`). The write-ahead log is checkpointed every 1 MiB and cut back to
+        // 1 MiB after: on a small disk it must not quietly take the space kept for events.
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
+            "PRAGMA auto_vacuum=INCREMENTAL;
+             PRAGMA journal_mode=WAL;
+             PRAGMA wal_autocheckpoint=256;
+             PRAGMA journal_size_limit=1048576;
              PRAGMA synchronous=FULL;
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -121,6 +127,15 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(err)?;
+        let mode: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .map_err(err)?;
+        if mode != 2 && bytes == 0 {
+            // A database from before: switch it over while it is empty (VACUUM rewrites the file).
+            if let Err(error) = conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;") {
+                tracing::warn!(%error, "Outbox database could not be switched to incremental vacuum.");
+            }
+        }
         Ok(Store {
             path: path.to_path_buf(),
             conn,
@@ -128,6 +143,36 @@ impl Store {
             bytes: bytes as u64,
             dropped: Dropped::default(),
         })
+    }
+
+    /// Bytes the database and its write-ahead log take on disk.
+    pub fn file_bytes(&self) -> u64 {
+        [self.path.clone(), wal_path(&self.path)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// When the outbox is empty and its files take more than `threshold` bytes (a drained backlog), give
+    /// the free pages back and truncate the write-ahead log. Returns the bytes given back.
+    pub fn compact(&mut self, threshold: u64) -> Result<u64, StoreError> {
+        let before = self.file_bytes();
+        if self.bytes > 0 || before <= threshold {
+            return Ok(0);
+        }
+        // The log first: on a full disk, the vacuum needs the room its truncation gives. The vacuum frees
+        // one page per step: it is stepped to the end.
+        let run = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            drop(rows);
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        };
+        run(&self.conn).map_err(|e| self.err(e))?;
+        Ok(before.saturating_sub(self.file_bytes()))
     }
 
     pub(super) fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -326,6 +371,12 @@ impl Store {
     }
 }
 
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-wal");
+    db.with_file_name(name)
+}
+
 /// The tables beside the outbox: kept cases (see `ledger.rs`) and small settings.
 fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -436,6 +487,35 @@ mod tests {
             doomed.iter().any(|m| m.kind == Kind::Event),
             "with the oldest evidence pinned, the oldest event goes too"
         );
+    }
+
+    #[test]
+    fn a_drained_outbox_gives_its_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite");
+        let mut s = Store::open(&path, bounds(1 << 30)).unwrap();
+        let big = vec![7u8; 64 * 1024];
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            ids.extend(
+                s.append(&[(Kind::Evidence, "e", &big[..])])
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.id),
+            );
+        }
+        assert_eq!(s.compact(1 << 20).unwrap(), 0, "not drained: left alone");
+        let full = s.file_bytes();
+        assert!(full > 6 << 20, "{full}");
+        s.delete_many(&ids).unwrap();
+        let freed = s.compact(1 << 20).unwrap();
+        assert!(
+            s.file_bytes() < 1 << 20,
+            "{} of {full} left",
+            s.file_bytes()
+        );
+        assert!(freed > 5 << 20, "{freed}");
+        assert_eq!(s.integrity_check().unwrap(), "ok");
     }
 
     #[test]

@@ -4,10 +4,9 @@
 //! the two never disagree about what a figure means.
 
 use super::UplinkStats;
-use crate::base::{disk_free_bytes, process_cpu_seconds, process_rss_bytes};
+use crate::base::{DiskGuard, process_cpu_seconds, process_rss_bytes};
 use crate::ingest::{CameraList, CameraState};
 use serde::Serialize;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -23,6 +22,20 @@ pub struct Telemetry {
     pub process: ProcessTelemetry,
     /// Free bytes on the filesystem holding the state directory.
     pub disk_free_bytes: Option<u64>,
+    /// The state directory's disk: the reserve kept for events and what a shortage cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskTelemetry>,
+}
+
+/// The state directory's disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskTelemetry {
+    /// Bytes kept free for events; evidence is not written into them.
+    pub reserve_bytes: u64,
+    /// Free space is under the reserve: evidence is being dropped so events can be stored.
+    pub short: bool,
+    /// Evidence images not written (queued or kept) for lack of space, since start.
+    pub evidence_dropped: u64,
 }
 
 /// One camera's counters.
@@ -88,7 +101,7 @@ pub struct ProcessTelemetry {
 /// Where a reading comes from: the cameras' and the uplink's counters, the state directory.
 pub struct TelemetrySource {
     cameras: Mutex<Option<CameraList>>,
-    state_dir: Mutex<Option<PathBuf>>,
+    disk: Mutex<Option<Arc<DiskGuard>>>,
     stats: Arc<UplinkStats>,
     /// CPU seconds at the previous message, and when.
     last_cpu: Mutex<(Instant, f64)>,
@@ -98,16 +111,16 @@ impl TelemetrySource {
     pub fn new(stats: Arc<UplinkStats>) -> Self {
         Self {
             cameras: Mutex::new(None),
-            state_dir: Mutex::new(None),
+            disk: Mutex::new(None),
             stats,
             last_cpu: Mutex::new((Instant::now(), process_cpu_seconds().unwrap_or(0.0))),
         }
     }
 
-    /// Report on these cameras and this state directory from now on.
-    pub fn watch(&self, cameras: CameraList, state_dir: PathBuf) {
+    /// Report on these cameras and the state directory's disk from now on.
+    pub fn watch(&self, cameras: CameraList, disk: Arc<DiskGuard>) {
         *self.cameras.lock().expect("telemetry lock") = Some(cameras);
-        *self.state_dir.lock().expect("telemetry lock") = Some(state_dir);
+        *self.disk.lock().expect("telemetry lock") = Some(disk);
     }
 
     /// Read every counter now (`process.cpu_percent` is left to [`TelemetrySource::message`]).
@@ -143,6 +156,8 @@ impl TelemetrySource {
         let u = &self.stats;
         let oldest = u.oldest_created_ms.load(Relaxed);
         let latency = u.event_latency_ms.quantiles([0.5, 0.99]);
+        let disk = self.disk.lock().expect("telemetry lock").clone();
+        let free = disk.as_ref().and_then(|d| d.refresh());
         Telemetry {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             cameras,
@@ -167,12 +182,12 @@ impl TelemetrySource {
                 cpu_seconds: process_cpu_seconds(),
                 rss_bytes: process_rss_bytes(),
             },
-            disk_free_bytes: self
-                .state_dir
-                .lock()
-                .expect("telemetry lock")
-                .as_deref()
-                .and_then(disk_free_bytes),
+            disk_free_bytes: free,
+            disk: disk.map(|d| DiskTelemetry {
+                reserve_bytes: d.reserve(),
+                short: d.is_short(),
+                evidence_dropped: d.evidence_dropped(),
+            }),
         }
     }
 
