@@ -55,6 +55,19 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Take the camera's frame now as the clean reference of one of its scene-change zones (clean the spot
+    /// first); kept where the agent reads it at start.
+    SceneReference {
+        /// Camera id from the configuration.
+        camera: String,
+        /// Id of a zone with a scene_change rule.
+        zone: String,
+        #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
+        config: PathBuf,
+        /// Seconds to wait for the frame.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
     /// The whole loop on this machine with no camera: a bundled clip over a local RTSP server, a local
     /// broker, events printed as they arrive.
     Demo {
@@ -148,6 +161,24 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        },
+        Command::SceneReference {
+            camera,
+            zone,
+            config,
+            timeout,
+        } => match streetsight::plan::load(&config) {
+            Err(errors) => config_failure(&errors),
+            Ok(loaded) => report((|| {
+                let done = streetsight::cli::scene::take_reference(
+                    &loaded,
+                    &camera,
+                    &zone,
+                    Duration::from_secs(timeout),
+                )?;
+                println!("{done}");
+                Ok(())
+            })()),
         },
         Command::Snapshot {
             camera,

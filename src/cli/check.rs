@@ -188,31 +188,16 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
 /// Each scene-change zone's reference: kept on the gateway, or still to be taken. Not a failure either way —
 /// the first quiet frame becomes the reference — but an installer should know before leaving the pole.
 fn scene_rows(config: &Config) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for cam in config.cameras.iter().map(|c| c.get_ref()) {
-        for rule in cam.scene_change.iter().map(|r| r.get_ref()) {
-            let zone = rule.zone.get_ref();
-            let file = crate::plan::scene_reference_file(
-                config.storage.state_dir.get_ref(),
-                &cam.id,
-                zone,
-            );
-            let detail = match std::fs::metadata(&file) {
-                Ok(m) => format!(
-                    "reference kept ({} bytes, taken {})",
-                    m.len(),
-                    m.modified()
-                        .map(|t| chrono::DateTime::<chrono::Utc>::from(t)
-                            .format("%Y-%m-%d %H:%M UTC")
-                            .to_string())
-                        .unwrap_or_else(|_| "at an unknown time".into())
-                ),
-                Err(_) => "no reference yet: the first frame without movement in the zone becomes it; send the scene_reference command while the zone is clean".into(),
-            };
-            rows.push(Row::pass(format!("scene {}/{zone}", cam.id), detail));
-        }
-    }
-    rows
+    config
+        .cameras
+        .iter()
+        .flat_map(|c| {
+            let cam = c.get_ref();
+            super::scene::reference_states(config, cam)
+                .into_iter()
+                .map(|(zone, state)| Row::pass(format!("scene {}/{zone}", cam.id), state))
+        })
+        .collect()
 }
 
 /// Load a model and run it once on a frame from a camera that uses it, or on a blank frame.

@@ -1,9 +1,11 @@
 //! `streetsight snapshot CAMERA`: one fresh frame from a configured camera, analysed by the camera's model,
 //! drawn by [`crate::incident::render_snapshot`] (detections, zones, masks, labelled coordinate grid, heads
-//! obscured) — for aiming the camera and reading zone coordinates off the picture.
+//! obscured) — for aiming the camera and reading zone coordinates off the picture; its summary says whether
+//! each scene-change zone has its reference.
 
-use crate::config::LoadedConfig;
+use crate::config::{CameraConfig, LoadedConfig};
 use crate::incident::{Evidence, PrivacyParams, SnapshotInput, render_snapshot};
+use crate::ingest::Probe;
 use crate::rules::{Mask, Polygon};
 use std::time::Duration;
 
@@ -25,12 +27,12 @@ pub struct Snapshot {
     pub summary: String,
 }
 
-/// Grab one frame from `camera` (waiting at most `timeout` for it), detect, draw.
-pub fn take(
-    loaded: &LoadedConfig,
+/// Camera `camera` of the configuration and one fresh frame from it (waiting at most `timeout`).
+pub(super) fn grab<'a>(
+    loaded: &'a LoadedConfig,
     camera: &str,
     timeout: Duration,
-) -> Result<Snapshot, SnapshotError> {
+) -> Result<(&'a CameraConfig, Probe), SnapshotError> {
     let config = &loaded.config;
     let cam = config
         .cameras
@@ -55,7 +57,17 @@ pub fn take(
             e.to_string().replace(&source.url, &url)
         ))
     })?;
+    Ok((cam, probe))
+}
 
+/// Grab one frame from `camera` (waiting at most `timeout` for it), detect, draw.
+pub fn take(
+    loaded: &LoadedConfig,
+    camera: &str,
+    timeout: Duration,
+) -> Result<Snapshot, SnapshotError> {
+    let config = &loaded.config;
+    let (cam, probe) = grab(loaded, camera, timeout)?;
     let model_name = cam.model.get_ref();
     let model_err = |e: String| SnapshotError::Model(model_name.clone(), e);
     let mut detector = crate::plan::load_model(loaded, model_name).map_err(model_err)?;
@@ -115,7 +127,7 @@ pub fn take(
         privacy: &privacy,
     };
     let image = render_snapshot(probe.frame.to_rgb_image(), &input, 90)?;
-    let summary = format!(
+    let mut summary = format!(
         "camera {}: {}x{}, {} object(s), {} zone(s), {} mask(s), first frame after {} ms",
         cam.id,
         probe.width,
@@ -125,5 +137,8 @@ pub fn take(
         masks.len(),
         probe.first_frame_after.as_millis()
     );
+    for (zone, state) in super::scene::reference_states(config, cam) {
+        summary.push_str(&format!("\n  scene zone {zone}: {state}"));
+    }
     Ok(Snapshot { image, summary })
 }
