@@ -201,39 +201,20 @@ async fn an_open_crowd_goes_on_across_kill_stop_reload_and_model_swap_and_ends_w
     let incident = inbox.seen.events[0].incident_id.clone();
     let first_seen = inbox.seen.events[0].first_seen.clone();
 
-    // --- SIGKILL (a power cut of the process): the same case goes on after the restart.
-    daemon.0.kill().unwrap();
-    daemon.0.wait().unwrap();
-    let (from, after) = (inbox.seen.events.len(), chrono::Utc::now());
-    let mut daemon = start(&path, &log(2));
-    online(&sub, &mut inbox).await;
-    continues(
-        &sub,
-        &mut inbox,
-        &mut d,
-        &incident,
-        from,
-        after,
-        "after SIGKILL",
-    )
-    .await;
-
-    // --- SIGTERM (systemctl restart): the same.
-    terminate(&daemon.0);
-    daemon.0.wait().unwrap();
-    let (from, after) = (inbox.seen.events.len(), chrono::Utc::now());
-    let mut daemon = start(&path, &log(3));
-    online(&sub, &mut inbox).await;
-    continues(
-        &sub,
-        &mut inbox,
-        &mut d,
-        &incident,
-        from,
-        after,
-        "after SIGTERM",
-    )
-    .await;
+    // --- SIGKILL (a power cut of the process), then SIGTERM (systemctl restart): each time the same case
+    // goes on after the restart.
+    for (n, how) in [(2, "SIGKILL"), (3, "SIGTERM")] {
+        match how {
+            "SIGKILL" => daemon.0.kill().unwrap(),
+            _ => terminate(&daemon.0),
+        }
+        daemon.0.wait().unwrap();
+        let (from, after) = (inbox.seen.events.len(), chrono::Utc::now());
+        daemon = start(&path, &log(n));
+        online(&sub, &mut inbox).await;
+        let what = format!("after {how}");
+        continues(&sub, &mut inbox, &mut d, &incident, from, after, &what).await;
+    }
 
     // --- Reload with a changed threshold and a swapped model bundle: one case, and the next event names
     // the new model.

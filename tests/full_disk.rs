@@ -153,20 +153,17 @@ async fn a_full_disk_drops_evidence_first_and_loses_no_event() {
         "{body}"
     );
     let (_, metrics) = http_get(http_port, "/metrics");
-    let dropped: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("streetsight_evidence_dropped_disk_total"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let outbox_dropped: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("streetsight_outbox_dropped_total{kind=\"evidence\"}"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+            .parse()
+            .unwrap()
+    };
+    let dropped = value("streetsight_evidence_dropped_disk_total");
+    let outbox_dropped = value("streetsight_outbox_dropped_total{kind=\"evidence\"}");
     assert!(
         dropped + outbox_dropped > 0.0,
         "evidence gave way and was counted: {metrics}"

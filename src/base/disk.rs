@@ -27,6 +27,8 @@ impl DiskGuard {
     /// Guard the filesystem of `dir`, keeping `reserve` bytes for events; the ballast is laid if there is
     /// room for it.
     pub fn new(dir: &Path, reserve: u64) -> Self {
+        // The directory is made here if missing (the outbox would make it a moment later anyway).
+        let _ = std::fs::create_dir_all(dir);
         let g = DiskGuard {
             dir: dir.to_path_buf(),
             reserve,

@@ -20,19 +20,7 @@ use std::path::Path;
 pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analyser {
     let lines = Lines::new(Path::new("(configuration)"), "");
     let mut check = Check::new(&lines, Path::new(""));
-    let zones: BTreeMap<&str, _> = cam
-        .zones
-        .iter()
-        .map(|z| (z.get_ref().id.as_str(), z.get_ref()))
-        .collect();
-    let slots = CameraRules {
-        config,
-        cam,
-        zones: &zones,
-        model: Some(&model),
-        state_dir: config.storage.state_dir.get_ref(),
-    }
-    .slots(&mut check);
+    let slots = slots(config, cam, Some(&model), &mut check);
     let tz = timezone(&mut check, config);
     for error in check.into_errors() {
         tracing::error!(camera = %cam.id, error = %error.message, "Configuration problem found while building the camera's rules.");
@@ -77,6 +65,28 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
     Analyser::new(spec, model)
 }
 
+/// Camera `cam`'s rules as built slots (labels checked against `model` when there is one).
+fn slots(
+    config: &Config,
+    cam: &CameraConfig,
+    model: Option<&ModelInfo>,
+    check: &mut Check,
+) -> Vec<crate::incident::SlotSpec> {
+    let zones: BTreeMap<&str, _> = cam
+        .zones
+        .iter()
+        .map(|z| (z.get_ref().id.as_str(), z.get_ref()))
+        .collect();
+    CameraRules {
+        config,
+        cam,
+        zones: &zones,
+        model,
+        state_dir: config.storage.state_dir.get_ref(),
+    }
+    .slots(check)
+}
+
 /// Does camera `camera` have a rule of `category` in zone `zone` in `config` (whatever its model)?
 pub fn has_rule(config: &Config, camera: &str, zone: &str, category: &str) -> bool {
     let Some(cam) = config
@@ -89,19 +99,7 @@ pub fn has_rule(config: &Config, camera: &str, zone: &str, category: &str) -> bo
     };
     let lines = Lines::new(Path::new("(configuration)"), "");
     let mut check = Check::new(&lines, Path::new(""));
-    let zones: BTreeMap<&str, _> = cam
-        .zones
+    slots(config, cam, None, &mut check)
         .iter()
-        .map(|z| (z.get_ref().id.as_str(), z.get_ref()))
-        .collect();
-    CameraRules {
-        config,
-        cam,
-        zones: &zones,
-        model: None,
-        state_dir: config.storage.state_dir.get_ref(),
-    }
-    .slots(&mut check)
-    .iter()
-    .any(|s| s.zone.id == zone && s.category == category)
+        .any(|s| s.zone.id == zone && s.category == category)
 }
