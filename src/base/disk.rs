@@ -172,9 +172,17 @@ mod tests {
             !g.fits(free / 4 * 3, 2),
             "the archive leaves twice the reserve"
         );
-        let g = DiskGuard::new(dir.path(), u64::MAX / 4);
+        assert!(
+            dir.path().join(".reserve").exists(),
+            "ballast laid while there is room"
+        );
+        let other = tempfile::tempdir().unwrap();
+        let g = DiskGuard::new(other.path(), u64::MAX / 4);
         assert!(g.is_short());
-        assert!(!dir.path().join(".reserve").exists(), "no room for ballast");
+        assert!(
+            !other.path().join(".reserve").exists(),
+            "no room for ballast"
+        );
     }
 
     fn disk_free(p: &Path) -> u64 {
