@@ -1,6 +1,8 @@
 //! Camera credentials: a camera that demands a password is reached with the password from a file or from the
 //! environment, and the password never appears in the daemon's log — not even when it is written into the
-//! URL. Runs the real `streetsight run` process against the in-process RTSP server with authentication.
+//! URL. A wrong password is reported as a refused login (retried only every few minutes, as cameras lock
+//! accounts). Runs the real `streetsight run` process against the in-process RTSP server with
+//! authentication.
 
 mod support;
 
@@ -93,7 +95,7 @@ model = "nanodet"
                 .any(|l| l.contains("Camera streaming.") && l.contains(&format!("camera={c}")))
         }) && log
             .lines()
-            .any(|l| l.contains("camera=wrong") && l.contains("reconnecting"))
+            .any(|l| l.contains("camera=wrong") && l.contains("refused the login (401)"))
     };
     while !done(&log) && Instant::now() < deadline {
         if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {

@@ -350,6 +350,15 @@ fn camera_failure(
                     .to_string()
             }
         }
+    } else if e.wrong_transport() {
+        match src.transport {
+            crate::ingest::RtspTransport::Tcp => {
+                "the camera offers no stream over TCP: set transport = \"udp\" for this camera"
+            }
+            crate::ingest::RtspTransport::Udp => {
+                "the camera offers no stream over UDP (or UDP is blocked on the way): set transport = \"tcp\""
+            }
+        }
     } else if matches!(e, IngestError::Build(_)) {
         "a GStreamer element is missing: install gstreamer1.0-plugins-good, -bad and gstreamer1.0-libav"
     } else if lower.contains("not-negotiated") || lower.contains("not negotiated") {

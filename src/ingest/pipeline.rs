@@ -35,6 +35,32 @@ pub enum IngestError {
     },
 }
 
+impl IngestError {
+    /// Did the camera offer no stream over the transport asked for (it serves RTP over UDP only, or TCP
+    /// only)? GStreamer says "No supported stream was found … allow more transport protocols".
+    pub fn wrong_transport(&self) -> bool {
+        let IngestError::Bus { error, .. } = self else {
+            return false;
+        };
+        let e = error.to_lowercase();
+        e.contains("transport protocols") || e.contains("unsupported transport")
+    }
+
+    /// Did the camera refuse the credentials (RTSP 401)?
+    pub fn is_unauthorized(&self) -> bool {
+        let IngestError::Bus { error, debug, .. } = self else {
+            return false;
+        };
+        [Some(error), debug.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                let t = t.to_lowercase();
+                t.contains("unauthorized") || t.contains("not authorized") || t.contains(" 401")
+            })
+    }
+}
+
 /// The video codecs the camera announced for this connection (RTP encoding names, e.g. `H264`), one per
 /// video stream of its session.
 type Announced = Arc<Mutex<Vec<String>>>;
@@ -79,9 +105,11 @@ impl Timeouts {
 
 fn description(src: &CameraSource) -> String {
     let codec = src.codec;
+    // Nothing before the connection's first keyframe reaches the decoder: a decoder started between
+    // keyframes conceals the missing references with grey, and that picture must never be analysed.
     let keyframe_filter = match src.sampling {
         Sampling::Keyframe => "identity drop-buffer-flags=delta-unit ! identity name=gate ! ",
-        Sampling::Interval { .. } => "",
+        Sampling::Interval { .. } => "identity name=first_keyframe ! ",
     };
     format!(
         "rtspsrc name=src latency=200 ! {} ! {keyframe_filter}{} ! identity name=sampler ! videoconvert ! \
@@ -109,12 +137,15 @@ pub(super) fn run_connection(
     configure_source(&pipeline, src, &announced)?;
     let last_frame: LastFrame = Arc::default();
     match src.sampling {
-        Sampling::Interval { interval_ms } => install_interval_sampler(
-            &pipeline,
-            Duration::from_millis(interval_ms),
-            stats,
-            &last_frame,
-        )?,
+        Sampling::Interval { interval_ms } => {
+            install_first_keyframe_wait(&pipeline)?;
+            install_interval_sampler(
+                &pipeline,
+                Duration::from_millis(interval_ms),
+                stats,
+                &last_frame,
+            )?
+        }
         Sampling::Keyframe => install_keyframe_gate(&pipeline, stats, &last_frame)?,
     }
     let appsink = pipeline
@@ -239,19 +270,69 @@ fn configure_source(
         }
         Some(true.to_value())
     });
-    rtspsrc.set_property("location", src.url.as_str());
+    // Credentials never go into the location: GStreamer's own debug log prints it. A user and password
+    // written into the URL are taken out of it and passed like configured ones (which win).
+    let (location, url_user, url_password) = split_credentials(&src.url);
+    rtspsrc.set_property("location", location.as_str());
     let protocols = match src.transport {
         RtspTransport::Tcp => "tcp",
         RtspTransport::Udp => "udp",
     };
     rtspsrc.set_property_from_str("protocols", protocols);
-    if let Some(user) = &src.username {
+    if let Some(user) = src.username.clone().or(url_user) {
         rtspsrc.set_property("user-id", user.as_str());
     }
-    if let Some(password) = &src.password {
-        rtspsrc.set_property("user-pw", password.expose());
+    if let Some(password) = src
+        .password
+        .as_ref()
+        .map(|p| p.expose().to_string())
+        .or(url_password)
+    {
+        rtspsrc.set_property("user-pw", password.as_str());
     }
     Ok(())
+}
+
+/// `url` without its user and password, and those (percent-decoded) when it had them.
+fn split_credentials(url: &str) -> (String, Option<String>, Option<String>) {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return (url.to_string(), None, None);
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let user = Some(parsed.username())
+        .filter(|u| !u.is_empty())
+        .map(decode);
+    let password = parsed.password().map(decode);
+    if user.is_none() && password.is_none() {
+        return (url.to_string(), None, None);
+    }
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    (parsed.to_string(), user, password)
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_leave_the_location() {
+        let (loc, user, pw) =
+            split_credentials("rtsp://admin:p%40ss+w0rd@10.0.0.7:554/Streaming/101");
+        assert_eq!(loc, "rtsp://10.0.0.7:554/Streaming/101");
+        assert_eq!(user.as_deref(), Some("admin"));
+        assert_eq!(pw.as_deref(), Some("p@ss+w0rd"));
+        let (loc, user, pw) = split_credentials("rtsp://10.0.0.7/live");
+        assert_eq!(
+            (loc.as_str(), user, pw),
+            ("rtsp://10.0.0.7/live", None, None)
+        );
+    }
 }
 
 /// Drop decoded frames until `interval` has passed since the last one kept (by buffer timestamp), before
@@ -341,6 +422,26 @@ fn install_keyframe_gate(
         } else {
             gst::PadProbeReturn::Ok
         }
+    });
+    Ok(())
+}
+
+/// Interval sampling decodes every frame, but only from the connection's first keyframe on: delta units
+/// before it are dropped ahead of the decoder (each connection is a new pipeline, so this is per connect).
+fn install_first_keyframe_wait(pipeline: &gst::Pipeline) -> Result<(), IngestError> {
+    let pad = sink_pad(pipeline, "first_keyframe")?;
+    let seen = std::sync::atomic::AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if !seen.load(Ordering::Relaxed) {
+            let delta = info
+                .buffer()
+                .is_some_and(|b| b.flags().contains(gst::BufferFlags::DELTA_UNIT));
+            if delta {
+                return DROP_BUFFER;
+            }
+            seen.store(true, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
     });
     Ok(())
 }

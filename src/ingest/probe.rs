@@ -32,7 +32,7 @@ pub fn probe(
     measure: Duration,
 ) -> Result<Probe, IngestError> {
     let mut src = src.clone();
-    // Decode every frame: the frame rate is the camera's, and the first frame needs no keyframe filter.
+    // Decode every frame from the first keyframe on: the frame rate is the camera's.
     src.sampling = Sampling::Interval { interval_ms: 0 };
     let queue = FrameQueue::new(1);
     let stats = Arc::new(CameraStats::default());

@@ -84,6 +84,9 @@ pub enum CameraState {
     Stopped,
     /// Not started: its model was rejected or its source could not be opened (`last_error` says why).
     Off,
+    /// The camera refused the login (401): retried only every few minutes, since cameras lock an account
+    /// after a few failed logins. Fix the username or password.
+    Unauthorized,
 }
 
 /// The running cameras' ids and counters, shared with status, telemetry and the health endpoint.
@@ -140,6 +143,7 @@ impl CameraStats {
             1 => CameraState::Streaming,
             2 => CameraState::Down,
             3 => CameraState::Stopped,
+            5 => CameraState::Unauthorized,
             _ => CameraState::Off,
         }
     }

@@ -1,5 +1,8 @@
 //! One thread per camera: connect, stream, and on any failure wait a jittered backoff and connect again.
-//! Nothing a camera does can end this loop except shutdown.
+//! Nothing a camera does can end this loop except shutdown. The delay stays short (a camera that is back
+//! is seen within seconds, even after a long outage — a pole camera costs nothing to retry), except when
+//! the camera refuses the login: then it is retried only every few minutes and shown as `unauthorized`,
+//! because real cameras lock the account after a few failed logins.
 
 use super::pipeline::{IngestError, Timeouts, run_connection};
 use super::queue::FrameQueue;
@@ -47,7 +50,8 @@ fn supervise(
     stats: &Arc<CameraStats>,
     shutdown: &Shutdown,
 ) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+    let mut refused = Backoff::new(LOGIN_RETRY_FIRST, LOGIN_RETRY_MAX);
     let mut rng = rand::rng();
     let url = redact_url(&src.url);
     let timeouts = Timeouts::for_sampling(src.sampling);
@@ -56,6 +60,7 @@ fn supervise(
         tracing::info!(camera = %src.id, %url, decoder = src.template.name, "Connecting to camera.");
         let mut on_first = |info: StreamInfo| {
             backoff.reset();
+            refused.reset();
             stats.set_state(CameraState::Streaming);
             tracing::info!(camera = %src.id, width = info.width, height = info.height, after_ms = info.first_frame_after.as_millis() as u64, "Camera streaming.");
             *stats.stream.lock().expect("stats lock") = Some(info);
@@ -63,8 +68,14 @@ fn supervise(
         match run_connection(src, queue, stats, shutdown, timeouts, &mut on_first) {
             Ok(()) => break,
             Err(error) => {
-                let delay = backoff.next_delay(&mut rng);
-                stats.set_state(CameraState::Down);
+                let unauthorized = error.is_unauthorized();
+                let delay = if unauthorized {
+                    stats.set_state(CameraState::Unauthorized);
+                    refused.next_delay(&mut rng)
+                } else {
+                    stats.set_state(CameraState::Down);
+                    backoff.next_delay(&mut rng)
+                };
                 stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 log_failure(src, &url, &error, delay);
                 *stats.last_error.lock().expect("stats lock") = Some(error.to_string());
@@ -77,6 +88,13 @@ fn supervise(
     stats.set_state(CameraState::Stopped);
 }
 
+/// Reconnect delays after a failure: from half a second, never more than a few seconds.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(4);
+/// After a refused login: a minute, growing to a quarter of an hour.
+const LOGIN_RETRY_FIRST: Duration = Duration::from_secs(60);
+const LOGIN_RETRY_MAX: Duration = Duration::from_secs(900);
+
 fn log_failure(src: &CameraSource, url: &str, error: &IngestError, delay: Duration) {
     // GStreamer's own messages may quote the location; never let credentials through.
     let message = error.to_string().replace(&src.url, url);
@@ -84,5 +102,11 @@ fn log_failure(src: &CameraSource, url: &str, error: &IngestError, delay: Durati
         IngestError::Bus { debug: Some(d), .. } => d.replace(&src.url, url),
         _ => String::new(),
     };
-    tracing::warn!(camera = %src.id, error = %message, %details, retry_in_ms = delay.as_millis() as u64, "Camera stream lost; reconnecting.");
+    if error.wrong_transport() {
+        tracing::warn!(camera = %src.id, error = %message, transport = ?src.transport, retry_in_ms = delay.as_millis() as u64, "The camera offers no stream over this transport: set transport = \"udp\" (or \"tcp\") for this camera.");
+    } else if error.is_unauthorized() {
+        tracing::error!(camera = %src.id, error = %message, retry_in_s = delay.as_secs(), "Camera refused the login (401): check its username and password (password_file / password_env). Retried only every few minutes: cameras lock the account after repeated failures.");
+    } else {
+        tracing::warn!(camera = %src.id, error = %message, %details, retry_in_ms = delay.as_millis() as u64, "Camera stream lost; reconnecting.");
+    }
 }

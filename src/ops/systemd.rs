@@ -194,9 +194,14 @@ pub fn sample(cameras: &CameraList) -> Vec<CameraSample> {
         .lock()
         .expect("camera list lock")
         .iter()
-        // A camera left off (rejected model, unreadable secret) is not waited for: restarting the daemon
-        // would not bring it back.
-        .filter(|(_, s)| s.state() != crate::ingest::CameraState::Off)
+        // A camera left off (rejected model, unreadable secret) or refusing the login is not waited for:
+        // restarting the daemon would not bring it back (and would hammer a camera that locks accounts).
+        .filter(|(_, s)| {
+            !matches!(
+                s.state(),
+                crate::ingest::CameraState::Off | crate::ingest::CameraState::Unauthorized
+            )
+        })
         .map(|(id, s)| CameraSample {
             id: id.clone(),
             // Skipped frames arrived too (the camera streams); only the analysis is behind.

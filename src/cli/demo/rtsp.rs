@@ -21,6 +21,10 @@ pub struct Clip {
     caps: gst::Caps,
     units: Arc<Vec<gst::Buffer>>,
     frame: Duration,
+    /// Each session starts at this access unit (0: the clip's first keyframe).
+    start: usize,
+    /// Served over UDP only (the server refuses RTP over the RTSP connection), like some cameras.
+    udp_only: bool,
 }
 
 impl Clip {
@@ -60,6 +64,8 @@ impl Clip {
             caps,
             units: Arc::new(units),
             frame: Duration::from_secs_f64(1.0 / fps),
+            start: 0,
+            udp_only: false,
         })
     }
 
@@ -69,6 +75,56 @@ impl Clip {
 
     pub fn frame_duration(&self) -> Duration {
         self.frame
+    }
+
+    /// Start every session in the middle of a group of pictures, `delta` frames after the next keyframe
+    /// at or after `near`, with the parameter sets sent first (as many real servers do: their SDP or a
+    /// cached header carries them). A client that decodes before the next keyframe gets garbage (grey
+    /// concealment): what a client must never analyse.
+    pub fn mid_gop(mut self, delta: usize) -> Clip {
+        let key = self
+            .units
+            .iter()
+            .position(|u| !u.flags().contains(gst::BufferFlags::DELTA_UNIT))
+            .unwrap_or(0);
+        self.start = (key + delta) % self.units.len();
+        self
+    }
+
+    /// Serve it over UDP only: a client asking for RTP over TCP is refused (461 Unsupported transport).
+    pub fn udp_only(mut self) -> Clip {
+        self.udp_only = true;
+        self
+    }
+
+    /// The keyframe's parameter sets (SPS, PPS: NAL types 7 and 8) as one byte-stream unit.
+    fn parameter_sets(&self) -> Vec<u8> {
+        let Some(key) = self
+            .units
+            .iter()
+            .find(|u| !u.flags().contains(gst::BufferFlags::DELTA_UNIT))
+        else {
+            return Vec::new();
+        };
+        let Ok(map) = key.map_readable() else {
+            return Vec::new();
+        };
+        let data = map.as_slice();
+        // Split on 00 00 01 start codes; keep the SPS and PPS NAL units with a 4-byte start code each.
+        let starts: Vec<usize> = (0..data.len().saturating_sub(3))
+            .filter(|&i| data[i..i + 3] == [0, 0, 1])
+            .map(|i| i + 3)
+            .collect();
+        let mut out = Vec::new();
+        for (n, &at) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
+            let nal = &data[at..end];
+            if nal.first().is_some_and(|h| matches!(h & 0x1f, 7 | 8)) {
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                out.extend_from_slice(nal.strip_suffix(&[0]).unwrap_or(nal));
+            }
+        }
+        out
     }
 }
 
@@ -191,6 +247,9 @@ fn clip_factory(clip: &Clip, stopped: &Arc<AtomicBool>) -> rtsp::RTSPMediaFactor
     // one's media is being torn down (a camera restarted by a reload) could join a dying stream and get
     // no frame at all.
     factory.set_shared(false);
+    if clip.udp_only {
+        factory.set_protocols(rtsp::gst_rtsp::RTSPLowerTrans::UDP);
+    }
     let (clip, feeder_stop) = (clip.clone(), stopped.clone());
     factory.connect_media_configure(move |_, media| {
         let Some(appsrc) = media
@@ -215,7 +274,7 @@ fn clip_factory(clip: &Clip, stopped: &Arc<AtomicBool>) -> rtsp::RTSPMediaFactor
 /// Push the clip's frames in a loop, paced to real time, until the media goes away or the server stops.
 fn feed(appsrc: &gst_app::AppSrc, clip: &Clip, stop: &AtomicBool) {
     let start = Instant::now();
-    for (n, unit) in clip.units.iter().cycle().enumerate() {
+    for (n, unit) in clip.units.iter().cycle().skip(clip.start).enumerate() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
@@ -223,7 +282,20 @@ fn feed(appsrc: &gst_app::AppSrc, clip: &Clip, stop: &AtomicBool) {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let mut buffer = unit.copy();
+        let mut buffer = if n == 0 && clip.start > 0 {
+            // Mid-GOP: the parameter sets first, in the same unit, so the client can start decoding.
+            let mut bytes = clip.parameter_sets();
+            if let Ok(map) = unit.map_readable() {
+                bytes.extend_from_slice(map.as_slice());
+            }
+            let mut b = gst::Buffer::from_mut_slice(bytes);
+            b.get_mut()
+                .expect("fresh buffer is writable")
+                .set_flags(gst::BufferFlags::DELTA_UNIT);
+            b
+        } else {
+            unit.copy()
+        };
         {
             let b = buffer.get_mut().expect("fresh copy is writable");
             b.set_pts(gst::ClockTime::NONE);
