@@ -127,7 +127,7 @@ fn every_key_refuses_out_of_range_infinite_huge_and_malformed_values_and_run_ref
             "storage.evidence_max_age_h",
         ),
         bad("", "[storage]\nreserve_mb = 0", "storage.reserve_mb"),
-        bad("", "[storage]\nreserve_mb = 1e9", "storage.reserve_mb"),
+        bad("", "[storage]\nreserve_mb = 1000000", "storage.reserve_mb"),
         bad("", state_dir_is_file, "is a file, not a directory"),
         bad(
             "",
