@@ -193,7 +193,7 @@ fn scene_rows(config: &Config) -> Vec<Row> {
         .iter()
         .flat_map(|c| {
             let cam = c.get_ref();
-            super::scene::reference_states(config, cam)
+            crate::plan::scene_reference_states(config, cam)
                 .into_iter()
                 .map(|(zone, state)| Row::pass(format!("scene {}/{zone}", cam.id), state))
         })

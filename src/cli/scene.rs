@@ -1,43 +1,11 @@
-//! Scene-change references from the installer's side: what `check` and `snapshot` say about each
-//! scene-change zone's reference, and `streetsight scene-reference CAMERA ZONE`, which makes the camera's
-//! frame now the zone's clean reference — for the moment the installer has cleaned the spot and is still
+//! `streetsight scene-reference CAMERA ZONE`: the camera's frame now becomes a scene-change zone's clean
+//! reference — for the moment the installer has cleaned the spot and is still
 //! standing at the pole, whether or not the agent runs.
 
 use super::snapshot::{SnapshotError, grab};
-use crate::config::{CameraConfig, Config, LoadedConfig};
+use crate::config::LoadedConfig;
 use crate::incident::ModelInfo;
 use std::time::Duration;
-
-/// Each scene-change zone of `cam` and what its reference is: kept (size, when taken) or still to take.
-pub fn reference_states(config: &Config, cam: &CameraConfig) -> Vec<(String, String)> {
-    cam.scene_change
-        .iter()
-        .map(|r| {
-            let zone = r.get_ref().zone.get_ref();
-            let file = crate::plan::scene_reference_file(
-                config.storage.state_dir.get_ref(),
-                &cam.id,
-                zone,
-            );
-            let state = match std::fs::metadata(&file) {
-                Ok(m) => format!(
-                    "reference kept ({} bytes, taken {})",
-                    m.len(),
-                    m.modified()
-                        .map(|t| chrono::DateTime::<chrono::Utc>::from(t)
-                            .format("%Y-%m-%d %H:%M UTC")
-                            .to_string())
-                        .unwrap_or_else(|_| "at an unknown time".into())
-                ),
-                Err(_) => format!(
-                    "no reference yet: the first frame without movement in the zone becomes it; or run `streetsight scene-reference {} {zone}` (or send the scene_reference command) while the zone is clean",
-                    cam.id
-                ),
-            };
-            (zone.clone(), state)
-        })
-        .collect()
-}
 
 /// Take camera `camera`'s frame now as the clean reference of its scene-change zone `zone` and keep it
 /// where the agent reads it; returns what was done.

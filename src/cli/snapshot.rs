@@ -137,7 +137,7 @@ pub fn take(
         masks.len(),
         probe.first_frame_after.as_millis()
     );
-    for (zone, state) in super::scene::reference_states(config, cam) {
+    for (zone, state) in crate::plan::scene_reference_states(config, cam) {
         summary.push_str(&format!("\n  scene zone {zone}: {state}"));
     }
     Ok(Snapshot { image, summary })

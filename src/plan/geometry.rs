@@ -1,8 +1,9 @@
-//! A camera's geometry: where its scene references live, its zones' real areas (configured or through the
-//! ground homography), and the checks of masks, ground calibration and zone membership parameters.
+//! A camera's geometry: where its scene references live (and whether each is there yet), its zones' real
+//! areas (configured or through the ground homography), and the checks of masks, ground calibration and
+//! zone membership parameters.
 
 use super::check::{Check, self_intersects};
-use crate::config::{CameraConfig, ZoneConfig};
+use crate::config::{CameraConfig, Config, ZoneConfig};
 use crate::incident::ModelInfo;
 use crate::rules::{Homography, Polygon};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,37 @@ pub fn scene_reference_file(state_dir: &Path, camera: &str, zone: &str) -> PathB
     state_dir
         .join("scene")
         .join(format!("{camera}--{zone}.ref"))
+}
+
+/// Each scene-change zone of `cam` and what its reference is: kept (size, when taken) or still to take.
+pub fn scene_reference_states(config: &Config, cam: &CameraConfig) -> Vec<(String, String)> {
+    cam.scene_change
+        .iter()
+        .map(|r| {
+            let zone = r.get_ref().zone.get_ref();
+            let file = scene_reference_file(
+                config.storage.state_dir.get_ref(),
+                &cam.id,
+                zone,
+            );
+            let state = match std::fs::metadata(&file) {
+                Ok(m) => format!(
+                    "reference kept ({} bytes, taken {})",
+                    m.len(),
+                    m.modified()
+                        .map(|t| chrono::DateTime::<chrono::Utc>::from(t)
+                            .format("%Y-%m-%d %H:%M UTC")
+                            .to_string())
+                        .unwrap_or_else(|_| "at an unknown time".into())
+                ),
+                Err(_) => format!(
+                    "no reference yet: the first frame without movement in the zone becomes it; or run `streetsight scene-reference {} {zone}` (or send the scene_reference command) while the zone is clean",
+                    cam.id
+                ),
+            };
+            (zone.clone(), state)
+        })
+        .collect()
 }
 
 /// A zone's area: configured, or projected through the camera's ground homography.

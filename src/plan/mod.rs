@@ -17,7 +17,7 @@ mod validate;
 
 pub use analyser::{analyser, has_rule};
 pub use camera::camera_source;
-pub use geometry::{scene_reference_file, zone_area};
+pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
 pub use model::load_model;
 pub use uplink::{store_bounds, uplink_settings};
 
