@@ -64,6 +64,7 @@ levels = [{{ name = "l4", min_density = 4.0 }}, {{ name = "l5", min_density = 5.
 hysteresis = 0.0
 sustain_s = 0
 clear_s = 0
+incident = {{ update_interval_s = 1 }}
 [[camera]]
 id = "steady"
 url = "{camera_url}"
@@ -110,6 +111,8 @@ class Events:
         self.out = Path(work) / "subscriber.log"
         self.proc = Proc("subscriber", ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c",
                                         "-i", "experiment-sub", "-t", "exp/pole/events", "-F", "%p"], work)
+        # Subscribed (and its session on the broker) before anything is published or the broker stops.
+        time.sleep(2)
 
     def read(self):
         events = []
@@ -137,6 +140,10 @@ class Agent:
             ids += STORED.findall(text)
         return ids
 
+    def log_lines(self):
+        return [l for i in range(1, self.n + 1)
+                for l in (self.work / f"agent-{i}.log").read_text(errors="replace").splitlines()]
+
     def lines(self, needle):
         return sum((self.work / f"agent-{i}.log").read_text(errors="replace").count(needle)
                    for i in range(1, self.n + 1))
@@ -162,6 +169,7 @@ def summary(name, agent, events, **extra):
     steady = [e for e in got if e["camera"]["id"] == "steady"]
     opened = {e["incident_id"] for e in steady if e["phase"] == "opened"}
     resolved = {e["incident_id"]: e.get("reason") for e in steady if e["phase"] == "resolved"}
+    missing = [i for i in stored if i not in set(ids)]
     row = {
         "experiment": name,
         "stored": len(stored),
@@ -172,6 +180,7 @@ def summary(name, agent, events, **extra):
         "not_stored_lines": agent.lines("it is lost"),
         "steady_incidents_opened": len(opened),
         "steady_resolved": resolved,
+        "missing": [l for l in agent.log_lines() if any(m in l for m in missing[:3])][:3],
         **extra,
     }
     print(json.dumps(row), flush=True)
