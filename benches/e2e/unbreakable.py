@@ -89,6 +89,9 @@ class Broker:
     def __init__(self, work):
         self.work, self.port = Path(work), free_port()
         (self.work / "broker").mkdir(exist_ok=True)
+        # mosquitto started as root runs as the `mosquitto` user: it must be able to write its database.
+        os.chmod(self.work, 0o755)
+        os.chmod(self.work / "broker", 0o777)
         self.conf = self.work / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                              f"persistence_location {self.work / 'broker'}/\nmax_queued_messages 1000000\n"
