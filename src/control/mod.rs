@@ -10,6 +10,7 @@
 pub mod audit;
 mod cases;
 pub mod command;
+mod replay;
 mod worker;
 
 pub use worker::{Pending, Verified, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept};
@@ -19,8 +20,9 @@ use crate::detect::Detector;
 use crate::plan::load_model;
 use crate::uplink::{IncomingCommand, Messenger};
 use audit::{AuditEntry, AuditLog};
-use command::{Command, CommandError, ReplayGuard, Reply, Request};
+use command::{Command, CommandError, Reply, Request};
 use crossbeam_channel::{Receiver, Sender, bounded};
+use replay::ReplayGuard;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -32,12 +32,8 @@ pub(super) fn after_downtime(sink: &Sink) {
 
 /// The suppressions kept on disk that are still in force.
 pub(super) fn kept_suppressions(writer: &OutboxWriter) -> Vec<Suppression> {
-    let now = SystemTime::now();
-    let list: Vec<Suppression> = writer
-        .suppressions()
-        .into_iter()
-        .filter(|s| now < s.until)
-        .collect();
+    let list =
+        Suppressions::new(writer.suppressions(), SystemTime::now()).active(SystemTime::now());
     if !list.is_empty() {
         tracing::info!(count = list.len(), "Suppressions from before are in force.");
     }

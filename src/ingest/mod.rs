@@ -3,6 +3,7 @@
 //! A camera that fails never stops the others or the daemon.
 
 mod codec;
+mod credentials;
 mod pipeline;
 mod probe;
 mod queue;

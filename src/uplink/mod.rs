@@ -2,13 +2,13 @@
 //! `offline` last will, TLS with client certificates. A message counts as delivered only on PUBACK.
 
 mod book;
-mod ledger;
 mod options;
 mod outbox;
 mod session;
 mod store;
 mod telemetry;
 mod topics;
+mod writer;
 
 pub use options::{TlsFiles, UplinkSettings, mqtt_options, session_options};
 pub use outbox::Outbox;
@@ -20,9 +20,9 @@ pub use telemetry::{
     TelemetrySource,
 };
 pub use topics::{BusyReply, CommandInbox, IncomingCommand, Messenger, Topics};
+pub use writer::OutboxWriter;
 
 use crate::base::Shutdown;
-use crate::incident::Publication;
 use book::{Book, TRANSIENT_IDS, WINDOW};
 
 /// A drained outbox whose files take more than this is shrunk (an ordinary empty one is left alone, so the
@@ -77,57 +77,6 @@ pub struct UplinkStats {
     pub oldest_created_ms: std::sync::atomic::AtomicI64,
     /// Events acknowledged by the broker (PUBACK).
     pub delivered_events: AtomicU64,
-}
-
-/// The producer side of the outbox: model workers append publications here; `append` returns once the
-/// records are committed to disk.
-#[derive(Clone)]
-pub struct OutboxWriter {
-    store: Arc<Mutex<Store>>,
-    topics: Topics,
-    notify: mpsc::UnboundedSender<Vec<Meta>>,
-}
-
-impl OutboxWriter {
-    /// Durably enqueue an event with its evidence (evidence first, so it reaches the broker before its event).
-    pub fn append(&self, p: &Publication) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(&p.event).expect("events serialise");
-        let evidence_topics: Vec<String> = p
-            .event
-            .evidence
-            .iter()
-            .map(|e| self.topics.under(&e.topic))
-            .collect();
-        let mut records: Vec<(Kind, &str, &[u8])> = evidence_topics
-            .iter()
-            .zip(&p.evidence)
-            .map(|(t, e)| (Kind::Evidence, t.as_str(), e.jpeg.as_slice()))
-            .collect();
-        let events = self.topics.events();
-        records.push((Kind::Event, events.as_str(), json.as_slice()));
-        let case_json = p.case.as_ref().map(|c| (c.key(), ledger::case_json(c)));
-        let case = case_json.as_ref().map(|(key, json)| CaseRow {
-            key: *key,
-            record: json.as_deref(),
-        });
-        let mut store = self.store.lock().expect("outbox lock");
-        let mut metas = store.append_with(&records, case)?;
-        // Latency is measured from the frame the event reports (`last_seen`); a resolution reports the
-        // absence of something, so it counts from when the event was made.
-        let seen = match p.event.phase {
-            crate::incident::Phase::Resolved => &p.event.time,
-            _ => &p.event.last_seen,
-        };
-        if let (Some(event), Ok(seen)) =
-            (metas.last_mut(), chrono::DateTime::parse_from_rfc3339(seen))
-        {
-            event.seen_ms = Some(seen.timestamp_millis());
-        }
-        // Told while the store is still locked: whoever locks it next (the bounds check) finds the
-        // notice already queued, so its view of the queue matches the store's bytes.
-        let _ = self.notify.send(metas);
-        Ok(())
-    }
 }
 
 /// The uplink task's inputs.

@@ -1,13 +1,17 @@
-//! What the agent keeps beside its outbox, in the same SQLite file: the cases open or cooling down (each
+//! The producer side of the outbox — publications are appended (committed before `append` returns) — and
+//! what the agent keeps beside it, in the same SQLite file: the cases open or cooling down (each
 //! committed in the transaction of the event that changed it, so a `kill -9` can never leave a case the
 //! city was not told about, or tell the city about a case it forgot), the dispatcher's suppressions, and
 //! when the agent was last alive (a restart after a long downtime does not pretend it watched meanwhile).
 
-use super::OutboxWriter;
-use super::store::{CaseRow, Store, StoreError};
+use super::Topics;
+use super::store::{CaseRow, Kind, Meta, Store, StoreError};
+use crate::incident::Publication;
 use crate::incident::{CaseChange, CaseRecord, Suppression};
 use rusqlite::{OptionalExtension, params};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
 
 impl Store {
     /// Every kept case's record (JSON), by camera, zone and category.
@@ -52,8 +56,59 @@ impl Store {
     }
 }
 
+/// The producer side of the outbox: model workers append publications here; `append` returns once the
+/// records are committed to disk.
+#[derive(Clone)]
+pub struct OutboxWriter {
+    pub(super) store: Arc<Mutex<Store>>,
+    pub(super) topics: Topics,
+    pub(super) notify: mpsc::UnboundedSender<Vec<Meta>>,
+}
+
+impl OutboxWriter {
+    /// Durably enqueue an event with its evidence (evidence first, so it reaches the broker before its event).
+    pub fn append(&self, p: &Publication) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(&p.event).expect("events serialise");
+        let evidence_topics: Vec<String> = p
+            .event
+            .evidence
+            .iter()
+            .map(|e| self.topics.under(&e.topic))
+            .collect();
+        let mut records: Vec<(Kind, &str, &[u8])> = evidence_topics
+            .iter()
+            .zip(&p.evidence)
+            .map(|(t, e)| (Kind::Evidence, t.as_str(), e.jpeg.as_slice()))
+            .collect();
+        let events = self.topics.events();
+        records.push((Kind::Event, events.as_str(), json.as_slice()));
+        let case_json = p.case.as_ref().map(|c| (c.key(), case_json(c)));
+        let case = case_json.as_ref().map(|(key, json)| CaseRow {
+            key: *key,
+            record: json.as_deref(),
+        });
+        let mut store = self.store.lock().expect("outbox lock");
+        let mut metas = store.append_with(&records, case)?;
+        // Latency is measured from the frame the event reports (`last_seen`); a resolution reports the
+        // absence of something, so it counts from when the event was made.
+        let seen = match p.event.phase {
+            crate::incident::Phase::Resolved => &p.event.time,
+            _ => &p.event.last_seen,
+        };
+        if let (Some(event), Ok(seen)) =
+            (metas.last_mut(), chrono::DateTime::parse_from_rfc3339(seen))
+        {
+            event.seen_ms = Some(seen.timestamp_millis());
+        }
+        // Told while the store is still locked: whoever locks it next (the bounds check) finds the
+        // notice already queued, so its view of the queue matches the store's bytes.
+        let _ = self.notify.send(metas);
+        Ok(())
+    }
+}
+
 /// The JSON of a case change, and the row it writes.
-pub(super) fn case_json(change: &CaseChange) -> Option<String> {
+fn case_json(change: &CaseChange) -> Option<String> {
     match change {
         CaseChange::Keep(r) => Some(serde_json::to_string(r).expect("case records serialise")),
         CaseChange::Forget { .. } => None,
