@@ -6,6 +6,8 @@
 //! - [`config`]   the one TOML file as serde structs with their spans; parsing, nothing else
 //! - the stages, in the order the data flows (each may use the stages before it):
 //!   - [`ingest`]   RTSP → GStreamer → sampled RGB frames, one supervised pipeline per camera
+//!   - [`health`]   is the picture the one the zones were drawn on: moved, covered, blurred, frozen,
+//!     brightness, colour against a reference view (pure)
 //!   - [`detect`]   model bundles and ONNX Runtime sessions; pre-processing, decoding, NMS
 //!   - [`track`]    stable track ids across sampled frames (pure)
 //!   - [`rules`]    zones, masks, schedules and the category rules as pure state machines
@@ -25,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod detect;
+pub mod health;
 pub mod incident;
 pub mod ingest;
 pub mod ops;

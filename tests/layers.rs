@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     // The stages, in the order the data flows.
     &["ingest"],
+    &["health"],
     &["detect"],
     &["track"],
     &["rules"],
@@ -190,7 +191,9 @@ fn imports_only_look_down() {
 /// structs.
 #[test]
 fn no_stage_reads_the_configuration() {
-    let stages = ["ingest", "detect", "track", "rules", "incident", "uplink"];
+    let stages = [
+        "ingest", "health", "detect", "track", "rules", "incident", "uplink",
+    ];
     let readers: Vec<String> = module_edges(&sources())
         .into_iter()
         .filter(|((from, to), _)| stages.contains(&from.as_str()) && to == "config")

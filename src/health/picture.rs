@@ -1,0 +1,148 @@
+//! What the health checks read from one frame, in one pass over a fraction of its rows: a small grey
+//! thumbnail (registration, texture per cell), the sharpness of the full-resolution picture, brightness,
+//! clipped highlights, colour cast, and a sparse set of raw pixels (to tell a frozen picture from a still
+//! street: a frozen one repeats them exactly, a live sensor never does).
+
+use crate::base::ImageView;
+
+/// Thumbnail width (its height follows the frame's aspect; both fit the registration grid).
+pub(super) const THUMB: usize = 128;
+/// Texture cells across and down the thumbnail.
+pub(super) const CELLS_X: usize = 8;
+pub(super) const CELLS_Y: usize = 6;
+/// Every this many rows of the full frame are read for sharpness and the raw samples.
+const ROW_STEP: usize = 4;
+/// Raw-pixel samples across a sampled row.
+const SAMPLES_PER_ROW: usize = 64;
+/// Added to a mean luma before dividing by it, so near-black noise does not count as texture.
+pub(super) const DARK_OFFSET: f32 = 10.0;
+
+/// One frame as the health checks see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    /// Grey thumbnail, `tw × th`, luma 0..255.
+    pub grey: Vec<f32>,
+    pub tw: usize,
+    pub th: usize,
+    /// Texture of each cell of the thumbnail (mean absolute gradient over mean luma), row-major.
+    pub texture: Vec<f32>,
+    /// Root-mean-square gradient of the full-resolution luma over its mean: falls when the picture blurs.
+    pub sharpness: f32,
+    /// Mean luma, 0..255.
+    pub brightness: f32,
+    /// Fraction of the thumbnail at or above 250 (blown out).
+    pub clipped: f32,
+    /// Spread of the mean red, green and blue over the mean luma: 0 for a neutral (or infrared grey)
+    /// picture, large for a picture with one colour missing or dominant.
+    pub cast: f32,
+    /// Raw luma of a sparse, fixed set of pixels.
+    pub samples: Vec<u8>,
+}
+
+impl Picture {
+    /// Read `image`: a quarter of its rows for the full-resolution figures, area averages for the thumbnail.
+    pub fn read(image: &ImageView) -> Picture {
+        let (w, h) = (image.width(), image.height());
+        let tw = THUMB.min(w);
+        let th = ((tw * h + w / 2) / w).clamp(1, super::register::GRID.min(h));
+        let mut sums = vec![0u64; tw * th];
+        let mut counts = vec![0u32; tw * th];
+        let col_of: Vec<usize> = (0..w).map(|x| x * tw / w).collect();
+        let (mut rgb, mut grad2, mut grad_n, mut read) = ([0u64; 3], 0f64, 0u64, 0u64);
+        let mut samples = Vec::with_capacity(SAMPLES_PER_ROW * h / ROW_STEP + 1);
+        let sample_step = (w / SAMPLES_PER_ROW).max(1);
+        let mut here: Vec<i32> = Vec::with_capacity(w);
+        let mut below: Vec<i32> = Vec::with_capacity(w);
+        // Every other row feeds the thumbnail and the colour means; every fourth also the gradient, with
+        // its right-hand and lower neighbours, and the raw samples.
+        for y in (0..h).step_by(2) {
+            let row = image.row(y);
+            luma_row(row, &mut here);
+            let ty = y * th / h;
+            for (x, l) in here.iter().enumerate() {
+                let t = ty * tw + col_of[x];
+                sums[t] += *l as u64;
+                counts[t] += 1;
+            }
+            read += w as u64;
+            for p in row.chunks_exact(3) {
+                rgb[0] += p[0] as u64;
+                rgb[1] += p[1] as u64;
+                rgb[2] += p[2] as u64;
+            }
+            if y % ROW_STEP != 0 || y + 1 >= h {
+                continue;
+            }
+            luma_row(image.row(y + 1), &mut below);
+            for (x, pair) in here.windows(2).enumerate() {
+                let (dx, dy) = (pair[1] - pair[0], below[x] - pair[0]);
+                grad2 += (dx * dx + dy * dy) as f64;
+            }
+            grad_n += here.len().saturating_sub(1) as u64;
+            samples.extend(here.iter().step_by(sample_step).map(|&l| l as u8));
+        }
+        let grey: Vec<f32> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, n)| *s as f32 / (*n).max(1) as f32)
+            .collect();
+        let pixels = read.max(1) as f32;
+        let means = rgb.map(|c| c as f32 / pixels);
+        let brightness = 0.299 * means[0] + 0.587 * means[1] + 0.114 * means[2];
+        let spread = means.iter().cloned().fold(f32::MIN, f32::max)
+            - means.iter().cloned().fold(f32::MAX, f32::min);
+        let rms = (grad2 / grad_n.max(1) as f64).sqrt() as f32;
+        Picture {
+            texture: texture(&grey, tw, th),
+            clipped: grey.iter().filter(|v| **v >= 250.0).count() as f32 / grey.len() as f32,
+            grey,
+            tw,
+            th,
+            sharpness: rms / (brightness + DARK_OFFSET),
+            brightness,
+            cast: spread / (brightness + DARK_OFFSET),
+            samples,
+        }
+    }
+}
+
+/// BT.601 luma of a packed RGB row, in 8.8 fixed point.
+fn luma_row(row: &[u8], out: &mut Vec<i32>) {
+    out.clear();
+    out.extend(
+        row.chunks_exact(3)
+            .map(|p| (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8),
+    );
+}
+
+/// Mean absolute gradient over mean luma per cell of a `tw × th` thumbnail.
+pub(super) fn texture(grey: &[f32], tw: usize, th: usize) -> Vec<f32> {
+    let mut grad = [0f32; CELLS_X * CELLS_Y];
+    let mut luma = [0f32; CELLS_X * CELLS_Y];
+    let mut n = [0u32; CELLS_X * CELLS_Y];
+    for y in 0..th.saturating_sub(1) {
+        for x in 0..tw.saturating_sub(1) {
+            let v = grey[y * tw + x];
+            let g = (grey[y * tw + x + 1] - v).abs() + (grey[(y + 1) * tw + x] - v).abs();
+            let c = (y * CELLS_Y / th) * CELLS_X + x * CELLS_X / tw;
+            grad[c] += g;
+            luma[c] += v;
+            n[c] += 1;
+        }
+    }
+    (0..grad.len())
+        .map(|c| {
+            let k = n[c].max(1) as f32;
+            (grad[c] / k) / (luma[c] / k + DARK_OFFSET)
+        })
+        .collect()
+}
+
+/// Fraction of sampled pixels whose raw value differs between two pictures of the same size (1 when the
+/// sizes differ: a new resolution is a change).
+pub(super) fn changed_fraction(a: &[u8], b: &[u8]) -> f32 {
+    if a.len() != b.len() || a.is_empty() {
+        return 1.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x.abs_diff(**y) > 1).count() as f32 / a.len() as f32
+}
