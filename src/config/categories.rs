@@ -3,7 +3,7 @@
 //! Three code systems are in use and a city configures whichever its platform files cases by:
 //! GB/T 47678.5-2026 (5 digits, 2+3; replaces GB/T 30428.2 from 2026-07-01), GB/T 30428.2-2013 (2+2, written
 //! `04-06`) and CJ/T 214-2007. Each city also maps them to its own integer type ids. No standard has a crowd
-//! item, so crowds ship under a local extension code.
+//! item, so crowds ship under a local extension code, and so do the camera's own faults (`camera_health`).
 
 pub use crate::base::CategoryCodes;
 use std::collections::BTreeMap;
@@ -61,6 +61,10 @@ pub fn default_categories() -> BTreeMap<String, CategoryCodes> {
         (
             "crowd_density".into(),
             entry("人群聚集", None, None, Some("99-01")),
+        ),
+        (
+            "camera_health".into(),
+            entry("视频质量异常", None, None, Some("99-02")),
         ),
     ])
 }

@@ -7,10 +7,12 @@
 //! how to fix it) and builds each stage's settings. No stage reads these structs.
 
 pub mod categories;
+mod health;
 mod load;
 mod rules;
 
 pub use categories::{CategoryCodes, default_categories};
+pub use health::HealthConfig;
 pub use load::{ConfigError, ConfigErrors, Lines, LoadedConfig, parse, parse_str, resolve};
 pub use rules::{
     Anchor, BIN_OVERFLOW, CROWD_INCIDENT_CLEAR_S, GroundConfig, IncidentConfig, LAUNDRY,
@@ -339,6 +341,9 @@ pub struct CameraConfig {
     /// Model-free change-against-reference rules.
     #[serde(default)]
     pub scene_change: Vec<Spanned<SceneRuleConfig>>,
+    /// Camera health checks (moved, covered, blurred, frozen, brightness, colour); all on by default.
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 /// A zone of a camera's view.

@@ -34,6 +34,9 @@ pub enum Request {
     Incidents { camera: Option<String> },
     /// Take a new clean reference for a scene-change zone on the next quiet frame.
     SceneReference { camera: String, zone: String },
+    /// The installer confirms the camera's view as it is now: it becomes the reference view, health
+    /// conditions clear and paused rules resume.
+    ConfirmView { camera: String },
     /// Re-read and validate the configuration file; apply it if valid, keep the running one otherwise.
     Reload,
 }
@@ -48,13 +51,14 @@ impl Request {
             Request::Suppressions => "suppressions",
             Request::Incidents { .. } => "incidents",
             Request::SceneReference { .. } => "scene_reference",
+            Request::ConfirmView { .. } => "confirm_view",
             Request::Reload => "reload",
         }
     }
 }
 
 /// The command names this agent understands.
-pub const COMMANDS: [&str; 8] = [
+pub const COMMANDS: [&str; 9] = [
     "snapshot",
     "verify",
     "suppress",
@@ -62,6 +66,7 @@ pub const COMMANDS: [&str; 8] = [
     "suppressions",
     "incidents",
     "scene_reference",
+    "confirm_view",
     "reload",
 ];
 
@@ -148,6 +153,12 @@ struct IncidentsArgs {
 struct SceneReferenceArgs {
     camera: String,
     zone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CameraArgs {
+    camera: String,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +320,9 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
                 zone: a.zone,
             })
         }
+        "confirm_view" => {
+            args_of::<CameraArgs>(name, args).map(|a| Request::ConfirmView { camera: a.camera })
+        }
         "reload" => args_of::<NoArgs>(name, args).map(|_| Request::Reload),
         other => Err(CommandError::new(
             "unknown_command",
@@ -320,7 +334,9 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
         )),
     };
     let too_long = match &request {
-        Ok(Request::Snapshot { camera }) => vec![camera.as_str()],
+        Ok(Request::Snapshot { camera }) | Ok(Request::ConfirmView { camera }) => {
+            vec![camera.as_str()]
+        }
         Ok(Request::Verify { incident_id }) => vec![incident_id.as_str()],
         Ok(Request::Suppress {
             camera,

@@ -189,6 +189,7 @@ impl Control {
             Request::Suppressions => Ok(self.list_suppressions()),
             Request::Incidents { camera } => Ok(self.incidents(camera.as_deref())),
             Request::SceneReference { camera, zone } => self.scene_reference(camera, zone),
+            Request::ConfirmView { camera } => self.confirm_view(camera),
             Request::Reload => self.reload(),
         };
         let (label, detail, reply) = match outcome {
@@ -306,6 +307,24 @@ impl Control {
         Ok(serde_json::json!({ "camera": camera, "zone": zone, "reference": "taken" }))
     }
 
+    fn confirm_view(&self, camera: &str) -> Result<serde_json::Value, CommandError> {
+        let worker = self.owner(camera)?;
+        let (reply, answer) = bounded(1);
+        send(
+            &worker,
+            WorkerCmd::ConfirmView {
+                camera: camera.into(),
+                reply,
+            },
+        )?;
+        wait(&answer, self.frame_wait)?.map_err(|e| CommandError::new("failed", e))?;
+        Ok(serde_json::json!({
+            "camera": camera,
+            "view": "confirmed",
+            "reference": "the next usable frame becomes the reference view",
+        }))
+    }
+
     fn reload(&self) -> Result<serde_json::Value, CommandError> {
         let Ok(_gate) = self.reloading.try_lock() else {
             return Err(CommandError::new(
@@ -401,6 +420,7 @@ fn describe(r: &Request) -> serde_json::Value {
         Request::SceneReference { camera, zone } => {
             serde_json::json!({ "camera": camera, "zone": zone })
         }
+        Request::ConfirmView { camera } => serde_json::json!({ "camera": camera }),
         Request::Reload | Request::Suppressions => serde_json::Value::Null,
     }
 }

@@ -29,6 +29,11 @@ pub enum WorkerCmd {
         zone: String,
         reply: Sender<Result<(), String>>,
     },
+    /// The camera's view as it is now becomes its reference view.
+    ConfirmView {
+        camera: String,
+        reply: Sender<Result<(), String>>,
+    },
 }
 
 /// A worker's answer to a verify.
@@ -188,5 +193,21 @@ pub fn accept<'a>(
             deadline,
             reply,
         }),
+        WorkerCmd::ConfirmView { camera, reply } => {
+            let answer = match analysers
+                .find(|a| a.camera_id() == camera)
+                .map(|a| a.confirm_view())
+            {
+                Some(true) => {
+                    tracing::info!(camera = %camera, "View confirmed by command; the next usable frame becomes the reference view.");
+                    Ok(())
+                }
+                Some(false) => Err(format!(
+                    "camera `{camera}` has every health check off ([camera.health]); there is no view to confirm"
+                )),
+                None => Err(format!("camera `{camera}` is not analysed by this worker")),
+            };
+            let _ = reply.send(answer);
+        }
     }
 }

@@ -88,6 +88,7 @@ pub async fn run(
         counters: Arc::default(),
         status_changed: Arc::default(),
         scenes: Arc::default(),
+        health: Arc::default(),
         models: Arc::default(),
         workers: Arc::default(),
         suppressions: crate::incident::Suppressions::default(),
@@ -97,6 +98,7 @@ pub async fn run(
         shared.camera_stats.clone(),
         shared.models.clone(),
         shared.scenes.clone(),
+        shared.health.clone(),
         disk.clone(),
     );
     // The uplink and its durable outbox come first: the backlog is read before producers start.
@@ -110,9 +112,11 @@ pub async fn run(
         .suppressions
         .replace(cases::kept_suppressions(&writer));
     let alive = cases::keep_alive(writer.clone(), disk.clone(), shutdown.clone());
-    uplink
-        .telemetry()
-        .watch(shared.camera_stats.clone(), disk.clone());
+    uplink.telemetry().watch(
+        shared.camera_stats.clone(),
+        disk.clone(),
+        shared.health.clone(),
+    );
     // One reload at a time: a second one while the first is applied is answered `busy`.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
     let audit = crate::control::open_audit(&config.storage.state_dir.get_ref().join("audit.jsonl"));
@@ -232,6 +236,8 @@ struct Shared {
     status_changed: Arc<tokio::sync::Notify>,
     /// Scene-change zones and whether each has its reference.
     scenes: crate::incident::SceneBoard,
+    /// Each camera's health as its worker last judged it.
+    health: crate::incident::HealthBoard,
     models: Arc<Mutex<Vec<ModelStatus>>>,
     workers: WorkerRegistry,
     /// A dispatcher's suppressions, read by every analyser (kept on disk by the control side).
@@ -337,6 +343,7 @@ fn start_worker(
         frame_wait: Duration::from_secs(*loaded.config.uplink.command_wait_s.get_ref()),
         evidence: worker::Evidence::start(sink.clone()),
         scenes: shared.scenes.clone(),
+        health: shared.health.clone(),
         status_changed: shared.status_changed.clone(),
         shutdown: shutdown.clone(),
     };
@@ -489,6 +496,7 @@ struct CameraStatus {
     /// quiet frame, or on the `scene_reference` command).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     scene_zones: Vec<crate::incident::SceneZoneState>,
+    health: crate::health::HealthReport,
 }
 
 /// The retained status: cameras and their state, models and theirs.
@@ -497,10 +505,12 @@ fn status_source(
     cameras: CameraList,
     models: Arc<Mutex<Vec<ModelStatus>>>,
     scenes: crate::incident::SceneBoard,
+    health: crate::incident::HealthBoard,
     disk: Arc<crate::base::DiskGuard>,
 ) -> StatusSource {
     Arc::new(move |state: &str| {
         let scenes = scenes.lock().expect("scene board lock").clone();
+        let health = health.lock().expect("health board lock").clone();
         let cameras = cameras
             .lock()
             .expect("status lock")
@@ -511,6 +521,10 @@ fn status_source(
                 last_error: s.last_error.lock().expect("stats lock").clone(),
                 frames_in: s.frames_in.load(std::sync::atomic::Ordering::Relaxed),
                 scene_zones: scenes.get(&**id).cloned().unwrap_or_default(),
+                health: crate::health::HealthReport::shown(
+                    health.get(&**id),
+                    s.state() == crate::ingest::CameraState::Streaming,
+                ),
             })
             .collect();
         let status = Status {

@@ -80,6 +80,14 @@ impl Evidence {
     }
 }
 
+/// Camera `id`'s health after its last frame.
+fn analyser_health(
+    analysers: &HashMap<String, (Analyser, Arc<CameraStats>)>,
+    id: &str,
+) -> Option<crate::health::HealthReport> {
+    analysers.get(id).and_then(|(a, _)| a.health().cloned())
+}
+
 /// One model's worker: detect on frames from its cameras, run each camera's rules, emit events, and
 /// carry out commands for its cameras.
 pub(super) struct ModelWorker {
@@ -95,6 +103,8 @@ pub(super) struct ModelWorker {
     pub(super) evidence: Evidence,
     /// Where the cameras' scene-zone reference states are shown, and whom to tell when one changes.
     pub(super) scenes: SceneBoard,
+    /// Where the cameras' health is shown (status, telemetry, `/healthz`, `/metrics`).
+    pub(super) health: crate::incident::HealthBoard,
     pub(super) status_changed: Arc<tokio::sync::Notify>,
     pub(super) shutdown: Shutdown,
 }
@@ -155,6 +165,16 @@ impl ModelWorker {
         }
         if took_reference {
             self.show_scene_states(&frame.camera);
+        }
+        if let Some(report) = analyser_health(&self.analysers, &frame.camera) {
+            let mut board = self.health.lock().expect("health board lock");
+            let changed = board
+                .get(&*frame.camera)
+                .is_none_or(|old| old.conditions != report.conditions);
+            board.insert(frame.camera.to_string(), report);
+            if changed {
+                self.status_changed.notify_one();
+            }
         }
         self.serve_pending(frame, detections);
     }

@@ -156,7 +156,7 @@ impl Default for HealthParams {
 }
 
 /// The measured view against the reference, as fractions of the picture.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ViewShift {
     /// Content shift right (fraction of the width) and down (fraction of the height).
     pub x: f32,
@@ -189,6 +189,16 @@ pub struct HealthReport {
 impl HealthReport {
     pub fn pauses_rules(&self) -> bool {
         self.conditions.iter().any(|c| c.pauses_rules())
+    }
+
+    /// A camera's health as shown to people: its monitor's last report (if it has one) and `signal_lost`
+    /// while the stream is down.
+    pub fn shown(report: Option<&HealthReport>, streaming: bool) -> HealthReport {
+        let mut shown = report.cloned().unwrap_or_default();
+        if !streaming {
+            shown.conditions.push(Condition::SignalLost);
+        }
+        shown
     }
 }
 

@@ -60,6 +60,9 @@ pub struct IncidentEvent {
     pub confidence: f32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crowd: Option<CrowdInfo>,
+    /// A `camera_health` case: what is wrong with the picture, and the measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthInfo>,
     pub objects: Vec<ObjectRef>,
     pub evidence: Vec<EvidenceRef>,
     pub model: ModelRef,
@@ -106,6 +109,43 @@ pub struct CrowdInfo {
     pub level: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_level: Option<String>,
+}
+
+/// What a camera-health event reports (all figures against the camera's reference view and baseline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthInfo {
+    /// Raised conditions: `moved`, `covered`, `blurred`, `frozen`, `brightness`, `colour` (none when resolved).
+    pub conditions: Vec<String>,
+    /// The same in the city platforms' words (移位, 遮挡, 模糊, 画面冻结, 亮度异常, 偏色).
+    pub names: Vec<String>,
+    /// The view's shift (fractions of width and height), rotation (degrees), zoom and match confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<crate::health::ViewShift>,
+    /// Share of the reference's textured picture without texture now.
+    pub covered: f32,
+    /// Sharpness over the camera's baseline.
+    pub sharpness: f32,
+    /// Mean luma 0..255.
+    pub brightness: f32,
+    /// Colour spread over brightness (0: neutral).
+    pub cast: f32,
+    /// Seconds the picture has not changed at all.
+    pub still_s: f32,
+}
+
+impl From<&crate::health::HealthReport> for HealthInfo {
+    fn from(r: &crate::health::HealthReport) -> Self {
+        HealthInfo {
+            conditions: r.conditions.iter().map(|c| c.as_str().into()).collect(),
+            names: r.conditions.iter().map(|c| c.chinese().into()).collect(),
+            shift: r.shift,
+            covered: r.covered,
+            sharpness: r.sharpness,
+            brightness: r.brightness,
+            cast: r.cast,
+            still_s: r.still_s,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

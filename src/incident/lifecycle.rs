@@ -35,6 +35,8 @@ pub enum ResolveReason {
     /// Not watched long enough to tell whether it went on: the agent was down for longer than the
     /// incident's cooldown, or its camera could not start again.
     NotObserved,
+    /// The camera was moved or covered: its zones no longer show what they were drawn on.
+    CameraHealth,
 }
 
 /// What to publish after a step.

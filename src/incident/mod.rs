@@ -10,6 +10,7 @@ mod continuity;
 mod event;
 mod evidence;
 mod font;
+mod health;
 mod lifecycle;
 mod model;
 mod operate;
@@ -26,6 +27,7 @@ pub use event::{
 };
 pub use evidence::{Annotation, Evidence, encode as encode_evidence, render};
 pub use font::draw_text;
+pub use health::{CAMERA_HEALTH, HealthSpec, VIEW_ZONE};
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
 pub use model::ModelInfo;
 pub use operate::{OperateError, VERIFY_SAMPLES, still_present};
@@ -84,6 +86,12 @@ pub struct SceneZoneState {
 pub type SceneBoard =
     std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<SceneZoneState>>>>;
 
+/// Each camera's health as its worker last judged it; read by the status, telemetry, `/healthz` and
+/// `/metrics`.
+pub type HealthBoard = std::sync::Arc<
+    std::sync::Mutex<std::collections::BTreeMap<String, crate::health::HealthReport>>,
+>;
+
 /// One configured rule as the plan builds it: the rule's initial state, when it runs, how its incidents
 /// live, and what they carry.
 #[derive(Debug)]
@@ -109,6 +117,8 @@ pub struct AnalyserSpec {
     pub masks: Vec<Mask>,
     pub tracker: TrackerParams,
     pub slots: Vec<SlotSpec>,
+    /// The camera-health checks (none when every check is off).
+    pub health: Option<HealthSpec>,
 }
 
 /// One configured rule with its schedule and its incidents.
@@ -139,6 +149,7 @@ pub struct Analyser {
     tracker: Tracker,
     slots: Vec<Slot>,
     suppressions: Suppressions,
+    health: Option<health::HealthSlot>,
 }
 
 /// What the analysis of one frame produced: the transitions in order, and scene references it took.
@@ -146,6 +157,8 @@ pub struct Analyser {
 pub struct Step {
     pub drafts: Vec<Draft>,
     pub references: Vec<ReferenceImage>,
+    /// The camera's view reference was taken on this frame: keep the picture here as a JPEG.
+    pub view_picture: Option<PathBuf>,
 }
 
 /// Do two verdicts see the same thing (a shared track, or boxes that mostly coincide)?
@@ -194,7 +207,11 @@ impl Analyser {
                 }
             })
             .collect();
+        let health = spec
+            .health
+            .map(|h| health::HealthSlot::new(h, &spec.camera.id));
         Analyser {
+            health,
             publisher: Arc::new(Publisher {
                 device: spec.device,
                 camera: spec.camera,
@@ -262,7 +279,9 @@ impl Analyser {
             return None;
         }
         let picture = frame
-            .filter(|_| step.drafts.iter().any(|d| d.seen_at.is_some()))
+            .filter(|_| {
+                step.view_picture.is_some() || step.drafts.iter().any(|d| d.seen_at.is_some())
+            })
             .map(Frame::to_rgb_image);
         Some(EvidenceJob {
             publisher: self.publisher.clone(),
@@ -270,6 +289,7 @@ impl Analyser {
             picture,
             detections: detections.to_vec(),
             references: step.references,
+            view_picture: step.view_picture,
         })
     }
 
@@ -308,6 +328,18 @@ impl Analyser {
         let local = DateTime::<Utc>::from(wall).with_timezone(&self.publisher.tz);
 
         let mut out = Step::default();
+        let mut paused = false;
+        if let Some(h) = &mut self.health {
+            let step = h.step(frame, now, wall);
+            paused = step.paused;
+            if let Some(r) = step.reference {
+                out.references.push(r);
+                out.view_picture = Some(h.view_file().clone());
+            }
+            for (transition, case) in step.transitions {
+                out.drafts.push(h.draft(transition, case, wall));
+            }
+        }
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             let active = slot.schedule.is_active(&local);
@@ -317,7 +349,12 @@ impl Analyser {
                 transitions.extend(slot.lifecycle.resolve(ResolveReason::ScheduleEnded, now));
             }
             slot.active = active;
-            let mut verdict = if active {
+            if paused {
+                // The camera looks at another street, or at nothing: its zones mean nothing now.
+                slot.rule.reset();
+                transitions.extend(slot.lifecycle.resolve(ResolveReason::CameraHealth, now));
+            }
+            let mut verdict = if active && !paused {
                 slot.rule.evaluate(&sample)
             } else {
                 Verdict::none()
@@ -406,6 +443,8 @@ impl Analyser {
             request_id: None,
             severity: slot.last.severity,
             cooldown: slot.lifecycle.params.cooldown,
+            health: None,
+            reference_view: None,
         }
     }
 }

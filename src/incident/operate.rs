@@ -53,6 +53,17 @@ impl Analyser {
             .collect()
     }
 
+    /// The camera's health after its last frame (none when every health check is off).
+    pub fn health(&self) -> Option<&crate::health::HealthReport> {
+        self.health.as_ref().map(|h| h.report())
+    }
+
+    /// The installer confirmed the camera's view as it is now: the next usable frame becomes the reference
+    /// view, raised health conditions clear and paused rules resume. False when health checks are off.
+    pub fn confirm_view(&mut self) -> bool {
+        self.health.as_mut().map(|h| h.retake()).is_some()
+    }
+
     /// Does this camera have a rule of `category` in `zone`?
     pub fn has_rule(&self, category: &str, zone: &str) -> bool {
         self.slots
@@ -117,7 +128,7 @@ impl Analyser {
         verified.request_id = Some(request_id.to_string());
         let mut step = Step {
             drafts: vec![verified],
-            references: Vec::new(),
+            ..Step::default()
         };
         if !still_present {
             let slot = &mut self.slots[i];
@@ -168,6 +179,7 @@ impl Analyser {
             picture: None,
             detections: Vec::new(),
             references: vec![image],
+            view_picture: None,
         }
     }
 

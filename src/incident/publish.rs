@@ -53,6 +53,10 @@ pub struct Draft {
     pub severity: u32,
     /// How long after resolving a return re-opens the same case, kept with the case.
     pub cooldown: std::time::Duration,
+    /// A camera-health case: the report it was made from.
+    pub health: Option<crate::health::HealthReport>,
+    /// A camera-health case: the reference view's JPEG, the "before" image of its evidence.
+    pub reference_view: Option<PathBuf>,
 }
 
 /// A camera's identity and evidence settings: what turns drafts into events. Shared (read-only) between
@@ -99,34 +103,44 @@ impl Publisher {
         let now = SystemTime::now();
         let seen_at = draft.seen_at.unwrap_or(now);
         let event_id = uuid::Uuid::now_v7().to_string();
-        let caption = format!(
-            "{}  {}  zone={}  cam={}  {}",
-            draft.category,
-            match phase {
-                Phase::Opened => "opened",
-                Phase::Updated => "updated",
-                Phase::Resolved => "resolved",
-                Phase::Verified => match verification {
-                    Some(Verification::StillPresent) => "verified: still present",
-                    _ => "verified: cleared",
-                },
+        let phase_word = match phase {
+            Phase::Opened => "opened",
+            Phase::Updated => "updated",
+            Phase::Resolved => "resolved",
+            Phase::Verified => match verification {
+                Some(Verification::StillPresent) => "verified: still present",
+                _ => "verified: cleared",
             },
-            draft.zone.id,
+        };
+        let what = match &draft.health {
+            Some(h) => health_caption(h),
+            None => format!("zone={}", draft.zone.id),
+        };
+        let caption = format!(
+            "{}  {phase_word}  {what}  cam={}  {}",
+            draft.category,
             self.camera.id,
             DateTime::<Utc>::from(seen_at)
                 .with_timezone(&self.tz)
                 .format("%Y-%m-%d %H:%M:%S%:z"),
         );
-        let evidence = match (draft.seen_at, picture) {
-            (Some(_), Some(picture)) => self.render_evidence(&draft, picture, detections, &caption),
+        let mut evidence: Vec<(&str, Evidence)> = match (draft.seen_at, picture) {
+            (Some(_), Some(picture)) => ["annotated", "clean"]
+                .into_iter()
+                .zip(self.render_evidence(&draft, picture, detections, &caption))
+                .collect(),
             _ => Vec::new(),
         };
+        if !evidence.is_empty()
+            && let Some(before) = draft.reference_view.as_deref().and_then(read_jpeg)
+        {
+            evidence.push(("reference", before));
+        }
         let refs = evidence
             .iter()
-            .zip(["annotated", "clean"])
-            .map(|(e, kind)| EvidenceRef {
-                kind: kind.into(),
-                topic: match kind {
+            .map(|(kind, e)| EvidenceRef {
+                kind: (*kind).into(),
+                topic: match *kind {
                     "annotated" => format!("evidence/{event_id}"),
                     _ => format!("evidence/{event_id}/{kind}"),
                 },
@@ -137,6 +151,7 @@ impl Publisher {
                 height: e.height,
             })
             .collect();
+        let evidence: Vec<Evidence> = evidence.into_iter().map(|(_, e)| e).collect();
         let hits = &draft.hits;
         let confidence = if hits.is_empty() {
             0.0
@@ -166,6 +181,7 @@ impl Publisher {
                 .as_secs_f64(),
             confidence,
             crowd: draft.crowd.clone(),
+            health: draft.health.as_ref().map(Into::into),
             objects: hits
                 .iter()
                 .map(|h| ObjectRef {
@@ -239,6 +255,44 @@ impl Publisher {
     }
 }
 
+/// What a camera-health caption says: the conditions and the measured shift.
+fn health_caption(h: &crate::health::HealthReport) -> String {
+    let conditions = if h.conditions.is_empty() {
+        "healthy".to_string()
+    } else {
+        h.conditions
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    };
+    match h.shift {
+        Some(s) => format!(
+            "{conditions}  shift {:+.1}%,{:+.1}% {:+.1}deg x{:.2}",
+            s.x * 100.0,
+            s.y * 100.0,
+            s.degrees,
+            s.scale
+        ),
+        None => conditions,
+    }
+}
+
+/// A stored JPEG as evidence (none when it is missing or unreadable: the event goes without it).
+fn read_jpeg(path: &std::path::Path) -> Option<Evidence> {
+    let jpeg = std::fs::read(path).ok()?;
+    let (width, height) =
+        image::ImageReader::with_format(std::io::Cursor::new(&jpeg), image::ImageFormat::Jpeg)
+            .into_dimensions()
+            .ok()?;
+    Some(Evidence {
+        sha256: crate::base::sha256_hex(&jpeg),
+        jpeg,
+        width,
+        height,
+    })
+}
+
 /// A scene-change reference the analysis took, to be kept across restarts.
 #[derive(Debug, Clone)]
 pub struct ReferenceImage {
@@ -256,7 +310,7 @@ impl ReferenceImage {
             .and_then(|()| crate::base::write_atomic(file, &self.bytes));
         match result {
             Ok(()) => {
-                tracing::info!(camera = %camera, file = %file.display(), "Reference image taken for a scene-change zone.")
+                tracing::info!(camera = %camera, file = %file.display(), "Reference image kept.")
             }
             Err(error) => {
                 tracing::warn!(camera = %camera, file = %file.display(), %error, "Reference image could not be saved; a new one is taken after a restart.")
@@ -274,13 +328,44 @@ pub struct EvidenceJob {
     pub picture: Option<RgbImage>,
     pub detections: Vec<Detection>,
     pub references: Vec<ReferenceImage>,
+    /// Keep the picture here as a JPEG (the camera's reference view, for the "before" of health cases).
+    pub view_picture: Option<PathBuf>,
 }
 
 impl EvidenceJob {
+    /// Keep the reference view as a JPEG at most 640 px wide (faces obscured like all evidence).
+    fn save_view(&self, file: &std::path::Path, picture: &RgbImage) {
+        let mut img = picture.clone();
+        let people: Vec<BBox> = self
+            .detections
+            .iter()
+            .filter(|d| self.publisher.person_classes.contains(&d.class))
+            .map(|d| d.bbox)
+            .collect();
+        blur_heads(&mut img, &people, &self.publisher.evidence.privacy);
+        if img.width() > 640 {
+            let h = (img.height() * 640 / img.width()).max(1);
+            img = image::imageops::resize(&img, 640, h, image::imageops::FilterType::Triangle);
+        }
+        match evidence::encode(&img, self.publisher.evidence.quality) {
+            Ok(e) => ReferenceImage {
+                file: file.to_path_buf(),
+                bytes: e.jpeg,
+            }
+            .save(&self.publisher.camera.id),
+            Err(error) => {
+                tracing::warn!(camera = %self.publisher.camera.id, %error, "Reference view picture could not be encoded.")
+            }
+        }
+    }
+
     /// Render the evidence and make the events, in the drafts' order.
     pub fn run(self) -> Vec<super::Publication> {
         for r in &self.references {
             r.save(&self.publisher.camera.id);
+        }
+        if let (Some(file), Some(picture)) = (&self.view_picture, &self.picture) {
+            self.save_view(file, picture);
         }
         let (publisher, picture, detections) = (&self.publisher, &self.picture, &self.detections);
         self.drafts

@@ -32,6 +32,7 @@ impl Health {
             last_error: Option<String>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             scene_zones: Vec<crate::incident::SceneZoneState>,
+            health: crate::health::HealthReport,
         }
         #[derive(serde::Serialize)]
         struct Link {
@@ -89,6 +90,9 @@ impl Health {
                     state: s.state(),
                     last_error: s.last_error.lock().expect("stats lock").clone(),
                     scene_zones: scenes.get(&**id).cloned().unwrap_or_default(),
+                    health: self
+                        .telemetry
+                        .camera_health(id, s.state() == CameraState::Streaming),
                 })
                 .collect(),
             uplink: Link {

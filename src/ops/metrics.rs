@@ -69,6 +69,47 @@ pub fn families(t: &Telemetry) -> Vec<MetricFamily> {
             per_camera(&|c| counter(c.reconnects as f64)),
         ),
         family(
+            "streetsight_camera_health",
+            "1 while the camera's picture has the condition (moved, covered, blurred, frozen, brightness, colour, signal_lost).",
+            MetricType::GAUGE,
+            t.cameras
+                .iter()
+                .flat_map(|c| {
+                    crate::health::Condition::ALL.iter().map(move |k| {
+                        labelled(
+                            gauge(f64::from(u8::from(c.health.conditions.contains(k)))),
+                            &[("camera", &c.id), ("condition", k.as_str())],
+                        )
+                    })
+                })
+                .collect(),
+        ),
+        family(
+            "streetsight_camera_view_shift_ratio",
+            "How far the view moved from its reference, as a fraction of the picture (the larger of across and down).",
+            MetricType::GAUGE,
+            t.cameras
+                .iter()
+                .filter_map(|c| {
+                    let s = c.health.shift?;
+                    Some(labelled(
+                        gauge(f64::from(s.x.abs().max(s.y.abs()))),
+                        &[("camera", &c.id)],
+                    ))
+                })
+                .collect(),
+        ),
+        family(
+            "streetsight_camera_sharpness_ratio",
+            "The picture's sharpness over the camera's own baseline (well below 1: blurred).",
+            MetricType::GAUGE,
+            t.cameras
+                .iter()
+                .filter(|c| c.health.reference)
+                .map(|c| labelled(gauge(f64::from(c.health.sharpness)), &[("camera", &c.id)]))
+                .collect(),
+        ),
+        family(
             "streetsight_analysis_seconds",
             "Detection time per frame: quantiles over the last 256 frames, sum and count since start.",
             MetricType::SUMMARY,
@@ -252,6 +293,7 @@ mod tests {
             time: "2026-12-04T00:00:00Z".into(),
             cameras: (0..cameras)
                 .map(|i| CameraTelemetry {
+                    health: Default::default(),
                     id: format!("cam{i}"),
                     state: crate::ingest::CameraState::Streaming,
                     last_error: None,

@@ -21,6 +21,7 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
     let lines = Lines::new(Path::new("(configuration)"), "");
     let mut check = Check::new(&lines, Path::new(""));
     let slots = slots(config, cam, Some(&model), &mut check);
+    let health = super::health::health_spec(&mut check, config, cam);
     let tz = timezone(&mut check, config);
     for error in check.into_errors() {
         tracing::error!(camera = %cam.id, error = %error.message, "Configuration problem found while building the camera's rules.");
@@ -61,6 +62,7 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
         masks,
         tracker: TrackerParams::default(),
         slots,
+        health,
     };
     Analyser::new(spec, model)
 }

@@ -205,13 +205,7 @@ impl CameraRules<'_> {
                 area_m2: zone_area(self.cam, z),
             },
             category: category.into(),
-            codes: self
-                .config
-                .categories
-                .get(category)
-                .map(|c| c.get_ref().clone())
-                .or_else(|| categories::default_categories().remove(category))
-                .unwrap_or_default(),
+            codes: category_codes(self.config, category),
         }
     }
 
@@ -572,4 +566,14 @@ impl CameraRules<'_> {
         });
         Some(self.slot(rule, r.category.get_ref(), built))
     }
+}
+
+/// The work-order codes of `category`: the configured ones, else the shipped defaults.
+pub(super) fn category_codes(config: &Config, category: &str) -> crate::base::CategoryCodes {
+    config
+        .categories
+        .get(category)
+        .map(|c| c.get_ref().clone())
+        .or_else(|| categories::default_categories().remove(category))
+        .unwrap_or_default()
 }

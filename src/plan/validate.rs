@@ -343,6 +343,7 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
             .get(v.model.get_ref())
             .map(|m| ModelInfo::new(m, &m.sha256));
         super::geometry::verify_camera_geometry(c, v, model.as_ref());
+        super::health::health_params(c, v);
         // The same code builds the rules when the camera starts; here only its complaints are kept.
         super::rules::CameraRules {
             config,

@@ -58,6 +58,8 @@ pub struct CameraTelemetry {
     pub analysis_ms_p95: Option<f32>,
     /// All detection time since start, seconds (with `frames_analysed`, a summary's sum and count).
     pub analysis_seconds_total: f64,
+    /// The picture's health (moved, covered, …, and `signal_lost` while the stream is down).
+    pub health: crate::health::HealthReport,
 }
 
 /// The durable outbox.
@@ -102,6 +104,7 @@ pub struct ProcessTelemetry {
 pub struct TelemetrySource {
     cameras: Mutex<Option<CameraList>>,
     disk: Mutex<Option<Arc<DiskGuard>>>,
+    health: Mutex<Option<crate::incident::HealthBoard>>,
     stats: Arc<UplinkStats>,
     /// CPU seconds at the previous message, and when.
     last_cpu: Mutex<(Instant, f64)>,
@@ -112,15 +115,29 @@ impl TelemetrySource {
         Self {
             cameras: Mutex::new(None),
             disk: Mutex::new(None),
+            health: Mutex::new(None),
             stats,
             last_cpu: Mutex::new((Instant::now(), process_cpu_seconds().unwrap_or(0.0))),
         }
     }
 
-    /// Report on these cameras and the state directory's disk from now on.
-    pub fn watch(&self, cameras: CameraList, disk: Arc<DiskGuard>) {
+    /// Report on these cameras, their health and the state directory's disk from now on.
+    pub fn watch(
+        &self,
+        cameras: CameraList,
+        disk: Arc<DiskGuard>,
+        health: crate::incident::HealthBoard,
+    ) {
         *self.cameras.lock().expect("telemetry lock") = Some(cameras);
         *self.disk.lock().expect("telemetry lock") = Some(disk);
+        *self.health.lock().expect("telemetry lock") = Some(health);
+    }
+
+    /// Camera `id`'s health as shown (its last report, `signal_lost` unless `streaming`).
+    pub fn camera_health(&self, id: &str, streaming: bool) -> crate::health::HealthReport {
+        let board = self.health.lock().expect("telemetry lock").clone();
+        let report = board.and_then(|b| b.lock().expect("health board lock").get(id).cloned());
+        crate::health::HealthReport::shown(report.as_ref(), streaming)
     }
 
     /// Read every counter now (`process.cpu_percent` is left to [`TelemetrySource::message`]).
@@ -136,7 +153,9 @@ impl TelemetrySource {
                     .iter()
                     .map(|(id, s)| {
                         let p = s.analysis_percentiles();
+                        let streaming = s.state() == CameraState::Streaming;
                         CameraTelemetry {
+                            health: self.camera_health(id, streaming),
                             id: id.to_string(),
                             state: s.state(),
                             last_error: s.last_error.lock().expect("stats lock").clone(),
