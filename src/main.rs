@@ -40,6 +40,9 @@ enum Command {
         /// Seconds to wait for a camera's first frame and the broker's acknowledgement.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+        /// Make CAMERA's view as it is now its reference view (after re-aiming it on purpose); repeatable.
+        #[arg(long = "confirm-view", value_name = "CAMERA")]
+        confirm_view: Vec<String>,
     },
     /// One frame from CAMERA with detections, zones, masks and a labelled coordinate grid drawn, as JPEG
     /// (heads obscured): for aiming the camera and reading zone coordinates.
@@ -145,12 +148,14 @@ fn main() -> ExitCode {
             config,
             offline,
             timeout,
+            confirm_view,
         } => match streetsight::plan::load(&config) {
             Err(errors) => config_failure(&errors),
             Ok(loaded) => {
                 let opts = streetsight::cli::check::CheckOptions {
                     offline,
                     timeout: Duration::from_secs(timeout),
+                    confirm_view,
                     ..Default::default()
                 };
                 let report = runtime.block_on(streetsight::cli::check::run(&loaded, &opts));

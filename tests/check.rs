@@ -36,6 +36,11 @@ fn camera(id: &str, url: &str, model: &str) -> String {
 
 /// Run `streetsight check -c FILE`: (exit code, stdout, seconds taken).
 fn check(dir: &Path, text: &str) -> (i32, String, f64) {
+    check_with(dir, text, &[])
+}
+
+/// [`check`] with more arguments.
+fn check_with(dir: &Path, text: &str, args: &[&str]) -> (i32, String, f64) {
     let path = dir.join("streetsight.toml");
     std::fs::write(&path, text).unwrap();
     let started = Instant::now();
@@ -47,6 +52,7 @@ fn check(dir: &Path, text: &str) -> (i32, String, f64) {
         ])
         .arg("--config")
         .arg(&path)
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -120,7 +126,10 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     for item in ["config", "onnx runtime", "storage"] {
         assert_eq!(row(&table, item).0, "PASS", "{item}: {table}");
     }
-    assert!(table.contains("PASS: all 6 checks passed"), "{table}");
+    let (result, detail, _) = row(&table, "view gate");
+    assert_eq!(result, "PASS", "{table}");
+    assert!(detail.contains("no reference view yet"), "{detail}");
+    assert!(table.contains("PASS: all 7 checks passed"), "{table}");
 
     // A broken pole: a camera nobody answers for, a camera configured for H.265 that sends H.264, a CA that
     // did not sign the broker, a model whose file does not match its manifest.
@@ -172,7 +181,7 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     assert_eq!(row(&table, "model nanodet").0, "PASS", "{table}");
     assert!(
         table.contains(
-            "FAIL: 4 of 9 checks failed: model broken, camera dead, camera wrongcodec, broker"
+            "FAIL: 4 of 10 checks failed: model broken, camera dead, camera wrongcodec, broker"
         ),
         "{table}"
     );
@@ -180,5 +189,74 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     assert!(
         secs < scaled(Duration::from_secs(30)).as_secs_f64(),
         "took {secs} s"
+    );
+}
+
+/// The view row: a probed frame against the camera's reference view. `--confirm-view` makes the frame the
+/// reference; the same camera moved 8 % and turned 3° then fails its row with the measured shift and the
+/// way to confirm it.
+#[test]
+fn check_judges_the_view_against_its_reference_and_confirm_view_takes_a_new_one() {
+    streetsight::daemon::init_process().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_broker, broker_port) = mtls_broker(d);
+    let moved = support::clips::altered_clip(
+        d,
+        "moved",
+        &support::clips::Alteration::ShiftRotate {
+            dx: 0.08,
+            dy: 0.0,
+            degrees: 3.0,
+        },
+        0.1,
+        8.0,
+    )
+    .unwrap();
+    let server = ClipServer::start(Clip::load(&clip_path()).unwrap(), 0, "/gate", None).unwrap();
+    let text = config(
+        d,
+        broker_port,
+        "city-ca",
+        &camera("gate", &server.url("/gate"), "nanodet"),
+    );
+
+    let (code, table, _) = check_with(d, &text, &["--confirm-view", "gate"]);
+    assert_eq!(code, 0, "{table}");
+    let (result, detail, _) = row(&table, "view gate");
+    assert_eq!(result, "PASS", "{table}");
+    assert!(detail.starts_with("view confirmed"), "{detail}");
+    assert!(d.join("health/gate.view").is_file());
+
+    let (code, table, _) = check(d, &text);
+    assert_eq!(code, 0, "{table}");
+    let (result, detail, _) = row(&table, "view gate");
+    assert_eq!(result, "PASS", "{table}");
+    assert!(detail.starts_with("matches its reference view"), "{detail}");
+
+    // Sessions start after the clip's first (clean) frame: the first keyframe a client decodes is moved.
+    let turned =
+        ClipServer::start(Clip::load(&moved).unwrap().mid_gop(3), 0, "/gate", None).unwrap();
+    let text = config(
+        d,
+        broker_port,
+        "city-ca",
+        &camera("gate", &turned.url("/gate"), "nanodet"),
+    );
+    let (code, table, _) = check(d, &text);
+    assert_eq!(code, 1, "{table}");
+    let (result, detail, fix) = row(&table, "view gate");
+    assert_eq!(result, "FAIL", "{table}");
+    assert!(
+        detail.starts_with("moved (移位)") && detail.contains("shift +"),
+        "{detail}"
+    );
+    assert!(fix.unwrap().contains("--confirm-view gate"), "{table}");
+
+    let (code, table, _) = check_with(d, &text, &["--confirm-view", "nosuch"]);
+    assert_eq!(code, 1, "{table}");
+    assert!(
+        row(&table, "view nosuch").1.contains("is not a camera"),
+        "{table}"
     );
 }

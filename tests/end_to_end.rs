@@ -150,7 +150,7 @@ fn check_prometheus_text(text: &str) {
             for pair in labels.split(',') {
                 let key = pair.split('=').next().unwrap();
                 assert!(
-                    ["camera", "quantile", "kind"].contains(&key),
+                    ["camera", "quantile", "kind", "condition"].contains(&key),
                     "high-cardinality or unknown label: {line}"
                 );
             }

@@ -55,7 +55,9 @@ fn clip() -> &'static Clip {
     })
 }
 
-/// A configuration with one camera whose zones and rules are `rules` (TOML).
+/// A configuration with one camera whose zones and rules are `rules` (TOML). The replay's empty street
+/// repeats one frame exactly — a frozen camera to the health checks — so `frozen` is off here (it is
+/// tested in `tests/camera_health.rs`); the other health checks run as configured by default.
 fn analyser(rules: &str, state: &std::path::Path) -> Analyser {
     let text = format!(
         r#"
@@ -71,6 +73,8 @@ path = "{}"
 id = "walkway"
 url = "rtsp://127.0.0.1:1/clip"
 model = "nanodet"
+[camera.health]
+frozen = false
 {rules}
 "#,
         state.display(),

@@ -25,6 +25,8 @@ pub struct CheckOptions {
     pub timeout: Duration,
     /// How long to count frames for a camera's frame rate.
     pub fps_window: Duration,
+    /// Cameras whose probed frame becomes their reference view (`--confirm-view`).
+    pub confirm_view: Vec<String>,
 }
 
 impl Default for CheckOptions {
@@ -33,6 +35,7 @@ impl Default for CheckOptions {
             offline: false,
             timeout: Duration::from_secs(10),
             fps_window: Duration::from_secs(2),
+            confirm_view: Vec::new(),
         }
     }
 }
@@ -177,6 +180,22 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
         report.rows.push(check_model(loaded, name, &frames));
     }
     report.rows.extend(camera_rows);
+    if !opts.offline {
+        report.rows.extend(
+            super::view::judge_views(
+                config,
+                |id| frames.get(id).map(|p| &p.frame),
+                &opts.confirm_view,
+            )
+            .into_iter()
+            .map(|v| Row {
+                item: format!("view {}", v.camera),
+                outcome: if v.ok { Outcome::Pass } else { Outcome::Fail },
+                detail: v.detail,
+                fix: v.fix,
+            }),
+        );
+    }
     report.rows.extend(scene_rows(config));
     report.rows.extend(broker_row);
     if !opts.offline {

@@ -9,3 +9,4 @@ pub mod demo;
 pub mod models;
 pub mod scene;
 pub mod snapshot;
+pub mod view;

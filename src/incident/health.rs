@@ -41,12 +41,17 @@ pub(super) struct HealthStep {
     pub(super) reference: Option<ReferenceImage>,
     /// Zone rules must not look at this frame.
     pub(super) paused: bool,
+    /// Keep this frame's picture as the reference view's JPEG.
+    pub(super) picture: bool,
 }
 
 pub(super) struct HealthSlot {
     monitor: Monitor,
     lifecycle: Lifecycle,
     spec: HealthSpec,
+    /// The reference view came from disk without its picture (`streetsight check --confirm-view` keeps only
+    /// the reference): the next frame's picture stands for it.
+    needs_picture: bool,
 }
 
 impl HealthSlot {
@@ -60,7 +65,9 @@ impl HealthSlot {
                 }
             }
         }
+        let needs_picture = monitor.reference().is_some() && !spec.view_file.exists();
         HealthSlot {
+            needs_picture,
             monitor,
             lifecycle: Lifecycle::new(LifecycleParams {
                 // The monitor already waited `clear_after`.
@@ -91,6 +98,7 @@ impl HealthSlot {
         let report = &observed.report;
         let mut out = HealthStep {
             paused: report.pauses_rules(),
+            picture: std::mem::take(&mut self.needs_picture),
             ..HealthStep::default()
         };
         if observed.reference_taken
@@ -100,6 +108,7 @@ impl HealthSlot {
                 file: self.spec.reference_file.clone(),
                 bytes: r.to_bytes(),
             });
+            out.picture = true;
         }
         let key = report
             .conditions

@@ -275,7 +275,7 @@ impl Analyser {
         frame: Option<&Frame>,
         detections: &[Detection],
     ) -> Option<EvidenceJob> {
-        if step.drafts.is_empty() && step.references.is_empty() {
+        if step.drafts.is_empty() && step.references.is_empty() && step.view_picture.is_none() {
             return None;
         }
         let picture = frame
@@ -332,8 +332,8 @@ impl Analyser {
         if let Some(h) = &mut self.health {
             let step = h.step(frame, now, wall);
             paused = step.paused;
-            if let Some(r) = step.reference {
-                out.references.push(r);
+            out.references.extend(step.reference);
+            if step.picture {
                 out.view_picture = Some(h.view_file().clone());
             }
             for (transition, case) in step.transitions {

@@ -20,7 +20,7 @@ pub struct Probe {
     pub fps: Option<f64>,
     /// The video codec the camera announced (RTP encoding name, e.g. `H264`).
     pub codec: Option<String>,
-    /// The newest frame at the end of the probe.
+    /// The first frame decoded (from the connection's first keyframe on).
     pub frame: Frame,
 }
 

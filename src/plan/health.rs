@@ -101,6 +101,14 @@ pub(super) fn health_params(c: &mut Check, cam: &CameraConfig) -> Option<HealthP
     any.then_some(params)
 }
 
+/// Camera `cam`'s health parameters from a configuration `plan::load` accepted (none when every check is
+/// off): what `check` judges a probed frame with.
+pub fn camera_health_params(cam: &CameraConfig) -> Option<HealthParams> {
+    let lines = crate::config::Lines::new(Path::new("(configuration)"), "");
+    let mut check = Check::new(&lines, Path::new(""));
+    health_params(&mut check, cam)
+}
+
 /// Camera `cam`'s health spec for its analyser.
 pub(super) fn health_spec(
     c: &mut Check,

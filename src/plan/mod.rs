@@ -19,7 +19,7 @@ mod validate;
 pub use analyser::{analyser, has_rule};
 pub use camera::camera_source;
 pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
-pub use health::{view_picture_file, view_reference_file};
+pub use health::{camera_health_params, view_picture_file, view_reference_file};
 pub use model::load_model;
 pub use uplink::{store_bounds, uplink_settings};
 
