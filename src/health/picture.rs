@@ -11,7 +11,9 @@ pub(super) const THUMB: usize = 128;
 pub(super) const CELLS_X: usize = 8;
 pub(super) const CELLS_Y: usize = 6;
 /// Every this many rows of the full frame are read for sharpness and the raw samples.
-const ROW_STEP: usize = 4;
+const ROW_STEP: usize = 8;
+/// Every this many rows (every other pixel of each) feed the thumbnail and the colour means.
+const THUMB_ROW_STEP: usize = 4;
 /// Raw-pixel samples across a sampled row.
 const SAMPLES_PER_ROW: usize = 64;
 /// Added to a mean luma before dividing by it, so near-black noise does not count as texture.
@@ -40,7 +42,8 @@ pub struct Picture {
 }
 
 impl Picture {
-    /// Read `image`: a quarter of its rows for the full-resolution figures, area averages for the thumbnail.
+    /// Read `image`: an eighth of its rows for the full-resolution figures, every other pixel of a quarter
+    /// of them for the thumbnail and the colour.
     pub fn read(image: &ImageView) -> Picture {
         let (w, h) = (image.width(), image.height());
         let tw = THUMB.min(w);
@@ -53,26 +56,24 @@ impl Picture {
         let sample_step = (w / SAMPLES_PER_ROW).max(1);
         let mut here: Vec<i32> = Vec::with_capacity(w);
         let mut below: Vec<i32> = Vec::with_capacity(w);
-        // Every other row feeds the thumbnail and the colour means; every fourth also the gradient, with
-        // its right-hand and lower neighbours, and the raw samples.
-        for y in (0..h).step_by(2) {
+        // Every THUMB_ROW_STEP-th row, every other pixel, feeds the thumbnail and the colour means; every
+        // ROW_STEP-th row also the gradient at full resolution (with its right-hand and lower neighbours)
+        // and the raw samples.
+        for y in (0..h).step_by(THUMB_ROW_STEP) {
             let row = image.row(y);
-            luma_row(row, &mut here);
-            let ty = y * th / h;
-            for (x, l) in here.iter().enumerate() {
-                let t = ty * tw + col_of[x];
-                sums[t] += *l as u64;
-                counts[t] += 1;
-            }
-            read += w as u64;
-            for p in row.chunks_exact(3) {
+            let cell = (y * th / h) * tw;
+            for (x, p) in row.chunks_exact(3).enumerate().step_by(2) {
                 rgb[0] += p[0] as u64;
                 rgb[1] += p[1] as u64;
                 rgb[2] += p[2] as u64;
+                sums[cell + col_of[x]] += luma(p) as u64;
+                counts[cell + col_of[x]] += 1;
             }
+            read += w.div_ceil(2) as u64;
             if y % ROW_STEP != 0 || y + 1 >= h {
                 continue;
             }
+            luma_row(row, &mut here);
             luma_row(image.row(y + 1), &mut below);
             for (x, pair) in here.windows(2).enumerate() {
                 let (dx, dy) = (pair[1] - pair[0], below[x] - pair[0]);
@@ -109,10 +110,11 @@ impl Picture {
 /// BT.601 luma of a packed RGB row, in 8.8 fixed point.
 fn luma_row(row: &[u8], out: &mut Vec<i32>) {
     out.clear();
-    out.extend(
-        row.chunks_exact(3)
-            .map(|p| (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8),
-    );
+    out.extend(row.chunks_exact(3).map(luma));
+}
+
+fn luma(p: &[u8]) -> i32 {
+    (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) >> 8
 }
 
 /// Mean absolute gradient over mean luma per cell of a `tw × th` thumbnail.
