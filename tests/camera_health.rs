@@ -140,14 +140,15 @@ async fn moved_covered_blurred_and_frozen_cameras_open_and_resolve_and_dusk_and_
             .iter()
             .any(|e| e.phase == Phase::Opened)
     };
+    // Events are collected a second at a time, each noted with when it arrived (for the detection times).
+    let mut arrived = Vec::new();
+    let both = |i: &Inbox| opened(i, "moved") && opened(i, "confirmed");
+    while !both(&inbox) && started.elapsed() < Duration::from_secs(60) {
+        wait_for(&daemon.sub, &mut inbox, Duration::from_secs(1), both).await;
+        arrived.resize(inbox.seen.events.len(), started.elapsed());
+    }
     assert!(
-        wait_for(
-            &daemon.sub,
-            &mut inbox,
-            Duration::from_secs(60),
-            |i| opened(i, "moved") && opened(i, "confirmed")
-        )
-        .await,
+        both(&inbox),
         "no moved case within 60 s: {:?}",
         inbox
             .seen
@@ -185,13 +186,11 @@ async fn moved_covered_blurred_and_frozen_cameras_open_and_resolve_and_dusk_and_
     assert_eq!(reply["ok"], true, "{reply}");
 
     // The rest of the unmodified clip's length (79.5 s) and the loops back to the clean views.
-    wait_for(
-        &daemon.sub,
-        &mut inbox,
-        Duration::from_secs(95).saturating_sub(started.elapsed()),
-        |_| false,
-    )
-    .await;
+    arrived.resize(inbox.seen.events.len(), started.elapsed());
+    while started.elapsed() < Duration::from_secs(95) {
+        wait_for(&daemon.sub, &mut inbox, Duration::from_secs(1), |_| false).await;
+        arrived.resize(inbox.seen.events.len(), started.elapsed());
+    }
     let status_seen = inbox.seen.status.iter().any(|s| {
         s["cameras"].as_array().is_some_and(|cams| {
             cams.iter()
@@ -203,9 +202,11 @@ async fn moved_covered_blurred_and_frozen_cameras_open_and_resolve_and_dusk_and_
     let events = &inbox.seen.events;
     let log: Vec<String> = events
         .iter()
-        .map(|e| {
+        .zip(&arrived)
+        .map(|(e, at)| {
             format!(
-                "{} {} {:?} {:?} {:?}",
+                "{:5.1}s {} {} {:?} {:?} {:?}",
+                at.as_secs_f64(),
                 e.camera.id,
                 e.category,
                 e.phase,
