@@ -131,7 +131,8 @@ impl CaseRecord {
 
 impl Analyser {
     /// Take over the kept cases of this camera: each whose zone and category this analyser has goes on
-    /// (open, or cooling down until its cooldown ends) as of `now`/`wall`. Returns the records it did not
+    /// (open, or cooling down until its cooldown ends) as of `now`/`wall`; so does the camera's health case
+    /// when its health checks run. Returns the records it did not
     /// take (their rule is gone, or their cooldown is over).
     pub fn resume(
         &mut self,
@@ -141,14 +142,6 @@ impl Analyser {
     ) -> Vec<CaseRecord> {
         let mut left = Vec::new();
         for r in records {
-            let slot = self
-                .slots
-                .iter_mut()
-                .find(|s| s.zone.id == r.zone && s.category == r.category && s.lifecycle.is_idle());
-            let Some(slot) = slot.filter(|_| r.camera == self.publisher.camera.id) else {
-                left.push(r);
-                continue;
-            };
             let case = CaseRef {
                 id: r.incident_id.clone(),
                 first_seen: time(r.first_seen_ms),
@@ -159,10 +152,36 @@ impl Analyser {
                 ))
                 .unwrap_or(now)
             };
+            let last_event = chrono::DateTime::parse_from_rfc3339(&r.last.time)
+                .map_or(now, |t| ago(t.timestamp_millis()));
+            let ours = r.camera == self.publisher.camera.id;
+            if r.category == super::CAMERA_HEALTH && r.zone == super::VIEW_ZONE {
+                let Some(health) = self.health.as_mut().filter(|h| ours && h.is_idle()) else {
+                    left.push(r);
+                    continue;
+                };
+                match r.resolved_ms {
+                    None => {
+                        let paused = r.last.health.as_ref().is_some_and(|h| {
+                            h.conditions.iter().any(|c| c == "moved" || c == "covered")
+                        });
+                        health.resume_open(case, r.severity, last_event, paused, now);
+                    }
+                    Some(resolved) if !r.cooled(wall) => health.resume_cooling(case, ago(resolved)),
+                    Some(_) => left.push(r),
+                }
+                continue;
+            }
+            let slot = self
+                .slots
+                .iter_mut()
+                .find(|s| s.zone.id == r.zone && s.category == r.category && s.lifecycle.is_idle());
+            let Some(slot) = slot.filter(|_| ours) else {
+                left.push(r);
+                continue;
+            };
             match r.resolved_ms {
                 None => {
-                    let last_event = chrono::DateTime::parse_from_rfc3339(&r.last.time)
-                        .map_or(now, |t| ago(t.timestamp_millis()));
                     slot.lifecycle.resume_open(case, r.severity, last_event);
                     // Until the new rule confirms it again, what it looks for being there keeps the case
                     // open; and the schedule's end resolves it as if the rule had been running.

@@ -49,6 +49,10 @@ pub(super) struct HealthSlot {
     monitor: Monitor,
     lifecycle: Lifecycle,
     spec: HealthSpec,
+    /// A case taken over from before a restart or reload stays open (and, if the view was moved or covered,
+    /// the zone rules stay paused) until this time unless the monitor raises a condition again first: the
+    /// monitor needs `raise_after` to say so.
+    resumed: Option<(Instant, bool)>,
     /// The reference view came from disk without its picture (`streetsight check --confirm-view` keeps only
     /// the reference): the next frame's picture stands for it.
     needs_picture: bool,
@@ -67,6 +71,7 @@ impl HealthSlot {
         }
         let needs_picture = monitor.reference().is_some() && !spec.view_file.exists();
         HealthSlot {
+            resumed: None,
             needs_picture,
             monitor,
             lifecycle: Lifecycle::new(LifecycleParams {
@@ -88,6 +93,30 @@ impl HealthSlot {
         self.monitor.retake();
     }
 
+    pub(super) fn is_idle(&self) -> bool {
+        self.lifecycle.is_idle()
+    }
+
+    /// Take over an open health case: it goes on while the monitor re-judges the view (`paused`: it was
+    /// moved or covered, so the zone rules wait too).
+    pub(super) fn resume_open(
+        &mut self,
+        case: CaseRef,
+        severity: u32,
+        last_event: Instant,
+        paused: bool,
+        now: Instant,
+    ) {
+        self.lifecycle.resume_open(case, severity, last_event);
+        let p = self.monitor.params();
+        self.resumed = Some((now + p.raise_after + p.clear_after, paused));
+    }
+
+    /// Take over a health case that cleared and is cooling down.
+    pub(super) fn resume_cooling(&mut self, case: CaseRef, resolved_at: Instant) {
+        self.lifecycle.resume_cooling(case, resolved_at);
+    }
+
     pub(super) fn view_file(&self) -> &PathBuf {
         &self.spec.view_file
     }
@@ -96,8 +125,13 @@ impl HealthSlot {
         let picture = Picture::read(&frame.view());
         let observed = self.monitor.observe(&picture, now);
         let report = &observed.report;
+        // A taken-over case holds until the monitor has judged for itself (or a condition is raised).
+        self.resumed = self
+            .resumed
+            .filter(|(until, _)| report.conditions.is_empty() && now < *until);
+        let (resumed, resumed_pause) = self.resumed.map_or((false, false), |(_, p)| (true, p));
         let mut out = HealthStep {
-            paused: report.pauses_rules(),
+            paused: report.pauses_rules() || resumed_pause,
             picture: std::mem::take(&mut self.needs_picture),
             ..HealthStep::default()
         };
@@ -115,7 +149,7 @@ impl HealthSlot {
             .iter()
             .fold(0u64, |k, c| k | 1 << (*c as u64));
         out.transitions.extend(self.lifecycle.step(StepInput {
-            holds: !report.conditions.is_empty(),
+            holds: !report.conditions.is_empty() || resumed,
             since: None,
             key,
             severity: report.conditions.len() as u32,
@@ -155,5 +189,113 @@ impl HealthSlot {
             health: Some(self.monitor.last().clone()),
             reference_view: Some(self.spec.view_file.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::{FrameMeta, Pixels};
+
+    /// A textured 320 × 240 picture (blocks of different grey), shifted right by `dx` pixels.
+    fn frame(dx: usize, t0: Instant, s: u64) -> Frame {
+        let (w, h) = (320usize, 240usize);
+        let mut rgb = vec![0u8; w * h * 3];
+        for y in 0..h {
+            for x in 0..w {
+                let sx = x.wrapping_sub(dx);
+                let v = if sx < w {
+                    (((sx / 23) * 37 + (y / 17) * 53 + s as usize % 2) % 200 + 30) as u8
+                } else {
+                    0
+                };
+                rgb[(y * w + x) * 3..][..3].copy_from_slice(&[v, v, v]);
+            }
+        }
+        let meta = FrameMeta {
+            camera: "cam".into(),
+            seq: s,
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + s),
+            captured_mono: t0 + Duration::from_secs(s),
+        };
+        Frame::new(meta, w, h, w * 3, Pixels::Owned(rgb)).unwrap()
+    }
+
+    fn slot(dir: &std::path::Path) -> HealthSlot {
+        HealthSlot::new(
+            HealthSpec {
+                params: HealthParams::default(),
+                reference_file: dir.join("cam.view"),
+                view_file: dir.join("cam.jpg"),
+                codes: CategoryCodes::default(),
+            },
+            "cam",
+        )
+    }
+
+    fn step(h: &mut HealthSlot, f: &Frame) -> HealthStep {
+        h.step(f, f.captured_mono, f.captured_at)
+    }
+
+    #[test]
+    fn a_taken_over_case_goes_on_while_the_view_is_still_moved_and_pauses_the_rules_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let mut before = slot(dir.path());
+        let taken = step(&mut before, &frame(0, t0, 0));
+        std::fs::write(dir.path().join("cam.view"), &taken.reference.unwrap().bytes).unwrap();
+
+        // After a restart: the case was open for a moved view.
+        let mut h = slot(dir.path());
+        let case = CaseRef {
+            id: "case-1".into(),
+            first_seen: SystemTime::UNIX_EPOCH,
+        };
+        h.resume_open(case, 1, t0, true, t0);
+        for s in 1..40 {
+            let out = step(&mut h, &frame(40, t0, s));
+            assert!(out.paused, "rules paused at {s} s");
+            // The same case goes on (the first event after a take-over is an update saying what holds).
+            assert!(
+                out.transitions
+                    .iter()
+                    .all(|(t, c)| *t == Transition::Updated && c.id == "case-1"),
+                "{:?}",
+                out.transitions
+            );
+        }
+    }
+
+    #[test]
+    fn a_taken_over_case_resolves_once_the_monitor_finds_the_view_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let mut before = slot(dir.path());
+        let taken = step(&mut before, &frame(0, t0, 0));
+        std::fs::write(dir.path().join("cam.view"), &taken.reference.unwrap().bytes).unwrap();
+        let mut h = slot(dir.path());
+        let case = CaseRef {
+            id: "case-1".into(),
+            first_seen: SystemTime::UNIX_EPOCH,
+        };
+        h.resume_open(case, 1, t0, true, t0);
+        let mut resolved_at = None;
+        for s in 1..40 {
+            let out = step(&mut h, &frame(0, t0, s));
+            if let Some((t, c)) = out.transitions.first() {
+                assert_eq!(
+                    (*t, c.id.as_str()),
+                    (
+                        Transition::Resolved(super::super::ResolveReason::Cleared),
+                        "case-1"
+                    )
+                );
+                resolved_at.get_or_insert(s);
+            }
+            // The rules wait only while the monitor has not judged yet.
+            assert_eq!(out.paused, resolved_at.is_none(), "at {s} s");
+        }
+        // raise_after + clear_after (20 s) after the take-over.
+        assert_eq!(resolved_at, Some(20));
     }
 }
