@@ -260,3 +260,56 @@ fn check_judges_the_view_against_its_reference_and_confirm_view_takes_a_new_one(
         "{table}"
     );
 }
+
+/// An H.265 camera (the street clip re-encoded, with B-frames, as many cameras send it) is reported at its
+/// real frame rate, with its codec.
+#[test]
+fn check_reports_an_h265_camera_at_its_frame_rate() {
+    streetsight::daemon::init_process().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clip = d.join("street265.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-t", "12", "-i"])
+        .arg(clip_path())
+        .args([
+            "-an",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args([
+            "-x265-params",
+            "keyint=10:min-keyint=10:scenecut=0:bframes=2:log-level=error",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg could not encode H.265");
+    let (_broker, broker_port) = mtls_broker(d);
+    let server = ClipServer::start(Clip::load(&clip).unwrap(), 0, "/gate", None).unwrap();
+    let text = config(
+        d,
+        broker_port,
+        "city-ca",
+        &format!(
+            "{}codec = \"h265\"\n",
+            camera("gate", &server.url("/gate"), "nanodet")
+        ),
+    );
+    let (code, table, _) = check(d, &text);
+    assert_eq!(code, 0, "{table}");
+    let (_, detail, _) = row(&table, "camera gate");
+    let fps: f64 = detail
+        .split(" at ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(detail.contains("h265 768x576"), "{detail}");
+    let slowest = 9.0 / scaled(Duration::from_secs(1)).as_secs_f64();
+    assert!((slowest..=11.0).contains(&fps), "fps {fps} in {detail}");
+}

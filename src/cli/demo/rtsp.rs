@@ -1,4 +1,4 @@
-//! A real RTSP camera without a camera: GStreamer's RTSP server, in-process, serving an H.264 clip in an
+//! A real RTSP camera without a camera: GStreamer's RTSP server, in-process, serving an H.264 or H.265 clip in an
 //! endless loop at its real frame rate. Used by `streetsight demo`, `streetsight serve-clip` and the tests.
 //!
 //! The clip is parsed once into access units; for each connecting session a feeder thread pushes them into
@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The clip as H.264 access units (byte-stream, one frame each).
+/// The clip as H.264 or H.265 access units (byte-stream, one frame each).
 #[derive(Clone)]
 pub struct Clip {
+    /// `"h264"` or `"h265"`: the parser and payloader the server uses.
+    codec: &'static str,
     caps: gst::Caps,
     units: Arc<Vec<gst::Buffer>>,
     frame: Duration,
@@ -28,11 +30,12 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Demux and parse an MP4/MKV file with H.264 video.
+    /// Demux and parse an MP4/MKV file with H.264 or H.265 video.
     pub fn load(path: &Path) -> anyhow::Result<Clip> {
         crate::ingest::init_gstreamer()?;
         anyhow::ensure!(path.is_file(), "clip {} does not exist", path.display());
-        let pipeline = gst::parse::launch("filesrc name=src ! parsebin ! h264parse ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false")?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+        let codec = video_codec(path)?;
+        let pipeline = gst::parse::launch(&format!("filesrc name=src ! parsebin ! {codec}parse ! video/x-{codec},stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"))?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
         pipeline
             .by_name("src")
             .expect("named src")
@@ -52,7 +55,7 @@ impl Clip {
         }
         pipeline.set_state(gst::State::Null)?;
         let caps =
-            caps.ok_or_else(|| anyhow::anyhow!("clip {} has no H.264 video", path.display()))?;
+            caps.ok_or_else(|| anyhow::anyhow!("clip {} has no {codec} video", path.display()))?;
         let fps = caps
             .structure(0)
             .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
@@ -61,6 +64,7 @@ impl Clip {
             .unwrap_or(25.0);
         anyhow::ensure!(!units.is_empty(), "clip {} has no frames", path.display());
         Ok(Clip {
+            codec,
             caps,
             units: Arc::new(units),
             frame: Duration::from_secs_f64(1.0 / fps),
@@ -97,7 +101,8 @@ impl Clip {
         self
     }
 
-    /// The keyframe's parameter sets (SPS, PPS: NAL types 7 and 8) as one byte-stream unit.
+    /// The keyframe's parameter sets (H.264 SPS, PPS: NAL types 7 and 8; H.265 VPS, SPS, PPS: 32–34) as one
+    /// byte-stream unit.
     fn parameter_sets(&self) -> Vec<u8> {
         let Some(key) = self
             .units
@@ -110,7 +115,11 @@ impl Clip {
             return Vec::new();
         };
         let data = map.as_slice();
-        // Split on 00 00 01 start codes; keep the SPS and PPS NAL units with a 4-byte start code each.
+        let is_parameter_set = |header: u8| match self.codec {
+            "h265" => matches!((header >> 1) & 0x3f, 32..=34),
+            _ => matches!(header & 0x1f, 7 | 8),
+        };
+        // Split on 00 00 01 start codes; keep the parameter sets with a 4-byte start code each.
         let starts: Vec<usize> = (0..data.len().saturating_sub(3))
             .filter(|&i| data[i..i + 3] == [0, 0, 1])
             .map(|i| i + 3)
@@ -119,7 +128,7 @@ impl Clip {
         for (n, &at) in starts.iter().enumerate() {
             let end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
             let nal = &data[at..end];
-            if nal.first().is_some_and(|h| matches!(h & 0x1f, 7 | 8)) {
+            if nal.first().is_some_and(|h| is_parameter_set(*h)) {
                 out.extend_from_slice(&[0, 0, 0, 1]);
                 out.extend_from_slice(nal.strip_suffix(&[0]).unwrap_or(nal));
             }
@@ -239,10 +248,45 @@ impl Drop for ClipServer {
     }
 }
 
+/// The video codec of a file (`"h264"` or `"h265"`), from its first parsed video buffer's caps.
+fn video_codec(path: &Path) -> anyhow::Result<&'static str> {
+    let pipeline =
+        gst::parse::launch("filesrc name=src ! parsebin ! appsink name=sink sync=false")?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    pipeline
+        .by_name("src")
+        .expect("named src")
+        .set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .expect("named appsink");
+    pipeline.set_state(gst::State::Playing)?;
+    let caps = sink.pull_sample().ok().and_then(|s| s.caps_owned());
+    pipeline.set_state(gst::State::Null)?;
+    match caps
+        .as_ref()
+        .and_then(|c| c.structure(0))
+        .map(|s| s.name().as_str())
+    {
+        Some("video/x-h264") => Ok("h264"),
+        Some("video/x-h265") => Ok("h265"),
+        other => anyhow::bail!(
+            "clip {}: expected H.264 or H.265 video, found {}",
+            path.display(),
+            other.unwrap_or("no video")
+        ),
+    }
+}
+
 /// A factory whose media (one per client) pushes the clip's access units from a feeder thread of its own.
 fn clip_factory(clip: &Clip, stopped: &Arc<AtomicBool>) -> rtsp::RTSPMediaFactory {
     let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch("( appsrc name=feed is-live=true format=time do-timestamp=true ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+    factory.set_launch(&format!(
+        "( appsrc name=feed is-live=true format=time do-timestamp=true ! {c}parse ! rtp{c}pay name=pay0 pt=96 config-interval=-1 )",
+        c = clip.codec
+    ));
     // One media (and feeder) per client: with a shared media a client that connects while the previous
     // one's media is being torn down (a camera restarted by a reload) could join a dying stream and get
     // no frame at all.
