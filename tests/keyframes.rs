@@ -71,24 +71,48 @@ fn a_client_started_mid_gop_sees_no_picture_before_the_first_keyframe() {
     }
 }
 
-/// A camera that serves RTP over UDP only: with the default TCP transport the connection fails, and the
-/// error says to set `transport = "udp"`; with it, frames flow.
+/// A camera that serves RTP over UDP only: with `transport = "tcp"` the connection fails and the error says
+/// so (check's fix: set `transport = "udp"`); with the default `auto`, check's probe and the camera's
+/// supervisor fall back to UDP by themselves and frames flow; with `udp`, they flow at once.
 #[test]
-fn a_udp_only_camera_is_told_apart_and_works_with_transport_udp() {
+fn a_udp_only_camera_is_told_apart_and_auto_falls_back_to_udp() {
     streetsight::daemon::init_process().unwrap();
     let clip = Clip::load(&clip_path()).unwrap().udp_only();
     let server = ClipServer::start(clip, 0, "/cam", None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tcp = source(&server.url("/cam"), dir.path(), r#"{ mode = "keyframe" }"#);
-    let e = streetsight::ingest::probe(&tcp, Duration::from_secs(10), Duration::ZERO).unwrap_err();
-    assert!(e.wrong_transport(), "{e:?}");
-    let udp = source(
+    let keyframe = r#"{ mode = "keyframe" }"#;
+    let tcp = source(
         &server.url("/cam"),
         dir.path(),
-        "{ mode = \"keyframe\" }\ntransport = \"udp\"",
+        &format!("{keyframe}\ntransport = \"tcp\""),
     );
-    let probe = streetsight::ingest::probe(&udp, Duration::from_secs(20), Duration::ZERO)
-        .expect("frames flow over UDP");
-    assert_eq!((probe.width, probe.height), (768, 576));
-    assert!(grey_share(&probe.frame) < 0.2);
+    let e = streetsight::ingest::probe(&tcp, Duration::from_secs(10), Duration::ZERO).unwrap_err();
+    assert!(e.wrong_transport(), "{e:?}");
+    for transport in ["udp", "auto"] {
+        let src = source(
+            &server.url("/cam"),
+            dir.path(),
+            &format!("{keyframe}\ntransport = \"{transport}\""),
+        );
+        let probe = streetsight::ingest::probe(&src, Duration::from_secs(20), Duration::ZERO)
+            .expect("frames flow over UDP");
+        assert_eq!((probe.width, probe.height), (768, 576));
+        assert_eq!(probe.transport, streetsight::ingest::RtspTransport::Udp);
+        assert!(grey_share(&probe.frame) < 0.2);
+    }
+    // The daemon's own camera thread, left at the default: it falls back and frames flow.
+    let auto = source(&server.url("/cam"), dir.path(), keyframe);
+    assert_eq!(auto.transport, streetsight::ingest::RtspTransport::Auto);
+    let queue = streetsight::ingest::FrameQueue::new(2);
+    let shutdown = streetsight::base::Shutdown::new();
+    let camera = streetsight::ingest::spawn_camera(
+        auto,
+        queue.clone(),
+        std::sync::Arc::new(streetsight::ingest::CameraStats::default()),
+        shutdown.clone(),
+    );
+    let frame = queue.receiver().recv_timeout(Duration::from_secs(30));
+    shutdown.trigger();
+    drop(frame.expect("the supervisor fell back to UDP and frames flow"));
+    camera.join();
 }

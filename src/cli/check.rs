@@ -302,11 +302,17 @@ async fn probe_cameras(
                         .codec
                         .as_deref()
                         .map_or(source.codec.name().to_string(), str::to_lowercase);
+                    let fell_back = p.transport != source.transport;
                     let detail = format!(
-                        "{url}: {codec} {}x{} at {fps} fps, first frame after {} ms",
+                        "{url}: {codec} {}x{} at {fps} fps, first frame after {} ms{}",
                         p.width,
                         p.height,
-                        p.first_frame_after.as_millis()
+                        p.first_frame_after.as_millis(),
+                        if fell_back {
+                            "; over UDP: the camera offers no stream over TCP (transport = \"udp\" says so)"
+                        } else {
+                            ""
+                        }
                     );
                     (id, Row::pass(item, detail), Some(p))
                 }
@@ -371,6 +377,9 @@ fn camera_failure(
         }
     } else if e.wrong_transport() {
         match src.transport {
+            crate::ingest::RtspTransport::Auto => {
+                "the camera offers no stream over TCP, nor over UDP (or UDP is blocked on the way): check the camera's RTSP settings"
+            }
             crate::ingest::RtspTransport::Tcp => {
                 "the camera offers no stream over TCP: set transport = \"udp\" for this camera"
             }

@@ -253,6 +253,8 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RtspTransport {
+    /// TCP, and UDP when the camera offers no stream over TCP (said in the log and by `check`).
+    Auto,
     Tcp,
     Udp,
 }
@@ -299,7 +301,8 @@ pub struct CameraConfig {
     /// Environment variable holding the RTSP password.
     #[serde(default)]
     pub password_env: Option<String>,
-    /// `tcp` (default; survives NAT and lossy links) or `udp`.
+    /// `auto` (default: TCP, which survives NAT and lossy links; UDP when the camera offers no stream over
+    /// TCP), `tcp` or `udp`.
     #[serde(default = "default_transport")]
     pub transport: RtspTransport,
     /// `h264` (default) or `h265`.
@@ -483,7 +486,7 @@ fn default_model_workers() -> usize {
     1
 }
 fn default_transport() -> RtspTransport {
-    RtspTransport::Tcp
+    RtspTransport::Auto
 }
 fn default_codec() -> Codec {
     Codec::H264

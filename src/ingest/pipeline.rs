@@ -275,7 +275,7 @@ fn configure_source(
     let (location, url_user, url_password) = super::credentials::split_credentials(&src.url);
     rtspsrc.set_property("location", location.as_str());
     let protocols = match src.transport {
-        RtspTransport::Tcp => "tcp",
+        RtspTransport::Auto | RtspTransport::Tcp => "tcp",
         RtspTransport::Udp => "udp",
     };
     rtspsrc.set_property_from_str("protocols", protocols);

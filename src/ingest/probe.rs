@@ -4,7 +4,7 @@
 
 use super::pipeline::{IngestError, Timeouts, run_connection};
 use super::queue::FrameQueue;
-use super::source::{CameraSource, CameraStats, Sampling};
+use super::source::{CameraSource, CameraStats, RtspTransport, Sampling};
 use crate::base::{Frame, Shutdown};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,17 +20,42 @@ pub struct Probe {
     pub fps: Option<f64>,
     /// The video codec the camera announced (RTP encoding name, e.g. `H264`).
     pub codec: Option<String>,
+    /// The transport the frames came over (`auto` tries TCP, then UDP).
+    pub transport: RtspTransport,
     /// The first frame decoded (from the connection's first keyframe on).
     pub frame: Frame,
 }
 
-/// Connect to `src` once. Fails with the connection's error, or `Stalled` when no frame arrives within
-/// `first_frame`. With `measure` zero, returns right after the first frame without a frame rate.
+/// Connect to `src` once (with `auto` transport: over TCP, and over UDP if the camera offers no stream over
+/// TCP). Fails with the connection's error, or `Stalled` when no frame arrives within `first_frame`. With
+/// `measure` zero, returns right after the first frame without a frame rate.
 pub fn probe(
     src: &CameraSource,
     first_frame: Duration,
     measure: Duration,
 ) -> Result<Probe, IngestError> {
+    match probe_once(src, first_frame, measure) {
+        Err(e) if e.wrong_transport() => match src.transport.fallback() {
+            Some(next) => probe_once(
+                &CameraSource {
+                    transport: next,
+                    ..src.clone()
+                },
+                first_frame,
+                measure,
+            ),
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+fn probe_once(
+    src: &CameraSource,
+    first_frame: Duration,
+    measure: Duration,
+) -> Result<Probe, IngestError> {
+    let transport = src.transport;
     let mut src = src.clone();
     // Decode every frame from the first keyframe on: the frame rate is the camera's.
     src.sampling = Sampling::Interval { interval_ms: 0 };
@@ -94,6 +119,7 @@ pub fn probe(
         first_frame_after: info.first_frame_after,
         fps,
         codec: info.codec,
+        transport,
         frame,
     })
 }

@@ -23,8 +23,17 @@ pub struct StreamInfo {
 /// Transport for RTSP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtspTransport {
+    /// TCP, and UDP when the camera offers no stream over TCP.
+    Auto,
     Tcp,
     Udp,
+}
+
+impl RtspTransport {
+    /// What to try after the camera offered no stream over this transport: `auto` falls back to UDP.
+    pub fn fallback(self) -> Option<RtspTransport> {
+        (self == RtspTransport::Auto).then_some(RtspTransport::Udp)
+    }
 }
 
 /// How frames are sampled for analysis.

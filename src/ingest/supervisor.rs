@@ -55,6 +55,9 @@ fn supervise(
     let mut rng = rand::rng();
     let url = redact_url(&src.url);
     let timeouts = Timeouts::for_sampling(src.sampling);
+    // `auto` starts with TCP and stays with UDP once the camera offered no stream over TCP.
+    let mut src = src.clone();
+    let src = &mut src;
     while !shutdown.is_triggered() {
         stats.set_state(CameraState::Connecting);
         tracing::info!(camera = %src.id, %url, decoder = src.template.name, "Connecting to camera.");
@@ -68,6 +71,13 @@ fn supervise(
         match run_connection(src, queue, stats, shutdown, timeouts, &mut on_first) {
             Ok(()) => break,
             Err(error) => {
+                if error.wrong_transport()
+                    && let Some(next) = src.transport.fallback()
+                {
+                    tracing::warn!(camera = %src.id, %url, "The camera offers no stream over TCP; falling back to UDP (set transport = \"udp\" for this camera to say so, or \"tcp\" to never fall back).");
+                    src.transport = next;
+                    continue;
+                }
                 let unauthorized = error.is_unauthorized();
                 let delay = if unauthorized {
                     stats.set_state(CameraState::Unauthorized);

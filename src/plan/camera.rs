@@ -44,6 +44,7 @@ pub fn camera_source(cam: &CameraConfig, base_dir: &Path) -> Result<CameraSource
         username: cam.username.clone(),
         password,
         transport: match cam.transport {
+            config::RtspTransport::Auto => RtspTransport::Auto,
             config::RtspTransport::Tcp => RtspTransport::Tcp,
             config::RtspTransport::Udp => RtspTransport::Udp,
         },
