@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use streetsight::base::ImageView;
 use streetsight::health::{HealthParams, Monitor, Picture};
 
+mod common;
+
 fn frame(width: u32, height: u32) -> image::RgbImage {
     let jpeg =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/vtest-frame720.jpg");
@@ -53,24 +55,7 @@ fn health(c: &mut Criterion) {
 
 /// ONNX Runtime alone on NanoDet-g 416 with one thread (as `hot_paths` measures it): the yardstick.
 fn inference(c: &mut Criterion) {
-    let m = streetsight::detect::Manifest::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet-g-416"),
-    )
-    .expect("bundled model manifest");
-    let input = vec![0.5f32; 3 * 416 * 416];
-    let mut opened = streetsight::detect::open(&m, 1)
-        .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
-    c.bench_function("onnx runtime alone: NanoDet-g 416, 1 thread", |b| {
-        b.iter(|| {
-            let t = ort::value::TensorRef::from_array_view(([1usize, 3, 416, 416], &input[..]))
-                .unwrap();
-            let out = opened
-                .session
-                .run(ort::inputs![m.input.name.as_str() => t])
-                .unwrap();
-            black_box(out.len())
-        })
-    });
+    common::ort_alone(c, 1);
 }
 
 criterion_group!(benches, health, inference);

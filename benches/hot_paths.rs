@@ -4,15 +4,13 @@
 //! the whole `Detector::detect` on NanoDet.
 //! Results are recorded in docs/benchmarks.md.
 
+use common::manifest;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use streetsight::base::{BBox, Detection, ImageView};
-use streetsight::detect::{Manifest, Preprocessor, nms_per_class};
+use streetsight::detect::{Preprocessor, nms_per_class};
 
-fn manifest() -> Manifest {
-    Manifest::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet-g-416"))
-        .expect("bundled model manifest")
-}
+mod common;
 
 fn preprocess(c: &mut Criterion) {
     use streetsight::detect::ResizeMode;
@@ -309,26 +307,8 @@ fn detect_real_frame(c: &mut Criterion) {
 /// ONNX Runtime alone on NanoDet-g 416 (1 and 2 intra-op threads, input already in place): the yardstick
 /// for the pre- and post-processing costs above.
 fn bare_inference(c: &mut Criterion) {
-    let m = manifest();
-    let input = vec![0.5f32; 3 * 416 * 416];
     for threads in [1, 2] {
-        let mut opened = streetsight::detect::open(&m, threads)
-            .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
-        c.bench_function(
-            &format!("onnx runtime alone: NanoDet-g 416, {threads} threads"),
-            |b| {
-                b.iter(|| {
-                    let t =
-                        ort::value::TensorRef::from_array_view(([1usize, 3, 416, 416], &input[..]))
-                            .unwrap();
-                    let out = opened
-                        .session
-                        .run(ort::inputs![m.input.name.as_str() => t])
-                        .unwrap();
-                    black_box(out.len())
-                })
-            },
-        );
+        common::ort_alone(c, threads);
     }
 }
 

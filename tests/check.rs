@@ -84,6 +84,16 @@ fn row<'a>(table: &'a str, item: &str) -> (&'a str, &'a str, Option<&'a str>) {
     panic!("no row {item:?} in:\n{table}");
 }
 
+/// The frame rate a camera row reports (`… at 10.0 fps …`).
+fn fps_of(detail: &str) -> f64 {
+    detail
+        .split(" at ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no frame rate in {detail}"))
+}
+
 #[test]
 fn check_passes_a_working_pole_and_names_each_broken_part() {
     streetsight::daemon::init_process().unwrap();
@@ -102,12 +112,7 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
         detail.contains("h264 768x576 at ") && detail.contains("first frame after"),
         "{detail}"
     );
-    let fps: f64 = detail
-        .split(" at ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
+    let fps = fps_of(detail);
     // The clip plays at 10 fps; a loaded machine may decode a little late, an emulated one much later.
     let slowest = 5.0 / scaled(Duration::from_secs(1)).as_secs_f64();
     assert!((slowest..=13.0).contains(&fps), "fps {fps} in {detail}");
@@ -303,12 +308,7 @@ fn check_reports_an_h265_camera_at_its_frame_rate() {
     let (code, table, _) = check(d, &text);
     assert_eq!(code, 0, "{table}");
     let (_, detail, _) = row(&table, "camera gate");
-    let fps: f64 = detail
-        .split(" at ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
+    let fps = fps_of(detail);
     assert!(detail.contains("h265 768x576"), "{detail}");
     let slowest = 9.0 / scaled(Duration::from_secs(1)).as_secs_f64();
     assert!((slowest..=11.0).contains(&fps), "fps {fps} in {detail}");

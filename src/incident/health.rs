@@ -237,21 +237,24 @@ mod tests {
         h.step(f, f.captured_mono, f.captured_at)
     }
 
-    #[test]
-    fn a_taken_over_case_goes_on_while_the_view_is_still_moved_and_pauses_the_rules_meanwhile() {
+    /// After a restart: the reference view was kept, and case `case-1` was open for a moved view.
+    fn taken_over() -> (tempfile::TempDir, HealthSlot, Instant) {
         let dir = tempfile::tempdir().unwrap();
         let t0 = Instant::now();
-        let mut before = slot(dir.path());
-        let taken = step(&mut before, &frame(0, t0, 0));
+        let taken = step(&mut slot(dir.path()), &frame(0, t0, 0));
         std::fs::write(dir.path().join("cam.view"), &taken.reference.unwrap().bytes).unwrap();
-
-        // After a restart: the case was open for a moved view.
         let mut h = slot(dir.path());
         let case = CaseRef {
             id: "case-1".into(),
             first_seen: SystemTime::UNIX_EPOCH,
         };
         h.resume_open(case, 1, t0, true, t0);
+        (dir, h, t0)
+    }
+
+    #[test]
+    fn a_taken_over_case_goes_on_while_the_view_is_still_moved_and_pauses_the_rules_meanwhile() {
+        let (_dir, mut h, t0) = taken_over();
         for s in 1..40 {
             let out = step(&mut h, &frame(40, t0, s));
             assert!(out.paused, "rules paused at {s} s");
@@ -268,17 +271,7 @@ mod tests {
 
     #[test]
     fn a_taken_over_case_resolves_once_the_monitor_finds_the_view_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = Instant::now();
-        let mut before = slot(dir.path());
-        let taken = step(&mut before, &frame(0, t0, 0));
-        std::fs::write(dir.path().join("cam.view"), &taken.reference.unwrap().bytes).unwrap();
-        let mut h = slot(dir.path());
-        let case = CaseRef {
-            id: "case-1".into(),
-            first_seen: SystemTime::UNIX_EPOCH,
-        };
-        h.resume_open(case, 1, t0, true, t0);
+        let (_dir, mut h, t0) = taken_over();
         let mut resolved_at = None;
         for s in 1..40 {
             let out = step(&mut h, &frame(0, t0, s));
