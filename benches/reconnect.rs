@@ -4,7 +4,8 @@
 //! sampling) taking frames. For each up-window: the time from the server listening again to the first frame
 //! out of ingest, and whether the window was missed entirely. Results are in docs/benchmarks.md.
 //!
-//! Run: `cargo bench --bench reconnect` (about 10 minutes). `RECONNECT_FLAPS` changes the number of flaps.
+//! Run: `cargo bench --bench reconnect` (about 10 minutes). `RECONNECT_FLAPS` changes the number of flaps;
+//! under `cargo test --all-targets` it makes one short flap (a smoke test of the harness).
 
 use rand::Rng;
 use std::time::{Duration, Instant};
@@ -50,17 +51,21 @@ fn main() {
     );
     std::thread::sleep(Duration::from_secs(5));
 
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this once as a smoke test: one short flap.
+    let benching = std::env::args().any(|a| a == "--bench");
     let flaps: usize = std::env::var("RECONNECT_FLAPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(if benching { 12 } else { 1 });
     let mut rng = rand::rng();
     let mut delays = Vec::new();
     let mut missed = 0;
     println!("flap  down_s  up_s  first_frame_after_s");
     for i in 0..flaps {
         // Mostly short outages; every fifth one two minutes long (what used to grow the delay to a minute).
-        let down = if i % 5 == 4 {
+        let down = if !benching {
+            2.0
+        } else if i % 5 == 4 {
             120.0
         } else {
             rng.random_range(2.0..30.0)
