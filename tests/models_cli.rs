@@ -23,7 +23,11 @@ fn bundles() -> tempfile::TempDir {
         .replace("{sha256}", &"0".repeat(64))
         .replace("layout = \"nchw\"", "layout = \"nhwc\"")
         .replace(", \"cart\"]", "]")
-        .replace("cart = [\"street_vending\"]\n", "");
+        .replace("cart = [\"street_vending\"]\n", "")
+        .replace(
+            "umbrella = [\"street_vending\"]",
+            "umbrella = [\"bycicle_parking\", \"kiosk_check\"]",
+        );
     write_bundle(&dir.path().join("bad"), &bad, &yolov8_model());
     dir
 }
@@ -107,11 +111,12 @@ fn verify_passes_a_good_bundle_and_names_every_problem_of_a_bad_one() {
         out.starts_with("PASS ") && out.contains("tiny-yolov8 0.1.0 (yolov8)"),
         "{out}"
     );
+    assert!(out.contains("  note: license Apache-2.0\n"), "{out}");
 
     let (code, out) = run(&["models", "verify", dir.path().join("bad").to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("FAIL ") && out.contains("3 problem(s)"),
+        out.contains("FAIL ") && out.contains("4 problem(s)"),
         "{out}"
     );
     for part in [
@@ -121,6 +126,7 @@ fn verify_passes_a_good_bundle_and_names_every_problem_of_a_bad_one() {
         ),
         "  - input.layout: expected `nchw` (the graph's input `images` is [1, 3, 64, 64]), found `nhwc`",
         "  - labels: expected 3 labels (head yolov8: `output0` is [1, 7, 5], laid out [1, 4 + classes, N]), found 2",
+        "  - categories.umbrella: expected a known category, found `bycicle_parking`; did you mean `bicycle_parking`?",
     ] {
         assert!(out.contains(part), "missing `{part}` in:\n{out}");
     }

@@ -180,6 +180,8 @@ pub struct Verification {
     pub sha256: Option<String>,
     /// Every problem, each naming its field; empty means the bundle passes.
     pub problems: Vec<String>,
+    /// What an engineer should know even when it passes (the licence; categories a pole must define).
+    pub notes: Vec<String>,
 }
 
 impl Verification {
@@ -191,9 +193,14 @@ impl Verification {
         let what = self.manifest.as_ref().map_or(String::new(), |m| {
             format!(" {} {} ({})", m.name, m.version, m.output.kind())
         });
+        let notes: String = self
+            .notes
+            .iter()
+            .map(|n| format!("  note: {n}\n"))
+            .collect();
         if self.passed() {
             format!(
-                "PASS {}{what} sha256 {}\n",
+                "PASS {}{what} sha256 {}\n{notes}",
                 self.dir.display(),
                 self.sha256.as_deref().unwrap_or("-")
             )
@@ -206,9 +213,64 @@ impl Verification {
             for p in &self.problems {
                 let _ = writeln!(s, "  - {p}");
             }
-            s
+            s + &notes
         }
     }
+}
+
+/// The manifest's category names against the shipped ones: one a typo away from a shipped category is an
+/// error naming it; any other unknown one is a note (a city may define its own in `[categories]`).
+fn check_categories(m: &Manifest, v: &mut Verification) {
+    let known = crate::config::default_categories();
+    for (label, cats) in &m.categories {
+        for c in cats.iter().filter(|c| !known.contains_key(*c)) {
+            let closest = known
+                .keys()
+                .map(|k| (edit_distance(k, c), k))
+                .min()
+                .filter(|(d, _)| *d <= (c.chars().count() / 4).max(2));
+            match closest {
+                Some((_, k)) => v.problems.push(format!(
+                    "categories.{label}: expected a known category, found `{c}`; did you mean `{k}`?"
+                )),
+                None => v.notes.push(format!(
+                    "categories.{label}: `{c}` is not a shipped category; the pole's [categories.{c}] must give its work-order codes"
+                )),
+            }
+        }
+    }
+}
+
+/// The licence line, with a warning where the weights' licence is copyleft.
+fn licence_note(license: &str) -> String {
+    let copyleft = ["AGPL", "GPL", "LGPL", "SSPL"]
+        .iter()
+        .any(|l| license.to_uppercase().contains(l));
+    if copyleft {
+        format!(
+            "license {license}: copyleft — weights from some popular YOLO toolchains carry their toolchain's licence; shipping them binds the whole product to it (see docs/models.md)"
+        )
+    } else {
+        format!("license {license}")
+    }
+}
+
+/// Levenshtein distance between two strings (by characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Validate a bundle directory fully: the manifest on its own, the file's presence and hash, and the
@@ -219,6 +281,7 @@ pub fn verify(dir: &Path) -> Verification {
         manifest: None,
         sha256: None,
         problems: Vec::new(),
+        notes: Vec::new(),
     };
     let m = match Manifest::read(dir) {
         Ok(m) => m,
@@ -228,6 +291,8 @@ pub fn verify(dir: &Path) -> Verification {
         }
     };
     v.problems.extend(m.problems());
+    check_categories(&m, &mut v);
+    v.notes.push(licence_note(&m.license));
     if !m.model_path().is_file() {
         v.problems.push(format!(
             "file: expected the ONNX file at {}, found nothing there",
@@ -244,4 +309,22 @@ pub fn verify(dir: &Path) -> Verification {
     }
     v.manifest = Some(m);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("bicycle_parking", "bycicle_parking"), 2);
+        assert_eq!(edit_distance("crowd_density", "crowd_density"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn a_copyleft_licence_is_flagged_and_a_permissive_one_is_not() {
+        assert!(licence_note("AGPL-3.0-only").contains("copyleft"));
+        assert_eq!(licence_note("Apache-2.0"), "license Apache-2.0");
+    }
 }
