@@ -39,17 +39,19 @@ pub enum HealthError {
 }
 
 impl Reference {
+    /// The picture as a reference; its texture is taken from the stored (whole-step) thumbnail, so a
+    /// reference read back from its bytes equals the one taken.
     pub fn of(p: &Picture) -> Reference {
-        let texture = super::picture::texture(&quantised(&p.grey), p.tw, p.th);
+        let grey: Vec<u8> = p
+            .grey
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
         Reference {
             tw: p.tw,
             th: p.th,
-            grey: p
-                .grey
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect(),
-            texture,
+            texture: super::picture::texture(&grey_f32(&grey), p.tw, p.th),
+            grey,
             sharpness: p.sharpness,
             brightness: p.brightness,
             cast: p.cast,
@@ -57,7 +59,7 @@ impl Reference {
     }
 
     pub(super) fn grey_f32(&self) -> Vec<f32> {
-        self.grey.iter().map(|v| *v as f32).collect()
+        grey_f32(&self.grey)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -99,7 +101,7 @@ impl Reference {
             return Err(HealthError::NotAReference { found: bytes.len() });
         }
         let grey = bytes[HEADER_LEN..].to_vec();
-        let texture = super::picture::texture(&quantised(&grey_f32(&grey)), tw, th);
+        let texture = super::picture::texture(&grey_f32(&grey), tw, th);
         Ok(Reference {
             tw,
             th,
@@ -114,9 +116,4 @@ impl Reference {
 
 fn grey_f32(grey: &[u8]) -> Vec<f32> {
     grey.iter().map(|v| *v as f32).collect()
-}
-
-/// The thumbnail as it is stored (whole luma steps), so a loaded reference equals the one taken.
-fn quantised(grey: &[f32]) -> Vec<f32> {
-    grey.iter().map(|v| v.round().clamp(0.0, 255.0)).collect()
 }
