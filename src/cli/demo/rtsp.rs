@@ -318,12 +318,12 @@ fn clip_factory(clip: &Clip, stopped: &Arc<AtomicBool>) -> rtsp::RTSPMediaFactor
 
 /// Push the clip's frames in a loop, paced to real time, until the media goes away or the server stops.
 fn feed(appsrc: &gst_app::AppSrc, clip: &Clip, stop: &AtomicBool) {
-    let start = Instant::now();
+    let mut start = None;
     for (n, unit) in clip.units.iter().cycle().skip(clip.start).enumerate() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let due = start + clip.frame * n as u32;
+        let due = *start.get_or_insert_with(Instant::now) + clip.frame * n as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
@@ -347,8 +347,32 @@ fn feed(appsrc: &gst_app::AppSrc, clip: &Clip, stop: &AtomicBool) {
             b.set_dts(gst::ClockTime::NONE);
             b.set_duration(gst::ClockTime::from_nseconds(clip.frame.as_nanos() as u64));
         }
-        if appsrc.push_buffer(buffer).is_err() {
+        if !push(appsrc, buffer, n == 0, stop) {
             break; // the media was torn down (no clients left)
+        }
+        if n == 0 {
+            start = Some(Instant::now());
+        }
+    }
+}
+
+/// Push one unit; false once the media is gone. The feeder starts when the media is configured, before it
+/// is prepared, and the server flushes the pipeline when a client plays (its seek to the start): a push
+/// refused as flushing then is retried, and only a pipeline back in NULL after it ran means torn down.
+fn push(appsrc: &gst_app::AppSrc, buffer: gst::Buffer, first: bool, stop: &AtomicBool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match appsrc.push_buffer(buffer.clone()) {
+            Ok(_) => return true,
+            Err(gst::FlowError::Flushing) if !stop.load(Ordering::SeqCst) => {
+                let (_, current, pending) = appsrc.state(gst::ClockTime::ZERO);
+                let running = current >= gst::State::Paused || pending >= gst::State::Paused;
+                if !(running || first) || Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return false,
         }
     }
 }
