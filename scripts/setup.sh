@@ -27,7 +27,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   mosquitto mosquitto-clients
-  openssl ffmpeg python3-venv ca-certificates curl unzip
+  openssl ffmpeg python3 python3-venv ca-certificates curl unzip
+  chromium
 )
 
 command -v dpkg-query >/dev/null 2>&1 \

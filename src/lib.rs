@@ -27,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod detect;
+pub mod eval;
 pub mod health;
 pub mod incident;
 pub mod ingest;

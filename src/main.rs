@@ -95,6 +95,39 @@ enum Command {
         #[arg(long, global = true)]
         dir: Vec<PathBuf>,
     },
+    /// Measure a model bundle on labelled media: per class precision, recall, F1, AP@0.5 and AP@0.5:0.95,
+    /// count error per frame and zone, CPU ms per frame; writes report.json and report.html.
+    Eval {
+        /// Bundle directory or installed bundle name.
+        #[arg(short, long)]
+        model: String,
+        /// A video file (labels name frames `frame_000123`, from 0) or a directory of pictures.
+        #[arg(long)]
+        media: PathBuf,
+        /// COCO .json, CVAT .xml, or a directory of YOLO .txt files (with obj.names or classes.txt).
+        #[arg(long)]
+        labels: PathBuf,
+        /// A second bundle measured on the same frames; the report shows both and their differences.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Count per zone of CAMERA in this configuration.
+        #[arg(short, long, requires = "camera")]
+        config: Option<PathBuf>,
+        #[arg(long, requires = "config")]
+        camera: Option<String>,
+        /// The class counted per frame and per zone.
+        #[arg(long, default_value = "person")]
+        count: String,
+        /// ONNX Runtime threads (1: CPU times are the whole cost of a frame).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Directory for report.json and report.html.
+        #[arg(short, long, default_value = "eval-report")]
+        out: PathBuf,
+        /// Also look for bundles by name here (repeatable).
+        #[arg(long)]
+        dir: Vec<PathBuf>,
+    },
     /// Serve an H.264 clip as an RTSP camera on loopback, in a loop, until stopped (a test camera).
     ServeClip {
         clip: PathBuf,
@@ -227,6 +260,40 @@ fn main() -> ExitCode {
             }
         }
         Command::Models { command, dir } => models(command, dir),
+        Command::Eval {
+            model,
+            media,
+            labels,
+            baseline,
+            config,
+            camera,
+            count,
+            threads,
+            out,
+            mut dir,
+        } => report((|| {
+            dir.push(streetsight::cli::models::DEFAULT_DIR.into());
+            let args = streetsight::cli::eval::EvalArgs {
+                model,
+                baseline,
+                media,
+                labels,
+                config,
+                camera,
+                count_class: count,
+                threads,
+                out,
+                dirs: dir,
+            };
+            let report = streetsight::cli::eval::run(&args)?;
+            print!("{}", report.summary());
+            println!(
+                "report: {} and {}",
+                args.out.join("report.html").display(),
+                args.out.join("report.json").display()
+            );
+            Ok(())
+        })()),
         Command::ServeClip {
             clip,
             port,

@@ -19,6 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["incident"],
     &["uplink"],
     &["plan"],
+    // Measuring a bundle over labelled media: decoding, detection, zones.
+    &["eval"],
     &["control"],
     &["ops"],
     &["daemon"],

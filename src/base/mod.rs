@@ -23,7 +23,7 @@ pub use frame::{Frame, FrameMeta, Pixels};
 pub use geometry::{BBox, Detection};
 pub use hash::sha256_hex;
 pub use image::{ImageError, ImageView};
-pub use process::{disk_free_bytes, process_cpu_seconds, process_rss_bytes};
+pub use process::{disk_free_bytes, process_cpu_seconds, process_rss_bytes, thread_cpu_time};
 pub use recent::Recent;
 pub use redact::redact_url;
 pub use shutdown::Shutdown;

@@ -30,3 +30,12 @@ pub fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
     let st = rustix::fs::statvfs(path).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
+
+/// CPU time the calling thread has used (for measuring one stage of work on one thread).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod eval;
 pub mod models;
 pub mod scene;
 pub mod snapshot;

@@ -110,6 +110,16 @@ pub struct Detector {
     candidates: Vec<Detection>,
     /// YOLOv8 decoding scratch: best score and class per candidate.
     best: Vec<(f32, u32)>,
+    times: StageTimes,
+}
+
+/// CPU time of the calling thread in each stage of the last `run` (with one intra-op thread, ONNX Runtime
+/// works on the calling thread, so this is the whole cost of the frame).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub pre: std::time::Duration,
+    pub inference: std::time::Duration,
+    pub post: std::time::Duration,
 }
 
 impl std::fmt::Debug for Detector {
@@ -219,6 +229,7 @@ impl Detector {
             pre,
             candidates: Vec::with_capacity(1024),
             best: Vec::new(),
+            times: StageTimes::default(),
         })
     }
 
@@ -228,8 +239,25 @@ impl Detector {
         Ok(self.run(img)?.detections)
     }
 
+    /// The CPU time each stage of the last `run` took on the calling thread.
+    pub fn last_times(&self) -> StageTimes {
+        self.times
+    }
+
     /// Run the model on an RGB image: boxes for detect models, the density map for density models.
     pub fn run(&mut self, img: &ImageView) -> Result<Output, EngineError> {
+        let t0 = crate::base::thread_cpu_time();
+        let output = self.run_stages(img, t0);
+        self.times.post = crate::base::thread_cpu_time()
+            .saturating_sub(t0 + self.times.pre + self.times.inference);
+        output
+    }
+
+    fn run_stages(
+        &mut self,
+        img: &ImageView,
+        t0: std::time::Duration,
+    ) -> Result<Output, EngineError> {
         let model = &self.manifest.name;
         let ort_err = |e: ort::Error| EngineError::Ort {
             model: model.clone(),
@@ -242,10 +270,14 @@ impl Detector {
         let view =
             ArrayView4::from_shape(shape, tensor).expect("the preprocessor fills its own shape");
         let input = TensorRef::from_array_view(view).map_err(ort_err)?;
+        let t1 = crate::base::thread_cpu_time();
+        self.times.pre = t1.saturating_sub(t0);
+        self.times.inference = std::time::Duration::ZERO;
         let outputs = self
             .session
             .run(ort::inputs![self.manifest.input.name.as_str() => input])
             .map_err(ort_err)?;
+        self.times.inference = crate::base::thread_cpu_time().saturating_sub(t1);
         let classes = self.manifest.labels.len();
         let input_size = (self.manifest.input.width, self.manifest.input.height);
         let min_score = self.manifest.score_threshold;

@@ -12,7 +12,8 @@ mod yolo;
 
 pub use density::DensityMap;
 pub use engine::{
-    Detector, EngineError, Opened, Output, graph_io, init_runtime, open, runtime_library_path,
+    Detector, EngineError, Opened, Output, StageTimes, graph_io, init_runtime, open,
+    runtime_library_path,
 };
 pub use graph::{TensorInfo, shape_text};
 pub use manifest::{

@@ -4,6 +4,7 @@
 
 mod codec;
 mod credentials;
+mod file;
 mod pipeline;
 mod probe;
 mod queue;
@@ -12,6 +13,7 @@ mod supervisor;
 mod template;
 
 pub use codec::Codec;
+pub use file::decode_file;
 pub use pipeline::IngestError;
 pub use probe::{Probe, probe};
 pub use queue::FrameQueue;

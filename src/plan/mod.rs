@@ -21,6 +21,7 @@ pub use camera::camera_source;
 pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
 pub use health::{camera_health_params, view_picture_file, view_reference_file};
 pub use model::load_model;
+pub use rules::zone_spec;
 pub use uplink::{store_bounds, uplink_settings};
 
 use crate::config::{ConfigErrors, Lines, LoadedConfig};

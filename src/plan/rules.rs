@@ -175,20 +175,6 @@ impl CameraRules<'_> {
         }
     }
 
-    fn spec(&self, z: &ZoneConfig) -> ZoneSpec {
-        ZoneSpec {
-            id: z.id.clone(),
-            polygon: Polygon::new(z.points.get_ref()),
-            anchor: match z.anchor {
-                config::Anchor::Auto => Anchor::Auto,
-                config::Anchor::BottomCentre => Anchor::BottomCentre,
-                config::Anchor::Overlap => Anchor::Overlap,
-            },
-            min_overlap: *z.min_overlap.get_ref(),
-            inertia: z.inertia,
-        }
-    }
-
     fn slot(&self, rule: Rule, category: &str, b: Built) -> SlotSpec {
         let z = b.zone;
         SlotSpec {
@@ -398,7 +384,7 @@ impl CameraRules<'_> {
                 person_radius: r.person_radius,
                 min_person_share: r.min_person_share,
             },
-            self.spec(built.zone),
+            zone_spec(built.zone),
         ));
         Some(self.slot(rule, &r.category, built))
     }
@@ -447,7 +433,7 @@ impl CameraRules<'_> {
                 window: n as usize,
                 min_present: k as usize,
             },
-            self.spec(built.zone),
+            zone_spec(built.zone),
         ));
         Some(self.slot(rule, r.category_or(d), built))
     }
@@ -500,7 +486,7 @@ impl CameraRules<'_> {
                 stationary: r.stationary,
                 min_count: r.min_count,
             },
-            self.spec(built.zone),
+            zone_spec(built.zone),
         ));
         Some(self.slot(rule, r.category.get_ref(), built))
     }
@@ -576,4 +562,19 @@ pub(super) fn category_codes(config: &Config, category: &str) -> crate::base::Ca
         .map(|c| c.get_ref().clone())
         .or_else(|| categories::default_categories().remove(category))
         .unwrap_or_default()
+}
+
+/// A configured zone as the rules see it: polygon, anchor, overlap, inertia.
+pub fn zone_spec(z: &ZoneConfig) -> ZoneSpec {
+    ZoneSpec {
+        id: z.id.clone(),
+        polygon: Polygon::new(z.points.get_ref()),
+        anchor: match z.anchor {
+            config::Anchor::Auto => Anchor::Auto,
+            config::Anchor::BottomCentre => Anchor::BottomCentre,
+            config::Anchor::Overlap => Anchor::Overlap,
+        },
+        min_overlap: *z.min_overlap.get_ref(),
+        inertia: z.inertia,
+    }
 }

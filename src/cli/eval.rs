@@ -1,0 +1,70 @@
+//! `streetsight eval`: the command-line side of measuring a bundle — bundles by path or installed name,
+//! a camera's zones from a configuration, the report written to a directory and summed up on the terminal.
+
+use crate::eval::{EvalOptions, Report};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+pub struct EvalArgs {
+    pub model: String,
+    pub baseline: Option<String>,
+    pub media: PathBuf,
+    pub labels: PathBuf,
+    /// Count per zone of this camera of this configuration.
+    pub config: Option<PathBuf>,
+    pub camera: Option<String>,
+    pub count_class: String,
+    pub threads: usize,
+    pub out: PathBuf,
+    /// Directories to find installed bundles by name in.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Run the evaluation, write `report.json` and `report.html` into `args.out`, return the report.
+pub fn run(args: &EvalArgs) -> Result<Report> {
+    let bundle = |name: &str| {
+        super::models::resolve(name, &args.dirs).with_context(|| {
+            format!("no model bundle `{name}` (a directory with a manifest.toml, or an installed bundle's name)")
+        })
+    };
+    if !(1..=16).contains(&args.threads) {
+        bail!("--threads {} is out of range: 1 to 16", args.threads);
+    }
+    let opts = EvalOptions {
+        model: bundle(&args.model)?,
+        baseline: args.baseline.as_deref().map(bundle).transpose()?,
+        media: args.media.clone(),
+        labels: args.labels.clone(),
+        zones: zones(args.config.as_deref(), args.camera.as_deref())?,
+        count_class: args.count_class.clone(),
+        threads: args.threads,
+        progress: true,
+    };
+    let report = crate::eval::run(&opts)?;
+    report
+        .write(&args.out)
+        .with_context(|| format!("cannot write the report into {}", args.out.display()))?;
+    Ok(report)
+}
+
+/// The zones of `camera` in the configuration `config` (none without a configuration).
+fn zones(config: Option<&Path>, camera: Option<&str>) -> Result<Vec<crate::rules::ZoneSpec>> {
+    let (config, camera) = match (config, camera) {
+        (None, None) => return Ok(Vec::new()),
+        (Some(c), Some(cam)) => (c, cam),
+        _ => bail!("--config and --camera go together: the zones counted in are that camera's"),
+    };
+    let loaded = crate::plan::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cam = loaded
+        .config
+        .cameras
+        .iter()
+        .map(|c| c.get_ref())
+        .find(|c| c.id == camera)
+        .with_context(|| format!("{}: no camera `{camera}`", config.display()))?;
+    Ok(cam
+        .zones
+        .iter()
+        .map(|z| crate::plan::zone_spec(z.get_ref()))
+        .collect())
+}
