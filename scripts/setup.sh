@@ -28,7 +28,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   mosquitto mosquitto-clients
   openssl ffmpeg python3 python3-venv ca-certificates curl unzip
-  chromium
+  chromium fonts-wqy-microhei
 )
 
 command -v dpkg-query >/dev/null 2>&1 \

@@ -38,8 +38,10 @@ impl ZoneSpec {
             Anchor::Overlap => false,
         };
         if by_foot {
+            // A person cut off by the picture's bottom edge stands on it: lifted a hair inside, so a
+            // zone drawn to the edge holds them (on the boundary itself ray casting may say outside).
             let (x, y) = b.bottom_centre();
-            self.polygon.contains(x, y)
+            self.polygon.contains(x, y.min(1.0 - 1e-4))
         } else {
             overlap_share(&self.polygon, b) >= self.min_overlap
         }
@@ -183,6 +185,12 @@ mod tests {
         assert!(z.contains_box(&tall, true));
         assert!(!z.contains_box(&tall, false), "only 20% overlaps");
         assert!(z.contains_box(&b(0.4, 0.45, 0.5, 0.9), false));
+    }
+
+    #[test]
+    fn feet_cut_off_by_the_bottom_edge_are_in_a_zone_drawn_to_the_edge() {
+        let z = zone(Anchor::Auto, 1);
+        assert!(z.contains_box(&b(0.4, 0.7, 0.5, 1.0), true));
     }
 
     #[test]
