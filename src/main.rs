@@ -148,7 +148,27 @@ enum ModelsCommand {
     /// One bundle (by directory name, manifest name or path): manifest, the graph's real I/O, labels, hash.
     Inspect { name: String },
     /// Full validation of a bundle directory (every installed bundle without PATH); exit 1 on any problem.
-    Verify { path: Option<PathBuf> },
+    Verify {
+        path: Option<PathBuf>,
+        /// A minisign public key (.pub file) to check the bundle's signature against (repeatable).
+        #[arg(long)]
+        key: Vec<PathBuf>,
+    },
+    /// Make a key pair for signing bundles: PREFIX.key (secret, encrypted with a password from the
+    /// prompt or STREETSIGHT_KEY_PASSWORD) and PREFIX.pub (for the poles' model_trust.keys).
+    Keygen {
+        prefix: PathBuf,
+        /// Leave the secret key unencrypted (for a build machine's own key store).
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Sign a bundle: writes manifest.toml.minisig (the manifest pins the ONNX file's sha256).
+    Sign {
+        bundle: PathBuf,
+        /// The secret key file from `models keygen` (or minisign -G).
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -354,7 +374,31 @@ fn models(command: ModelsCommand, mut dirs: Vec<PathBuf>) -> ExitCode {
                 }
             }
         }
-        ModelsCommand::Verify { path } => {
+        ModelsCommand::Keygen {
+            prefix,
+            no_password,
+        } => report((|| {
+            let (secret, public) = streetsight::cli::signing::keygen(&prefix, !no_password)?;
+            println!(
+                "secret key: {} (keep it off the poles)\npublic key: {} (list it in model_trust.keys)",
+                secret.display(),
+                public.display()
+            );
+            Ok(())
+        })()),
+        ModelsCommand::Sign { bundle, key } => report((|| {
+            let (sig, id) = streetsight::cli::signing::sign(&bundle, &key)?;
+            println!("signed with key {id}: {}", sig.display());
+            Ok(())
+        })()),
+        ModelsCommand::Verify { path, key } => {
+            let trusted = match streetsight::cli::signing::read_keys(&key) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let targets = match path {
                 Some(p) => vec![p],
                 None => bundle::find(&dirs),
@@ -365,7 +409,7 @@ fn models(command: ModelsCommand, mut dirs: Vec<PathBuf>) -> ExitCode {
             }
             let mut failed = 0;
             for dir in targets {
-                let v = bundle::verify(&dir);
+                let v = bundle::verify(&dir, &trusted);
                 print!("{}", v.report());
                 failed += usize::from(!v.passed());
             }

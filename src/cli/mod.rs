@@ -9,5 +9,6 @@ pub mod demo;
 pub mod eval;
 pub mod models;
 pub mod scene;
+pub mod signing;
 pub mod snapshot;
 pub mod view;

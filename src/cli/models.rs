@@ -275,7 +275,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Validate a bundle directory fully: the manifest on its own, the file's presence and hash, and the
 /// graph's I/O against the manifest. Lists every problem rather than stopping at the first.
-pub fn verify(dir: &Path) -> Verification {
+/// Everything about the bundle in `dir`; its signature is checked against `trusted` (noted, not checked,
+/// when no key is given).
+pub fn verify(dir: &Path, trusted: &[crate::detect::TrustedKey]) -> Verification {
     let mut v = Verification {
         dir: dir.to_path_buf(),
         manifest: None,
@@ -293,6 +295,10 @@ pub fn verify(dir: &Path) -> Verification {
     v.problems.extend(m.problems());
     check_categories(&m, &mut v);
     v.notes.push(licence_note(&m.license));
+    match crate::detect::check_signature(dir, trusted) {
+        Ok(signed) => v.notes.push(signed.describe()),
+        Err(e) => v.problems.push(format!("signature: {e}")),
+    }
     if !m.model_path().is_file() {
         v.problems.push(format!(
             "file: expected the ONNX file at {}, found nothing there",

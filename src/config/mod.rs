@@ -48,6 +48,9 @@ pub struct Config {
     /// What evidence images show and hide.
     #[serde(default)]
     pub evidence: EvidenceConfig,
+    /// Which keys may sign model bundles, and whether unsigned ones are refused.
+    #[serde(default)]
+    pub model_trust: ModelTrustConfig,
     /// The cameras on this pole.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Spanned<CameraConfig>>,
@@ -73,6 +76,27 @@ impl Default for OpsConfig {
             http: None,
             watchdog_grace_s: default_watchdog_grace_s(),
         }
+    }
+}
+
+/// Signed model bundles: the minisign public keys this pole trusts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelTrustConfig {
+    /// minisign public keys: a `.pub` file (relative to this file's directory) or the key itself
+    /// (`RWQ…`, the second line of the `.pub` file). A bundle signed by another key is refused.
+    #[serde(default)]
+    pub keys: Vec<Spanned<String>>,
+    /// Refuse bundles without a signature (`manifest.toml.minisig`) by one of `keys`.
+    #[serde(default)]
+    pub require_signature: Option<Spanned<bool>>,
+}
+
+impl ModelTrustConfig {
+    pub fn required(&self) -> bool {
+        self.require_signature
+            .as_ref()
+            .is_some_and(|r| *r.get_ref())
     }
 }
 

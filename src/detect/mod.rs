@@ -8,6 +8,7 @@ mod manifest;
 mod nanodet;
 mod nms;
 mod preprocess;
+mod signature;
 mod yolo;
 
 pub use density::DensityMap;
@@ -22,4 +23,5 @@ pub use manifest::{
 pub use nanodet::{StrideOutput, decode_nanodet};
 pub use nms::{MAX_PER_CLASS, nms_in_place, nms_per_class};
 pub use preprocess::{Fit, Preprocessor};
+pub use signature::{SIGNATURE_FILE, Signed, TrustedKey, check_signature, sign_bundle};
 pub use yolo::{decode_yolov5, decode_yolov8};

@@ -13,6 +13,7 @@ mod geometry;
 mod health;
 mod model;
 pub(crate) mod rules;
+mod trust;
 mod uplink;
 mod validate;
 
@@ -22,6 +23,7 @@ pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
 pub use health::{camera_health_params, view_picture_file, view_reference_file};
 pub use model::load_model;
 pub use rules::zone_spec;
+pub use trust::{check_bundle_trust, trusted_keys};
 pub use uplink::{store_bounds, uplink_settings};
 
 use crate::config::{ConfigErrors, Lines, LoadedConfig};

@@ -1,5 +1,5 @@
 //! A configured model: its manifest, then the ONNX graph checked against it, in a session with the
-//! configured threads.
+//! configured threads — after its signature is checked against the keys the pole trusts.
 
 use crate::config::LoadedConfig;
 use crate::detect::{Detector, Manifest};
@@ -12,6 +12,10 @@ pub fn load_model(loaded: &LoadedConfig, name: &str) -> Result<Detector, String>
         .get(name)
         .ok_or_else(|| format!("no model `{name}` in the configuration"))?
         .get_ref();
-    let manifest = Manifest::load(&loaded.resolve(&m.path)).map_err(|e| e.to_string())?;
-    Detector::load(manifest, m.threads).map_err(|e| e.to_string())
+    let dir = loaded.resolve(&m.path);
+    let signed = super::trust::check_bundle_trust(loaded, &dir)?;
+    let manifest = Manifest::load(&dir).map_err(|e| e.to_string())?;
+    let detector = Detector::load(manifest, m.threads).map_err(|e| e.to_string())?;
+    tracing::info!(model = name, signature = %signed.describe(), "Model loaded.");
+    Ok(detector)
 }
