@@ -129,13 +129,14 @@ def main(labels_path, report_path):
                 "fp": fp,
             }
         count_name = report["count_class"]
+        count_from = max(op, f32(report["count_score"]))
         cid = next(k for k, v in names.items() if v == count_name)
         errors = []
         for img in images:
             truth = sum(1 for a in labels["annotations"]
                         if a["image_id"] == img["id"] and a["category_id"] == cid and not a.get("iscrowd", 0))
             found = sum(1 for d in model["detections"]
-                        if d["image_id"] == img["id"] and d["category_id"] == cid and d["score"] >= op)
+                        if d["image_id"] == img["id"] and d["category_id"] == cid and d["score"] >= count_from)
             errors.append(abs(found - truth))
         result[model["name"] + " " + model["path"]] = {
             "classes": per_class,

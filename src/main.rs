@@ -118,6 +118,9 @@ enum Command {
         /// The class counted per frame and per zone.
         #[arg(long, default_value = "person")]
         count: String,
+        /// Detections count from this score on (the crowd rule's default min_score).
+        #[arg(long, default_value_t = 0.5)]
+        count_score: f32,
         /// ONNX Runtime threads (1: CPU times are the whole cost of a frame).
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -288,6 +291,7 @@ fn main() -> ExitCode {
             config,
             camera,
             count,
+            count_score,
             threads,
             out,
             mut dir,
@@ -301,6 +305,7 @@ fn main() -> ExitCode {
                 config,
                 camera,
                 count_class: count,
+                count_score,
                 threads,
                 out,
                 dirs: dir,

@@ -314,6 +314,7 @@ fn yolo_labels_on_pictures_agree_with_coco_labels_on_the_clip() {
             labels,
             zones: Vec::new(),
             count_class: "person".into(),
+            count_score: 0.5,
             threads: 1,
             progress: false,
         })

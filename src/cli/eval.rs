@@ -14,6 +14,7 @@ pub struct EvalArgs {
     pub config: Option<PathBuf>,
     pub camera: Option<String>,
     pub count_class: String,
+    pub count_score: f32,
     pub threads: usize,
     pub out: PathBuf,
     /// Directories to find installed bundles by name in.
@@ -27,6 +28,12 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
             format!("no model bundle `{name}` (a directory with a manifest.toml, or an installed bundle's name)")
         })
     };
+    if !(args.count_score > 0.0 && args.count_score <= 1.0) {
+        bail!(
+            "--count-score {} is out of range: above 0, at most 1",
+            args.count_score
+        );
+    }
     if !(1..=16).contains(&args.threads) {
         bail!("--threads {} is out of range: 1 to 16", args.threads);
     }
@@ -37,6 +44,7 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
         labels: args.labels.clone(),
         zones: zones(args.config.as_deref(), args.camera.as_deref())?,
         count_class: args.count_class.clone(),
+        count_score: args.count_score,
         threads: args.threads,
         progress: true,
     };

@@ -35,6 +35,9 @@ pub struct EvalOptions {
     /// Zones to count `count_class` in (a camera's zones from a configuration).
     pub zones: Vec<ZoneSpec>,
     pub count_class: String,
+    /// Detections of `count_class` count from this score on (the crowd rule's default `min_score` is 0.5);
+    /// never below the bundle's own threshold.
+    pub count_score: f32,
     /// ONNX Runtime intra-op threads (1: the CPU times are the calling thread's whole cost).
     pub threads: usize,
     /// Draw a progress bar on stderr (when it is a terminal).
@@ -173,11 +176,13 @@ pub fn run(opts: &EvalOptions) -> Result<Report> {
             ignored: gt.ignored(),
         },
         count_class: opts.count_class.clone(),
+        count_score: as_written(opts.count_score),
         notes: vec![
             "AP as COCO computes it (greedy matching by score, 101-point interpolated precision), without area ranges or a cap on detections per picture; boxes marked ignore (iscrowd) absorb detections with ordinary IoU.".into(),
             format!(
-                "Precision, recall, F1 and counts at each bundle's own score threshold and IoU 0.5; counts are of `{}` boxes that are not ignored, by their bottom centre (zones: their own anchor).",
-                opts.count_class
+                "Precision, recall and F1 at each bundle's own score threshold and IoU 0.5. Counts: labelled `{}` boxes that are not ignored against detections scoring at least {} (and the bundle's threshold), by their bottom centre (zones: their own anchor).",
+                opts.count_class,
+                as_written(opts.count_score)
             ),
             format!(
                 "CPU ms per frame on the evaluating thread with {} ONNX Runtime thread(s).",
@@ -326,7 +331,7 @@ fn counts(
                 .collect();
             let found = found
                 .iter()
-                .filter(|d| &d.0 == class && d.1 >= f64::from(r.operating))
+                .filter(|d| &d.0 == class && d.1 >= f64::from(r.operating.max(opts.count_score)))
                 .map(|d| norm(d.2))
                 .collect();
             (truth, found)

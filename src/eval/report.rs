@@ -13,6 +13,8 @@ pub struct Report {
     pub labels: LabelsInfo,
     /// The class counted per frame and per zone (crowds).
     pub count_class: String,
+    /// Detections count from this score on.
+    pub count_score: f64,
     pub notes: Vec<String>,
     /// The bundle measured first, then the baseline (when one was given).
     pub models: Vec<ModelReport>,

@@ -6,6 +6,9 @@ use crate::config::{Config, LoadedConfig, resolve};
 use crate::detect::{Signed, TrustedKey, check_signature};
 use std::path::Path;
 
+/// The most keys a pole trusts.
+pub const MAX_KEYS: usize = 16;
+
 /// The trusted keys; a key that cannot be read is left out (validation reported it).
 pub fn trusted_keys(config: &Config, base: &Path) -> Vec<TrustedKey> {
     config
@@ -32,6 +35,12 @@ fn read_key(entry: &str, base: &Path) -> Result<TrustedKey, String> {
 
 pub(crate) fn verify_trust(c: &mut Check, config: &Config) {
     let trust = &config.model_trust;
+    if let Some(extra) = trust.keys.get(MAX_KEYS) {
+        c.push(
+            extra,
+            format!("model_trust.keys: at most {MAX_KEYS} keys (a key per signing party, not per bundle)"),
+        );
+    }
     for key in &trust.keys {
         if let Err(e) = read_key(key.get_ref(), c.base) {
             c.push(key, e);
