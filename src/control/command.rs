@@ -39,6 +39,17 @@ pub enum Request {
     ConfirmView { camera: String },
     /// Re-read and validate the configuration file; apply it if valid, keep the running one otherwise.
     Reload,
+    /// Run the bundle at `path` in shadow beside the configured `model` on every `every`-th analysed frame
+    /// (replacing a shadow that runs).
+    ShadowStart {
+        model: String,
+        path: String,
+        every: u32,
+    },
+    /// Stop the model's shadow; the reply carries its last report.
+    ShadowStop { model: String },
+    /// What the shadows found so far (of one model, or all).
+    ShadowReport { model: Option<String> },
 }
 
 impl Request {
@@ -53,12 +64,15 @@ impl Request {
             Request::SceneReference { .. } => "scene_reference",
             Request::ConfirmView { .. } => "confirm_view",
             Request::Reload => "reload",
+            Request::ShadowStart { .. } => "shadow_start",
+            Request::ShadowStop { .. } => "shadow_stop",
+            Request::ShadowReport { .. } => "shadow_report",
         }
     }
 }
 
 /// The command names this agent understands.
-pub const COMMANDS: [&str; 9] = [
+pub const COMMANDS: [&str; 12] = [
     "snapshot",
     "verify",
     "suppress",
@@ -68,6 +82,9 @@ pub const COMMANDS: [&str; 9] = [
     "scene_reference",
     "confirm_view",
     "reload",
+    "shadow_start",
+    "shadow_stop",
+    "shadow_report",
 ];
 
 /// A checked command.
@@ -159,6 +176,26 @@ struct SceneReferenceArgs {
 #[serde(deny_unknown_fields)]
 struct CameraArgs {
     camera: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShadowStartArgs {
+    model: String,
+    path: String,
+    #[serde(default = "default_shadow_every")]
+    every: u32,
+}
+
+fn default_shadow_every() -> u32 {
+    5
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelArgs {
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +361,17 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
             args_of::<CameraArgs>(name, args).map(|a| Request::ConfirmView { camera: a.camera })
         }
         "reload" => args_of::<NoArgs>(name, args).map(|_| Request::Reload),
+        "shadow_start" => args_of::<ShadowStartArgs>(name, args).and_then(shadow_start),
+        "shadow_stop" => args_of::<ModelArgs>(name, args).and_then(|a| match a.model {
+            Some(model) => Ok(Request::ShadowStop { model }),
+            None => Err(CommandError::new(
+                "missing_field",
+                "shadow_stop: missing field `model`",
+            )),
+        }),
+        "shadow_report" => {
+            args_of::<ModelArgs>(name, args).map(|a| Request::ShadowReport { model: a.model })
+        }
         other => Err(CommandError::new(
             "unknown_command",
             format!(
@@ -351,6 +399,10 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
         }) => vec![camera.as_deref().unwrap_or(""), category, zone],
         Ok(Request::Incidents { camera }) => vec![camera.as_deref().unwrap_or("")],
         Ok(Request::SceneReference { camera, zone }) => vec![camera.as_str(), zone.as_str()],
+        Ok(Request::ShadowStart { model, .. }) | Ok(Request::ShadowStop { model }) => {
+            vec![model.as_str()]
+        }
+        Ok(Request::ShadowReport { model }) => vec![model.as_deref().unwrap_or("")],
         _ => vec![],
     }
     .into_iter()
@@ -374,6 +426,33 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
     }
 }
 
+/// A shadow's bundle is an absolute directory on the pole, and it runs every 1–100 frames.
+fn shadow_start(a: ShadowStartArgs) -> Result<Request, CommandError> {
+    let every = crate::incident::SHADOW_EVERY;
+    if !every.contains(&a.every) {
+        return Err(CommandError::new(
+            "malformed",
+            format!(
+                "every is {}; it must be {} to {} (the candidate runs on every N-th analysed frame)",
+                a.every,
+                every.start(),
+                every.end()
+            ),
+        ));
+    }
+    if !a.path.starts_with('/') || a.path.len() > 4096 || a.path.chars().any(char::is_control) {
+        return Err(CommandError::new(
+            "malformed",
+            "path must be the absolute path of a bundle directory on the pole (at most 4096 bytes)",
+        ));
+    }
+    Ok(Request::ShadowStart {
+        model: a.model,
+        path: a.path,
+        every: a.every,
+    })
+}
+
 fn args_of<T: serde::de::DeserializeOwned>(
     name: &str,
     args: serde_json::Value,
@@ -387,47 +466,6 @@ fn args_of<T: serde::de::DeserializeOwned>(
         };
         CommandError::new(code, format!("{name}: {msg}"))
     })
-}
-
-/// The reply on `cmd_result/{request_id}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reply {
-    pub request_id: String,
-    pub command: String,
-    pub ok: bool,
-    pub time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<CommandError>,
-}
-
-impl Reply {
-    pub fn ok(request_id: &str, command: &str, result: serde_json::Value) -> Self {
-        Reply {
-            request_id: request_id.into(),
-            command: command.into(),
-            ok: true,
-            time: now_rfc3339(),
-            result: Some(result),
-            error: None,
-        }
-    }
-
-    pub fn error(request_id: &str, command: &str, error: CommandError) -> Self {
-        Reply {
-            request_id: request_id.into(),
-            command: command.into(),
-            ok: false,
-            time: now_rfc3339(),
-            result: None,
-            error: Some(error),
-        }
-    }
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

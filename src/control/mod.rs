@@ -11,6 +11,8 @@ pub mod audit;
 mod cases;
 pub mod command;
 mod replay;
+mod reply;
+mod shadow;
 mod worker;
 
 pub use worker::{Pending, Verified, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept};
@@ -20,9 +22,10 @@ use crate::detect::Detector;
 use crate::plan::load_model;
 use crate::uplink::{IncomingCommand, Messenger};
 use audit::{AuditEntry, AuditLog};
-use command::{Command, CommandError, Reply, Request};
+use command::{Command, CommandError, Request};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use replay::ReplayGuard;
+use reply::Reply;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -59,7 +62,14 @@ pub struct Control {
     pub ledger: crate::uplink::OutboxWriter,
     /// The suppressions in force (shared with every analyser).
     pub suppressions: crate::incident::Suppressions,
+    /// The configuration the pipelines run now.
+    pub running: RunningConfig,
+    /// What the shadows found so far.
+    pub shadows: crate::incident::ShadowBoard,
 }
+
+/// The configuration the pipelines run, replaced when a reload is applied.
+pub type RunningConfig = Arc<Mutex<Arc<LoadedConfig>>>;
 
 /// One reload at a time: whoever holds the gate prepares (reads the file, loads the models) and applies.
 pub type ReloadGate = Arc<tokio::sync::Mutex<()>>;
@@ -191,6 +201,9 @@ impl Control {
             Request::SceneReference { camera, zone } => self.scene_reference(camera, zone),
             Request::ConfirmView { camera } => self.confirm_view(camera),
             Request::Reload => self.reload(),
+            Request::ShadowStart { model, path, every } => self.shadow_start(model, path, *every),
+            Request::ShadowStop { model } => self.shadow_stop(model),
+            Request::ShadowReport { model } => Ok(self.shadow_report(model.as_deref())),
         };
         let (label, detail, reply) = match outcome {
             Ok(result) => (
@@ -421,6 +434,11 @@ fn describe(r: &Request) -> serde_json::Value {
             serde_json::json!({ "camera": camera, "zone": zone })
         }
         Request::ConfirmView { camera } => serde_json::json!({ "camera": camera }),
+        Request::ShadowStart { model, path, every } => {
+            serde_json::json!({ "model": model, "path": path, "every": every })
+        }
+        Request::ShadowStop { model } => serde_json::json!({ "model": model }),
+        Request::ShadowReport { model } => serde_json::json!({ "model": model }),
         Request::Reload | Request::Suppressions => serde_json::Value::Null,
     }
 }

@@ -34,6 +34,12 @@ pub enum WorkerCmd {
         camera: String,
         reply: Sender<Result<(), String>>,
     },
+    /// Run this candidate in shadow (replacing one that runs), or stop the shadow (`None`); the answer is
+    /// the report of the shadow that stopped, if one ran.
+    Shadow {
+        setup: Option<Box<crate::incident::ShadowSetup>>,
+        reply: Sender<Option<crate::incident::ShadowReport>>,
+    },
 }
 
 /// A worker's answer to a verify.
@@ -62,6 +68,9 @@ pub struct Verified {
 /// A running model worker as the control side sees it.
 #[derive(Clone)]
 pub struct WorkerLink {
+    /// The configured model this worker runs, and which of its workers it is.
+    pub model: String,
+    pub index: usize,
     pub cameras: Vec<String>,
     pub tx: Sender<WorkerCmd>,
 }
@@ -208,6 +217,10 @@ pub fn accept<'a>(
                 None => Err(format!("camera `{camera}` is not analysed by this worker")),
             };
             let _ = reply.send(answer);
+        }
+        // The model worker keeps its shadow itself; a worker without one has none to stop.
+        WorkerCmd::Shadow { reply, .. } => {
+            let _ = reply.send(None);
         }
     }
 }

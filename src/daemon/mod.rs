@@ -92,6 +92,8 @@ pub async fn run(
         models: Arc::default(),
         workers: Arc::default(),
         suppressions: crate::incident::Suppressions::default(),
+        shadows: Arc::default(),
+        running: Arc::new(Mutex::new(Arc::new(loaded.clone()))),
     };
     let status = status_source(
         config.device.id.get_ref().clone(),
@@ -116,6 +118,7 @@ pub async fn run(
         shared.camera_stats.clone(),
         disk.clone(),
         shared.health.clone(),
+        shared.shadows.clone(),
     );
     // One reload at a time: a second one while the first is applied is answered `busy`.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
@@ -141,6 +144,8 @@ pub async fn run(
             reloading: reloading.clone(),
             ledger: writer.clone(),
             suppressions: shared.suppressions.clone(),
+            running: shared.running.clone(),
+            shadows: shared.shadows.clone(),
         };
         control = Some(
             std::thread::Builder::new()
@@ -242,6 +247,10 @@ struct Shared {
     workers: WorkerRegistry,
     /// A dispatcher's suppressions, read by every analyser (kept on disk by the control side).
     suppressions: crate::incident::Suppressions,
+    /// Candidate models in shadow and how far they agree (telemetry, `/metrics`, `shadow_report`).
+    shadows: crate::incident::ShadowBoard,
+    /// The configuration the pipelines run (for commands that build from it: a shadow's rules).
+    running: crate::control::RunningConfig,
 }
 
 impl Shared {
@@ -290,7 +299,7 @@ fn check_capacity(config: &crate::config::Config, disk: &crate::base::DiskGuard)
 /// registry link that routes commands for these cameras to it.
 fn start_worker(
     loaded: &LoadedConfig,
-    detector: Detector,
+    (model, index, detector): (&str, usize, Detector),
     users: &[&CameraConfig],
     carry: &mut cases::Carryover,
     shared: &Shared,
@@ -331,6 +340,8 @@ fn start_worker(
     // for 10 s is stuck, and the command is answered `busy`.
     let (tx, commands) = crossbeam_channel::bounded(64);
     let link = WorkerLink {
+        model: model.to_string(),
+        index,
         cameras: analysers.keys().cloned().collect(),
         tx,
     };
@@ -346,6 +357,8 @@ fn start_worker(
         health: shared.health.clone(),
         status_changed: shared.status_changed.clone(),
         shutdown: shutdown.clone(),
+        shadow: None,
+        shadows: shared.shadows.clone(),
     };
     (worker, link, handles)
 }
@@ -368,6 +381,7 @@ impl Pipelines {
         sink: &sink::Sink,
     ) -> anyhow::Result<Self> {
         let config = &loaded.config;
+        *shared.running.lock().expect("running config lock") = Arc::new(loaded.clone());
         let mut carry = cases::Carryover::read(&sink.outbox, kept);
         let shutdown = Shutdown::new();
         let mut cameras: Vec<CameraHandle> = Vec::new();
@@ -424,8 +438,15 @@ impl Pipelines {
                     .filter(|(i, _)| i % count == w)
                     .map(|(_, c)| *c)
                     .collect();
-                let (worker, link, handles) =
-                    start_worker(loaded, detector, &mine, &mut carry, shared, sink, &shutdown);
+                let (worker, link, handles) = start_worker(
+                    loaded,
+                    (name, w, detector),
+                    &mine,
+                    &mut carry,
+                    shared,
+                    sink,
+                    &shutdown,
+                );
                 cameras.extend(handles);
                 links.push(link);
                 workers.push(

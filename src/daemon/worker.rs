@@ -107,6 +107,9 @@ pub(super) struct ModelWorker {
     pub(super) health: crate::incident::HealthBoard,
     pub(super) status_changed: Arc<tokio::sync::Notify>,
     pub(super) shutdown: Shutdown,
+    /// A candidate model in shadow beside this worker's model, and where its report is shown.
+    pub(super) shadow: Option<crate::incident::Shadow>,
+    pub(super) shadows: crate::incident::ShadowBoard,
 }
 
 impl ModelWorker {
@@ -120,11 +123,13 @@ impl ModelWorker {
         while !self.shutdown.is_triggered() {
             Pending::expire(&mut self.pending, Instant::now());
             crossbeam_channel::select! {
-                recv(self.commands) -> cmd => {
-                    if let Ok(cmd) = cmd {
-                        accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending, self.frame_wait);
+                recv(self.commands) -> cmd => match cmd {
+                    Ok(WorkerCmd::Shadow { setup, reply }) => {
+                        let _ = reply.send(self.replace_shadow(setup.map(|s| crate::incident::Shadow::new(*s))));
                     }
-                }
+                    Ok(cmd) => accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending, self.frame_wait),
+                    Err(_) => {}
+                },
                 recv(rx) -> frame => {
                     if let Ok(frame) = frame {
                         self.analyse(&frame);
@@ -133,6 +138,8 @@ impl ModelWorker {
                 default(Duration::from_millis(200)) => {}
             }
         }
+        // A shadow ends with its worker (a reload starts workers afresh).
+        self.replace_shadow(None);
         // Whatever the analysis handed on is stored before the analysers go back (a reload or shutdown
         // then resolves their incidents after these events, not before).
         self.evidence.finish();
@@ -159,7 +166,18 @@ impl ModelWorker {
         };
         stats.record_analysis(ms);
         let mut took_reference = false;
-        if let Some(job) = analyser.defer(frame, detections, density) {
+        let job = analyser.defer(frame, detections, density);
+        if let Some(shadow) = &mut self.shadow {
+            let drafts = job.as_ref().map_or(&[][..], |j| &j.drafts[..]);
+            if shadow.observe(frame, detections, &self.detector.manifest.labels, drafts) {
+                let report = shadow.report();
+                self.shadows
+                    .lock()
+                    .expect("shadow board lock")
+                    .insert(shadow.board_key(), report);
+            }
+        }
+        if let Some(job) = job {
             took_reference = !job.references.is_empty();
             self.evidence.send(job, None);
         }
@@ -177,6 +195,24 @@ impl ModelWorker {
             }
         }
         self.serve_pending(frame, detections);
+    }
+
+    /// Start, replace or stop the shadow; the report of the one that ran, if any. The board shows the
+    /// running one only.
+    fn replace_shadow(
+        &mut self,
+        next: Option<crate::incident::Shadow>,
+    ) -> Option<crate::incident::ShadowReport> {
+        let old = std::mem::replace(&mut self.shadow, next);
+        let mut board = self.shadows.lock().expect("shadow board lock");
+        let ended = old.map(|s| {
+            board.remove(&s.board_key());
+            s.report()
+        });
+        if let Some(s) = &self.shadow {
+            board.insert(s.board_key(), s.report());
+        }
+        ended
     }
 
     /// Publish camera `id`'s scene-zone reference states if they changed. Called when the worker starts and

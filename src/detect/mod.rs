@@ -1,6 +1,7 @@
 //! Detection: a model bundle (manifest + ONNX file), the ONNX Runtime session that runs it, and the pure
 //! pre- and post-processing around it (testable without ONNX Runtime).
 
+mod agreement;
 mod density;
 mod engine;
 mod graph;
@@ -11,6 +12,7 @@ mod preprocess;
 mod signature;
 mod yolo;
 
+pub use agreement::{Agreement, ClassAgreement, MATCH_IOU};
 pub use density::DensityMap;
 pub use engine::{
     Detector, EngineError, Opened, Output, StageTimes, graph_io, init_runtime, open,

@@ -16,6 +16,7 @@ mod model;
 mod operate;
 mod privacy;
 mod publish;
+mod shadow;
 mod snapshot;
 mod suppress;
 
@@ -33,6 +34,10 @@ pub use model::ModelInfo;
 pub use operate::{OperateError, VERIFY_SAMPLES, still_present};
 pub use privacy::{PrivacyParams, blur_heads};
 pub use publish::{Draft, EvidenceJob, EvidenceSettings, Publisher, ReferenceImage};
+pub use shadow::{
+    IncidentKey, SHADOW_EVERY, Shadow, ShadowBoard, ShadowReport, ShadowSetup,
+    board_key as shadow_board_key,
+};
 pub use snapshot::{SnapshotInput, draw_snapshot, render_snapshot};
 pub use suppress::{Suppression, Suppressions};
 

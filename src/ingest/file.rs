@@ -24,26 +24,11 @@ pub fn decode_file(
             path.display()
         )));
     }
-    let pipeline = gst::parse::launch(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=2",
-    )
-    .map_err(|e| IngestError::Build(e.to_string()))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| IngestError::Build("not a pipeline".into()))?;
-    pipeline
-        .by_name("src")
-        .expect("named src")
-        .set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .expect("named appsink");
+    let (pipeline, sink) = play_file("decodebin ! videoconvert ! video/x-raw,format=RGB", path)?;
+    sink.set_max_buffers(2);
     let stop = |p: &gst::Pipeline| {
         let _ = p.set_state(gst::State::Null);
     };
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| IngestError::Build(format!("{}: {e}", path.display())))?;
     let mut n = 0u64;
     let result = loop {
         let Ok(sample) = sink.pull_sample() else {
@@ -80,6 +65,33 @@ pub fn decode_file(
     };
     stop(&pipeline);
     result
+}
+
+/// A playing pipeline `filesrc (path) ! {chain} ! appsink` (not synchronised to the clock: as fast as it
+/// decodes) and its appsink.
+pub fn play_file(
+    chain: &str,
+    path: &Path,
+) -> Result<(gst::Pipeline, gst_app::AppSink), IngestError> {
+    let build = |e: String| IngestError::Build(format!("{}: {e}", path.display()));
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc name=src ! {chain} ! appsink name=sink sync=false"
+    ))
+    .map_err(|e| build(e.to_string()))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| build("not a pipeline".into()))?;
+    pipeline
+        .by_name("src")
+        .expect("named src")
+        .set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .expect("named appsink");
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| build(e.to_string()))?;
+    Ok((pipeline, sink))
 }
 
 /// The pipeline's error, if one ended it (a file that is not a video, a missing decoder).

@@ -13,7 +13,7 @@ mod supervisor;
 mod template;
 
 pub use codec::Codec;
-pub use file::decode_file;
+pub use file::{decode_file, play_file};
 pub use pipeline::IngestError;
 pub use probe::{Probe, probe};
 pub use queue::FrameQueue;

@@ -218,8 +218,115 @@ pub fn families(t: &Telemetry) -> Vec<MetricFamily> {
         ),
     ];
     all.into_iter()
+        .chain(shadow_families(t))
         .filter(|f| !f.get_metric().is_empty())
         .collect()
+}
+
+/// A shadow's series: each value with the labels it adds to model, worker and candidate.
+type Series = Vec<(Metric, Vec<(&'static str, String)>)>;
+
+/// Candidates in shadow: how much they ran and how far they agree with the active model.
+fn shadow_families(t: &Telemetry) -> Vec<MetricFamily> {
+    let each = |m: &dyn Fn(&crate::incident::ShadowReport) -> Series| {
+        t.shadows
+            .iter()
+            .flat_map(|s| {
+                let worker = s.worker.to_string();
+                m(s).into_iter().map(move |(metric, extra)| {
+                    let mut labels = vec![
+                        ("model", s.model.as_str()),
+                        ("worker", worker.as_str()),
+                        ("candidate", s.candidate.as_str()),
+                    ];
+                    labels.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+                    labelled(metric, &labels)
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    vec![
+        family(
+            "streetsight_shadow_frames_total",
+            "Frames the candidate in shadow analysed beside the active model.",
+            MetricType::COUNTER,
+            each(&|s| vec![(counter(s.frames as f64), vec![])]),
+        ),
+        family(
+            "streetsight_shadow_errors_total",
+            "Frames the candidate in shadow failed on.",
+            MetricType::COUNTER,
+            each(&|s| vec![(counter(s.errors as f64), vec![])]),
+        ),
+        family(
+            "streetsight_shadow_count_agreement_ratio",
+            "Share of frames on which the candidate counted as many objects of the class as the active model.",
+            MetricType::GAUGE,
+            each(&|s| {
+                s.classes
+                    .iter()
+                    .map(|c| (gauge(c.count_agreement), vec![("class", c.class.clone())]))
+                    .collect()
+            }),
+        ),
+        family(
+            "streetsight_shadow_matched_iou",
+            "Mean IoU of the boxes both models found (matched one-to-one at IoU 0.5).",
+            MetricType::GAUGE,
+            each(&|s| vec![(gauge(s.mean_iou), vec![])]),
+        ),
+        family(
+            "streetsight_shadow_incidents_opened",
+            "Incidents opened while the shadow ran: by the active model, and by the candidate on its frames.",
+            MetricType::GAUGE,
+            each(&|s| {
+                vec![
+                    (
+                        gauge(s.active_opened as f64),
+                        vec![("side", "active".to_string())],
+                    ),
+                    (
+                        gauge(s.shadow_opened as f64),
+                        vec![("side", "shadow".to_string())],
+                    ),
+                ]
+            }),
+        ),
+        family(
+            "streetsight_shadow_incident_differences",
+            "Incidents (camera, category, zone) only the candidate would have opened, or that it would have missed.",
+            MetricType::GAUGE,
+            each(&|s| {
+                vec![
+                    (
+                        gauge(s.would_open.len() as f64),
+                        vec![("kind", "would_open".to_string())],
+                    ),
+                    (
+                        gauge(s.would_miss.len() as f64),
+                        vec![("kind", "would_miss".to_string())],
+                    ),
+                ]
+            }),
+        ),
+        family(
+            "streetsight_shadow_inference_seconds",
+            "The candidate's inference time per frame (median and 95th percentile of its last frames).",
+            MetricType::GAUGE,
+            each(&|s| {
+                vec![
+                    (
+                        gauge(f64::from(s.ms_p50) / 1000.0),
+                        vec![("quantile", "0.5".to_string())],
+                    ),
+                    (
+                        gauge(f64::from(s.ms_p95) / 1000.0),
+                        vec![("quantile", "0.95".to_string())],
+                    ),
+                ]
+            }),
+        ),
+    ]
 }
 
 fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
@@ -333,7 +440,36 @@ mod tests {
                 short: true,
                 evidence_dropped: 3,
             }),
+            shadows: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_shadow_is_a_set_of_series_labelled_with_model_worker_candidate() {
+        let mut t = reading(1);
+        t.shadows.push(crate::incident::ShadowReport {
+            model: "nanodet".into(),
+            candidate: "city-v2".into(),
+            frames: 12,
+            mean_iou: 0.8,
+            classes: vec![crate::detect::ClassAgreement {
+                class: "person".into(),
+                count_agreement: 0.75,
+                ..Default::default()
+            }],
+            would_miss: vec![Default::default()],
+            ..Default::default()
+        });
+        let text = exposition(&t);
+        assert!(text.contains(
+            "streetsight_shadow_frames_total{model=\"nanodet\",worker=\"0\",candidate=\"city-v2\"} 12"
+        ), "{text}");
+        assert!(text.contains("streetsight_shadow_count_agreement_ratio{model=\"nanodet\",worker=\"0\",candidate=\"city-v2\",class=\"person\"} 0.75"));
+        assert!(text.contains("kind=\"would_miss\"} 1"));
+        assert!(
+            !exposition(&reading(1)).contains("shadow"),
+            "no shadow, no series"
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub fn load_model(loaded: &LoadedConfig, name: &str) -> Result<Detector, String>
     let signed = super::trust::check_bundle_trust(loaded, &dir)?;
     let manifest = Manifest::load(&dir).map_err(|e| e.to_string())?;
     let detector = Detector::load(manifest, m.threads).map_err(|e| e.to_string())?;
-    tracing::info!(model = name, signature = %signed.describe(), "Model loaded.");
+    if signed != crate::detect::Signed::Unsigned {
+        tracing::info!(model = name, signature = %signed.describe(), "Model bundle signature checked.");
+    }
     Ok(detector)
 }

@@ -25,6 +25,9 @@ pub struct Telemetry {
     /// The state directory's disk: the reserve kept for events and what a shortage cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskTelemetry>,
+    /// Candidate models running in shadow beside the active ones, and how far they agree.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<crate::incident::ShadowReport>,
 }
 
 /// The state directory's disk.
@@ -105,6 +108,7 @@ pub struct TelemetrySource {
     cameras: Mutex<Option<CameraList>>,
     disk: Mutex<Option<Arc<DiskGuard>>>,
     health: Mutex<Option<crate::incident::HealthBoard>>,
+    shadows: Mutex<Option<crate::incident::ShadowBoard>>,
     stats: Arc<UplinkStats>,
     /// CPU seconds at the previous message, and when.
     last_cpu: Mutex<(Instant, f64)>,
@@ -116,6 +120,7 @@ impl TelemetrySource {
             cameras: Mutex::new(None),
             disk: Mutex::new(None),
             health: Mutex::new(None),
+            shadows: Mutex::new(None),
             stats,
             last_cpu: Mutex::new((Instant::now(), process_cpu_seconds().unwrap_or(0.0))),
         }
@@ -127,7 +132,9 @@ impl TelemetrySource {
         cameras: CameraList,
         disk: Arc<DiskGuard>,
         health: crate::incident::HealthBoard,
+        shadows: crate::incident::ShadowBoard,
     ) {
+        *self.shadows.lock().expect("telemetry lock") = Some(shadows);
         *self.cameras.lock().expect("telemetry lock") = Some(cameras);
         *self.disk.lock().expect("telemetry lock") = Some(disk);
         *self.health.lock().expect("telemetry lock") = Some(health);
@@ -207,6 +214,19 @@ impl TelemetrySource {
                 short: d.is_short(),
                 evidence_dropped: d.evidence_dropped(),
             }),
+            shadows: self
+                .shadows
+                .lock()
+                .expect("telemetry lock")
+                .as_ref()
+                .map(|b| {
+                    b.lock()
+                        .expect("shadow board lock")
+                        .values()
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -35,8 +35,10 @@ impl Clip {
         crate::ingest::init_gstreamer()?;
         anyhow::ensure!(path.is_file(), "clip {} does not exist", path.display());
         let codec = video_codec(path)?;
-        let (pipeline, sink) = file_pipeline(
-            &format!("{codec}parse ! video/x-{codec},stream-format=byte-stream,alignment=au ! "),
+        let (pipeline, sink) = crate::ingest::play_file(
+            &format!(
+                "parsebin ! {codec}parse ! video/x-{codec},stream-format=byte-stream,alignment=au"
+            ),
             path,
         )?;
         let mut units = Vec::new();
@@ -242,28 +244,9 @@ impl Drop for ClipServer {
     }
 }
 
-/// A playing pipeline `filesrc (path) ! parsebin ! {middle}appsink` and its appsink.
-fn file_pipeline(middle: &str, path: &Path) -> anyhow::Result<(gst::Pipeline, gst_app::AppSink)> {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc name=src ! parsebin ! {middle}appsink name=sink sync=false"
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
-    pipeline
-        .by_name("src")
-        .expect("named src")
-        .set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .expect("named appsink");
-    pipeline.set_state(gst::State::Playing)?;
-    Ok((pipeline, sink))
-}
-
 /// The video codec of a file (`"h264"` or `"h265"`), from its first parsed video buffer's caps.
 fn video_codec(path: &Path) -> anyhow::Result<&'static str> {
-    let (pipeline, sink) = file_pipeline("", path)?;
+    let (pipeline, sink) = crate::ingest::play_file("parsebin", path)?;
     let caps = sink.pull_sample().ok().and_then(|s| s.caps_owned());
     pipeline.set_state(gst::State::Null)?;
     match caps
