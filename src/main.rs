@@ -115,6 +115,10 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, requires = "config")]
         camera: Option<String>,
+        /// Labelled incidents ({"incidents": [{category, zone, start_s, end_s}]}) to check CAMERA's rules
+        /// against, over the whole clip.
+        #[arg(long, requires = "camera")]
+        incidents: Option<PathBuf>,
         /// The class counted per frame and per zone.
         #[arg(long, default_value = "person")]
         count: String,
@@ -290,6 +294,7 @@ fn main() -> ExitCode {
             baseline,
             config,
             camera,
+            incidents,
             count,
             count_score,
             threads,
@@ -304,6 +309,7 @@ fn main() -> ExitCode {
                 labels,
                 config,
                 camera,
+                incidents,
                 count_class: count,
                 count_score,
                 threads,

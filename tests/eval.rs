@@ -261,7 +261,7 @@ fn yolo_labels_on_pictures_agree_with_coco_labels_on_the_clip() {
     streetsight::ingest::decode_file(
         &clip_path(),
         |n| wanted.contains(&n),
-        |n, img| {
+        |n, _, img| {
             let mut rgb = Vec::with_capacity(img.width() * img.height() * 3);
             for y in 0..img.height() {
                 rgb.extend_from_slice(&img.row(y)[..img.width() * 3]);
@@ -317,6 +317,8 @@ fn yolo_labels_on_pictures_agree_with_coco_labels_on_the_clip() {
             count_score: 0.5,
             threads: 1,
             progress: false,
+            rules: None,
+            incidents: None,
         })
         .unwrap()
     };
@@ -371,4 +373,109 @@ fn labels_for_frames_the_clip_does_not_have_are_an_error_naming_them() {
         !dir.path().join("r/report.json").exists(),
         "no report from a failed run"
     );
+}
+
+/// Incident-level labels run through a camera's own crowd rule over the whole clip: the rule opens its
+/// incidents on the model's detections at the camera's sampling, and they are matched to the labelled ones.
+#[test]
+fn labelled_crowd_incidents_are_matched_to_what_the_camera_rules_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pole.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[device]
+id = "eval-pole"
+[uplink]
+broker = "mqtt://127.0.0.1:1"
+[models.nanodet]
+path = "{model}"
+[[camera]]
+id = "walkway"
+url = "rtsp://127.0.0.1:1/cam"
+model = "nanodet"
+sampling = {{ mode = "keyframe" }}
+[camera.health]
+frozen = false
+[[camera.zone]]
+id = "walkway"
+points = [[0.0, 0.25], [1.0, 0.25], [1.0, 1.0], [0.0, 1.0]]
+area_m2 = 6.0
+[[camera.crowd_density]]
+zone = "walkway"
+levels = [{{ name = "attention", min_density = 1.0 }}, {{ name = "warning", min_density = 1.3 }}]
+hysteresis = 0.0
+sustain_s = 3
+clear_s = 10
+"#,
+            model = model_dir().display()
+        ),
+    )
+    .unwrap();
+    let labels = repo("tests/media/vtest.crowd-incidents.json");
+    let out_dir = dir.path().join("report");
+    let out = streetsight()
+        .args(["eval", "--model"])
+        .arg(model_dir())
+        .arg("--media")
+        .arg(clip_path())
+        .arg("--labels")
+        .arg(labels_path())
+        .arg("--config")
+        .arg(&config)
+        .args(["--camera", "walkway", "--incidents"])
+        .arg(&labels)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("incidents: 2 labelled"), "{stdout}");
+    let report: Report =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let i = report.models[0]
+        .incidents
+        .as_ref()
+        .expect("incident results");
+    assert_eq!(
+        i.every_ms, 1000,
+        "keyframe sampling: one analysed frame a second"
+    );
+    assert_eq!(
+        i.labels,
+        streetsight::eval::load_incident_labels(&labels).unwrap()
+    );
+    assert!(!i.predictions.is_empty(), "the crowd rule opened nothing");
+    // Every matched prediction is of its label's category and zone and overlaps it in time; the figures
+    // are what the matches say.
+    for p in &i.predictions {
+        assert_eq!(
+            (p.category.as_str(), p.zone.as_str()),
+            ("crowd_density", "walkway")
+        );
+        assert!(p.start_s <= p.end_s && p.end_s <= 79.5 + 1e-9, "{p:?}");
+        if let Some(k) = p.matched {
+            let l = &i.labels[k];
+            assert!(
+                p.start_s <= l.end_s && p.end_s >= l.start_s,
+                "{p:?} vs {l:?}"
+            );
+            assert_eq!(i.time_to_open_s[k], Some(p.start_s - l.start_s));
+        }
+    }
+    let matched = i.predictions.iter().filter(|p| p.matched.is_some()).count();
+    assert_eq!(i.matched, matched);
+    assert!(matched >= 1, "the first crowd was not found: {i:?}");
+    assert!((i.precision - matched as f64 / i.predictions.len() as f64).abs() < 1e-12);
+    assert!((i.recall - matched as f64 / 2.0).abs() < 1e-12);
+    // The first crowd is opened after the rule's 3-s sustain and within half a minute of its start.
+    let first = i.time_to_open_s[0].expect("the first crowd is matched");
+    assert!((3.0..30.0).contains(&first), "time to open {first}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("\"time_to_open_s\""));
 }

@@ -1,7 +1,7 @@
 //! `streetsight eval`: the command-line side of measuring a bundle — bundles by path or installed name,
 //! a camera's zones from a configuration, the report written to a directory and summed up on the terminal.
 
-use crate::eval::{EvalOptions, Report};
+use crate::eval::{EvalOptions, Report, Rules};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,8 @@ pub struct EvalArgs {
     /// Count per zone of this camera of this configuration.
     pub config: Option<PathBuf>,
     pub camera: Option<String>,
+    /// Labelled incidents, run through that camera's rules.
+    pub incidents: Option<PathBuf>,
     pub count_class: String,
     pub count_score: f32,
     pub threads: usize,
@@ -37,16 +39,36 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
     if !(1..=16).contains(&args.threads) {
         bail!("--threads {} is out of range: 1 to 16", args.threads);
     }
+    let rules = rules(args.config.as_deref(), args.camera.as_deref())?;
+    let zones = match &rules {
+        Some(r) => r
+            .loaded
+            .config
+            .cameras
+            .iter()
+            .map(|c| c.get_ref())
+            .find(|c| c.id == r.camera)
+            .map(|c| {
+                c.zones
+                    .iter()
+                    .map(|z| crate::plan::zone_spec(z.get_ref()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let opts = EvalOptions {
         model: bundle(&args.model)?,
         baseline: args.baseline.as_deref().map(bundle).transpose()?,
         media: args.media.clone(),
         labels: args.labels.clone(),
-        zones: zones(args.config.as_deref(), args.camera.as_deref())?,
+        zones,
         count_class: args.count_class.clone(),
         count_score: args.count_score,
         threads: args.threads,
         progress: true,
+        rules,
+        incidents: args.incidents.clone(),
     };
     let report = crate::eval::run(&opts)?;
     report
@@ -55,24 +77,24 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
     Ok(report)
 }
 
-/// The zones of `camera` in the configuration `config` (none without a configuration).
-fn zones(config: Option<&Path>, camera: Option<&str>) -> Result<Vec<crate::rules::ZoneSpec>> {
+/// Camera `camera` of the configuration `config` (validated as `check` does): its zones and rules.
+fn rules(config: Option<&Path>, camera: Option<&str>) -> Result<Option<Rules>> {
     let (config, camera) = match (config, camera) {
-        (None, None) => return Ok(Vec::new()),
+        (None, None) => return Ok(None),
         (Some(c), Some(cam)) => (c, cam),
-        _ => bail!("--config and --camera go together: the zones counted in are that camera's"),
+        _ => bail!("--config and --camera go together: the zones and rules are that camera's"),
     };
     let loaded = crate::plan::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cam = loaded
+    if !loaded
         .config
         .cameras
         .iter()
-        .map(|c| c.get_ref())
-        .find(|c| c.id == camera)
-        .with_context(|| format!("{}: no camera `{camera}`", config.display()))?;
-    Ok(cam
-        .zones
-        .iter()
-        .map(|z| crate::plan::zone_spec(z.get_ref()))
-        .collect())
+        .any(|c| c.get_ref().id == camera)
+    {
+        bail!("{}: no camera `{camera}`", config.display());
+    }
+    Ok(Some(Rules {
+        loaded,
+        camera: camera.to_string(),
+    }))
 }

@@ -2,10 +2,15 @@
 //! per class precision, recall, F1 at the pole's own threshold, AP@0.5 and AP@0.5:0.95, per-frame and
 //! per-zone count error, CPU per frame by stage — into a JSON and an HTML report.
 
+mod incidents;
 mod labels;
 mod metrics;
 mod report;
 
+pub use incidents::{
+    IncidentEval, IncidentLabel, Predicted, load_labels as load_incident_labels,
+    score as score_incidents,
+};
 pub use labels::{FrameKey, GroundTruth, GtBox, LabelledFrame};
 pub use metrics::{
     ClassMetrics, CountError, IOU_THRESHOLDS, OperatingPoint, Picture, count_error, evaluate, iou,
@@ -42,6 +47,44 @@ pub struct EvalOptions {
     pub threads: usize,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// A camera's rules (its configuration), for incident-level labels.
+    pub rules: Option<Rules>,
+    /// Labelled incidents (`{"incidents": [{category, zone, start_s, end_s}]}`); needs `rules` and a clip.
+    pub incidents: Option<PathBuf>,
+}
+
+/// The configuration and the camera whose rules make incidents.
+pub struct Rules {
+    pub loaded: crate::config::LoadedConfig,
+    pub camera: String,
+}
+
+impl Rules {
+    fn camera(&self) -> Result<&crate::config::CameraConfig> {
+        self.loaded
+            .config
+            .cameras
+            .iter()
+            .map(|c| c.get_ref())
+            .find(|c| c.id == self.camera)
+            .with_context(|| {
+                format!(
+                    "{}: no camera `{}`",
+                    self.loaded.path.display(),
+                    self.camera
+                )
+            })
+    }
+
+    /// Time between the camera's analysed frames: its interval, or a second for keyframe sampling.
+    fn every(&self) -> Result<std::time::Duration> {
+        Ok(match self.camera()?.sampling {
+            crate::config::Sampling::Interval { interval_ms } => {
+                std::time::Duration::from_millis(interval_ms)
+            }
+            crate::config::Sampling::Keyframe => std::time::Duration::from_secs(1),
+        })
+    }
 }
 
 /// One bundle being measured: its detector and what it found so far.
@@ -142,7 +185,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report> {
         let total = crate::ingest::decode_file(
             &opts.media,
             |n| wanted.contains(&n),
-            |_, img| match observe(img) {
+            |_, _, img| match observe(img) {
                 Ok(()) => true,
                 Err(e) => {
                     failed = Some(e);
@@ -163,7 +206,14 @@ pub fn run(opts: &EvalOptions) -> Result<Report> {
         }
     }
     progress.done();
-    let models: Vec<ModelReport> = runs.iter().map(|r| measure(r, &gt, &sizes, opts)).collect();
+    let incidents = match &opts.incidents {
+        Some(path) => Some(incident_pass(&mut runs, path, opts)?),
+        None => None,
+    };
+    let mut models: Vec<ModelReport> = runs.iter().map(|r| measure(r, &gt, &sizes, opts)).collect();
+    for (m, i) in models.iter_mut().zip(incidents.into_iter().flatten()) {
+        m.incidents = Some(i);
+    }
     let comparison = (models.len() == 2).then(|| Comparison::between(&models[0], &models[1]));
     Ok(Report {
         created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -192,6 +242,38 @@ pub fn run(opts: &EvalOptions) -> Result<Report> {
         models,
         comparison,
     })
+}
+
+/// Each bundle's incidents over the whole clip, through the camera's rules, scored against the labels.
+fn incident_pass(runs: &mut [Run], labels: &Path, opts: &EvalOptions) -> Result<Vec<IncidentEval>> {
+    let Some(rules) = &opts.rules else {
+        bail!("--incidents needs the camera's rules: give --config and --camera");
+    };
+    if opts.media.is_dir() {
+        bail!("--incidents needs a video: incidents unfold in time");
+    }
+    let labels = incidents::load_labels(labels)?;
+    let cam = rules.camera()?;
+    let every = rules.every()?;
+    runs.iter_mut()
+        .map(|r| {
+            let info = crate::incident::ModelInfo::new(&r.detector.manifest, &r.detector.sha256);
+            let mut analyser = crate::plan::analyser(&rules.loaded.config, cam, info);
+            let predicted = incidents::predict(
+                &opts.media,
+                &mut r.detector,
+                r.operating,
+                &mut analyser,
+                &cam.id,
+                every,
+            )?;
+            Ok(incidents::score(
+                &labels,
+                predicted,
+                every.as_millis() as u64,
+            ))
+        })
+        .collect()
 }
 
 /// A manifest's f32 as the manifest wrote it (0.35, not 0.3499999940395355).
@@ -297,6 +379,7 @@ fn measure(r: &Run, gt: &GroundTruth, sizes: &[(f64, f64)], opts: &EvalOptions) 
             total: Spread::of(&total),
         },
         detections,
+        incidents: None,
     }
 }
 

@@ -50,6 +50,9 @@ pub struct ModelReport {
     pub counts: Counts,
     pub timing_ms: Timing,
     pub detections: Vec<CocoDetection>,
+    /// Incident-level results, when incidents were labelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incidents: Option<super::IncidentEval>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -208,6 +211,20 @@ impl Report {
                     c.operating.precision,
                     c.operating.recall,
                     c.operating.f1
+                );
+            }
+            if let Some(i) = &m.incidents {
+                out += &format!(
+                    "  incidents: {} labelled, {} opened, {} matched: precision {:.2}  recall {:.2}  time to open {}\n",
+                    i.labels.len(),
+                    i.predictions.len(),
+                    i.matched,
+                    i.precision,
+                    i.recall,
+                    i.mean_time_to_open_s.map_or("–".to_string(), |t| format!(
+                        "{t:.1} s (mean), {:.1} s (max)",
+                        i.max_time_to_open_s.unwrap_or(t)
+                    ))
                 );
             }
             for z in &m.counts.zones {

@@ -10,12 +10,13 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use std::path::Path;
 
-/// Decode `path` and call `each(n, picture)` for every frame `n` for which `wanted(n)` holds, until the file
-/// ends or `each` returns false. Returns how many frames the file had (up to where it stopped).
+/// Decode `path` and call `each(n, at, picture)` for every frame `n` (shown `at` from the start of the
+/// file) for which `wanted(n)` holds, until the file ends or `each` returns false. Returns how many frames
+/// the file had (up to where it stopped).
 pub fn decode_file(
     path: &Path,
     mut wanted: impl FnMut(u64) -> bool,
-    mut each: impl FnMut(u64, &ImageView) -> bool,
+    mut each: impl FnMut(u64, std::time::Duration, &ImageView) -> bool,
 ) -> Result<u64, IngestError> {
     super::init_gstreamer()?;
     if !path.is_file() {
@@ -57,7 +58,13 @@ pub fn decode_file(
                 Ok(v) => v,
                 Err(e) => break Err(IngestError::Build(format!("decoded frame: {e}"))),
             };
-            if !each(n, &view) {
+            let at = sample
+                .buffer()
+                .and_then(|b| b.pts())
+                .map_or(std::time::Duration::ZERO, |t| {
+                    std::time::Duration::from_nanos(t.nseconds())
+                });
+            if !each(n, at, &view) {
                 break Ok(n + 1);
             }
         }
