@@ -31,6 +31,43 @@ fn streetsight() -> Command {
     Command::new(env!("CARGO_BIN_EXE_streetsight"))
 }
 
+/// A pole configuration with one camera `camera` on the shipped model and `rest` (zones, rules) after it.
+fn pole_config(dir: &Path, camera: &str, rest: &str) -> PathBuf {
+    let path = dir.join("pole.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[device]\nid = \"eval-pole\"\n[uplink]\nbroker = \"mqtt://127.0.0.1:1\"\n[models.nanodet]\npath = \"{}\"\n[[camera]]\nid = \"{camera}\"\nurl = \"rtsp://127.0.0.1:1/cam\"\nmodel = \"nanodet\"\n{rest}",
+            model_dir().display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `streetsight eval` on the clip and its person labels with `args` added, writing into `out`; its report
+/// and what it printed.
+fn eval_clip(args: &[&std::ffi::OsStr], out: &Path) -> (Report, String) {
+    let run = streetsight()
+        .args(["eval", "--media"])
+        .arg(clip_path())
+        .arg("--labels")
+        .arg(labels_path())
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (report, stdout)
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
@@ -44,56 +81,33 @@ fn the_shipped_model_on_the_labelled_street_frames_checked_twice_and_drawn_in_ch
         "resize = \"stretch\"",
         "resize = \"letterbox\"",
     );
-    let config = dir.path().join("zones.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[device]
-id = "eval-pole"
-[uplink]
-broker = "mqtt://127.0.0.1:1"
-[models.nanodet]
-path = "{model}"
-[[camera]]
-id = "plaza"
-url = "rtsp://127.0.0.1:1/cam"
-model = "nanodet"
-[[camera.zone]]
+    let config = pole_config(
+        dir.path(),
+        "plaza",
+        r#"[[camera.zone]]
 id = "whole"
 points = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 [[camera.zone]]
 id = "left"
 points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 "#,
-            model = model_dir().display()
-        ),
-    )
-    .unwrap();
+    );
     let out_dir = dir.path().join("report");
-    let out = streetsight()
-        .args(["eval", "--model"])
-        .arg(model_dir())
-        .arg("--baseline")
-        .arg(&letterbox)
-        .arg("--media")
-        .arg(clip_path())
-        .arg("--labels")
-        .arg(labels_path())
-        .arg("--config")
-        .arg(&config)
-        .args(["--camera", "plaza", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (report, stdout) = eval_clip(
+        &[
+            os("--model"),
+            model_dir().as_os_str(),
+            os("--baseline"),
+            letterbox.as_os_str(),
+            os("--config"),
+            config.as_os_str(),
+            os("--camera"),
+            os("plaza"),
+        ],
+        &out_dir,
     );
     assert!(stdout.contains("mAP@0.5"), "{stdout}");
-    let report: Report =
-        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
 
     // What was measured: every labelled frame, by both bundles.
     let gt = GroundTruth::load(&labels_path()).unwrap();
@@ -380,21 +394,10 @@ fn labels_for_frames_the_clip_does_not_have_are_an_error_naming_them() {
 #[test]
 fn labelled_crowd_incidents_are_matched_to_what_the_camera_rules_open() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pole.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[device]
-id = "eval-pole"
-[uplink]
-broker = "mqtt://127.0.0.1:1"
-[models.nanodet]
-path = "{model}"
-[[camera]]
-id = "walkway"
-url = "rtsp://127.0.0.1:1/cam"
-model = "nanodet"
-sampling = {{ mode = "keyframe" }}
+    let config = pole_config(
+        dir.path(),
+        "walkway",
+        r#"sampling = { mode = "keyframe" }
 [camera.health]
 frozen = false
 [[camera.zone]]
@@ -403,41 +406,29 @@ points = [[0.0, 0.25], [1.0, 0.25], [1.0, 1.0], [0.0, 1.0]]
 area_m2 = 6.0
 [[camera.crowd_density]]
 zone = "walkway"
-levels = [{{ name = "attention", min_density = 1.0 }}, {{ name = "warning", min_density = 1.3 }}]
+levels = [{ name = "attention", min_density = 1.0 }, { name = "warning", min_density = 1.3 }]
 hysteresis = 0.0
 sustain_s = 3
 clear_s = 10
 "#,
-            model = model_dir().display()
-        ),
-    )
-    .unwrap();
+    );
     let labels = repo("tests/media/vtest.crowd-incidents.json");
     let out_dir = dir.path().join("report");
-    let out = streetsight()
-        .args(["eval", "--model"])
-        .arg(model_dir())
-        .arg("--media")
-        .arg(clip_path())
-        .arg("--labels")
-        .arg(labels_path())
-        .arg("--config")
-        .arg(&config)
-        .args(["--camera", "walkway", "--incidents"])
-        .arg(&labels)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (report, stdout) = eval_clip(
+        &[
+            os("--model"),
+            model_dir().as_os_str(),
+            os("--config"),
+            config.as_os_str(),
+            os("--camera"),
+            os("walkway"),
+            os("--incidents"),
+            labels.as_os_str(),
+        ],
+        &out_dir,
     );
     assert!(stdout.contains("incidents: 2 labelled"), "{stdout}");
-    let report: Report =
-        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     let i = report.models[0]
         .incidents
         .as_ref()
