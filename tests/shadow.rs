@@ -122,6 +122,19 @@ async fn a_candidate_in_shadow_reports_agreement_and_raises_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("streetsight_shadow_count_agreement_ratio{model=\"nanodet\",worker=\"0\",candidate=\"candidate\",class=\"person\"}"));
+    // Every shadow family served is documented, and every documented one is served.
+    let doc = std::fs::read_to_string(repo("docs/configuration.md")).unwrap();
+    let documented: std::collections::BTreeSet<&str> = doc
+        .split('`')
+        .filter(|w| w.starts_with("streetsight_shadow_"))
+        .collect();
+    let served: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|n| n.starts_with("streetsight_shadow_"))
+        .collect();
+    assert_eq!(served, documented);
 
     // The active model keeps raising its incidents; the candidate raises none.
     assert!(
