@@ -428,29 +428,22 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
 
 /// A shadow's bundle is an absolute directory on the pole, and it runs every 1–100 frames.
 fn shadow_start(a: ShadowStartArgs) -> Result<Request, CommandError> {
-    let every = crate::incident::SHADOW_EVERY;
-    if !every.contains(&a.every) {
-        return Err(CommandError::new(
-            "malformed",
-            format!(
-                "every is {}; it must be {} to {} (the candidate runs on every N-th analysed frame)",
-                a.every,
-                every.start(),
-                every.end()
-            ),
-        ));
-    }
-    if !a.path.starts_with('/') || a.path.len() > 4096 || a.path.chars().any(char::is_control) {
-        return Err(CommandError::new(
-            "malformed",
-            "path must be the absolute path of a bundle directory on the pole (at most 4096 bytes)",
-        ));
-    }
-    Ok(Request::ShadowStart {
-        model: a.model,
-        path: a.path,
-        every: a.every,
-    })
+    let (every, max) = (a.every, crate::incident::SHADOW_EVERY.end());
+    let problem = if !crate::incident::SHADOW_EVERY.contains(&every) {
+        format!(
+            "every is {every}; it must be 1 to {max} (the candidate runs on every N-th analysed frame)"
+        )
+    } else if !a.path.starts_with('/')
+        || a.path.len() > 4096
+        || a.path.chars().any(char::is_control)
+    {
+        "path must be the absolute path of a bundle directory on the pole (at most 4096 bytes)"
+            .into()
+    } else {
+        let (model, path) = (a.model, a.path);
+        return Ok(Request::ShadowStart { model, path, every });
+    };
+    Err(CommandError::new("malformed", problem))
 }
 
 fn args_of<T: serde::de::DeserializeOwned>(

@@ -166,20 +166,22 @@ impl ModelWorker {
         };
         stats.record_analysis(ms);
         let mut took_reference = false;
-        let job = analyser.defer(frame, detections, density);
-        if let Some(shadow) = &mut self.shadow {
-            let drafts = job.as_ref().map_or(&[][..], |j| &j.drafts[..]);
-            if shadow.observe(frame, detections, &self.detector.manifest.labels, drafts) {
-                let report = shadow.report();
-                self.shadows
-                    .lock()
-                    .expect("shadow board lock")
-                    .insert(shadow.board_key(), report);
-            }
-        }
-        if let Some(job) = job {
+        if let Some(job) = analyser.defer(frame, detections, density) {
             took_reference = !job.references.is_empty();
+            if let Some(shadow) = &mut self.shadow {
+                shadow.count_active(&frame.camera, &job.drafts);
+            }
             self.evidence.send(job, None);
+        }
+        // The candidate runs after the active model's events are on their way, never before them.
+        if let Some(shadow) = &mut self.shadow
+            && shadow.observe(frame, detections, &self.detector.manifest.labels)
+        {
+            let report = shadow.report();
+            self.shadows
+                .lock()
+                .expect("shadow board lock")
+                .insert(shadow.board_key(), report);
         }
         if took_reference {
             self.show_scene_states(&frame.camera);

@@ -120,16 +120,19 @@ impl Shadow {
         board_key(&self.setup.model, self.setup.worker)
     }
 
-    /// Every frame the worker analysed, after the active model: its detections and the drafts its analysis
-    /// produced. Returns whether the candidate ran on this frame.
+    /// The drafts the active model's analysis of a frame of `camera` produced (every frame).
+    pub fn count_active(&mut self, camera: &str, drafts: &[Draft]) {
+        opened(camera, drafts, &mut self.active_opened);
+    }
+
+    /// Every frame the worker analysed, after the active model's events went on: its detections. Returns
+    /// whether the candidate ran on this frame.
     pub fn observe(
         &mut self,
         frame: &Frame,
         active: &[Detection],
         active_labels: &[String],
-        active_drafts: &[Draft],
     ) -> bool {
-        opened(&frame.camera, active_drafts, &mut self.active_opened);
         self.seen += 1;
         if !self.seen.is_multiple_of(u64::from(self.setup.every)) {
             return false;
