@@ -271,6 +271,20 @@ pub struct ModelConfig {
     /// than one worker with several intra-op threads when many cameras share a small model.
     #[serde(default = "default_model_workers")]
     pub workers: usize,
+    /// After `model_activate`, how long the pole watches the new version: inference that keeps failing or
+    /// runs over `latency_budget_ms` within this time sends it back to the last good version by itself.
+    #[serde(default = "default_probation_s")]
+    pub probation_s: u64,
+    /// During probation, the median inference time (over the last 10 frames) a new version may take.
+    #[serde(default = "default_latency_budget_ms")]
+    pub latency_budget_ms: u64,
+    /// The largest bundle archive `model_install` downloads.
+    #[serde(default = "default_max_download_mb")]
+    pub max_download_mb: u64,
+    /// Installed versions kept on disk (the active one, the one a rollback goes to and the last good one
+    /// are always kept).
+    #[serde(default = "default_keep_versions")]
+    pub keep_versions: usize,
 }
 
 /// Transport for RTSP.
@@ -508,6 +522,18 @@ fn default_model_threads() -> usize {
 }
 fn default_model_workers() -> usize {
     1
+}
+fn default_probation_s() -> u64 {
+    600
+}
+fn default_latency_budget_ms() -> u64 {
+    1000
+}
+fn default_max_download_mb() -> u64 {
+    512
+}
+fn default_keep_versions() -> usize {
+    3
 }
 fn default_transport() -> RtspTransport {
     RtspTransport::Auto

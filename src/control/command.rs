@@ -50,6 +50,8 @@ pub enum Request {
     ShadowStop { model: String },
     /// What the shadows found so far (of one model, or all).
     ShadowReport { model: Option<String> },
+    /// A model's versions: install, activate, roll back, list.
+    Model(super::model_args::ModelRequest),
 }
 
 impl Request {
@@ -67,12 +69,13 @@ impl Request {
             Request::ShadowStart { .. } => "shadow_start",
             Request::ShadowStop { .. } => "shadow_stop",
             Request::ShadowReport { .. } => "shadow_report",
+            Request::Model(m) => m.name(),
         }
     }
 }
 
 /// The command names this agent understands.
-pub const COMMANDS: [&str; 12] = [
+pub const COMMANDS: [&str; 16] = [
     "snapshot",
     "verify",
     "suppress",
@@ -85,6 +88,10 @@ pub const COMMANDS: [&str; 12] = [
     "shadow_start",
     "shadow_stop",
     "shadow_report",
+    "model_install",
+    "model_activate",
+    "model_rollback",
+    "models",
 ];
 
 /// A checked command.
@@ -372,14 +379,19 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
         "shadow_report" => {
             args_of::<ModelArgs>(name, args).map(|a| Request::ShadowReport { model: a.model })
         }
-        other => Err(CommandError::new(
-            "unknown_command",
-            format!(
-                "no command `{}`; this agent knows {}",
-                echo(other),
-                COMMANDS.join(", ")
-            ),
-        )),
+        other => match super::model_args::parse(other, args) {
+            Some(parsed) => parsed
+                .map(Request::Model)
+                .map_err(|(code, m)| CommandError::new(code, m)),
+            None => Err(CommandError::new(
+                "unknown_command",
+                format!(
+                    "no command `{}`; this agent knows {}",
+                    echo(other),
+                    COMMANDS.join(", ")
+                ),
+            )),
+        },
     };
     let too_long = match &request {
         Ok(Request::Snapshot { camera }) | Ok(Request::ConfirmView { camera }) => {
@@ -403,6 +415,7 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
             vec![model.as_str()]
         }
         Ok(Request::ShadowReport { model }) => vec![model.as_deref().unwrap_or("")],
+        Ok(Request::Model(m)) => vec![m.model().unwrap_or("")],
         _ => vec![],
     }
     .into_iter()
@@ -450,15 +463,7 @@ fn args_of<T: serde::de::DeserializeOwned>(
     name: &str,
     args: serde_json::Value,
 ) -> Result<T, CommandError> {
-    serde_json::from_value(args).map_err(|e| {
-        let msg = e.to_string();
-        let code = if msg.starts_with("missing field") {
-            "missing_field"
-        } else {
-            "malformed"
-        };
-        CommandError::new(code, format!("{name}: {msg}"))
-    })
+    super::model_args::args_of(name, args).map_err(|(code, m)| CommandError::new(code, m))
 }
 
 #[cfg(test)]

@@ -10,12 +10,19 @@
 pub mod audit;
 mod cases;
 pub mod command;
+mod download;
+pub mod model_args;
 mod replay;
 mod reply;
+mod rollout;
 mod shadow;
 mod worker;
 
-pub use worker::{Pending, Verified, VerifyAnswer, WorkerCmd, WorkerLink, WorkerRegistry, accept};
+pub use rollout::{ModelBoard, ModelStatus, record_rollback};
+pub use worker::{
+    ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
+    WorkerRegistry, accept,
+};
 
 use crate::config::LoadedConfig;
 use crate::detect::Detector;
@@ -66,6 +73,11 @@ pub struct Control {
     pub running: RunningConfig,
     /// What the shadows found so far.
     pub shadows: crate::incident::ShadowBoard,
+    /// The models as the status message shows them, and how to have it published again.
+    pub models: ModelBoard,
+    pub status_changed: Arc<tokio::sync::Notify>,
+    /// What the model workers say about versions on probation.
+    pub news: Receiver<ModelNews>,
 }
 
 /// The configuration the pipelines run, replaced when a reload is applied.
@@ -120,6 +132,13 @@ impl Control {
         }
         let audit = self.audit.clone();
         let this = Arc::new(self);
+        let watcher = this.clone();
+        let spawned = std::thread::Builder::new()
+            .name("probation".into())
+            .spawn(move || watcher.watch_probations());
+        if let Err(error) = spawned {
+            tracing::error!(%error, "Probation thread could not start; a faulty model version is still reverted by its worker.");
+        }
         while let Ok(incoming) = this.rx.recv() {
             // The name comes from the topic: echoed only capped and without control characters.
             let name = command::echo(&incoming.name);
@@ -204,6 +223,7 @@ impl Control {
             Request::ShadowStart { model, path, every } => self.shadow_start(model, path, *every),
             Request::ShadowStop { model } => self.shadow_stop(model),
             Request::ShadowReport { model } => Ok(self.shadow_report(model.as_deref())),
+            Request::Model(m) => self.model_command(m),
         };
         let (label, detail, reply) = match outcome {
             Ok(result) => (
@@ -439,6 +459,7 @@ fn describe(r: &Request) -> serde_json::Value {
         }
         Request::ShadowStop { model } => serde_json::json!({ "model": model }),
         Request::ShadowReport { model } => serde_json::json!({ "model": model }),
+        Request::Model(m) => m.describe(),
         Request::Reload | Request::Suppressions => serde_json::Value::Null,
     }
 }

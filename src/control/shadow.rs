@@ -16,7 +16,7 @@ use std::time::Duration;
 const WORKER_ANSWER: Duration = Duration::from_secs(10);
 
 impl Control {
-    fn workers_of(&self, model: &str) -> Result<Vec<WorkerLink>, CommandError> {
+    pub(super) fn workers_of(&self, model: &str) -> Result<Vec<WorkerLink>, CommandError> {
         let links: Vec<WorkerLink> = self
             .workers
             .lock()
@@ -67,18 +67,7 @@ impl Control {
             let manifest = Manifest::load(dir).map_err(|e| refuse(e.to_string()))?;
             let detector = Detector::load(manifest, 1).map_err(|e| refuse(e.to_string()))?;
             let info = ModelInfo::new(&detector.manifest, &detector.sha256);
-            let analysers: HashMap<_, _> = loaded
-                .config
-                .cameras
-                .iter()
-                .map(|c| c.get_ref())
-                .filter(|c| link.cameras.contains(&c.id))
-                .map(|cam| {
-                    let mut a = crate::plan::analyser(&loaded.config, cam, info.clone());
-                    a.share_suppressions(self.suppressions.clone());
-                    (cam.id.clone(), a)
-                })
-                .collect();
+            let analysers = self.analysers_for(&loaded, link, &info);
             setups.push(ShadowSetup {
                 model: model.to_string(),
                 worker: link.index,
@@ -118,6 +107,28 @@ impl Control {
             "cameras": links.iter().flat_map(|l| l.cameras.clone()).collect::<Vec<_>>(),
             "replaced": replaced,
         }))
+    }
+
+    /// Analysers for `link`'s cameras built from `loaded` for a model described by `info`, following the
+    /// dispatchers' suppressions.
+    pub(super) fn analysers_for(
+        &self,
+        loaded: &crate::config::LoadedConfig,
+        link: &WorkerLink,
+        info: &ModelInfo,
+    ) -> HashMap<String, crate::incident::Analyser> {
+        loaded
+            .config
+            .cameras
+            .iter()
+            .map(|c| c.get_ref())
+            .filter(|c| link.cameras.contains(&c.id))
+            .map(|cam| {
+                let mut a = crate::plan::analyser(&loaded.config, cam, info.clone());
+                a.share_suppressions(self.suppressions.clone());
+                (cam.id.clone(), a)
+            })
+            .collect()
     }
 
     pub(super) fn shadow_stop(&self, model: &str) -> Result<serde_json::Value, CommandError> {

@@ -40,6 +40,52 @@ pub enum WorkerCmd {
         setup: Option<Box<crate::incident::ShadowSetup>>,
         reply: Sender<Option<crate::incident::ShadowReport>>,
     },
+    /// Take over this model version between two frames: its events so far stored, its open cases
+    /// continued by the new analysers.
+    Swap {
+        swap: Box<Swap>,
+        reply: Sender<Swapped>,
+    },
+    /// Go back to the version before the one on probation (another worker of the model found a fault).
+    Revert { reason: String },
+}
+
+/// A model version for a worker to take over, loaded and warmed before it is sent.
+pub struct Swap {
+    pub detector: crate::detect::Detector,
+    /// The version's name in the store (`configured` or an installed directory).
+    pub version: String,
+    /// Each of the worker's cameras' analysers, built for this version.
+    pub analysers: std::collections::HashMap<String, Analyser>,
+    /// Watch the version for this long with this latency budget (ms); none for a rollback.
+    pub probation: Option<(Duration, u64)>,
+}
+
+/// A worker's answer to a swap.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Swapped {
+    pub worker: usize,
+    /// How long the worker analysed no frame: storing the events in hand, continuing the cases, switching.
+    pub gap_ms: f64,
+    /// Open incidents the new version goes on with, by id.
+    pub continued: Vec<String>,
+}
+
+/// What a model worker tells the control side about a version on probation.
+#[derive(Debug, Clone)]
+pub enum ModelNews {
+    Passed {
+        model: String,
+        worker: usize,
+        version: String,
+    },
+    RolledBack {
+        model: String,
+        worker: usize,
+        from: String,
+        to: String,
+        reason: String,
+    },
 }
 
 /// A worker's answer to a verify.
@@ -222,5 +268,7 @@ pub fn accept<'a>(
         WorkerCmd::Shadow { reply, .. } => {
             let _ = reply.send(None);
         }
+        // Swaps are the model worker's own business too; nothing to revert elsewhere.
+        WorkerCmd::Swap { .. } | WorkerCmd::Revert { .. } => {}
     }
 }

@@ -16,50 +16,16 @@ mod worker;
 
 use crate::base::Shutdown;
 use crate::config::{CameraConfig, LoadedConfig};
-use crate::control::{Control, WorkerLink, WorkerRegistry, write_audit};
+use crate::control::{Control, ModelNews, ModelStatus, WorkerLink, WorkerRegistry, write_audit};
 use crate::detect::Detector;
 use crate::incident::{Analyser, ModelInfo};
 use crate::ingest::{CameraHandle, CameraList, CameraStats, FrameQueue, spawn_camera};
-use crate::plan::load_model;
+use crate::plan::installed::CONFIGURED;
+use crate::plan::{ModelStore, load_model};
 use crate::uplink::{StatusSource, Uplink, UplinkStats};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// What the status message says about models.
-#[derive(Debug, Clone, serde::Serialize)]
-struct ModelStatus {
-    name: String,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-impl ModelStatus {
-    fn active(name: &str, d: &Detector) -> Self {
-        ModelStatus {
-            name: name.into(),
-            state: "active",
-            version: Some(d.manifest.version.clone()),
-            sha256: Some(d.sha256.clone()),
-            error: None,
-        }
-    }
-
-    fn rejected(name: &str, error: String) -> Self {
-        ModelStatus {
-            name: name.into(),
-            state: "rejected",
-            version: None,
-            sha256: None,
-            error: Some(error),
-        }
-    }
-}
 
 /// Install process-wide pieces: the TLS crypto provider and GStreamer.
 pub fn init_process() -> anyhow::Result<()> {
@@ -83,6 +49,8 @@ pub async fn run(
         config.storage.reserve_mb.get_ref() * 1024 * 1024,
     ));
     check_capacity(config, &disk);
+    // Workers tell the control side about versions on probation (rare: unbounded is fine).
+    let (news_tx, news_rx) = crossbeam_channel::unbounded::<ModelNews>();
     let shared = Shared {
         camera_stats: Arc::default(),
         counters: Arc::default(),
@@ -94,6 +62,8 @@ pub async fn run(
         suppressions: crate::incident::Suppressions::default(),
         shadows: Arc::default(),
         running: Arc::new(Mutex::new(Arc::new(loaded.clone()))),
+        news: news_tx,
+        audit: crate::control::open_audit(&config.storage.state_dir.get_ref().join("audit.jsonl")),
     };
     let status = status_source(
         config.device.id.get_ref().clone(),
@@ -122,7 +92,7 @@ pub async fn run(
     );
     // One reload at a time: a second one while the first is applied is answered `busy`.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(1);
-    let audit = crate::control::open_audit(&config.storage.state_dir.get_ref().join("audit.jsonl"));
+    let audit = shared.audit.clone();
     let mut control = None;
     let reloading = crate::control::ReloadGate::default();
     if config.uplink.commands {
@@ -146,6 +116,9 @@ pub async fn run(
             suppressions: shared.suppressions.clone(),
             running: shared.running.clone(),
             shadows: shared.shadows.clone(),
+            models: shared.models.clone(),
+            status_changed: shared.status_changed.clone(),
+            news: news_rx,
         };
         control = Some(
             std::thread::Builder::new()
@@ -243,7 +216,7 @@ struct Shared {
     scenes: crate::incident::SceneBoard,
     /// Each camera's health as its worker last judged it.
     health: crate::incident::HealthBoard,
-    models: Arc<Mutex<Vec<ModelStatus>>>,
+    models: crate::control::ModelBoard,
     workers: WorkerRegistry,
     /// A dispatcher's suppressions, read by every analyser (kept on disk by the control side).
     suppressions: crate::incident::Suppressions,
@@ -251,6 +224,9 @@ struct Shared {
     shadows: crate::incident::ShadowBoard,
     /// The configuration the pipelines run (for commands that build from it: a shadow's rules).
     running: crate::control::RunningConfig,
+    /// Where model workers tell the control side about versions on probation.
+    news: crossbeam_channel::Sender<ModelNews>,
+    audit: crate::control::SharedAudit,
 }
 
 impl Shared {
@@ -299,7 +275,7 @@ fn check_capacity(config: &crate::config::Config, disk: &crate::base::DiskGuard)
 /// registry link that routes commands for these cameras to it.
 fn start_worker(
     loaded: &LoadedConfig,
-    (model, index, detector): (&str, usize, Detector),
+    (model, index, version, detector): (&str, usize, &str, Detector),
     users: &[&CameraConfig],
     carry: &mut cases::Carryover,
     shared: &Shared,
@@ -359,8 +335,54 @@ fn start_worker(
         shutdown: shutdown.clone(),
         shadow: None,
         shadows: shared.shadows.clone(),
+        model: model.to_string(),
+        index,
+        version: version.to_string(),
+        probation: None,
+        sink: sink.clone(),
+        running: shared.running.clone(),
+        suppressions: shared.suppressions.clone(),
+        news: shared.news.clone(),
     };
     (worker, link, handles)
+}
+
+/// Model `name` at its active version (`ready` when a reload loaded it already): its version's name and
+/// session. An installed version that no longer loads is left for the last good one (or the configured
+/// bundle), recorded as a rollback.
+fn active_model(
+    loaded: &LoadedConfig,
+    name: &str,
+    ready: Option<Detector>,
+    shared: &Shared,
+    sink: &sink::Sink,
+) -> Result<(String, Detector), String> {
+    let store = ModelStore::of(loaded);
+    let (version, _) = store
+        .active_path(loaded, name)
+        .ok_or_else(|| format!("no model `{name}` in the configuration"))?;
+    let error = match ready.map_or_else(|| load_model(loaded, name), Ok) {
+        Ok(d) => return Ok((version, d)),
+        Err(e) if version != CONFIGURED => e,
+        Err(e) => return Err(e),
+    };
+    let last_good = store.versions(name).last_good;
+    let to = if last_good == version {
+        CONFIGURED.to_string()
+    } else {
+        last_good
+    };
+    tracing::error!(model = %name, %version, %error, back_to = %to, "The active model version does not load; going back.");
+    let reason = format!("it does not load: {error}");
+    crate::control::record_rollback(
+        loaded,
+        name,
+        (&version, &to),
+        &reason,
+        &shared.audit,
+        &sink.outbox,
+    );
+    load_model(loaded, name).map(|d| (to, d))
 }
 
 /// Cameras and model workers started from one configuration.
@@ -396,10 +418,13 @@ impl Pipelines {
                 .map(|c| c.get_ref())
                 .filter(|c| c.model.get_ref() == name)
                 .collect();
-            let detector = match loaded_models
-                .remove(name)
-                .map_or_else(|| load_model(loaded, name), Ok)
-            {
+            let (version, detector) = match active_model(
+                loaded,
+                name,
+                loaded_models.remove(name),
+                shared,
+                sink,
+            ) {
                 Ok(d) => d,
                 Err(error) => {
                     tracing::error!(model = %name, %error, cameras = users.len(), "Model rejected; cameras that use it stay off.");
@@ -412,7 +437,8 @@ impl Pipelines {
                 }
             };
             tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
-            let status = ModelStatus::active(name, &detector);
+            let versions = ModelStore::of(loaded).versions(name);
+            let status = ModelStatus::active(name, &detector, &versions, &version);
             shared.models.lock().expect("status lock").push(status);
             if users.is_empty() {
                 continue;
@@ -440,7 +466,7 @@ impl Pipelines {
                     .collect();
                 let (worker, link, handles) = start_worker(
                     loaded,
-                    (name, w, detector),
+                    (name, w, &version, detector),
                     &mine,
                     &mut carry,
                     shared,

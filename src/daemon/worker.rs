@@ -4,17 +4,21 @@
 //! flash never hold up inference.
 
 use crate::base::Shutdown;
-use crate::control::{Pending, Verified, VerifyAnswer, WorkerCmd, accept};
+use crate::control::{
+    ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, accept,
+};
 use crate::detect::Detector;
+use crate::detect::probation::{Probation, Verdict};
 use crate::incident::{
-    Analyser, EvidenceJob, Publication, SceneBoard, VERIFY_SAMPLES, still_present,
+    Analyser, CaseRecord, EvidenceJob, ModelInfo, Publication, ResolveReason, SceneBoard,
+    VERIFY_SAMPLES, still_present,
 };
 use crate::ingest::{CameraStats, FrameQueue};
 use crossbeam_channel::{Sender, bounded};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Jobs waiting for the evidence thread. Each holds one frame's picture (≈ 6 MB at 1080p), so this bounds
 /// memory; when it is full the worker waits (an event is never dropped) and frames queue upstream, where
@@ -27,17 +31,24 @@ type Then = Box<dyn FnOnce(&[Publication]) + Send>;
 /// A worker's evidence thread: renders evidence, makes events and appends them to the outbox (committed
 /// before the next job starts), in the order the analysis produced them.
 pub(super) struct Evidence {
-    tx: Option<Sender<(EvidenceJob, Option<Then>)>>,
+    tx: Option<Sender<(Option<EvidenceJob>, Option<Then>)>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Evidence {
     pub(super) fn start(sink: super::sink::Sink) -> Self {
-        let (tx, rx) = bounded::<(EvidenceJob, Option<Then>)>(EVIDENCE_QUEUE);
+        let (tx, rx) = bounded::<(Option<EvidenceJob>, Option<Then>)>(EVIDENCE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("evidence".into())
             .spawn(move || {
                 for (job, then) in rx {
+                    // No job: a marker whose `then` runs once every job before it is stored.
+                    let Some(job) = job else {
+                        if let Some(then) = then {
+                            then(&[]);
+                        }
+                        continue;
+                    };
                     let camera = job.publisher.camera.id.clone();
                     // A job that panics (an encoder bug) costs its own events, not every later one.
                     let publications =
@@ -63,9 +74,23 @@ impl Evidence {
 
     fn send(&self, job: EvidenceJob, then: Option<Then>) {
         if let Some(tx) = &self.tx
-            && tx.send((job, then)).is_err()
+            && tx.send((Some(job), then)).is_err()
         {
             tracing::error!("Evidence thread is gone; an event could not be stored.");
+        }
+    }
+
+    /// Wait until every job queued so far is stored (the thread goes on).
+    fn flush(&self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let (done, stored) = bounded::<()>(1);
+        let then: Then = Box::new(move |_: &[Publication]| {
+            let _ = done.send(());
+        });
+        if tx.send((None, Some(then))).is_ok() {
+            let _ = stored.recv();
         }
     }
 
@@ -110,6 +135,27 @@ pub(super) struct ModelWorker {
     /// A candidate model in shadow beside this worker's model, and where its report is shown.
     pub(super) shadow: Option<crate::incident::Shadow>,
     pub(super) shadows: crate::incident::ShadowBoard,
+    /// Which model this is, which of its workers, and which version of it runs (`configured` or an
+    /// installed version's name).
+    pub(super) model: String,
+    pub(super) index: usize,
+    pub(super) version: String,
+    /// A version activated lately, watched until it has shown it works, and the one to go back to.
+    pub(super) probation: Option<OnProbation>,
+    /// Where case records are read back and resolutions stored when a version takes over.
+    pub(super) sink: super::sink::Sink,
+    /// The running configuration and the suppressions, to build analysers when going back.
+    pub(super) running: crate::control::RunningConfig,
+    pub(super) suppressions: crate::incident::Suppressions,
+    /// Where probation's outcome is told.
+    pub(super) news: Sender<ModelNews>,
+}
+
+/// A version on probation in one worker, and the version before it (kept loaded: going back is a swap).
+pub(super) struct OnProbation {
+    watch: Probation,
+    previous: Detector,
+    previous_version: String,
 }
 
 impl ModelWorker {
@@ -127,6 +173,10 @@ impl ModelWorker {
                     Ok(WorkerCmd::Shadow { setup, reply }) => {
                         let _ = reply.send(self.replace_shadow(setup.map(|s| crate::incident::Shadow::new(*s))));
                     }
+                    Ok(WorkerCmd::Swap { swap, reply }) => {
+                        let _ = reply.send(self.swap(*swap));
+                    }
+                    Ok(WorkerCmd::Revert { reason }) => self.revert(reason, false),
                     Ok(cmd) => accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending, self.frame_wait),
                     Err(_) => {}
                 },
@@ -149,17 +199,44 @@ impl ModelWorker {
             .collect()
     }
 
-    fn analyse(&mut self, frame: &crate::base::Frame) {
+    /// Detect on `frame`; a version on probation that faults on it is replaced by the one before, which
+    /// detects on the same frame (no frame goes unanalysed for it).
+    fn infer(&mut self, frame: &crate::base::Frame) -> Option<(crate::detect::Output, f32)> {
         let started = Instant::now();
-        let output = match self.detector.run(&frame.view()) {
-            Ok(o) => o,
-            Err(error) => {
-                tracing::warn!(camera = %frame.camera, %error, "Inference failed on a frame.");
-                return;
+        let output = self.detector.run(&frame.view());
+        let ms = started.elapsed().as_secs_f32() * 1000.0;
+        let error = output.as_ref().err().map(ToString::to_string);
+        if let Some(e) = &error {
+            tracing::warn!(camera = %frame.camera, error = %e, "Inference failed on a frame.");
+        }
+        let verdict = self.probation.as_mut().map(|p| {
+            let seen = error.as_deref().map_or(Ok(ms), Err);
+            p.watch.observe(Instant::now(), seen)
+        });
+        match verdict {
+            Some(Verdict::Fault(reason)) => {
+                self.revert(reason, true);
+                return self.infer(frame);
             }
+            Some(Verdict::Passed) => {
+                self.probation = None;
+                tracing::info!(model = %self.model, version = %self.version, "Model version passed its probation.");
+                let _ = self.news.send(ModelNews::Passed {
+                    model: self.model.clone(),
+                    worker: self.index,
+                    version: self.version.clone(),
+                });
+            }
+            _ => {}
+        }
+        output.ok().map(|o| (o, ms))
+    }
+
+    fn analyse(&mut self, frame: &crate::base::Frame) {
+        let Some((output, ms)) = self.infer(frame) else {
+            return;
         };
         let (detections, density) = (&output.detections, output.density.as_ref());
-        let ms = started.elapsed().as_secs_f32() * 1000.0;
         tracing::debug!(camera = %frame.camera, seq = frame.seq, objects = detections.len(), ms, "Frame analysed.");
         let Some((analyser, stats)) = self.analysers.get_mut(&*frame.camera) else {
             return;
@@ -197,6 +274,111 @@ impl ModelWorker {
             }
         }
         self.serve_pending(frame, detections);
+    }
+
+    /// Take over `swap`'s version between two frames. Returns how long no frame was analysed.
+    fn swap(&mut self, swap: Swap) -> Swapped {
+        let started = Instant::now();
+        let Swap {
+            detector,
+            version,
+            analysers,
+            probation,
+        } = swap;
+        let continued = self.take_over(analysers);
+        let old = std::mem::replace(&mut self.detector, detector);
+        let old_version = std::mem::replace(&mut self.version, version);
+        let gap_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(model = %self.model, worker = self.index, from = %old_version, to = %self.version, gap_ms, continued = continued.len(), "Model version swapped.");
+        // Replacing a version on probation drops its fallback too (a rollback, or another activation).
+        self.probation = probation.map(|(length, budget_ms)| OnProbation {
+            watch: Probation::new(Instant::now(), length, budget_ms),
+            previous: old,
+            previous_version: old_version,
+        });
+        Swapped {
+            worker: self.index,
+            gap_ms,
+            continued,
+        }
+    }
+
+    /// `fresh` analysers take over this worker's cameras: the events in hand are stored first, then each
+    /// camera's open cases are continued from their records (same incident ids). A case the new analyser
+    /// cannot continue (its rule needs a label the version lacks) ends `config_changed`. Returns the ids of
+    /// the incidents that go on.
+    fn take_over(&mut self, mut fresh: HashMap<String, Analyser>) -> Vec<String> {
+        self.evidence.flush();
+        let mut by_camera: HashMap<String, Vec<CaseRecord>> = HashMap::new();
+        for r in self.sink.outbox.cases() {
+            by_camera.entry(r.camera.clone()).or_default().push(r);
+        }
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut continued = Vec::new();
+        for (id, (analyser, _)) in self.analysers.iter_mut() {
+            let Some(mut next) = fresh.remove(id) else {
+                continue;
+            };
+            let records = by_camera.remove(id).unwrap_or_default();
+            let open: Vec<String> = records
+                .iter()
+                .filter(|r| r.is_open())
+                .map(|r| r.incident_id.clone())
+                .collect();
+            let left = next.resume(records, now, wall);
+            for r in left {
+                if r.is_open() {
+                    tracing::info!(camera = %id, incident = %r.incident_id, "Open incident ended: the new model version has no rule for it.");
+                    self.sink
+                        .store(&r.resolution(ResolveReason::ConfigChanged, wall));
+                } else {
+                    self.sink.outbox.forget(&r);
+                }
+            }
+            continued.extend(open.into_iter().filter(|i| next.has_open_incident(i)));
+            *analyser = next;
+        }
+        continued
+    }
+
+    /// Go back from the version on probation to the one before it, for `reason`; `found_here` when this
+    /// worker saw the fault (it tells the control side, which brings the model's other workers back too).
+    fn revert(&mut self, reason: String, found_here: bool) {
+        let Some(p) = self.probation.take() else {
+            return;
+        };
+        let info = ModelInfo::new(&p.previous.manifest, &p.previous.sha256);
+        let running = self.running.lock().expect("running config lock").clone();
+        let analysers = running
+            .config
+            .cameras
+            .iter()
+            .map(|c| c.get_ref())
+            .filter(|c| self.analysers.contains_key(&c.id))
+            .map(|cam| {
+                let mut a = crate::plan::analyser(&running.config, cam, info.clone());
+                a.share_suppressions(self.suppressions.clone());
+                (cam.id.clone(), a)
+            })
+            .collect();
+        let from = self.version.clone();
+        let to = p.previous_version.clone();
+        tracing::warn!(model = %self.model, worker = self.index, %from, %to, %reason, "Model version rolled back.");
+        self.swap(Swap {
+            detector: p.previous,
+            version: p.previous_version,
+            analysers,
+            probation: None,
+        });
+        if found_here {
+            let _ = self.news.send(ModelNews::RolledBack {
+                model: self.model.clone(),
+                worker: self.index,
+                from,
+                to,
+                reason,
+            });
+        }
     }
 
     /// Start, replace or stop the shadow; the report of the one that ran, if any. The board shows the

@@ -9,6 +9,7 @@ mod manifest;
 mod nanodet;
 mod nms;
 mod preprocess;
+pub mod probation;
 mod signature;
 mod yolo;
 

@@ -67,6 +67,15 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
     Analyser::new(spec, model)
 }
 
+/// What would go wrong building camera `cam`'s rules against `model` (a label a rule needs that the model
+/// lacks): empty when the model fits the camera's configuration.
+pub fn rule_problems(config: &Config, cam: &CameraConfig, model: &ModelInfo) -> Vec<String> {
+    let lines = Lines::new(Path::new("(configuration)"), "");
+    let mut check = Check::new(&lines, Path::new(""));
+    slots(config, cam, Some(model), &mut check);
+    check.into_errors().into_iter().map(|e| e.message).collect()
+}
+
 /// Camera `cam`'s rules as built slots (labels checked against `model` when there is one).
 fn slots(
     config: &Config,

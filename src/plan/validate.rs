@@ -260,6 +260,23 @@ fn verify_models(c: &mut Check, config: &Config) -> BTreeMap<String, Manifest> {
                 ),
             );
         }
+        for (key, value, range, unit) in [
+            ("probation_s", m.probation_s, 10..=86_400, "s"),
+            ("latency_budget_ms", m.latency_budget_ms, 1..=60_000, "ms"),
+            ("max_download_mb", m.max_download_mb, 1..=16_384, "MB"),
+            ("keep_versions", m.keep_versions as u64, 1..=20, ""),
+        ] {
+            if !range.contains(&value) {
+                c.push(
+                    model,
+                    format!(
+                        "model `{name}`: {key} = {value} is out of range {}–{}{unit}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
         let dir = resolve(c.base, &m.path);
         match Manifest::load(&dir) {
             Ok(manifest) => {

@@ -107,6 +107,18 @@ impl OutboxWriter {
     }
 }
 
+impl OutboxWriter {
+    /// Durably enqueue a message that is not an incident event (a model's rollback) on `relative` under
+    /// the device's topic base; it goes out in order with the events.
+    pub fn append_notice(&self, relative: &str, payload: &[u8]) -> Result<(), StoreError> {
+        let topic = self.topics.under(relative);
+        let mut store = self.store.lock().expect("outbox lock");
+        let metas = store.append_with(&[(Kind::Event, topic.as_str(), payload)], None)?;
+        let _ = self.notify.send(metas);
+        Ok(())
+    }
+}
+
 /// The JSON of a case change, and the row it writes.
 fn case_json(change: &CaseChange) -> Option<String> {
     match change {

@@ -5,6 +5,7 @@
 pub mod clips;
 pub mod config_check;
 pub mod dispatch;
+pub mod http;
 pub mod onnx;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct Seen {
     pub evidence: std::collections::HashMap<String, Vec<u8>>,
     pub status: Vec<serde_json::Value>,
     pub telemetry: Vec<serde_json::Value>,
+    /// Durable notices about model versions (`model_events`).
+    pub model_events: Vec<serde_json::Value>,
     /// Order of arrival: topic suffixes.
     pub order: Vec<String>,
 }
@@ -69,6 +72,9 @@ impl Seen {
         } else if suffix == "telemetry" {
             self.telemetry
                 .push(serde_json::from_slice(&m.payload).expect("telemetry is JSON"));
+        } else if suffix == "model_events" {
+            self.model_events
+                .push(serde_json::from_slice(&m.payload).expect("model event is JSON"));
         } else if suffix == "status" {
             self.status
                 .push(serde_json::from_slice(&m.payload).expect("status is JSON"));
