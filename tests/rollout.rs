@@ -409,6 +409,43 @@ async fn a_signed_version_is_installed_activated_mid_incident_rolled_back_and_se
             .lines()
             .any(|l| l.contains("\"source\":\"agent\"") && l.contains("latency budget"))
     );
+
+    // --- Activated again, then its file is damaged while the pole is down: the next start goes back to
+    // the last good version by itself and says why.
+    let (id, _) = d
+        .send(
+            "model_activate",
+            json!({ "model": "nanodet", "version": installed }),
+        )
+        .await;
+    assert_eq!(reply(sub, &mut inbox, &id, short).await["ok"], true);
+    daemon.stop().await;
+    let onnx = state
+        .join("models/nanodet")
+        .join(&installed)
+        .join("model.onnx");
+    std::fs::write(&onnx, b"not a graph").unwrap();
+    let loaded = load_config(w, &text);
+    let (daemon, _d, mut inbox) = commanded_daemon(loaded, &broker.url()).await;
+    assert!(
+        wait_for(&daemon.sub, &mut inbox, short, |i| {
+            model_status(i).is_some_and(|m| {
+                m["state"] == "active"
+                    && m["version"] == "1.0-pole"
+                    && m["rolled_back"]["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("does not load"))
+            }) && !i.seen.model_events.is_empty()
+        })
+        .await,
+        "a version that does not load was not left: {:?}",
+        model_status(&inbox)
+    );
+    let versions: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("models/nanodet/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(versions["active"], "configured", "{versions}");
     daemon.stop().await;
 }
 
