@@ -178,6 +178,21 @@ fn every_key_refuses_out_of_range_infinite_huge_and_malformed_values_and_run_ref
             "workers = 1000 is out of range 1–16",
         ),
         bad(
+            "path = \"",
+            "latency_budget_ms = 0",
+            "latency_budget_ms = 0 is out of range 1–60000ms",
+        ),
+        bad(
+            "path = \"",
+            "max_download_mb = 18446744073709551615",
+            "max_download_mb = 18446744073709551615 is out of range 1–16384MB",
+        ),
+        bad(
+            "path = \"",
+            "keep_versions = 0",
+            "keep_versions = 0 is out of range 1–20",
+        ),
+        bad(
             cam,
             "name = \"gate\\r\\nX-Injected: 1\"",
             "no control characters",

@@ -143,3 +143,24 @@ pub fn error_code(r: &Value) -> &str {
     assert_eq!(r["ok"], false, "expected an error reply: {r}");
     r["error"]["code"].as_str().unwrap()
 }
+
+/// Wait until camera `camera` has a frame to analyse: snapshots until one is answered (a first RTSP session
+/// of the test server now and then stalls, and the daemon reconnects after its no-frame timeout). For tests
+/// whose next command waits for a frame and is not about the camera's start. Returns how many snapshots
+/// it sent and how many of them failed.
+pub async fn first_frame(
+    d: &mut Dispatcher,
+    sub: &streetsight::cli::demo::Subscriber,
+    inbox: &mut Inbox,
+    camera: &str,
+) -> (usize, usize) {
+    for sent in 1..=3 {
+        let (id, _) = d
+            .send("snapshot", serde_json::json!({ "camera": camera }))
+            .await;
+        if reply(sub, inbox, &id, Duration::from_secs(60)).await["ok"] == true {
+            return (sent, sent - 1);
+        }
+    }
+    panic!("camera `{camera}` delivered no frame");
+}
