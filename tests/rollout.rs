@@ -3,7 +3,8 @@
 //! version. Broken archives (bad signature, wrong hash, cut download, oversize) are refused with the reason
 //! and the running model stays; the cut one resumes. Activated while a crowd incident is open, the new
 //! version continues it under the same id with its own version in the next event; `model_rollback` goes
-//! back; a version over its latency budget is sent back by the pole itself, with an event and status.
+//! back; a version over its latency budget, or one that fails on the camera's frames, is sent back by the
+//! pole itself, with an event and status; so is an installed version that no longer loads at start.
 
 mod support;
 
@@ -14,7 +15,50 @@ use streetsight::cli::demo::{Clip, ClipServer, Mosquitto};
 use streetsight::incident::Phase;
 use support::dispatch::*;
 use support::http::{Delivery, FileServer};
+use support::onnx::{
+    Dim, FLOAT, Graph, YOLOV8_MANIFEST, YOLOV8_VALUES, node, tensor_f32, value_info,
+};
 use support::*;
+
+/// A tiny YOLOv8-layout bundle (persons at fixed places) that infers on a grey picture but fails on any
+/// frame with a pixel brighter than 170: it gathers plane `floor(1.5 × max pixel)` of a batch of one, so
+/// ONNX Runtime refuses the index at run time. It passes install and activation (their check infers on
+/// grey) and faults on the camera's frames.
+fn fails_on_bright_frames(dir: &Path, key: &Path) -> PathBuf {
+    const INT64: i64 = 7;
+    let model = Graph {
+        nodes: vec![
+            node("ReduceMax", &["images"], &["max"], &[("keepdims", 0)]),
+            node("Mul", &["max", "k"], &["scaled"], &[]),
+            node("Floor", &["scaled"], &["floored"], &[]),
+            node("Cast", &["floored"], &["index"], &[("to", INT64)]),
+            node("Gather", &["images", "index"], &["plane"], &[("axis", 0)]),
+            node("ReduceSum", &["plane"], &["sum"], &[("keepdims", 0)]),
+            node("Mul", &["sum", "zero"], &["nothing"], &[]),
+            node("Add", &["values", "nothing"], &["output0"], &[]),
+        ],
+        initializers: vec![
+            tensor_f32("values", &[1, 7, 5], &YOLOV8_VALUES),
+            tensor_f32("zero", &[], &[0.0]),
+            tensor_f32("k", &[], &[1.5]),
+        ],
+        inputs: vec![value_info(
+            "images",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(64), Dim::Fixed(64)],
+        )],
+        outputs: vec![value_info(
+            "output0",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(7), Dim::Named("candidates")],
+        )],
+    }
+    .model();
+    let manifest = YOLOV8_MANIFEST.replace("version = \"0.1.0\"", "version = \"0.9-flaky\"");
+    support::onnx::write_bundle(dir, &manifest, &model);
+    streetsight::cli::signing::sign(dir, key).unwrap();
+    dir.to_path_buf()
+}
 
 /// A copy of the shipped bundle at `version`, signed with `key`.
 fn bundle(dir: &Path, version: &str, key: &Path) -> PathBuf {
@@ -108,8 +152,8 @@ fn model_status(i: &Inbox) -> Option<&Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_version_is_installed_activated_mid_incident_rolled_back_and_sent_back_when_slow()
-{
+async fn a_signed_version_is_installed_activated_mid_incident_rolled_back_and_sent_back_when_it_faults()
+ {
     streetsight::ops::init_logging("info");
     streetsight::daemon::init_process().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -408,6 +452,59 @@ async fn a_signed_version_is_installed_activated_mid_incident_rolled_back_and_se
         audit
             .lines()
             .any(|l| l.contains("\"source\":\"agent\"") && l.contains("latency budget"))
+    );
+
+    // --- A version that infers on the check's grey picture but fails on the camera's frames: after three
+    // failed frames in a row its worker swaps the previous version back and analyses the frame with it.
+    let flaky = archive(&fails_on_bright_frames(&w.join("flaky"), &city_key), &[]);
+    files.put("flaky.tar.gz", flaky.clone(), Delivery::Whole);
+    let (id, _) = d
+        .send(
+            "model_install",
+            install(files.url("flaky.tar.gz"), sha(&flaky)),
+        )
+        .await;
+    assert_eq!(reply(sub, &mut inbox, &id, short).await["ok"], true);
+    let (id, _) = d
+        .send(
+            "model_activate",
+            json!({ "model": "nanodet", "version": "0.9-flaky" }),
+        )
+        .await;
+    let r = reply(sub, &mut inbox, &id, short).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let activated = Instant::now();
+    assert!(
+        wait_for(sub, &mut inbox, Duration::from_secs(60), |i| i
+            .seen
+            .model_events
+            .len()
+            >= 2)
+        .await,
+        "no rollback of the version failing at inference"
+    );
+    let event = inbox.seen.model_events[1].clone();
+    eprintln!(
+        "rolled back by itself after {:.1} s: {event}",
+        activated.elapsed().as_secs_f64()
+    );
+    assert_eq!(event["to"], "configured", "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inference failed on 3 frames in a row"),
+        "{event}"
+    );
+    let before = inbox.seen.events.len();
+    assert!(
+        wait_for(sub, &mut inbox, Duration::from_secs(30), |i| {
+            i.seen.events[before..]
+                .iter()
+                .any(|e| e.model.version == "1.0-pole")
+        })
+        .await,
+        "events did not go on under the previous version"
     );
 
     // --- Activated again, then its file is damaged while the pole is down: the next start goes back to

@@ -34,13 +34,11 @@ pub enum Request {
     Incidents { camera: Option<String> },
     /// Take a new clean reference for a scene-change zone on the next quiet frame.
     SceneReference { camera: String, zone: String },
-    /// The installer confirms the camera's view as it is now: it becomes the reference view, health
-    /// conditions clear and paused rules resume.
+    /// The installer confirms the camera's view: it becomes the reference, conditions clear, rules resume.
     ConfirmView { camera: String },
     /// Re-read and validate the configuration file; apply it if valid, keep the running one otherwise.
     Reload,
-    /// Run the bundle at `path` in shadow beside the configured `model` on every `every`-th analysed frame
-    /// (replacing a shadow that runs).
+    /// Run the bundle at `path` in shadow beside `model` on every `every`-th analysed frame (replacing one).
     ShadowStart {
         model: String,
         path: String,

@@ -16,9 +16,10 @@ mod replay;
 mod reply;
 mod rollout;
 mod shadow;
+mod versions;
 mod worker;
 
-pub use rollout::{ModelBoard, ModelStatus, record_rollback};
+pub use versions::{ModelBoard, ModelStatus, record_rollback};
 pub use worker::{
     ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
     WorkerRegistry, accept,

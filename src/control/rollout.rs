@@ -7,15 +7,13 @@
 use super::command::CommandError;
 use super::download::{Fetch, unpack};
 use super::model_args::ModelRequest;
-use super::worker::{ModelNews, Swap, Swapped, WorkerCmd, WorkerLink};
-use super::{Control, send, wait, write_audit};
+use super::worker::{Swap, Swapped, WorkerCmd, WorkerLink};
+use super::{Control, send, wait};
 use crate::config::LoadedConfig;
 use crate::detect::{Detector, Manifest};
 use crate::incident::ModelInfo;
 use crate::plan::ModelStore;
-use crate::plan::installed::{ARCHIVE_SHA, CONFIGURED, RolledBack, Versions, version_dir_name};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use crate::plan::installed::{ARCHIVE_SHA, CONFIGURED, version_dir_name};
 use std::time::{Duration, Instant};
 
 /// How long a download may take in all.
@@ -24,59 +22,6 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 const SWAP_ANSWER: Duration = Duration::from_secs(30);
 /// Earlier versions remembered for `model_rollback`.
 const HISTORY: usize = 10;
-
-/// A model in the status message.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ModelStatus {
-    pub name: String,
-    /// `active`, `probation` (activated lately, watched) or `rejected`.
-    pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// Which of its versions: `configured` or an installed version's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub installed: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probation_until: Option<String>,
-    /// The last time the pole went back to an earlier version by itself.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rolled_back: Option<RolledBack>,
-}
-
-impl ModelStatus {
-    pub fn active(name: &str, d: &Detector, v: &Versions, installed: &str) -> Self {
-        ModelStatus {
-            name: name.into(),
-            state: "active",
-            version: Some(d.manifest.version.clone()),
-            sha256: Some(d.sha256.clone()),
-            installed: Some(installed.into()),
-            error: None,
-            probation_until: None,
-            rolled_back: v.rolled_back.clone(),
-        }
-    }
-
-    pub fn rejected(name: &str, error: String) -> Self {
-        ModelStatus {
-            name: name.into(),
-            state: "rejected",
-            version: None,
-            sha256: None,
-            installed: None,
-            error: Some(error),
-            probation_until: None,
-            rolled_back: None,
-        }
-    }
-}
-
-/// The models as the status message shows them.
-pub type ModelBoard = Arc<Mutex<Vec<ModelStatus>>>;
 
 /// Run one inference on a mid-grey picture of the model's input size: the session's first run (memory
 /// plans, kernels) happens before the swap, not on a camera's frame — and a version that cannot infer is
@@ -88,56 +33,6 @@ fn warm(d: &mut Detector) -> Result<(), String> {
     d.run(&view)
         .map(|_| ())
         .map_err(|e| format!("it fails at inference: {e}"))
-}
-
-/// Record that model `model` went back from `from` to `to` by itself: its versions on disk, the audit log
-/// and a durable `model_events` message. Used by the workers' news and by a start whose active version
-/// does not load.
-pub fn record_rollback(
-    loaded: &LoadedConfig,
-    model: &str,
-    (from, to): (&str, &str),
-    reason: &str,
-    audit: &super::SharedAudit,
-    ledger: &crate::uplink::OutboxWriter,
-) -> Versions {
-    let store = ModelStore::of(loaded);
-    let mut v = store.versions(model);
-    if v.active == from {
-        v.active = to.to_string();
-        if v.history.last().map(String::as_str) == Some(to) {
-            v.history.pop();
-        }
-    }
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    v.rolled_back = Some(RolledBack {
-        from: from.into(),
-        to: to.into(),
-        reason: reason.into(),
-        at: at.clone(),
-    });
-    if let Err(error) = store.save(model, &v) {
-        tracing::error!(model, %error, "Model versions not saved after a rollback.");
-    }
-    let detail = serde_json::json!({ "model": model, "from": from, "to": to, "reason": reason, "automatic": true });
-    let _ = write_audit(audit, "agent", "model_rollback", None, None, "done", detail);
-    let event = serde_json::json!({
-        "schema": "streetsight.model-event/1",
-        "event_id": uuid::Uuid::now_v7().to_string(),
-        "time": at,
-        "device": loaded.config.device.id.get_ref(),
-        "kind": "rolled_back",
-        "automatic": true,
-        "model": model,
-        "from": from,
-        "to": to,
-        "reason": reason,
-    });
-    let bytes = serde_json::to_vec(&event).expect("model events serialise");
-    if let Err(error) = ledger.append_notice("model_events", &bytes) {
-        tracing::error!(model, %error, "Model rollback event not stored.");
-    }
-    v
 }
 
 impl Control {
@@ -161,10 +56,6 @@ impl Control {
             ModelRequest::Rollback { model } => self.rollback(model),
             ModelRequest::List { model } => self.list(model.as_deref()),
         }
-    }
-
-    fn running_config(&self) -> Arc<LoadedConfig> {
-        self.running.lock().expect("running config lock").clone()
     }
 
     fn model_config<'a>(
@@ -526,105 +417,5 @@ impl Control {
             })
             .collect();
         Ok(serde_json::json!({ "models": models }))
-    }
-
-    /// When model `model`'s probation ends, if it is on one.
-    fn on_probation(&self, model: &str) -> Option<String> {
-        let board = self.models.lock().expect("status lock");
-        board
-            .iter()
-            .find(|s| s.name == model && s.state == "probation")
-            .and_then(|s| s.probation_until.clone())
-    }
-
-    /// Change model `model`'s entry in the status message and publish it.
-    fn show_model(&self, model: &str, change: impl FnOnce(&mut ModelStatus)) {
-        let mut board = self.models.lock().expect("status lock");
-        if let Some(s) = board.iter_mut().find(|s| s.name == model) {
-            change(s);
-        }
-        drop(board);
-        self.status_changed.notify_one();
-    }
-
-    /// What the workers say about versions on probation, until they are all gone: a version every worker
-    /// ran through its probation becomes the last good one; one that faulted in a worker is reverted in
-    /// the model's other workers too, and recorded.
-    pub(super) fn watch_probations(&self) {
-        let mut passed: HashMap<(String, String), HashSet<usize>> = HashMap::new();
-        for news in self.news.iter() {
-            let loaded = self.running_config();
-            match news {
-                ModelNews::Passed {
-                    model,
-                    worker,
-                    version,
-                } => {
-                    let workers = self.workers_of(&model).map(|l| l.len()).unwrap_or(1);
-                    let seen = passed.entry((model.clone(), version.clone())).or_default();
-                    seen.insert(worker);
-                    if seen.len() < workers {
-                        continue;
-                    }
-                    passed.remove(&(model.clone(), version.clone()));
-                    let store = ModelStore::of(&loaded);
-                    let mut v = store.versions(&model);
-                    if v.active == version {
-                        v.last_good = version.clone();
-                        if let Err(error) = store.save(&model, &v) {
-                            tracing::error!(model, %error, "Model versions not saved.");
-                        }
-                    }
-                    let detail = serde_json::json!({ "model": model, "version": version });
-                    let _ = write_audit(
-                        &self.audit,
-                        "agent",
-                        "model_probation",
-                        None,
-                        None,
-                        "passed",
-                        detail,
-                    );
-                    self.show_model(&model, |s| (s.state, s.probation_until) = ("active", None));
-                }
-                ModelNews::RolledBack {
-                    model,
-                    worker,
-                    from,
-                    to,
-                    reason,
-                } => {
-                    for link in self.workers_of(&model).unwrap_or_default() {
-                        if link.index != worker {
-                            let _ = send(
-                                &link,
-                                WorkerCmd::Revert {
-                                    reason: reason.clone(),
-                                },
-                            );
-                        }
-                    }
-                    let v = record_rollback(
-                        &loaded,
-                        &model,
-                        (&from, &to),
-                        &reason,
-                        &self.audit,
-                        &self.ledger,
-                    );
-                    let shown = ModelStore::of(&loaded)
-                        .path_of(&loaded, &model, &to)
-                        .and_then(|d| Manifest::load(&d).ok());
-                    self.show_model(&model, |s| {
-                        if let Some(m) = shown {
-                            (s.version, s.sha256) = (Some(m.version), Some(m.sha256));
-                        }
-                        (s.state, s.installed, s.probation_until) =
-                            ("active", Some(to.clone()), None);
-                        s.rolled_back = v.rolled_back.clone();
-                    });
-                }
-            }
-        }
     }
 }
