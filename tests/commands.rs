@@ -171,21 +171,7 @@ async fn commands_do_what_they_say_and_bad_ones_change_nothing() {
     );
 
     // --- Verify the crowd incident the walkers raise.
-    assert!(
-        wait_for(sub, &mut inbox, Duration::from_secs(90), |i| {
-            i.seen.events.iter().any(|e| e.phase == Phase::Opened)
-        })
-        .await,
-        "no crowd incident opened"
-    );
-    let incident = inbox
-        .seen
-        .events
-        .iter()
-        .find(|e| e.phase == Phase::Opened)
-        .unwrap()
-        .incident_id
-        .clone();
+    let incident = opened_incident(sub, &mut inbox, Duration::from_secs(90)).await;
     let (id, _) = d.send("verify", json!({ "incident_id": incident })).await;
     let r = reply(sub, &mut inbox, &id, Duration::from_secs(60)).await;
     if r["ok"] == false {

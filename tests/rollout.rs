@@ -280,21 +280,7 @@ async fn a_signed_version_is_installed_activated_mid_incident_rolled_back_and_se
     );
 
     // --- Activated while a crowd incident is open: the same incident goes on under v2.
-    assert!(
-        wait_for(sub, &mut inbox, Duration::from_secs(90), |i| {
-            i.seen.events.iter().any(|e| e.phase == Phase::Opened)
-        })
-        .await,
-        "no crowd incident opened"
-    );
-    let incident = inbox
-        .seen
-        .events
-        .iter()
-        .find(|e| e.phase == Phase::Opened)
-        .unwrap()
-        .incident_id
-        .clone();
+    let incident = opened_incident(sub, &mut inbox, Duration::from_secs(90)).await;
     let dropped_before = frames_dropped(&inbox);
     let (id, _) = d
         .send(

@@ -117,18 +117,8 @@ impl Control {
         link: &WorkerLink,
         info: &ModelInfo,
     ) -> HashMap<String, crate::incident::Analyser> {
-        loaded
-            .config
-            .cameras
-            .iter()
-            .map(|c| c.get_ref())
-            .filter(|c| link.cameras.contains(&c.id))
-            .map(|cam| {
-                let mut a = crate::plan::analyser(&loaded.config, cam, info.clone());
-                a.share_suppressions(self.suppressions.clone());
-                (cam.id.clone(), a)
-            })
-            .collect()
+        let mine = |id: &str| link.cameras.iter().any(|c| c == id);
+        crate::plan::analysers(&loaded.config, mine, info, &self.suppressions)
     }
 
     pub(super) fn shadow_stop(&self, model: &str) -> Result<serde_json::Value, CommandError> {

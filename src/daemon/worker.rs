@@ -349,18 +349,8 @@ impl ModelWorker {
         };
         let info = ModelInfo::new(&p.previous.manifest, &p.previous.sha256);
         let running = self.running.lock().expect("running config lock").clone();
-        let analysers = running
-            .config
-            .cameras
-            .iter()
-            .map(|c| c.get_ref())
-            .filter(|c| self.analysers.contains_key(&c.id))
-            .map(|cam| {
-                let mut a = crate::plan::analyser(&running.config, cam, info.clone());
-                a.share_suppressions(self.suppressions.clone());
-                (cam.id.clone(), a)
-            })
-            .collect();
+        let mine = |id: &str| self.analysers.contains_key(id);
+        let analysers = crate::plan::analysers(&running.config, mine, &info, &self.suppressions);
         let from = self.version.clone();
         let to = p.previous_version.clone();
         tracing::warn!(model = %self.model, worker = self.index, %from, %to, %reason, "Model version rolled back.");

@@ -67,6 +67,27 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
     Analyser::new(spec, model)
 }
 
+/// The analysers of the cameras `wanted` names, built from `config` for a model described by `model`,
+/// following the dispatchers' `suppressions`: what a worker takes when its model's version changes.
+pub fn analysers(
+    config: &Config,
+    wanted: impl Fn(&str) -> bool,
+    model: &ModelInfo,
+    suppressions: &crate::incident::Suppressions,
+) -> std::collections::HashMap<String, Analyser> {
+    config
+        .cameras
+        .iter()
+        .map(|c| c.get_ref())
+        .filter(|c| wanted(&c.id))
+        .map(|cam| {
+            let mut a = analyser(config, cam, model.clone());
+            a.share_suppressions(suppressions.clone());
+            (cam.id.clone(), a)
+        })
+        .collect()
+}
+
 /// What would go wrong building camera `cam`'s rules against `model` (a label a rule needs that the model
 /// lacks): empty when the model fits the camera's configuration.
 pub fn rule_problems(config: &Config, cam: &CameraConfig, model: &ModelInfo) -> Vec<String> {

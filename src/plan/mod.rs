@@ -18,7 +18,7 @@ mod trust;
 mod uplink;
 mod validate;
 
-pub use analyser::{analyser, has_rule, rule_problems};
+pub use analyser::{analyser, analysers, has_rule, rule_problems};
 pub use camera::camera_source;
 pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
 pub use health::{camera_health_params, view_picture_file, view_reference_file};

@@ -164,3 +164,23 @@ pub async fn first_frame(
     }
     panic!("camera `{camera}` delivered no frame");
 }
+
+/// The id of the first incident opened, waiting up to `timeout` for one.
+pub async fn opened_incident(
+    sub: &streetsight::cli::demo::Subscriber,
+    inbox: &mut Inbox,
+    timeout: Duration,
+) -> String {
+    let opened = |i: &Inbox| {
+        i.seen
+            .events
+            .iter()
+            .find(|e| e.phase == streetsight::incident::Phase::Opened)
+            .map(|e| e.incident_id.clone())
+    };
+    assert!(
+        wait_for(sub, inbox, timeout, |i| opened(i).is_some()).await,
+        "no incident opened within {timeout:?}"
+    );
+    opened(inbox).unwrap()
+}
