@@ -2,9 +2,9 @@
 //! inference half of "the limit" the end-to-end benchmark divides the agent's cost by. Not a criterion
 //! bench: criterion measures wall time, and with several threads CPU time is what a gateway pays.
 //!
-//!     cargo bench --bench inference_cpu -- --threads 1 --runs 200
+//!     cargo bench --bench inference_cpu -- --threads 1 --runs 200 [--model models/nanodet-g-416-int8]
 //!
-//! Prints one JSON line: `{"threads", "runs", "cpu_ms_per_run", "wall_ms_per_run"}`.
+//! Prints one JSON line: `{"model", "threads", "runs", "cpu_ms_per_run", "wall_ms_per_run"}`.
 
 use std::time::Instant;
 
@@ -19,7 +19,13 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn main() {
     let (threads, runs) = (arg("--threads", 1), arg("--runs", 200));
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet-g-416");
+    let args: Vec<String> = std::env::args().collect();
+    let model = args
+        .iter()
+        .position(|a| a == "--model")
+        .and_then(|i| args.get(i + 1))
+        .map_or("models/nanodet-g-416", String::as_str);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(model);
     let m = streetsight::detect::Manifest::load(&dir).expect("the bundled model's manifest");
     let mut opened = streetsight::detect::open(&m, threads)
         .expect("ONNX Runtime and the bundled model (run scripts/setup.sh)");
@@ -48,6 +54,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
+            "model": m.name,
             "threads": threads,
             "runs": runs,
             "cpu_ms_per_run": cpu * 1000.0 / runs as f64,

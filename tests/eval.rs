@@ -470,3 +470,48 @@ clear_s = 10
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("\"time_to_open_s\""));
 }
+
+/// The INT8 bundle beside the shipped fp32 one on the same labelled frames: within the tolerance
+/// docs/models.md states (AP@0.5 and AP@0.5:0.95 at most 0.02 lower, per-frame count error at most 0.15
+/// person higher), and its graph really is quantised.
+#[test]
+fn the_int8_bundle_stays_within_its_stated_tolerance_of_the_fp32_one() {
+    let out = tempfile::tempdir().unwrap();
+    let int8 = repo("models/nanodet-g-416-int8");
+    let model = std::fs::read(int8.join("model.onnx")).unwrap();
+    assert!(
+        model
+            .windows(b"QuantizeLinear".len())
+            .any(|w| w == b"QuantizeLinear"),
+        "the INT8 graph has no quantisation nodes"
+    );
+    let (report, stdout) = eval_clip(
+        &[
+            "--model".as_ref(),
+            int8.as_os_str(),
+            "--baseline".as_ref(),
+            model_dir().as_os_str(),
+        ],
+        out.path(),
+    );
+    eprintln!("{stdout}");
+    let (q, f) = (&report.models[0], &report.models[1]);
+    assert_eq!(
+        (q.name.as_str(), f.name.as_str()),
+        ("nanodet-g-416-int8", "nanodet-g-416")
+    );
+    assert!(
+        q.map50 >= f.map50 - 0.02,
+        "AP@0.5 {} vs {}",
+        q.map50,
+        f.map50
+    );
+    assert!(
+        q.map50_95 >= f.map50_95 - 0.02,
+        "AP@0.5:0.95 {} vs {}",
+        q.map50_95,
+        f.map50_95
+    );
+    let (qc, fc) = (q.counts.frame.mae, f.counts.frame.mae);
+    assert!(qc <= fc + 0.15, "count MAE {qc} vs {fc}");
+}
