@@ -96,7 +96,7 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
     let model_dir = opts
         .model
         .clone()
-        .unwrap_or_else(|| data_path("models/nanodet-g-416"));
+        .unwrap_or_else(|| data_path("models/nanodet-g-416-int8"));
     let clip = Clip::load(&clip_path)?;
     println!(
         "demo: serving {} ({} frames) over RTSP",
