@@ -263,14 +263,16 @@ pub struct ModelConfig {
     /// Bundle directory holding `manifest.toml` and the `.onnx` file; relative paths are resolved against
     /// the configuration file's directory.
     pub path: PathBuf,
-    /// Intra-op threads for ONNX Runtime.
-    #[serde(default = "default_model_threads")]
-    pub threads: usize,
+    /// Intra-op threads for ONNX Runtime; unset: chosen from the cores and the model's cameras
+    /// (`plan::model_parallelism`).
+    #[serde(default)]
+    pub threads: Option<usize>,
     /// Worker threads running this model, each with its own session and its share of the cameras (camera
     /// i goes to worker i mod workers). Several single-threaded workers use a multi-core gateway better
-    /// than one worker with several intra-op threads when many cameras share a small model.
-    #[serde(default = "default_model_workers")]
-    pub workers: usize,
+    /// than one worker with several intra-op threads when many cameras share a small model. Unset: chosen
+    /// from the cores and the model's cameras.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// After `model_activate`, how long the pole watches the new version: inference that keeps failing or
     /// runs over `latency_budget_ms` within this time sends it back to the last good version by itself.
     #[serde(default = "default_probation_s")]
@@ -516,12 +518,6 @@ fn default_command_wait_s() -> Spanned<u64> {
 /// Five minutes each way: tolerates a drifting clock, keeps a captured command useless soon after.
 fn default_command_max_skew_s() -> Spanned<u64> {
     Spanned::new(0..0, 300)
-}
-fn default_model_threads() -> usize {
-    2
-}
-fn default_model_workers() -> usize {
-    1
 }
 fn default_probation_s() -> u64 {
     600

@@ -436,7 +436,8 @@ impl Pipelines {
                     continue;
                 }
             };
-            tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, "Model loaded.");
+            let (threads, sessions) = crate::plan::model_parallelism(config, name);
+            tracing::info!(model = %name, version = %detector.manifest.version, sha256 = %detector.sha256, threads, workers = sessions.min(users.len().max(1)), "Model loaded.");
             let versions = ModelStore::of(loaded).versions(name);
             let status = ModelStatus::active(name, &detector, &versions, &version);
             shared.models.lock().expect("status lock").push(status);
@@ -445,7 +446,7 @@ impl Pipelines {
             }
             // One session per worker; the model was verified once, so a failing extra load only means
             // fewer workers.
-            let wanted = config.models[name].get_ref().workers.clamp(1, users.len());
+            let wanted = sessions.clamp(1, users.len());
             let mut detectors = vec![detector];
             while detectors.len() < wanted {
                 match load_model(loaded, name) {

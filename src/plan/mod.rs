@@ -23,7 +23,7 @@ pub use camera::camera_source;
 pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
 pub use health::{camera_health_params, view_picture_file, view_reference_file};
 pub use installed::ModelStore;
-pub use model::{load_bundle, load_model};
+pub use model::{load_bundle, load_model, model_parallelism};
 pub use rules::zone_spec;
 pub use trust::{check_bundle_trust, trusted_keys};
 pub use uplink::{store_bounds, uplink_settings};

@@ -242,21 +242,17 @@ fn verify_models(c: &mut Check, config: &Config) -> BTreeMap<String, Manifest> {
     let mut manifests = BTreeMap::new();
     for (name, model) in &config.models {
         let m = model.get_ref();
-        if m.threads == 0 || m.threads > 64 {
+        if let Some(t) = m.threads.filter(|t| !(1..=64).contains(t)) {
             c.push(
                 model,
-                format!(
-                    "model `{name}`: threads = {} is out of range 1–64",
-                    m.threads
-                ),
+                format!("model `{name}`: threads = {t} is out of range 1–64"),
             );
         }
-        if m.workers == 0 || m.workers > 16 {
+        if let Some(w) = m.workers.filter(|w| !(1..=16).contains(w)) {
             c.push(
                 model,
                 format!(
-                    "model `{name}`: workers = {} is out of range 1–16 (one per core is the most that helps)",
-                    m.workers
+                    "model `{name}`: workers = {w} is out of range 1–16 (one per core is the most that helps)"
                 ),
             );
         }
