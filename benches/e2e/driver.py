@@ -101,7 +101,8 @@ def start_cameras(binary, media, n, work):
     return proc, [f"rtsp://127.0.0.1:{port}{m}" for m in mounts]
 
 
-def agent_config(urls, sampling, interval_ms, threads, workers, broker_port, http_port, state_dir):
+def agent_config(urls, sampling, interval_ms, threads, workers, broker_port, http_port, state_dir,
+                 model="models/nanodet-g-416"):
     sample = ('{ mode = "keyframe" }' if sampling == "keyframe"
               else f'{{ mode = "interval", interval_ms = {interval_ms} }}')
     cams = []
@@ -141,7 +142,7 @@ http = "127.0.0.1:{http_port}"
 state_dir = "{state_dir}"
 
 [models.nanodet]
-path = "{ROOT}/models/nanodet-g-416"
+path = "{ROOT}/{model}"
 threads = {threads}
 workers = {workers}
 ''' + "".join(cams)
@@ -170,14 +171,14 @@ class Subject:
             self.http = free_port()
             cfg = self.work / "agent.toml"
             cfg.write_text(agent_config(urls, sampling, interval, args.threads, args.workers, broker_port, self.http,
-                                        self.work / "state"))
+                                        self.work / "state", args.model))
             self.proc = Proc("agent", [args.binary, "run", "-c", str(cfg)], work,
                              {"RUST_LOG": "warn"})
         elif kind == "baseline":
             self.stats = self.work / "baseline-stats.json"
             self.proc = Proc("baseline", [
                 str(args.python), str(ROOT / "benches/baseline/agent.py"),
-                "--model", str(ROOT / "models/nanodet-g-416"), "--threads", str(args.threads),
+                "--model", str(ROOT / args.model), "--threads", str(args.threads),
                 "--workers", str(args.workers),
                 "--sampling", sampling, "--interval-ms", str(interval),
                 "--broker", f"127.0.0.1:{broker_port}", "--topic-prefix", "bench",
@@ -294,6 +295,7 @@ def main():
     ap.add_argument("--cameras", type=int, default=1)
     ap.add_argument("--sampling", choices=["keyframe", "interval"], default="keyframe")
     ap.add_argument("--interval-ms", type=int, default=2000)
+    ap.add_argument("--model", default="models/nanodet-g-416", help="bundle directory, relative to the repo")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     ap.add_argument("--workers", type=int, default=1, help="inference workers (each with the threads above)")
     ap.add_argument("--warmup", type=float, default=15)
