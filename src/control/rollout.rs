@@ -1,8 +1,8 @@
 //! A model's versions over MQTT: `model_install` (download, check, keep — never half-installed),
 //! `model_activate` (loaded and warmed, then swapped in by each worker between two frames, open cases
 //! continued; on probation), `model_rollback` (back to the version before) and `models`. A version on
-//! probation that faults is replaced by the one before it by its worker; what the workers say about
-//! probation is kept on disk, shown in status, audited and sent as a durable `model_events` message.
+//! probation that faults is swapped back by its own worker; what the workers say is handled in
+//! `versions.rs`.
 
 use super::command::CommandError;
 use super::download::{Fetch, unpack};
@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long a worker may take to swap (it stores the events in hand first: at most a few JPEGs).
 const SWAP_ANSWER: Duration = Duration::from_secs(30);
+/// A version's manifest version and ONNX hash, as status and replies show them.
+type Shown = (String, String);
+
 /// Earlier versions remembered for `model_rollback`.
 const HISTORY: usize = 10;
 
@@ -242,7 +245,14 @@ impl Control {
         &self,
         links: &[WorkerLink],
         swaps: Vec<Swap>,
-    ) -> Result<Vec<Swapped>, CommandError> {
+    ) -> Result<(Option<Shown>, Vec<Swapped>), CommandError> {
+        // The version and hash the workers now run, as status and the reply show them.
+        let shown = swaps.first().map(|s| {
+            (
+                s.detector.manifest.version.clone(),
+                s.detector.sha256.clone(),
+            )
+        });
         let mut done = Vec::with_capacity(links.len());
         for (link, swap) in links.iter().zip(swaps) {
             let (reply, answer) = crossbeam_channel::bounded(1);
@@ -250,7 +260,7 @@ impl Control {
             send(link, WorkerCmd::Swap { swap, reply })?;
             done.push(wait(&answer, SWAP_ANSWER)?);
         }
-        Ok(done)
+        Ok((shown, done))
     }
 
     /// One change of version at a time, and none while a reload is prepared or applied.
@@ -312,13 +322,7 @@ impl Control {
         let swaps =
             self.prepare_swaps(&loaded, (model, &name), &links, Some((length, budget_ms)))?;
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let shown = swaps.first().map(|s| {
-            (
-                s.detector.manifest.version.clone(),
-                s.detector.sha256.clone(),
-            )
-        });
-        let done = self.apply_swaps(&links, swaps)?;
+        let (shown, done) = self.apply_swaps(&links, swaps)?;
         let from = std::mem::replace(&mut v.active, name.clone());
         v.history.push(from.clone());
         let excess = v.history.len().saturating_sub(HISTORY);
@@ -333,11 +337,8 @@ impl Control {
         let until = chrono::Utc::now() + chrono::Duration::from_std(length).unwrap_or_default();
         let until = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.show_model(model, |s| {
-            if let Some((version, sha)) = &shown {
-                (s.version, s.sha256) = (Some(version.clone()), Some(sha.clone()));
-            }
-            (s.state, s.installed, s.probation_until, s.rolled_back) =
-                ("probation", Some(name.clone()), Some(until.clone()), None);
+            s.runs(&name, shown.clone());
+            (s.state, s.probation_until, s.rolled_back) = ("probation", Some(until.clone()), None);
         });
         store.prune(model, m.keep_versions);
         tracing::info!(model, from = %from, to = %name, load_ms, "Model version activated.");
@@ -366,13 +367,7 @@ impl Control {
             ));
         };
         let swaps = self.prepare_swaps(&loaded, (model, &to), &links, None)?;
-        let shown = swaps.first().map(|s| {
-            (
-                s.detector.manifest.version.clone(),
-                s.detector.sha256.clone(),
-            )
-        });
-        let done = self.apply_swaps(&links, swaps)?;
+        let (shown, done) = self.apply_swaps(&links, swaps)?;
         v.history.pop();
         let from = std::mem::replace(&mut v.active, to.clone());
         store.save(model, &v).map_err(|e| {
@@ -382,10 +377,8 @@ impl Control {
             )
         })?;
         self.show_model(model, |s| {
-            if let Some((version, sha)) = &shown {
-                (s.version, s.sha256) = (Some(version.clone()), Some(sha.clone()));
-            }
-            (s.state, s.installed, s.probation_until) = ("active", Some(to.clone()), None);
+            s.runs(&to, shown);
+            (s.state, s.probation_until) = ("active", None);
         });
         tracing::info!(model, %from, %to, "Model version rolled back by command.");
         Ok(serde_json::json!({ "model": model, "from": from, "to": to, "workers": done }))

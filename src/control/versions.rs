@@ -48,6 +48,14 @@ impl ModelStatus {
         }
     }
 
+    /// It runs `installed` now, whose manifest version and hash are `shown` (when known).
+    pub fn runs(&mut self, installed: &str, shown: Option<(String, String)>) {
+        if let Some((version, sha256)) = shown {
+            (self.version, self.sha256) = (Some(version), Some(sha256));
+        }
+        self.installed = Some(installed.to_string());
+    }
+
     pub fn rejected(name: &str, error: String) -> Self {
         ModelStatus {
             name: name.into(),
@@ -209,11 +217,8 @@ impl Control {
                         .path_of(&loaded, &model, &to)
                         .and_then(|d| Manifest::load(&d).ok());
                     self.show_model(&model, |s| {
-                        if let Some(m) = shown {
-                            (s.version, s.sha256) = (Some(m.version), Some(m.sha256));
-                        }
-                        (s.state, s.installed, s.probation_until) =
-                            ("active", Some(to.clone()), None);
+                        s.runs(&to, shown.map(|m| (m.version, m.sha256)));
+                        (s.state, s.probation_until) = ("active", None);
                         s.rolled_back = v.rolled_back.clone();
                     });
                 }
