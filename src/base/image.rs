@@ -111,11 +111,51 @@ impl<'a> ImageView<'a> {
         }
         out
     }
+
+    /// The part of the picture inside `region` (normalised, clamped to the picture), without copying:
+    /// same rows, offset start. `None` when less than one pixel is left.
+    pub fn crop(&self, region: crate::base::BBox) -> Option<ImageView<'a>> {
+        let r = region.clamped();
+        let px = |v: f32, size: usize| ((v * size as f32).round() as usize).min(size);
+        let (x1, x2) = (px(r.x1, self.width), px(r.x2, self.width));
+        let (y1, y2) = (px(r.y1, self.height), px(r.y2, self.height));
+        if x2 <= x1 || y2 <= y1 {
+            return None;
+        }
+        let start = y1 * self.stride + x1 * 3;
+        ImageView::new(x2 - x1, y2 - y1, self.stride, &self.data[start..]).ok()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crop_shares_the_rows_and_starts_at_its_corner() {
+        // 4 × 2 picture whose red byte is the pixel's index; rows padded to 16 bytes.
+        let mut data = vec![0u8; 16 * 2];
+        for y in 0..2 {
+            for x in 0..4 {
+                data[y * 16 + x * 3] = (y * 4 + x) as u8;
+            }
+        }
+        let img = ImageView::new(4, 2, 16, &data).unwrap();
+        let half = |x1, y1, x2, y2| crate::base::BBox { x1, y1, x2, y2 };
+        let c = img.crop(half(0.5, 0.5, 1.0, 1.0)).unwrap();
+        assert_eq!((c.width(), c.height(), c.stride()), (2, 1, 16));
+        assert_eq!((c.row(0)[0], c.row(0)[3]), (6, 7));
+        assert!(
+            img.crop(half(0.5, 0.5, 0.6, 0.6)).is_none(),
+            "under a pixel"
+        );
+        let all = img.crop(half(-1.0, -1.0, 2.0, 2.0)).unwrap();
+        assert_eq!(
+            (all.width(), all.height()),
+            (4, 2),
+            "clamped to the picture"
+        );
+    }
 
     #[test]
     fn a_buffer_shorter_than_its_sizes_is_refused() {

@@ -5,6 +5,7 @@
 mod backoff;
 mod codes;
 mod disk;
+mod embed;
 mod files;
 mod frame;
 mod geometry;
@@ -18,6 +19,7 @@ mod shutdown;
 pub use backoff::Backoff;
 pub use codes::CategoryCodes;
 pub use disk::{BALLAST_BYTES, DiskGuard, temporary_name, write_atomic};
+pub use embed::{Embed, SharedEmbedder, dot, unit};
 pub use files::read_text_capped;
 pub use frame::{Frame, FrameMeta, Pixels};
 pub use geometry::{BBox, Detection};

@@ -91,12 +91,14 @@ pub fn init_runtime() -> Result<&'static ort::environment::Environment, EngineEr
     })
 }
 
-/// What one frame gave: boxes (detect models) or a density map (density models).
+/// What one frame gave: boxes (detect models), a density map (density models) or a feature vector
+/// (embedders).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Output {
     /// At or above the manifest's score threshold, after class-wise NMS, normalised to the frame.
     pub detections: Vec<Detection>,
     pub density: Option<DensityMap>,
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// A model session with its pre/post-processing. Owned by one worker thread; cameras share it by sending
@@ -341,13 +343,23 @@ impl Detector {
                     .filter(|m| m.shape()[0] == 1 && m.shape()[1] == 1)
                     .ok_or_else(|| wrong_shape(name, a.shape(), "[1, 1, H, W]"))?;
                 return Ok(Output {
-                    detections: Vec::new(),
                     density: Some(DensityMap {
                         width: map.shape()[3],
                         height: map.shape()[2],
                         values: map.iter().copied().collect(),
                         fit,
                     }),
+                    ..Output::default()
+                });
+            }
+            Head::Embedding { name } => {
+                let a = output(name)?;
+                if a.ndim() != 2 || a.shape()[0] != 1 {
+                    return Err(wrong_shape(name, a.shape(), "[1, D]"));
+                }
+                return Ok(Output {
+                    embedding: Some(a.iter().copied().collect()),
+                    ..Output::default()
                 });
             }
         }
@@ -364,8 +376,27 @@ impl Detector {
             .collect();
         Ok(Output {
             detections,
-            density: None,
+            ..Output::default()
         })
+    }
+}
+
+/// An embedder bundle's session gives the zone-state rules their vectors.
+impl crate::base::Embed for Detector {
+    fn embed(&mut self, picture: &ImageView) -> Result<Vec<f32>, String> {
+        self.run(picture)
+            .map_err(|e| e.to_string())?
+            .embedding
+            .ok_or_else(|| {
+                format!(
+                    "model `{}` is not an embedder (task `embed`)",
+                    self.manifest.name
+                )
+            })
+    }
+
+    fn id(&self) -> String {
+        self.sha256.clone()
     }
 }
 

@@ -224,6 +224,15 @@ fn check_outputs(m: &Manifest, outputs: &[TensorInfo], input_ok: bool, p: &mut V
             }
             p.extend(extra);
         }
+        Head::Embedding { name } => {
+            let mut extra = Vec::new();
+            if let Some(t) = output(outputs, name, 2, &mut extra)
+                && !dim_ok(t.shape[0], 1)
+            {
+                extra.push(format!("output.head: expected `{}` to be one vector [1, D] per picture for embedding, found {}", t.name, shape_text(&t.shape)));
+            }
+            p.extend(extra);
+        }
     }
 }
 

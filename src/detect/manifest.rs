@@ -73,6 +73,8 @@ pub enum Task {
     Detect,
     /// A density map whose sum is the number of people.
     Density,
+    /// A feature vector per picture (a frozen embedder under zone-state rules); no classes.
+    Embed,
 }
 
 /// The input tensor.
@@ -143,6 +145,8 @@ pub enum Head {
     Yolov8 { name: String },
     /// A density map `[1, 1, H, W]`; its sum is the count.
     DensityMap { name: String },
+    /// One feature vector `[1, D]` per picture.
+    Embedding { name: String },
 }
 
 impl Head {
@@ -152,6 +156,7 @@ impl Head {
             Head::Yolov5 { .. } => "yolov5",
             Head::Yolov8 { .. } => "yolov8",
             Head::DensityMap { .. } => "density_map",
+            Head::Embedding { .. } => "embedding",
         }
     }
 
@@ -161,9 +166,10 @@ impl Head {
             Head::Nanodet { scores, boxes, .. } => {
                 scores.iter().chain(boxes).map(String::as_str).collect()
             }
-            Head::Yolov5 { name } | Head::Yolov8 { name } | Head::DensityMap { name } => {
-                vec![name.as_str()]
-            }
+            Head::Yolov5 { name }
+            | Head::Yolov8 { name }
+            | Head::DensityMap { name }
+            | Head::Embedding { name } => vec![name.as_str()],
         }
     }
 }
@@ -291,15 +297,16 @@ impl Manifest {
             )),
             _ => {}
         }
-        if self.labels.is_empty() {
+        let expected_task = match self.output {
+            Head::DensityMap { .. } => Task::Density,
+            Head::Embedding { .. } => Task::Embed,
+            _ => Task::Detect,
+        };
+        if self.labels.is_empty() && expected_task != Task::Embed {
             p.push(
                 "labels: expected the model's classes in index order, found an empty list".into(),
             );
         }
-        let expected_task = match self.output {
-            Head::DensityMap { .. } => Task::Density,
-            _ => Task::Detect,
-        };
         if self.task != expected_task {
             p.push(format!(
                 "task: expected `{}` for head `{}`, found `{}`",
@@ -373,6 +380,7 @@ fn task_name(t: Task) -> &'static str {
     match t {
         Task::Detect => "detect",
         Task::Density => "density",
+        Task::Embed => "embed",
     }
 }
 

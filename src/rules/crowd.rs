@@ -164,6 +164,7 @@ impl CrowdRule {
             .first()
             .map_or(f64::INFINITY, |l| l.min_density);
         Verdict {
+            state: None,
             holds: self.reported.is_some(),
             present: obs.density >= lowest || self.params.max_count.is_some_and(|m| obs.count >= m),
             hits: obs

@@ -5,12 +5,14 @@
 
 mod crowd;
 mod homography;
+mod kofn;
 mod membership;
 mod presence;
 mod scene;
 mod schedule;
 mod vending;
 mod zone;
+mod zone_state;
 
 pub use crowd::{CrowdChange, CrowdLevel, CrowdObservation, CrowdParams, CrowdRule};
 pub use homography::{Homography, HomographyError};
@@ -20,6 +22,7 @@ pub use scene::{SceneChange, SceneError, SceneObservation, SceneParams};
 pub use schedule::{Schedule, ScheduleError};
 pub use vending::{VendingParams, VendingRule};
 pub use zone::Polygon;
+pub use zone_state::{Example, StateReading, ZoneStateParams, ZoneStateRule};
 
 use crate::base::{BBox, Detection, ImageView};
 use crate::detect::DensityMap;
@@ -105,6 +108,8 @@ pub struct Verdict {
     /// While it holds: when the condition began — before the dwell, sustain or K-of-N that confirmed it — so
     /// a case's first sighting is when the stall was set up, not when the rule was sure.
     pub since: Option<Instant>,
+    /// A zone-state rule's reading of this sample.
+    pub state: Option<StateReading>,
 }
 
 impl Verdict {
@@ -117,6 +122,7 @@ impl Verdict {
             key: 0,
             crowd: None,
             since: None,
+            state: None,
         }
     }
 }
@@ -140,6 +146,7 @@ pub enum Rule {
     Presence(PresenceRule),
     Persistence(PersistenceRule),
     Scene(SceneRule),
+    ZoneState(ZoneStateRule),
 }
 
 impl Rule {
@@ -150,6 +157,7 @@ impl Rule {
             Rule::Presence(r) => r.evaluate(s.tracks, s.now),
             Rule::Persistence(r) => r.evaluate(s.detections, s.now),
             Rule::Scene(r) => r.evaluate(s),
+            Rule::ZoneState(r) => r.evaluate(s),
         }
     }
 
@@ -161,6 +169,7 @@ impl Rule {
             Rule::Presence(r) => r.reset(),
             Rule::Persistence(r) => r.reset(),
             Rule::Scene(r) => r.reset(),
+            Rule::ZoneState(r) => r.reset(),
         }
     }
 
@@ -172,6 +181,7 @@ impl Rule {
             Rule::Presence(r) => &r.zone.polygon,
             Rule::Persistence(r) => &r.zone.polygon,
             Rule::Scene(r) => &r.zone,
+            Rule::ZoneState(r) => &r.zone,
         }
     }
 }
@@ -203,6 +213,7 @@ impl SceneRule {
             .then(|| s.now.checked_sub(self.change.persist()))
             .flatten();
         Verdict {
+            state: None,
             holds: obs.holds,
             present: obs.holds,
             hits: obs

@@ -5,10 +5,10 @@
 //!   K of N clears — hanging laundry (flaps, hidden by passers-by) and bin overflow (one bad frame must not
 //!   flip it). Samples are spaced `sample_every` apart, so N × spacing is the window.
 
+use super::kofn::KofN;
 use super::membership::{Membership, Placed, ZoneSpec};
 use super::{Hit, TrackView, Verdict};
 use crate::base::Detection;
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,7 @@ impl PresenceRule {
         let holds = dwelling.len() >= p.min_count.max(1);
         let hits: Vec<Hit> = dwelling.iter().map(|(t, _)| t.hit()).collect();
         Verdict {
+            state: None,
             holds,
             present: holds,
             key: hits.len() as u64,
@@ -100,28 +101,24 @@ pub struct PersistenceRule {
     pub params: PersistenceParams,
     pub zone: ZoneSpec,
     last_sample: Option<Instant>,
-    /// Recent samples: when, and whether the class was there.
-    history: VecDeque<(Instant, bool)>,
-    holding: bool,
+    window: KofN,
     hits: Vec<Hit>,
 }
 
 impl PersistenceRule {
     pub fn new(params: PersistenceParams, zone: ZoneSpec) -> Self {
         Self {
+            window: KofN::new(params.window, params.min_present),
             params,
             zone,
             last_sample: None,
-            history: VecDeque::new(),
-            holding: false,
             hits: Vec::new(),
         }
     }
 
     pub fn reset(&mut self) {
         self.last_sample = None;
-        self.history.clear();
-        self.holding = false;
+        self.window.reset();
         self.hits.clear();
     }
 
@@ -138,25 +135,16 @@ impl PersistenceRule {
                 .filter(|d| self.zone.contains_box(&d.bbox, false))
                 .map(Hit::from_detection)
                 .collect();
-            self.history.push_back((now, !hits.is_empty()));
-            while self.history.len() > p.window {
-                self.history.pop_front();
-            }
-            let present = self.history.iter().filter(|(_, h)| *h).count();
-            let absent = self.history.len() - present;
-            if present >= p.min_present {
-                self.holding = true;
-            } else if absent >= p.min_present {
-                self.holding = false;
-            }
+            self.window.push(now, !hits.is_empty());
             if !hits.is_empty() {
                 self.hits = hits;
             }
         }
+        let holding = self.window.holds();
         Verdict {
-            holds: self.holding,
-            present: self.history.back().is_some_and(|(_, h)| *h),
-            hits: if self.holding {
+            holds: holding,
+            present: self.window.last_seen(),
+            hits: if holding {
                 self.hits.clone()
             } else {
                 Vec::new()
@@ -164,11 +152,8 @@ impl PersistenceRule {
             severity: 0,
             key: 0,
             crowd: None,
-            // The first sample of the window that saw it.
-            since: self
-                .holding
-                .then(|| self.history.iter().find(|(_, h)| *h).map(|(t, _)| *t))
-                .flatten(),
+            since: self.window.since(),
+            state: None,
         }
     }
 }

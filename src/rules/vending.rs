@@ -136,6 +136,7 @@ impl VendingRule {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         qualifying.hash(&mut h);
         Verdict {
+            state: None,
             holds: !qualifying.is_empty(),
             present: !qualifying.is_empty(),
             hits,

@@ -26,6 +26,19 @@ impl Polygon {
         }
         inside
     }
+
+    /// The smallest box holding every vertex.
+    pub fn bounds(&self) -> crate::base::BBox {
+        let fold = |f: fn(f32, f32) -> f32, init: f32, pick: fn(&(f32, f32)) -> f32| {
+            self.points.iter().map(pick).fold(init, f)
+        };
+        crate::base::BBox {
+            x1: fold(f32::min, f32::INFINITY, |p| p.0),
+            y1: fold(f32::min, f32::INFINITY, |p| p.1),
+            x2: fold(f32::max, f32::NEG_INFINITY, |p| p.0),
+            y2: fold(f32::max, f32::NEG_INFINITY, |p| p.1),
+        }
+    }
 }
 
 #[cfg(test)]
