@@ -18,6 +18,7 @@ pub use rules::{
     Anchor, BIN_OVERFLOW, CROWD_INCIDENT_CLEAR_S, GroundConfig, IncidentConfig, LAUNDRY,
     MaskConfig, PRESENCE_CLEAR_S, PersistenceDefaults, PersistenceRuleConfig, PresenceRuleConfig,
     SCENE_CLEAR_S, SceneRuleConfig, ScheduleConfig, VENDING_CLEAR_S, VendingRuleConfig,
+    ZONE_STATE_CLEAR_S, ZoneStateRuleConfig,
 };
 
 use serde::Deserialize;
@@ -384,6 +385,9 @@ pub struct CameraConfig {
     /// Model-free change-against-reference rules.
     #[serde(default)]
     pub scene_change: Vec<Spanned<SceneRuleConfig>>,
+    /// Zone states learned from labelled examples (`[[camera.zone_state]]`).
+    #[serde(default)]
+    pub zone_state: Vec<Spanned<ZoneStateRuleConfig>>,
     /// Camera health checks (moved, covered, blurred, frozen, brightness, colour); all on by default.
     #[serde(default)]
     pub health: HealthConfig,

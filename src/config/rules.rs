@@ -158,6 +158,70 @@ pub struct SceneRuleConfig {
     pub incident: IncidentConfig,
 }
 
+/// A zone's state learned from labelled examples: the zone's crop through a frozen embedder bundle (task
+/// `embed`) and the nearest example's state, K of N samples (docs/rules.md, "Zone state").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneStateRuleConfig {
+    pub zone: Spanned<String>,
+    pub category: Spanned<String>,
+    /// The `[models.*]` entry of the embedder bundle.
+    pub embedder: Spanned<String>,
+    /// The zone's states, e.g. `["clear", "stall"]`: 2–16 short names.
+    pub states: Spanned<Vec<String>>,
+    /// The states that raise `category` (at least one state must not).
+    pub alarm: Spanned<Vec<String>>,
+    /// Seconds between samples.
+    #[serde(default = "default_zone_state_every_s")]
+    pub sample_every_s: Spanned<f64>,
+    /// N: samples in the window.
+    #[serde(default = "default_zone_state_window")]
+    pub window: Spanned<u32>,
+    /// K: an alarm state in at least K of N samples opens; another state in at least K clears.
+    #[serde(default = "default_zone_state_min_present")]
+    pub min_present: Spanned<u32>,
+    /// The crop is the zone's bounding box grown by this fraction of its size on each side (context).
+    #[serde(default = "default_zone_state_margin")]
+    pub margin: Spanned<f32>,
+    /// Classes of the camera's detector whose boxes over the crop make a sample skipped.
+    #[serde(default = "default_zone_state_exclude")]
+    pub exclude_labels: Vec<String>,
+    /// Share of the crop those boxes may cover before the sample is skipped.
+    #[serde(default = "default_zone_state_max_occluded")]
+    pub max_occluded: Spanned<f32>,
+    /// Examples kept per state (the oldest go first).
+    #[serde(default = "default_zone_state_max_examples")]
+    pub max_examples: Spanned<u32>,
+    #[serde(default)]
+    pub schedule: Option<Spanned<ScheduleConfig>>,
+    #[serde(default)]
+    pub incident: IncidentConfig,
+}
+
+fn default_zone_state_every_s() -> Spanned<f64> {
+    Spanned::new(0..0, 2.0)
+}
+fn default_zone_state_window() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_zone_state_min_present() -> Spanned<u32> {
+    Spanned::new(0..0, 3)
+}
+fn default_zone_state_margin() -> Spanned<f32> {
+    Spanned::new(0..0, 0.1)
+}
+fn default_zone_state_max_occluded() -> Spanned<f32> {
+    Spanned::new(0..0, 0.05)
+}
+fn default_zone_state_max_examples() -> Spanned<u32> {
+    Spanned::new(0..0, 20)
+}
+fn default_zone_state_exclude() -> Vec<String> {
+    ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+        .map(Into::into)
+        .into()
+}
+
 /// How a zone decides whether an object is in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -272,6 +336,8 @@ pub const VENDING_CLEAR_S: f64 = 120.0;
 pub const PRESENCE_CLEAR_S: f64 = 30.0;
 /// `incident.clear_s` of a scene-change rule: a minute of the reference view before the case resolves.
 pub const SCENE_CLEAR_S: f64 = 60.0;
+/// `incident.clear_s` of a zone-state rule: K of N samples already decided the state went back.
+pub const ZONE_STATE_CLEAR_S: f64 = 0.0;
 
 /// Defaults of the two K-of-N rule types.
 #[derive(Debug, Clone, Copy)]

@@ -50,6 +50,8 @@ pub enum Request {
     ShadowReport { model: Option<String> },
     /// A model's versions: install, activate, roll back, list.
     Model(super::model_args::ModelRequest),
+    /// A zone's labelled examples: label, feedback, list, remove.
+    Example(super::example_args::ExampleRequest),
 }
 
 impl Request {
@@ -68,12 +70,13 @@ impl Request {
             Request::ShadowStop { .. } => "shadow_stop",
             Request::ShadowReport { .. } => "shadow_report",
             Request::Model(m) => m.name(),
+            Request::Example(e) => e.name(),
         }
     }
 }
 
 /// The command names this agent understands.
-pub const COMMANDS: [&str; 16] = [
+pub const COMMANDS: [&str; 20] = [
     "snapshot",
     "verify",
     "suppress",
@@ -90,6 +93,10 @@ pub const COMMANDS: [&str; 16] = [
     "model_activate",
     "model_rollback",
     "models",
+    "label",
+    "feedback",
+    "examples",
+    "example_remove",
 ];
 
 /// A checked command.
@@ -377,6 +384,11 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
         "shadow_report" => {
             args_of::<ModelArgs>(name, args).map(|a| Request::ShadowReport { model: a.model })
         }
+        other if super::example_args::EXAMPLE_COMMANDS.contains(&other) => {
+            super::example_args::parse(other, args)
+                .map(Request::Example)
+                .map_err(|(code, m)| CommandError::new(code, m))
+        }
         other => match super::model_args::parse(other, args) {
             Some(parsed) => parsed
                 .map(Request::Model)
@@ -414,6 +426,7 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Command, (String, CommandErro
         }
         Ok(Request::ShadowReport { model }) => vec![model.as_deref().unwrap_or("")],
         Ok(Request::Model(m)) => vec![m.model().unwrap_or("")],
+        Ok(Request::Example(e)) => vec![e.place().0, e.place().1],
         _ => vec![],
     }
     .into_iter()

@@ -11,6 +11,8 @@ pub mod audit;
 mod cases;
 pub mod command;
 mod download;
+pub mod example_args;
+mod examples;
 pub mod model_args;
 mod replay;
 mod reply;
@@ -225,6 +227,7 @@ impl Control {
             Request::ShadowStop { model } => self.shadow_stop(model),
             Request::ShadowReport { model } => Ok(self.shadow_report(model.as_deref())),
             Request::Model(m) => self.model_command(m),
+            Request::Example(e) => self.example_command(e),
         };
         let (label, detail, reply) = match outcome {
             Ok(result) => (
@@ -461,6 +464,7 @@ fn describe(r: &Request) -> serde_json::Value {
         Request::ShadowStop { model } => serde_json::json!({ "model": model }),
         Request::ShadowReport { model } => serde_json::json!({ "model": model }),
         Request::Model(m) => m.describe(),
+        Request::Example(e) => e.describe(),
         Request::Reload | Request::Suppressions => serde_json::Value::Null,
     }
 }

@@ -1,7 +1,7 @@
 //! The worker side of a command: what a model worker is asked to do, the commands that wait in it for a
 //! camera's next frame, and how it answers them.
 
-use crate::incident::{Analyser, Evidence, EvidenceRef};
+use crate::incident::{Analyser, Evidence, EvidenceRef, ExampleError};
 use crossbeam_channel::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +48,35 @@ pub enum WorkerCmd {
     },
     /// Go back to the version before the one on probation (another worker of the model found a fault).
     Revert { reason: String },
+    /// Something about a zone's labelled examples.
+    Examples {
+        camera: String,
+        op: ExampleOp,
+        reply: Sender<Result<serde_json::Value, ExampleError>>,
+    },
+}
+
+/// What is asked of a zone's examples.
+pub enum ExampleOp {
+    /// The camera's next frame with nobody over the zone is an example of `state`.
+    Label {
+        zone: String,
+        state: String,
+    },
+    /// This picture of the camera (an event's evidence) is an example.
+    Picture {
+        zone: String,
+        wanted: crate::incident::Wanted,
+        source: String,
+        picture: image::RgbImage,
+    },
+    List {
+        zone: String,
+    },
+    Remove {
+        zone: String,
+        id: String,
+    },
 }
 
 /// A model version for a worker to take over, loaded and warmed before it is sent.
@@ -109,6 +138,9 @@ pub struct Verified {
     pub present_in: usize,
     pub event_ids: Vec<String>,
     pub evidence: Vec<EvidenceRef>,
+    /// A cleared zone-state case: the example of the zone's normal state taken from the fresh look.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
 }
 
 /// A running model worker as the control side sees it.
@@ -145,6 +177,14 @@ pub enum Pending {
         deadline: Instant,
         reply: Sender<Result<(), String>>,
     },
+    /// A `label` waiting for a frame with nobody over its zone.
+    Label {
+        camera: String,
+        zone: String,
+        state: String,
+        deadline: Instant,
+        reply: Sender<Result<serde_json::Value, ExampleError>>,
+    },
 }
 
 impl Pending {
@@ -152,7 +192,8 @@ impl Pending {
         match self {
             Pending::Snapshot { camera, .. }
             | Pending::Verify { camera, .. }
-            | Pending::SceneReference { camera, .. } => camera,
+            | Pending::SceneReference { camera, .. }
+            | Pending::Label { camera, .. } => camera,
         }
     }
 
@@ -160,7 +201,8 @@ impl Pending {
         match self {
             Pending::Snapshot { deadline, .. }
             | Pending::Verify { deadline, .. }
-            | Pending::SceneReference { deadline, .. } => *deadline,
+            | Pending::SceneReference { deadline, .. }
+            | Pending::Label { deadline, .. } => *deadline,
         }
     }
 
@@ -183,6 +225,9 @@ impl Pending {
                 }
                 Pending::Verify { reply, .. } => {
                     let _ = reply.send(VerifyAnswer::Failed(why));
+                }
+                Pending::Label { zone, reply, .. } => {
+                    let _ = reply.send(Err(ExampleError::NeverClear(zone.clone())));
                 }
             }
             false
@@ -270,5 +315,55 @@ pub fn accept<'a>(
         }
         // Swaps are the model worker's own business too; nothing to revert elsewhere.
         WorkerCmd::Swap { .. } | WorkerCmd::Revert { .. } => {}
+        WorkerCmd::Examples {
+            camera,
+            op: ExampleOp::Label { zone, state },
+            reply,
+        } => pending.push(Pending::Label {
+            camera,
+            zone,
+            state,
+            deadline,
+            reply,
+        }),
+        WorkerCmd::Examples { camera, op, reply } => {
+            let answer = match analysers.find(|a| a.camera_id() == camera) {
+                Some(a) => examples_now(a, op),
+                None => Err(ExampleError::NotFound(format!(
+                    "camera `{camera}` is not analysed by this worker"
+                ))),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// The example operations that need no frame.
+fn examples_now(a: &mut Analyser, op: ExampleOp) -> Result<serde_json::Value, ExampleError> {
+    match op {
+        ExampleOp::List { zone } => a
+            .list_examples(&zone)
+            .map(|list| serde_json::json!({ "zone": zone, "examples": list })),
+        ExampleOp::Remove { zone, id } => a
+            .drop_example(&zone, &id)
+            .map(|()| serde_json::json!({ "zone": zone, "removed": id })),
+        ExampleOp::Picture {
+            zone,
+            wanted,
+            source,
+            picture,
+        } => {
+            let view = crate::base::ImageView::packed(
+                picture.width() as usize,
+                picture.height() as usize,
+                picture.as_raw(),
+            )
+            .map_err(|e| ExampleError::Invalid(e.to_string()))?;
+            a.add_example(&zone, wanted, &source, &view, None)
+                .map(|e| serde_json::json!({ "zone": zone, "example": e }))
+        }
+        ExampleOp::Label { zone, .. } => Err(ExampleError::Invalid(format!(
+            "label for zone `{zone}` waits for a frame"
+        ))),
     }
 }

@@ -343,6 +343,7 @@ fn start_worker(
         running: shared.running.clone(),
         suppressions: shared.suppressions.clone(),
         news: shared.news.clone(),
+        embedders: HashMap::new(),
     };
     (worker, link, handles)
 }

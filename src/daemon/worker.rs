@@ -149,6 +149,8 @@ pub(super) struct ModelWorker {
     pub(super) suppressions: crate::incident::Suppressions,
     /// Where probation's outcome is told.
     pub(super) news: Sender<ModelNews>,
+    /// The embedder sessions the cameras' zone-state rules use, loaded when first wanted.
+    pub(super) embedders: HashMap<String, crate::base::SharedEmbedder>,
 }
 
 /// A version on probation in one worker, and the version before it (kept loaded: going back is a swap).
@@ -162,6 +164,7 @@ impl ModelWorker {
     /// Run until shutdown; hands the analysers back (a reload may keep them).
     pub(super) fn run(mut self) -> HashMap<String, Analyser> {
         let rx = self.queue.receiver().clone();
+        self.equip();
         let cameras: Vec<String> = self.analysers.keys().cloned().collect();
         for id in &cameras {
             self.show_scene_states(id);
@@ -197,6 +200,32 @@ impl ModelWorker {
             .into_iter()
             .map(|(id, (a, _))| (id, a))
             .collect()
+    }
+
+    /// Give every zone-state rule its embedder session (one per embedder for the whole worker) and its
+    /// examples. A bundle that does not load leaves its rules judging nothing, said once here.
+    fn equip(&mut self) {
+        let running = self.running.lock().expect("running config lock").clone();
+        for (id, (analyser, _)) in self.analysers.iter_mut() {
+            for name in analyser.wanted_embedders() {
+                if !self.embedders.contains_key(&name) {
+                    match crate::plan::load_model(&running, &name) {
+                        Ok(d) => {
+                            tracing::info!(model = %self.model, worker = self.index, embedder = %name, "Embedder loaded for zone-state rules.");
+                            self.embedders.insert(
+                                name.clone(),
+                                std::sync::Arc::new(std::sync::Mutex::new(d)),
+                            );
+                        }
+                        Err(error) => {
+                            tracing::error!(camera = %id, embedder = %name, %error, "Embedder not loaded; the camera's zone-state rules judge nothing.");
+                            continue;
+                        }
+                    }
+                }
+                analyser.equip(&name, &self.embedders[&name]);
+            }
+        }
     }
 
     /// Detect on `frame`; a version on probation that faults on it is replaced by the one before, which
@@ -338,6 +367,7 @@ impl ModelWorker {
             continued.extend(open.into_iter().filter(|i| next.has_open_incident(i)));
             *analyser = next;
         }
+        self.equip();
         continued
     }
 
@@ -443,6 +473,35 @@ impl ModelWorker {
                         }
                     }
                 }
+                Pending::Label {
+                    camera,
+                    zone,
+                    state,
+                    deadline,
+                    reply,
+                } => {
+                    let view = frame.view();
+                    let named = crate::incident::Wanted::Named(state.clone());
+                    match analyser.add_example(&zone, named, "label", &view, Some(detections)) {
+                        // Somebody is in the way: the next frame may be clear.
+                        Err(crate::incident::ExampleError::Occluded(_)) => {
+                            still.push(Pending::Label {
+                                camera,
+                                zone,
+                                state,
+                                deadline,
+                                reply,
+                            })
+                        }
+                        answer => {
+                            let _ =
+                                reply
+                                    .send(answer.map(
+                                        |e| serde_json::json!({ "zone": zone, "example": e }),
+                                    ));
+                        }
+                    }
+                }
                 Pending::Verify {
                     camera,
                     incident_id,
@@ -473,6 +532,19 @@ impl ModelWorker {
                         continue;
                     }
                     let still_present = still_present(samples, present_in);
+                    // A zone-state case a fresh look found cleared: the zone as it is now is its normal state.
+                    let example = (!still_present)
+                        .then(|| analyser.zone_state_zone(&incident_id))
+                        .flatten()
+                        .and_then(|zone| {
+                            let source = format!("verify:{incident_id}");
+                            let normal = crate::incident::Wanted::Normal;
+                            analyser
+                                .add_example(&zone, normal, &source, &frame.view(), Some(detections))
+                                .map_err(|error| tracing::info!(camera = %camera, %zone, %error, "No example taken from the cleared verify."))
+                                .ok()
+                        })
+                        .map(|e| e.id);
                     let job = analyser.defer_verify(
                         &incident_id,
                         still_present,
@@ -496,6 +568,7 @@ impl ModelWorker {
                             },
                             samples,
                             present_in,
+                            example,
                         }));
                     };
                     match job {

@@ -60,6 +60,9 @@ pub struct IncidentEvent {
     pub confidence: f32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crowd: Option<CrowdInfo>,
+    /// A zone-state rule's reading: the state, how sure, and the labelled example it looks most like.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_state: Option<ZoneStateInfo>,
     /// A `camera_health` case: what is wrong with the picture, and the measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthInfo>,
@@ -109,6 +112,29 @@ pub struct CrowdInfo {
     pub level: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_level: Option<String>,
+}
+
+/// What a zone-state event reports about the sample behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneStateInfo {
+    pub state: String,
+    /// How sure the vote over the labelled examples is (0–1).
+    pub confidence: f32,
+    /// Cosine similarity to the nearest example (−1–1).
+    pub similarity: f32,
+    /// That example's id (`examples` lists them).
+    pub nearest_example: String,
+}
+
+impl From<&crate::rules::StateReading> for ZoneStateInfo {
+    fn from(r: &crate::rules::StateReading) -> Self {
+        ZoneStateInfo {
+            state: r.state.clone(),
+            confidence: r.confidence,
+            similarity: r.similarity,
+            nearest_example: r.nearest.clone(),
+        }
+    }
 }
 
 /// What a camera-health event reports (all figures against the camera's reference view and baseline).

@@ -182,6 +182,7 @@ impl HealthSlot {
             polygon: Polygon::new(&[]),
             hits: Vec::new(),
             crowd: None,
+            zone_state: None,
             seen_at: Some(seen_at),
             request_id: None,
             severity: self.monitor.last().conditions.len() as u32,

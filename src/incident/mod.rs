@@ -9,6 +9,7 @@ mod archive;
 mod continuity;
 mod event;
 mod evidence;
+mod examples;
 mod font;
 mod health;
 mod lifecycle;
@@ -24,9 +25,13 @@ pub use archive::EvidenceArchive;
 pub use continuity::{CaseChange, CaseRecord};
 pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
-    Phase, SCHEMA, Verification, ZoneRef,
+    Phase, SCHEMA, Verification, ZoneRef, ZoneStateInfo,
 };
 pub use evidence::{Annotation, Evidence, encode as encode_evidence, render};
+pub use examples::{
+    ExampleError, ExampleInfo, ExampleSpec, StoredExample, Wanted, load_examples, remove_example,
+    store_example,
+};
 pub use font::draw_text;
 pub use health::{CAMERA_HEALTH, HealthSpec, VIEW_ZONE};
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
@@ -109,6 +114,8 @@ pub struct SlotSpec {
     pub codes: CategoryCodes,
     /// Where a model-free rule keeps its reference image.
     pub reference_file: Option<PathBuf>,
+    /// A zone-state rule's examples and embedder.
+    pub examples: Option<ExampleSpec>,
 }
 
 /// Everything a camera's analyser is built from, with labels already resolved to the model's classes.
@@ -141,6 +148,8 @@ struct Slot {
     present: bool,
     /// Where a model-free rule keeps its reference image.
     reference_file: Option<PathBuf>,
+    /// A zone-state rule's examples and embedder.
+    examples: Option<ExampleSpec>,
     /// Its incident was taken over from before a restart or reload and the rule has not confirmed it
     /// since: what the rule looks for being there keeps it open meanwhile.
     resumed: bool,
@@ -208,6 +217,7 @@ impl Analyser {
                     last: Verdict::none(),
                     present: false,
                     reference_file: s.reference_file,
+                    examples: s.examples,
                     resumed: false,
                 }
             })
@@ -444,6 +454,7 @@ impl Analyser {
                 level: c.level.clone().unwrap_or_default(),
                 previous_level: c.previous_level.clone(),
             }),
+            zone_state: slot.last.state.as_ref().map(Into::into),
             seen_at,
             request_id: None,
             severity: slot.last.severity,

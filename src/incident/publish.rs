@@ -44,6 +44,8 @@ pub struct Draft {
     /// What the rule counted.
     pub hits: Vec<Hit>,
     pub crowd: Option<CrowdInfo>,
+    /// A zone-state rule's reading of the sample behind this transition.
+    pub zone_state: Option<super::event::ZoneStateInfo>,
     /// Capture time of the frame the transition was seen on; none when no frame was at hand (a resolve on
     /// reload or after a verify), and then the event has no evidence either.
     pub seen_at: Option<SystemTime>,
@@ -181,12 +183,18 @@ impl Publisher {
                 .as_secs_f64(),
             confidence,
             crowd: draft.crowd.clone(),
+            zone_state: draft.zone_state.clone(),
             health: draft.health.as_ref().map(Into::into),
             objects: hits
                 .iter()
                 .map(|h| ObjectRef {
                     label: h.class.map_or_else(
-                        || "scene_change".into(),
+                        || {
+                            draft
+                                .zone_state
+                                .as_ref()
+                                .map_or_else(|| "scene_change".into(), |z| z.state.clone())
+                        },
                         |c| self.model.labels.get(c).cloned().unwrap_or_default(),
                     ),
                     score: h.score,

@@ -17,6 +17,7 @@ pub(crate) mod rules;
 mod trust;
 mod uplink;
 mod validate;
+mod zone_state;
 
 pub use analyser::{analyser, analysers, has_rule, rule_problems};
 pub use camera::camera_source;
@@ -27,6 +28,7 @@ pub use model::{load_bundle, load_model, model_parallelism};
 pub use rules::zone_spec;
 pub use trust::{check_bundle_trust, trusted_keys};
 pub use uplink::{store_bounds, uplink_settings};
+pub use zone_state::examples_dir;
 
 use crate::config::{ConfigErrors, Lines, LoadedConfig};
 use std::path::Path;

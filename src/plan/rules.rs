@@ -24,25 +24,25 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// What every rule type has.
-struct Common<'a, T> {
-    at: &'a Spanned<T>,
-    kind: &'static str,
-    zone: &'a Spanned<String>,
-    category: &'a str,
+pub(super) struct Common<'a, T> {
+    pub(super) at: &'a Spanned<T>,
+    pub(super) kind: &'static str,
+    pub(super) zone: &'a Spanned<String>,
+    pub(super) category: &'a str,
     /// Where the category is written, when it is (otherwise the rule's own line).
-    category_at: Option<&'a Spanned<String>>,
-    min_score: Option<&'a Spanned<f32>>,
-    schedule: &'a Option<Spanned<ScheduleConfig>>,
-    incident: &'a IncidentConfig,
+    pub(super) category_at: Option<&'a Spanned<String>>,
+    pub(super) min_score: Option<&'a Spanned<f32>>,
+    pub(super) schedule: &'a Option<Spanned<ScheduleConfig>>,
+    pub(super) incident: &'a IncidentConfig,
     /// `incident.clear_s` when the table does not set it.
-    default_clear_s: f64,
+    pub(super) default_clear_s: f64,
 }
 
 /// What a rule's common part builds.
-struct Built<'a> {
-    zone: &'a ZoneConfig,
-    schedule: Schedule,
-    lifecycle: LifecycleParams,
+pub(super) struct Built<'a> {
+    pub(super) zone: &'a ZoneConfig,
+    pub(super) schedule: Schedule,
+    pub(super) lifecycle: LifecycleParams,
 }
 
 /// The rules of one camera.
@@ -58,12 +58,12 @@ pub(crate) struct CameraRules<'a> {
 }
 
 /// Seconds as a duration. Checked values are finite and at most 30 days; this never panics on others.
-fn secs(s: f64) -> Duration {
+pub(super) fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s.clamp(0.0, MAX_SECONDS)).unwrap_or_default()
 }
 
 impl CameraRules<'_> {
-    /// Every rule's slot, in table order (crowd, vending, laundry, bins, presence, scene); problems go to `c`.
+    /// Every rule's slot, in table order (crowd, vending, laundry, bins, presence, scene, zone state); problems go to `c`.
     pub fn slots(&self, c: &mut Check) -> Vec<SlotSpec> {
         let cam = self.cam;
         let mut slots = Vec::new();
@@ -77,10 +77,11 @@ impl CameraRules<'_> {
         }
         slots.extend(cam.presence.iter().filter_map(|r| self.presence(c, r)));
         slots.extend(cam.scene_change.iter().filter_map(|r| self.scene(c, r)));
+        slots.extend(cam.zone_state.iter().filter_map(|r| self.zone_state(c, r)));
         slots
     }
 
-    fn common<'z, T>(&'z self, c: &mut Check, r: Common<T>) -> Option<Built<'z>> {
+    pub(super) fn common<'z, T>(&'z self, c: &mut Check, r: Common<T>) -> Option<Built<'z>> {
         let cam = &self.cam.id;
         let zone = self.zones.get(r.zone.get_ref().as_str()).copied();
         if zone.is_none() {
@@ -141,12 +142,12 @@ impl CameraRules<'_> {
     }
 
     /// Class indices of `labels` (those the model has).
-    fn classes(&self, labels: &[String]) -> Vec<usize> {
+    pub(super) fn classes(&self, labels: &[String]) -> Vec<usize> {
         self.model.map(|m| m.classes(labels)).unwrap_or_default()
     }
 
     /// Labels the model lacks; with `need_one`, an error only when none of them exists.
-    fn labels<T>(
+    pub(super) fn labels<T>(
         &self,
         c: &mut Check,
         at: &Spanned<T>,
@@ -175,10 +176,11 @@ impl CameraRules<'_> {
         }
     }
 
-    fn slot(&self, rule: Rule, category: &str, b: Built) -> SlotSpec {
+    pub(super) fn slot(&self, rule: Rule, category: &str, b: Built) -> SlotSpec {
         let z = b.zone;
         SlotSpec {
             reference_file: matches!(rule, Rule::Scene(_)).then(|| self.reference_file(z)),
+            examples: None,
             rule,
             schedule: b.schedule,
             lifecycle: b.lifecycle,

@@ -358,6 +358,7 @@ fn verify_cameras(c: &mut Check, config: &Config, manifests: &BTreeMap<String, M
             .map(|m| ModelInfo::new(m, &m.sha256));
         super::geometry::verify_camera_geometry(c, v, model.as_ref());
         super::health::health_params(c, v);
+        super::zone_state::verify_model_tasks(c, cam, manifests);
         // The same code builds the rules when the camera starts; here only its complaints are kept.
         super::rules::CameraRules {
             config,

@@ -137,6 +137,12 @@ impl ZoneStateRule {
         Some(&self.params.states[i])
     }
 
+    /// The first state that is an alarm.
+    pub fn alarm_state(&self) -> Option<&str> {
+        let i = self.params.alarm.iter().position(|a| *a)?;
+        Some(&self.params.states[i])
+    }
+
     /// The last sample's reading.
     pub fn reading(&self) -> Option<&StateReading> {
         self.last.as_ref()

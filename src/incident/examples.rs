@@ -1,0 +1,411 @@
+//! A zone's labelled examples, kept on the pole: what a zone-state rule compares each sample with.
+//!
+//! `{state_dir}/examples/{camera}/{zone}/` holds per example the crop it was made from (`{id}.jpg`, the
+//! picture an installer can look at, and what is embedded again when the embedder changes) and its record
+//! (`{id}.json`: state, where it came from, when, which embedder made its vector, and the vector). The record
+//! is written last, whole-or-nothing: an example exists once its record does. Every zone-state rule of the
+//! zone takes the examples of its own states; adding or removing one refits them at once.
+
+use super::{Analyser, evidence};
+use crate::base::{Detection, ImageView, SharedEmbedder, unit, write_atomic};
+use crate::rules::{Example, Rule, ZoneStateRule};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Where a zone-state rule's examples live and which embedder it wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExampleSpec {
+    pub dir: PathBuf,
+    /// The `[models.*]` entry of the embedder.
+    pub embedder: String,
+    /// Examples kept per state; the oldest go first.
+    pub max_per_state: usize,
+}
+
+/// Which state a new example is of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wanted {
+    Named(String),
+    /// The zone's first state that raises nothing (a cleared case, a false positive).
+    Normal,
+    /// The alarm state the rule sees in the picture, else the zone's first alarm state (a confirmed event).
+    Alarm,
+}
+
+/// One example as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredExample {
+    pub id: String,
+    pub state: String,
+    /// `label`, `feedback:<event id>`, `verify:<incident id>`, `import:<file>`.
+    pub source: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// Id of the embedder that made `vector`.
+    pub embedder: String,
+    pub vector: Vec<f32>,
+}
+
+/// What lists show of an example (the vector stays on the pole).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExampleInfo {
+    pub id: String,
+    pub state: String,
+    pub source: String,
+    pub created: String,
+}
+
+impl From<&StoredExample> for ExampleInfo {
+    fn from(e: &StoredExample) -> Self {
+        ExampleInfo {
+            id: e.id.clone(),
+            state: e.state.clone(),
+            source: e.source.clone(),
+            created: e.created.clone(),
+        }
+    }
+}
+
+/// Why an example was not taken.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExampleError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// People or vehicles cover the zone: try another frame.
+    #[error("people or vehicles cover the zone `{0}` on this frame")]
+    Occluded(String),
+    #[error(
+        "people or vehicles covered the zone `{0}` on every frame within uplink.command_wait_s; label it again when it is clear"
+    )]
+    NeverClear(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ExampleError {
+    /// The reply's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExampleError::NotFound(_) => "not_found",
+            ExampleError::Invalid(_) => "invalid_argument",
+            ExampleError::Occluded(_) | ExampleError::NeverClear(_) => "occluded",
+            ExampleError::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Every readable example record in `dir`, oldest first; unreadable ones are logged and left out.
+pub fn load_examples(dir: &Path) -> Vec<StoredExample> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<StoredExample> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let read = crate::base::read_text_capped(&p, 1024 * 1024)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+            read.map_err(|error| tracing::warn!(file = %p.display(), %error, "Zone example unreadable; left out."))
+                .ok()
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+    out
+}
+
+/// Keep `example` with the crop it was made from: the picture first, the record last.
+pub fn store_example(dir: &Path, example: &StoredExample, crop_jpeg: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    write_atomic(&dir.join(format!("{}.jpg", example.id)), crop_jpeg)?;
+    let record = serde_json::to_vec(example).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join(format!("{}.json", example.id)), &record)
+}
+
+/// Remove example `id` (record first, so a half-removed example no longer counts); `false` if there is none.
+pub fn remove_example(dir: &Path, id: &str) -> std::io::Result<bool> {
+    let plain = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !plain {
+        return Ok(false);
+    }
+    match std::fs::remove_file(dir.join(format!("{id}.json"))) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(dir.join(format!("{id}.jpg")));
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The crop as a JPEG (quality 90): what the example was made from.
+fn crop_jpeg(crop: &ImageView) -> Result<Vec<u8>, String> {
+    let img =
+        image::RgbImage::from_raw(crop.width() as u32, crop.height() as u32, crop.to_packed())
+            .ok_or("the crop has no pixels")?;
+    evidence::encode(&img, 90)
+        .map(|e| e.jpeg)
+        .map_err(|e| e.to_string())
+}
+
+/// A unique, plain id: state, time and a few hex digits of the vector.
+fn new_id(state: &str, vector: &[f32], now: SystemTime) -> String {
+    let ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    format!("{state}-{ms}-{}", &crate::base::sha256_hex(&bytes)[..6])
+}
+
+/// The vectors of `stored` for a rule whose embedder is `embedder` (id): records made by another
+/// embedder are embedded again from their crop (and rewritten), those that cannot be are left out.
+fn vectors_for(
+    dir: &Path,
+    stored: Vec<StoredExample>,
+    rule: &ZoneStateRule,
+    embedder: &SharedEmbedder,
+    id: &str,
+) -> Vec<Example> {
+    stored
+        .into_iter()
+        .filter_map(|mut e| {
+            let state = rule.state_index(&e.state)?;
+            if e.embedder != id {
+                let jpeg = dir.join(format!("{}.jpg", e.id));
+                let again = std::fs::read(&jpeg)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| image::load_from_memory(&b).map_err(|e| e.to_string()))
+                    .and_then(|img| {
+                        let rgb = img.to_rgb8();
+                        let view = ImageView::packed(rgb.width() as usize, rgb.height() as usize, rgb.as_raw())
+                            .map_err(|e| e.to_string())?;
+                        let v = embedder.lock().map_err(|_| "embedder poisoned".to_string())?.embed(&view)?;
+                        Ok(unit(v))
+                    });
+                match again {
+                    Ok(v) => {
+                        e.vector = v;
+                        e.embedder = id.to_string();
+                        if let Ok(record) = serde_json::to_vec(&e) {
+                            let _ = write_atomic(&dir.join(format!("{}.json", e.id)), &record);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(example = %e.id, %error, "Zone example made by another embedder could not be embedded again; left out.");
+                        return None;
+                    }
+                }
+            }
+            Some(Example {
+                id: e.id,
+                state,
+                vector: e.vector,
+            })
+        })
+        .collect()
+}
+
+impl Analyser {
+    /// The embedders (`[models.*]` names) this camera's zone-state rules still wait for.
+    pub fn wanted_embedders(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|s| match (&s.rule, &s.examples) {
+                (Rule::ZoneState(r), Some(spec)) if r.embedder_id().is_none() => {
+                    Some(spec.embedder.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Give the zone-state rules that want embedder `name` its session, and their examples.
+    pub fn equip(&mut self, name: &str, embedder: &SharedEmbedder) {
+        let camera = self.camera_id().to_string();
+        for slot in &mut self.slots {
+            let (Rule::ZoneState(rule), Some(spec)) = (&mut slot.rule, &slot.examples) else {
+                continue;
+            };
+            if spec.embedder != name || rule.embedder_id().is_some() {
+                continue;
+            }
+            rule.attach(embedder.clone());
+            let id = rule.embedder_id().unwrap_or_default();
+            let examples = vectors_for(&spec.dir, load_examples(&spec.dir), rule, embedder, &id);
+            tracing::info!(camera = %camera, zone = %slot.zone.id, examples = examples.len(), "Zone-state rule ready.");
+            rule.set_examples(examples);
+        }
+    }
+
+    /// The zone-state rules on `zone` (their slot indices); an error naming the zone when there is none.
+    fn zone_state_slots(&self, zone: &str) -> Result<Vec<usize>, ExampleError> {
+        let found: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots[i].zone.id == zone && matches!(self.slots[i].rule, Rule::ZoneState(_))
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(ExampleError::NotFound(format!(
+                "camera `{}` has no zone_state rule on zone `{zone}`",
+                self.camera_id()
+            )));
+        }
+        Ok(found)
+    }
+
+    /// Reload every zone-state rule of `zone` from its stored examples.
+    fn refit(&mut self, zone: &str) {
+        for i in self.zone_state_slots(zone).unwrap_or_default() {
+            let slot = &mut self.slots[i];
+            if let (Rule::ZoneState(rule), Some(spec)) = (&mut slot.rule, &slot.examples) {
+                let id = rule.embedder_id().unwrap_or_default();
+                let examples: Vec<Example> = load_examples(&spec.dir)
+                    .into_iter()
+                    .filter(|e| e.embedder == id)
+                    .filter_map(|e| {
+                        Some(Example {
+                            state: rule.state_index(&e.state)?,
+                            id: e.id,
+                            vector: e.vector,
+                        })
+                    })
+                    .collect();
+                rule.set_examples(examples);
+            }
+        }
+    }
+
+    /// Make `picture` (a frame of this camera) an example of the `wanted` state of zone `zone`. With
+    /// `detections`, a frame with people or vehicles over the zone is refused (`Occluded`).
+    pub fn add_example(
+        &mut self,
+        zone: &str,
+        wanted: Wanted,
+        source: &str,
+        picture: &ImageView,
+        detections: Option<&[Detection]>,
+    ) -> Result<ExampleInfo, ExampleError> {
+        let slots = self.zone_state_slots(zone)?;
+        let mut chosen = None;
+        for &i in &slots {
+            if let (Rule::ZoneState(r), Some(spec)) = (&self.slots[i].rule, &self.slots[i].examples)
+            {
+                let state = match &wanted {
+                    Wanted::Named(s) => r.state_index(s).map(|_| s.clone()),
+                    Wanted::Normal => r.normal_state().map(str::to_string),
+                    Wanted::Alarm => r
+                        .embed(picture)
+                        .ok()
+                        .and_then(|v| r.classify(&v))
+                        .filter(|reading| reading.alarm)
+                        .map(|reading| reading.state)
+                        .or_else(|| r.alarm_state().map(str::to_string)),
+                };
+                if let Some(s) = state {
+                    chosen = Some((i, s, spec.clone()));
+                    break;
+                }
+            }
+        }
+        let Some((i, state, spec)) = chosen else {
+            return Err(ExampleError::Invalid(format!(
+                "zone `{zone}` has no state {wanted:?} in its zone_state rules"
+            )));
+        };
+        let Rule::ZoneState(rule) = &self.slots[i].rule else {
+            unreachable!("chosen among zone-state slots");
+        };
+        if detections.is_some_and(|d| rule.occluded(d)) {
+            return Err(ExampleError::Occluded(zone.to_string()));
+        }
+        let vector = rule.embed(picture).map_err(ExampleError::Failed)?;
+        let crop = picture
+            .crop(rule.region())
+            .ok_or_else(|| ExampleError::Failed("the zone's crop is empty".into()))?;
+        let jpeg = crop_jpeg(&crop).map_err(ExampleError::Failed)?;
+        let now = SystemTime::now();
+        let example = StoredExample {
+            id: new_id(&state, &vector, now),
+            created: chrono::DateTime::<chrono::Utc>::from(now)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            state: state.clone(),
+            source: source.to_string(),
+            embedder: rule.embedder_id().unwrap_or_default(),
+            vector,
+        };
+        store_example(&spec.dir, &example, &jpeg)
+            .map_err(|e| ExampleError::Failed(format!("the example could not be kept: {e}")))?;
+        // Over the cap, the state's oldest examples go.
+        let of_state: Vec<StoredExample> = load_examples(&spec.dir)
+            .into_iter()
+            .filter(|e| e.state == state)
+            .collect();
+        for old in of_state
+            .iter()
+            .take(of_state.len().saturating_sub(spec.max_per_state))
+        {
+            let _ = remove_example(&spec.dir, &old.id);
+        }
+        self.refit(zone);
+        tracing::info!(camera = %self.camera_id(), zone, state = %state, example = %example.id, source, "Zone example added.");
+        Ok(ExampleInfo::from(&example))
+    }
+
+    /// The zone of incident `incident_id` when a zone-state rule raised it.
+    pub fn zone_state_zone(&self, incident_id: &str) -> Option<String> {
+        self.slots
+            .iter()
+            .find(|s| {
+                matches!(s.rule, Rule::ZoneState(_))
+                    && s.lifecycle.open_case().is_some_and(|c| c.id == incident_id)
+            })
+            .map(|s| s.zone.id.clone())
+    }
+
+    /// Zone `zone`'s examples, oldest first.
+    pub fn list_examples(&self, zone: &str) -> Result<Vec<ExampleInfo>, ExampleError> {
+        let i = self.zone_state_slots(zone)?[0];
+        let dir = self.slots[i]
+            .examples
+            .as_ref()
+            .map(|s| s.dir.clone())
+            .unwrap_or_default();
+        Ok(load_examples(&dir).iter().map(ExampleInfo::from).collect())
+    }
+
+    /// Remove example `id` of zone `zone` and refit its rules.
+    pub fn drop_example(&mut self, zone: &str, id: &str) -> Result<(), ExampleError> {
+        let i = self.zone_state_slots(zone)?[0];
+        let dir = self.slots[i]
+            .examples
+            .as_ref()
+            .map(|s| s.dir.clone())
+            .unwrap_or_default();
+        match remove_example(&dir, id) {
+            Ok(true) => {
+                self.refit(zone);
+                tracing::info!(camera = %self.camera_id(), zone, example = id, "Zone example removed.");
+                Ok(())
+            }
+            Ok(false) => Err(ExampleError::NotFound(format!(
+                "zone `{zone}` has no example `{id}`"
+            ))),
+            Err(e) => Err(ExampleError::Failed(format!(
+                "example `{id}` could not be removed: {e}"
+            ))),
+        }
+    }
+}
