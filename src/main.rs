@@ -71,6 +71,24 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// A zone-state zone's labelled examples on this pole: import labelled pictures of the camera's view
+    /// (DIR/<state>/*.jpg), list them, and judge each by the others (leave-one-out precision and recall).
+    Examples {
+        /// Camera id from the configuration.
+        camera: String,
+        /// Id of a zone with a zone_state rule.
+        zone: String,
+        #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
+        config: PathBuf,
+        /// Add the pictures under DIR/<state>/ as examples of each state.
+        #[arg(long, value_name = "DIR")]
+        import: Option<PathBuf>,
+        /// Judge each example by all the others and print per-state precision and recall (JSON with --json).
+        #[arg(long)]
+        evaluate: bool,
+        #[arg(long, requires = "evaluate")]
+        json: bool,
+    },
     /// The whole loop on this machine with no camera: a bundled clip over a local RTSP server, a local
     /// broker, events printed as they arrive.
     Demo {
@@ -242,6 +260,37 @@ fn main() -> ExitCode {
                     Duration::from_secs(timeout),
                 )?;
                 println!("{done}");
+                Ok(())
+            })()),
+        },
+        Command::Examples {
+            camera,
+            zone,
+            config,
+            import,
+            evaluate,
+            json,
+        } => match streetsight::plan::load(&config) {
+            Err(errors) => config_failure(&errors),
+            Ok(loaded) => report((|| {
+                use streetsight::cli::examples;
+                if let Some(dir) = import {
+                    let done = examples::import(&loaded, &camera, &zone, &dir)?;
+                    println!("{} examples added", done.added);
+                    for why in &done.skipped {
+                        println!("skipped {why}");
+                    }
+                }
+                if evaluate {
+                    let scores = examples::evaluate(&loaded, &camera, &zone)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&scores)?);
+                    } else {
+                        print!("{}", examples::render_scores(&scores));
+                    }
+                } else {
+                    print!("{}", examples::list(&loaded, &camera, &zone)?);
+                }
                 Ok(())
             })()),
         },

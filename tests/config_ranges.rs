@@ -47,6 +47,20 @@ fn with_bad(case: &Bad) -> (String, usize, usize) {
     (text, header, bad_line)
 }
 
+/// A valid zone-state rule (with its embedder bundle) and one more line, `$bad`.
+macro_rules! zone_state {
+    ($bad:literal) => {
+        concat!(
+            "[models.lite0]\npath = \"",
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/efficientnet-lite0\"\n",
+            "[[camera.zone_state]]\nzone = \"plaza\"\ncategory = \"piled_debris\"\nembedder = \"lite0\"\n",
+            "states = [\"clear\", \"pile\"]\nalarm = [\"pile\"]\n",
+            $bad
+        )
+    };
+}
+
 #[test]
 fn every_key_refuses_out_of_range_infinite_huge_and_malformed_values_and_run_refuses_them_too() {
     let state_file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
@@ -278,6 +292,40 @@ fn every_key_refuses_out_of_range_infinite_huge_and_malformed_values_and_run_ref
             "",
             "[[camera.scene_change]]\nzone = \"plaza\"\ncategory = \"exposed_garbage\"\ncell_threshold = inf",
             "cell_threshold",
+        ),
+        bad(
+            "",
+            zone_state!("margin = 2.0"),
+            "margin = 2 must be within 0–1",
+        ),
+        bad("", zone_state!("sample_every_s = inf"), "sample_every_s"),
+        bad(
+            "",
+            zone_state!("max_examples = 0"),
+            "max_examples = 0 is out of range",
+        ),
+        bad("", zone_state!("max_occluded = -0.5"), "max_occluded"),
+        bad("", zone_state!("window = 4294967295"), "min_present"),
+        bad(
+            "",
+            concat!(
+                "[models.lite0]\npath = \"",
+                env!("CARGO_MANIFEST_DIR"),
+                "/models/efficientnet-lite0\"\n",
+                "[[camera.zone_state]]\nzone = \"plaza\"\ncategory = \"piled_debris\"\nembedder = \"lite0\"\n",
+                "states = [\"clear\", \"clear\"]\nalarm = [\"clear\"]"
+            ),
+            "different names",
+        ),
+        bad(
+            "",
+            "[[camera.zone_state]]\nzone = \"plaza\"\ncategory = \"piled_debris\"\nembedder = \"nanodet\"\nstates = [\"clear\", \"pile\"]\nalarm = [\"pile\"]",
+            "whose task is not \"embed\"",
+        ),
+        bad(
+            "",
+            "[[camera.zone_state]]\nzone = \"plaza\"\ncategory = \"piled_debris\"\nembedder = \"lite\"\nstates = [\"clear\", \"pile\"]\nalarm = [\"pile\"]",
+            "embedder `lite` is not defined",
         ),
         bad(
             "",

@@ -186,7 +186,8 @@ pub struct ZoneStateRuleConfig {
     /// Classes of the camera's detector whose boxes over the crop make a sample skipped.
     #[serde(default = "default_zone_state_exclude")]
     pub exclude_labels: Vec<String>,
-    /// Share of the crop those boxes may cover before the sample is skipped.
+    /// Share of the crop those boxes may cover before the sample is skipped; below it they are masked
+    /// (painted in the crop's mean colour), so a passer-by neither looks like an object nor hides the zone.
     #[serde(default = "default_zone_state_max_occluded")]
     pub max_occluded: Spanned<f32>,
     /// Examples kept per state (the oldest go first).
@@ -211,7 +212,7 @@ fn default_zone_state_margin() -> Spanned<f32> {
     Spanned::new(0..0, 0.1)
 }
 fn default_zone_state_max_occluded() -> Spanned<f32> {
-    Spanned::new(0..0, 0.05)
+    Spanned::new(0..0, 0.3)
 }
 fn default_zone_state_max_examples() -> Spanned<u32> {
     Spanned::new(0..0, 20)

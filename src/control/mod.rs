@@ -23,7 +23,7 @@ mod worker;
 
 pub use versions::{ModelBoard, ModelStatus, record_rollback};
 pub use worker::{
-    ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
+    ExampleOp, ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
     WorkerRegistry, accept,
 };
 

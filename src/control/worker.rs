@@ -347,23 +347,11 @@ fn examples_now(a: &mut Analyser, op: ExampleOp) -> Result<serde_json::Value, Ex
         ExampleOp::Remove { zone, id } => a
             .drop_example(&zone, &id)
             .map(|()| serde_json::json!({ "zone": zone, "removed": id })),
-        ExampleOp::Picture {
-            zone,
-            wanted,
-            source,
-            picture,
-        } => {
-            let view = crate::base::ImageView::packed(
-                picture.width() as usize,
-                picture.height() as usize,
-                picture.as_raw(),
-            )
-            .map_err(|e| ExampleError::Invalid(e.to_string()))?;
-            a.add_example(&zone, wanted, &source, &view, None)
-                .map(|e| serde_json::json!({ "zone": zone, "example": e }))
+        // A label waits for a frame; a picture is the model worker's (it finds the people to mask).
+        ExampleOp::Label { zone, .. } | ExampleOp::Picture { zone, .. } => {
+            Err(ExampleError::Invalid(format!(
+                "zone `{zone}`: this example needs the camera's model worker"
+            )))
         }
-        ExampleOp::Label { zone, .. } => Err(ExampleError::Invalid(format!(
-            "label for zone `{zone}` waits for a frame"
-        ))),
     }
 }

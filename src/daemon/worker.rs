@@ -5,7 +5,7 @@
 
 use crate::base::Shutdown;
 use crate::control::{
-    ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, accept,
+    ExampleOp, ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, accept,
 };
 use crate::detect::Detector;
 use crate::detect::probation::{Probation, Verdict};
@@ -180,6 +180,9 @@ impl ModelWorker {
                         let _ = reply.send(self.swap(*swap));
                     }
                     Ok(WorkerCmd::Revert { reason }) => self.revert(reason, false),
+                    Ok(WorkerCmd::Examples { camera, op: ExampleOp::Picture { zone, wanted, source, picture }, reply }) => {
+                        let _ = reply.send(self.example_from(&camera, &zone, wanted, &source, &picture));
+                    }
                     Ok(cmd) => accept(cmd, self.analysers.values_mut().map(|(a, _)| a), &mut self.pending, self.frame_wait),
                     Err(_) => {}
                 },
@@ -226,6 +229,34 @@ impl ModelWorker {
                 analyser.equip(&name, &self.embedders[&name]);
             }
         }
+    }
+
+    /// `picture` (an event's evidence) as an example of zone `zone`, its people masked as the rule masks
+    /// them: the worker's own model finds them.
+    fn example_from(
+        &mut self,
+        camera: &str,
+        zone: &str,
+        wanted: crate::incident::Wanted,
+        source: &str,
+        picture: &image::RgbImage,
+    ) -> Result<serde_json::Value, crate::incident::ExampleError> {
+        let failed = |e: String| crate::incident::ExampleError::Failed(e);
+        let (w, h) = (picture.width() as usize, picture.height() as usize);
+        let view = crate::base::ImageView::packed(w, h, picture.as_raw())
+            .map_err(|e| failed(e.to_string()))?;
+        let detections = self
+            .detector
+            .detect(&view)
+            .map_err(|e| failed(e.to_string()))?;
+        let (analyser, _) = self.analysers.get_mut(camera).ok_or_else(|| {
+            crate::incident::ExampleError::NotFound(format!(
+                "camera `{camera}` is not analysed by this worker"
+            ))
+        })?;
+        analyser
+            .add_example(zone, wanted, source, &view, (&detections, false))
+            .map(|e| serde_json::json!({ "zone": zone, "example": e }))
     }
 
     /// Detect on `frame`; a version on probation that faults on it is replaced by the one before, which
@@ -482,7 +513,7 @@ impl ModelWorker {
                 } => {
                     let view = frame.view();
                     let named = crate::incident::Wanted::Named(state.clone());
-                    match analyser.add_example(&zone, named, "label", &view, Some(detections)) {
+                    match analyser.add_example(&zone, named, "label", &view, (detections, true)) {
                         // Somebody is in the way: the next frame may be clear.
                         Err(crate::incident::ExampleError::Occluded(_)) => {
                             still.push(Pending::Label {
@@ -532,7 +563,8 @@ impl ModelWorker {
                         continue;
                     }
                     let still_present = still_present(samples, present_in);
-                    // A zone-state case a fresh look found cleared: the zone as it is now is its normal state.
+                    // A zone-state case a fresh look found cleared: the zone as it is now is its normal state
+                    // (taken as it is, like a dispatcher's feedback picture: the look was asked for now).
                     let example = (!still_present)
                         .then(|| analyser.zone_state_zone(&incident_id))
                         .flatten()
@@ -540,7 +572,7 @@ impl ModelWorker {
                             let source = format!("verify:{incident_id}");
                             let normal = crate::incident::Wanted::Normal;
                             analyser
-                                .add_example(&zone, normal, &source, &frame.view(), Some(detections))
+                                .add_example(&zone, normal, &source, &frame.view(), (detections, false))
                                 .map_err(|error| tracing::info!(camera = %camera, %zone, %error, "No example taken from the cleared verify."))
                                 .ok()
                         })

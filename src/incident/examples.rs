@@ -8,7 +8,7 @@
 
 use super::{Analyser, evidence};
 use crate::base::{Detection, ImageView, SharedEmbedder, unit, write_atomic};
-use crate::rules::{Example, Rule, ZoneStateRule};
+use crate::rules::{Background, Example, Rule, ZoneStateRule};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -95,6 +95,17 @@ impl ExampleError {
             ExampleError::Failed(_) => "failed",
         }
     }
+}
+
+/// One state's leave-one-out figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateScore {
+    pub state: String,
+    pub examples: usize,
+    /// Of the examples voted this state, the share that are (none voted: `None`).
+    pub precision: Option<f64>,
+    /// Of this state's examples, the share voted right.
+    pub recall: Option<f64>,
 }
 
 /// Every readable example record in `dir`, oldest first; unreadable ones are logged and left out.
@@ -214,6 +225,38 @@ fn vectors_for(
         .collect()
 }
 
+/// The zone as it looks in its normal state: the per-pixel median of the crops of `stored`'s examples of a
+/// state that raises nothing (those of the most common size), so passers-by in some of them vanish.
+fn background(dir: &Path, stored: &[StoredExample], rule: &ZoneStateRule) -> Option<Background> {
+    let crops: Vec<image::RgbImage> = stored
+        .iter()
+        .filter(|e| {
+            rule.state_index(&e.state)
+                .is_some_and(|i| !rule.params.alarm[i])
+        })
+        .filter_map(|e| image::open(dir.join(format!("{}.jpg", e.id))).ok())
+        .map(|i| i.to_rgb8())
+        .collect();
+    let mut sizes: Vec<(u32, u32)> = crops.iter().map(|c| c.dimensions()).collect();
+    sizes.sort_unstable();
+    let size = sizes.chunk_by(|a, b| a == b).max_by_key(|run| run.len())?[0];
+    let same: Vec<&image::RgbImage> = crops.iter().filter(|c| c.dimensions() == size).collect();
+    let mut values = Vec::with_capacity(same.len());
+    let rgb = (0..same[0].as_raw().len())
+        .map(|i| {
+            values.clear();
+            values.extend(same.iter().map(|c| c.as_raw()[i]));
+            values.sort_unstable();
+            values[values.len() / 2]
+        })
+        .collect();
+    Some(Background {
+        width: size.0 as usize,
+        height: size.1 as usize,
+        rgb,
+    })
+}
+
 impl Analyser {
     /// The embedders (`[models.*]` names) this camera's zone-state rules still wait for.
     pub fn wanted_embedders(&self) -> Vec<String> {
@@ -244,7 +287,9 @@ impl Analyser {
             }
             rule.attach(embedder.clone());
             let id = rule.embedder_id().unwrap_or_default();
-            let examples = vectors_for(&spec.dir, load_examples(&spec.dir), rule, embedder, &id);
+            let stored = load_examples(&spec.dir);
+            rule.set_background(background(&spec.dir, &stored, rule));
+            let examples = vectors_for(&spec.dir, stored, rule, embedder, &id);
             tracing::info!(camera = %camera, zone = %slot.zone.id, examples = examples.len(), "Zone-state rule ready.");
             rule.set_examples(examples);
         }
@@ -272,7 +317,9 @@ impl Analyser {
             let slot = &mut self.slots[i];
             if let (Rule::ZoneState(rule), Some(spec)) = (&mut slot.rule, &slot.examples) {
                 let id = rule.embedder_id().unwrap_or_default();
-                let examples: Vec<Example> = load_examples(&spec.dir)
+                let stored = load_examples(&spec.dir);
+                rule.set_background(background(&spec.dir, &stored, rule));
+                let examples: Vec<Example> = stored
                     .into_iter()
                     .filter(|e| e.embedder == id)
                     .filter_map(|e| {
@@ -288,15 +335,16 @@ impl Analyser {
         }
     }
 
-    /// Make `picture` (a frame of this camera) an example of the `wanted` state of zone `zone`. With
-    /// `detections`, a frame with people or vehicles over the zone is refused (`Occluded`).
+    /// Make `picture` (a frame of this camera) an example of the `wanted` state of zone `zone`, the people
+    /// and vehicles among `detections` masked as the rule masks them. With `refuse_occluded`, a frame in
+    /// which they cover more of the zone than a sample may is refused (`Occluded`).
     pub fn add_example(
         &mut self,
         zone: &str,
         wanted: Wanted,
         source: &str,
         picture: &ImageView,
-        detections: Option<&[Detection]>,
+        (detections, refuse_occluded): (&[Detection], bool),
     ) -> Result<ExampleInfo, ExampleError> {
         let slots = self.zone_state_slots(zone)?;
         let mut chosen = None;
@@ -307,7 +355,7 @@ impl Analyser {
                     Wanted::Named(s) => r.state_index(s).map(|_| s.clone()),
                     Wanted::Normal => r.normal_state().map(str::to_string),
                     Wanted::Alarm => r
-                        .embed(picture)
+                        .embed(picture, detections)
                         .ok()
                         .and_then(|v| r.classify(&v))
                         .filter(|reading| reading.alarm)
@@ -328,10 +376,12 @@ impl Analyser {
         let Rule::ZoneState(rule) = &self.slots[i].rule else {
             unreachable!("chosen among zone-state slots");
         };
-        if detections.is_some_and(|d| rule.occluded(d)) {
+        if refuse_occluded && rule.occluded(detections) {
             return Err(ExampleError::Occluded(zone.to_string()));
         }
-        let vector = rule.embed(picture).map_err(ExampleError::Failed)?;
+        let vector = rule
+            .embed(picture, detections)
+            .map_err(ExampleError::Failed)?;
         let crop = picture
             .crop(rule.region())
             .ok_or_else(|| ExampleError::Failed("the zone's crop is empty".into()))?;
@@ -373,6 +423,33 @@ impl Analyser {
                     && s.lifecycle.open_case().is_some_and(|c| c.id == incident_id)
             })
             .map(|s| s.zone.id.clone())
+    }
+
+    /// Each of zone `zone`'s examples judged by the others (its first zone-state rule): per state, precision
+    /// and recall.
+    pub fn leave_one_out(&self, zone: &str) -> Result<Vec<StateScore>, ExampleError> {
+        let i = self.zone_state_slots(zone)?[0];
+        let Rule::ZoneState(rule) = &self.slots[i].rule else {
+            unreachable!("a zone-state slot");
+        };
+        let judged = rule.leave_one_out();
+        Ok((0..rule.params.states.len())
+            .map(|k| {
+                let truth = judged.iter().filter(|(t, _)| *t == k).count();
+                let voted = judged.iter().filter(|(_, v)| *v == Some(k)).count();
+                let right = judged
+                    .iter()
+                    .filter(|(t, v)| *t == k && *v == Some(k))
+                    .count();
+                let share = |n: usize| (n > 0).then(|| right as f64 / n as f64);
+                StateScore {
+                    state: rule.params.states[k].clone(),
+                    examples: truth,
+                    precision: share(voted),
+                    recall: share(truth),
+                }
+            })
+            .collect())
     }
 
     /// Zone `zone`'s examples, oldest first.

@@ -29,8 +29,8 @@ pub use event::{
 };
 pub use evidence::{Annotation, Evidence, encode as encode_evidence, render};
 pub use examples::{
-    ExampleError, ExampleInfo, ExampleSpec, StoredExample, Wanted, load_examples, remove_example,
-    store_example,
+    ExampleError, ExampleInfo, ExampleSpec, StateScore, StoredExample, Wanted, load_examples,
+    remove_example, store_example,
 };
 pub use font::draw_text;
 pub use health::{CAMERA_HEALTH, HealthSpec, VIEW_ZONE};

@@ -62,6 +62,14 @@ pub struct StateReading {
     pub alarm: bool,
 }
 
+/// A crop-sized packed RGB picture of the zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Background {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
 /// The rule with its examples, its embedder and its K-of-N window.
 #[derive(Clone)]
 pub struct ZoneStateRule {
@@ -69,7 +77,15 @@ pub struct ZoneStateRule {
     pub zone: Polygon,
     region: BBox,
     examples: Vec<Example>,
+    /// The mean of the examples' vectors: what every picture of this zone shares (the pavement, the
+    /// light), taken off before comparing.
+    centre: Vec<f32>,
+    /// The examples' vectors with the centre taken off, unit length.
+    centred: Vec<Vec<f32>>,
     embedder: Option<SharedEmbedder>,
+    /// The zone as it looks clear (the per-pixel median of its normal examples' crops): what a passer-by
+    /// is painted over with.
+    background: Option<Background>,
     window: KofN,
     last_sample: Option<Instant>,
     last: Option<StateReading>,
@@ -96,7 +112,10 @@ impl ZoneStateRule {
             zone,
             region,
             examples: Vec::new(),
+            centre: Vec::new(),
+            centred: Vec::new(),
             embedder: None,
+            background: None,
             last_sample: None,
             last: None,
             problem: None,
@@ -119,7 +138,33 @@ impl ZoneStateRule {
     }
 
     pub fn set_examples(&mut self, examples: Vec<Example>) {
+        let dim = examples.first().map_or(0, |e| e.vector.len());
+        let mut centre = vec![0f32; dim];
+        for e in examples.iter().filter(|e| e.vector.len() == dim) {
+            centre.iter_mut().zip(&e.vector).for_each(|(c, v)| *c += v);
+        }
+        centre
+            .iter_mut()
+            .for_each(|c| *c /= examples.len().max(1) as f32);
+        self.centred = examples
+            .iter()
+            .map(|e| self.centre_of(&e.vector, &centre))
+            .collect();
+        self.centre = centre;
         self.examples = examples;
+    }
+
+    /// `v` with `centre` taken off, unit length.
+    fn centre_of(&self, v: &[f32], centre: &[f32]) -> Vec<f32> {
+        if v.len() != centre.len() {
+            return v.to_vec();
+        }
+        unit(v.iter().zip(centre).map(|(a, c)| a - c).collect())
+    }
+
+    /// What masked passers-by are painted over with (a crop of another size is painted in its mean colour).
+    pub fn set_background(&mut self, background: Option<Background>) {
+        self.background = background;
     }
 
     pub fn examples(&self) -> &[Example] {
@@ -148,30 +193,36 @@ impl ZoneStateRule {
         self.last.as_ref()
     }
 
-    /// People or vehicles cover more of the crop than allowed.
-    pub fn occluded(&self, detections: &[Detection]) -> bool {
+    /// The boxes of excluded classes (people, vehicles), each grown by 10 %, clipped to the crop:
+    /// normalised to the frame.
+    fn excluded(&self, detections: &[Detection]) -> Vec<BBox> {
         let r = self.region;
-        let covered: f32 = detections
+        detections
             .iter()
             .filter(|d| self.params.exclude.contains(&d.class))
             .map(|d| {
                 let (w, h) = (d.bbox.x2 - d.bbox.x1, d.bbox.y2 - d.bbox.y1);
-                let g = BBox {
-                    x1: d.bbox.x1 - 0.1 * w,
-                    y1: d.bbox.y1 - 0.1 * h,
-                    x2: d.bbox.x2 + 0.1 * w,
-                    y2: d.bbox.y2 + 0.1 * h,
-                };
-                let iw = (g.x2.min(r.x2) - g.x1.max(r.x1)).max(0.0);
-                let ih = (g.y2.min(r.y2) - g.y1.max(r.y1)).max(0.0);
-                iw * ih
+                BBox {
+                    x1: (d.bbox.x1 - 0.1 * w).max(r.x1),
+                    y1: (d.bbox.y1 - 0.1 * h).max(r.y1),
+                    x2: (d.bbox.x2 + 0.1 * w).min(r.x2),
+                    y2: (d.bbox.y2 + 0.1 * h).min(r.y2),
+                }
             })
-            .sum();
-        covered > self.params.max_occluded * r.area()
+            .filter(|b| b.x2 > b.x1 && b.y2 > b.y1)
+            .collect()
     }
 
-    /// The crop of `image` as a unit vector.
-    pub fn embed(&self, image: &ImageView) -> Result<Vec<f32>, String> {
+    /// People or vehicles cover more of the crop than allowed.
+    pub fn occluded(&self, detections: &[Detection]) -> bool {
+        let covered: f32 = self.excluded(detections).iter().map(BBox::area).sum();
+        covered > self.params.max_occluded * self.region.area()
+    }
+
+    /// The crop of `image` as a unit vector, with the people and vehicles of `detections` masked: painted
+    /// in the mean colour of the rest of the crop, so a passer-by neither looks like an object nor hides
+    /// that the pavement is clear.
+    pub fn embed(&self, image: &ImageView, detections: &[Detection]) -> Result<Vec<f32>, String> {
         let embedder = self
             .embedder
             .as_ref()
@@ -179,19 +230,31 @@ impl ZoneStateRule {
         let crop = image
             .crop(self.region)
             .ok_or("the zone's crop is empty on this picture")?;
+        let masks = self.excluded(detections);
+        let masked;
+        let picture = if masks.is_empty() {
+            crop
+        } else {
+            masked = mask(&crop, self.region, &masks, self.background.as_ref());
+            ImageView::packed(crop.width(), crop.height(), &masked).map_err(|e| e.to_string())?
+        };
         let v = embedder
             .lock()
             .map_err(|_| "the embedder failed earlier (poisoned)".to_string())?
-            .embed(&crop)?;
+            .embed(&picture)?;
         Ok(unit(v))
     }
 
-    /// The nearest example's state for `vector`; `None` until every state has an example.
+    /// The nearest example's state for `vector`; `None` until every state has an example. Vectors are
+    /// compared with the examples' mean taken off (centred, then unit length: "SimpleShot", Wang et al.
+    /// 2019): what all pictures of the zone share says nothing about its state, and left in it makes a
+    /// small object's difference vanish.
     pub fn classify(&self, vector: &[f32]) -> Option<StateReading> {
         let n = self.params.states.len();
+        let query = self.centre_of(vector, &self.centre);
         let mut best: Vec<Option<(f32, &Example)>> = vec![None; n];
-        for e in &self.examples {
-            let s = dot(vector, &e.vector);
+        for (e, c) in self.examples.iter().zip(&self.centred) {
+            let s = dot(&query, c);
             let slot = best.get_mut(e.state)?;
             if slot.is_none_or(|(b, _)| s > b) {
                 *slot = Some((s, e));
@@ -213,6 +276,23 @@ impl ZoneStateRule {
             nearest: nearest.id.clone(),
             alarm: self.params.alarm[i],
         })
+    }
+
+    /// Each example judged by the others (leave-one-out): its state and the state the rest vote for
+    /// (`None` when, without it, a state has no example left).
+    pub fn leave_one_out(&self) -> Vec<(usize, Option<usize>)> {
+        let mut rest = self.clone();
+        (0..self.examples.len())
+            .map(|i| {
+                let mut others = self.examples.clone();
+                let held = others.remove(i);
+                rest.set_examples(others);
+                let voted = rest
+                    .classify(&held.vector)
+                    .and_then(|r| self.state_index(&r.state));
+                (held.state, voted)
+            })
+            .collect()
     }
 
     /// What is missing before samples can be judged.
@@ -246,7 +326,7 @@ impl ZoneStateRule {
             self.last_sample = Some(s.now);
             self.problem = self.missing();
             if self.problem.is_none() {
-                match self.embed(&s.image) {
+                match self.embed(&s.image, s.detections) {
                     Ok(v) => {
                         self.last = self.classify(&v);
                         let alarm = self.last.as_ref().is_some_and(|r| r.alarm);
@@ -280,6 +360,64 @@ impl ZoneStateRule {
             state: reading,
         }
     }
+}
+
+/// `crop` (the part `region` of the frame) packed, with `boxes` (normalised to the frame) painted over
+/// with `background` when it has the crop's size, else in the mean colour of the pixels outside them.
+fn mask(
+    crop: &ImageView,
+    region: BBox,
+    boxes: &[BBox],
+    background: Option<&Background>,
+) -> Vec<u8> {
+    let (w, h) = (crop.width(), crop.height());
+    let (rw, rh) = (region.x2 - region.x1, region.y2 - region.y1);
+    let px = |v: f32, from: f32, span: f32, size: usize| {
+        (((v - from) / span * size as f32).round().max(0.0) as usize).min(size)
+    };
+    let rects: Vec<(usize, usize, usize, usize)> = boxes
+        .iter()
+        .map(|b| {
+            (
+                px(b.x1, region.x1, rw, w),
+                px(b.y1, region.y1, rh, h),
+                px(b.x2, region.x1, rw, w),
+                px(b.y2, region.y1, rh, h),
+            )
+        })
+        .collect();
+    let masked = |x: usize, y: usize| {
+        rects
+            .iter()
+            .any(|&(x1, y1, x2, y2)| (x1..x2).contains(&x) && (y1..y2).contains(&y))
+    };
+    let mut out = crop.to_packed();
+    if let Some(b) =
+        background.filter(|b| (b.width, b.height) == (w, h) && b.rgb.len() == out.len())
+    {
+        for y in 0..h {
+            for x in (0..w).filter(|&x| masked(x, y)) {
+                let i = (y * w + x) * 3;
+                out[i..i + 3].copy_from_slice(&b.rgb[i..i + 3]);
+            }
+        }
+        return out;
+    }
+    let (mut sum, mut n) = ([0u64; 3], 0u64);
+    for y in 0..h {
+        for x in (0..w).filter(|&x| !masked(x, y)) {
+            let p = &out[(y * w + x) * 3..][..3];
+            (0..3).for_each(|c| sum[c] += p[c] as u64);
+            n += 1;
+        }
+    }
+    let fill = sum.map(|s| (s / n.max(1)) as u8);
+    for y in 0..h {
+        for x in (0..w).filter(|&x| masked(x, y)) {
+            out[(y * w + x) * 3..][..3].copy_from_slice(&fill);
+        }
+    }
+    out
 }
 
 /// The zone's bounding box grown by `margin` of its size on each side, clamped to the frame.
@@ -359,7 +497,7 @@ mod tests {
         Example {
             id: id.into(),
             state,
-            vector: r.embed(&img).unwrap(),
+            vector: r.embed(&img, &[]).unwrap(),
         }
     }
 
@@ -438,7 +576,13 @@ mod tests {
                 y2: 0.9,
             },
         };
-        let v = feed(&mut r, Instant::now(), 0, &[YELLOW; 6], &[person.clone()]);
+        let v = feed(
+            &mut r,
+            Instant::now(),
+            0,
+            &[YELLOW; 6],
+            std::slice::from_ref(&person),
+        );
         assert!(v.iter().all(|v| !v.holds && v.state.is_none()));
         let beside = Detection {
             bbox: BBox {
@@ -460,7 +604,7 @@ mod tests {
         let mut examples = vec![example(&r, "c", 0, GREY), example(&r, "t", 1, YELLOW)];
         r.set_examples(examples.clone());
         let v = r
-            .embed(&ImageView::packed(W, H, &frame(orange)).unwrap())
+            .embed(&ImageView::packed(W, H, &frame(orange)).unwrap(), &[])
             .unwrap();
         assert_eq!(r.classify(&v).unwrap().state, "tarp", "a false positive");
         examples.push(example(&r, "fp", 0, orange));
@@ -471,5 +615,31 @@ mod tests {
             ("clear", "fp")
         );
         assert_eq!(r.normal_state(), Some("clear"));
+    }
+
+    #[test]
+    fn leave_one_out_judges_each_example_by_the_others() {
+        let mut r = rule();
+        let examples = vec![
+            example(&r, "c1", 0, GREY),
+            example(&r, "c2", 0, [125, 118, 121]),
+            example(&r, "t1", 1, YELLOW),
+            example(&r, "t2", 1, [210, 200, 60]),
+            example(&r, "odd", 1, [118, 121, 119]),
+        ];
+        r.set_examples(examples);
+        let judged = r.leave_one_out();
+        assert_eq!(
+            judged,
+            [
+                (0, Some(1)),
+                (0, Some(0)),
+                (1, Some(1)),
+                (1, Some(1)),
+                (1, Some(0))
+            ],
+            "a grey picture labelled tarp is voted clear by the rest — and, nearer to c1 than c2 is, \
+             makes c1 look like a tarp: what leave-one-out is for"
+        );
     }
 }

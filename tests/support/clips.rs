@@ -35,6 +35,16 @@ pub enum Alteration {
     /// The last clean frame repeated, as from a hung encoder: every decoded frame of the altered part is
     /// byte-identical (to each other; the last clean frame, coded as a P-frame, decodes slightly apart).
     Freeze,
+    /// A real object laid in the view: the yellow cloth lying on the grass at the bottom left of the street
+    /// clip, cut out of the altered part's first frame (the grass keyed away), scaled by `scale`, turned
+    /// `hue` degrees round the colour wheel (0: as it is) and laid with its top-left corner at (`x`, `y`)
+    /// pixels — a tarp dumped on the pavement — for the whole altered part.
+    Tarp {
+        x: u32,
+        y: u32,
+        scale: f64,
+        hue: f64,
+    },
     /// Dusk then the IR switch: over the first two thirds of the altered part the brightness falls
     /// linearly to 35 % of the original; for the last third the picture is greyscale at 70 % brightness
     /// with a little temporal luma noise, as a real day/night camera does. Must NOT look like a fault.
@@ -72,6 +82,18 @@ impl Alteration {
                 format!("drawbox=x=0:y=0:w=iw*{fraction}:h=ih:color=0x383838:t=fill")
             }
             Alteration::Blur => "gblur=sigma=8".to_string(),
+            Alteration::Tarp { x, y, scale, hue } => {
+                let (w, h) = (
+                    (100.0 * scale) as u32 / 2 * 2,
+                    (40.0 * scale) as u32 / 2 * 2,
+                );
+                return format!(
+                    "{continuation},split=2[base][src];\
+                     [src]trim=end_frame=1,crop=100:40:64:490,scale={w}:{h},format=rgba,\
+                     colorkey=0x2f4505:0.25:0.1,hue=h={hue},loop=loop=-1:size=1,setpts=N/{FPS}/TB[obj];\
+                     [base][obj]overlay=x={x}:y={y}:shortest=1,format=yuv420p"
+                );
+            }
             // The last clean frame alone; tpad clones it with proper timestamps for the altered part.
             Alteration::Freeze => {
                 return format!(
@@ -113,6 +135,19 @@ pub fn altered_clip(
     clean_s: f64,
     altered_s: f64,
 ) -> anyhow::Result<PathBuf> {
+    altered_clip_from(dir, name, alteration, 0, clean_s, altered_s)
+}
+
+/// [`altered_clip`] made from vtest.mp4 as it continues from `start_s` (whole seconds: a keyframe), so
+/// two cameras' clips show different passers-by at the same moment.
+pub fn altered_clip_from(
+    dir: &Path,
+    name: &str,
+    alteration: &Alteration,
+    start_s: u64,
+    clean_s: f64,
+    altered_s: f64,
+) -> anyhow::Result<PathBuf> {
     let clean = (clean_s * FPS).round() as u64;
     let altered = (altered_s * FPS).round() as u64;
     ensure!(
@@ -126,7 +161,7 @@ pub fn altered_clip(
         !frozen || clean.is_multiple_of(10),
         "Freeze needs clean_s to be a whole number of seconds"
     );
-    let needed = if frozen { clean } else { clean + altered };
+    let needed = (start_s as f64 * FPS) as u64 + if frozen { clean } else { clean + altered };
     ensure!(
         needed <= FRAMES,
         "vtest.mp4 has only {FRAMES} frames, {needed} needed"
@@ -155,7 +190,12 @@ pub fn altered_clip(
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
         // Stop decoding soon after the frames needed (trim makes the exact cut).
-        .args(["-t", &format!("{}", (needed + 1) as f64 / FPS), "-i"])
+        .args(["-ss", &format!("{start_s}")])
+        .args([
+            "-t",
+            &format!("{}", (needed + 1) as f64 / FPS - start_s as f64),
+            "-i",
+        ])
         .arg(super::clip_path())
         .args(["-filter_complex", &graph, "-map", "[v]"])
         .args(["-c:v", "libx264", "-preset", "veryfast"])
@@ -174,4 +214,34 @@ pub fn altered_clip(
         bail!("ffmpeg failed ({}): {shown}\n{tail}", result.status);
     }
     Ok(out)
+}
+
+/// Frames of `clip` at `times` (seconds) as JPEGs `<dir>/<prefix>-<t>.jpg`, full size: the labelled
+/// pictures an installer would take of the camera's view.
+pub fn frames_at(
+    clip: &Path,
+    times: &[f64],
+    dir: &Path,
+    prefix: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    times
+        .iter()
+        .map(|t| {
+            let out = dir.join(format!("{prefix}-{t:05.1}.jpg"));
+            let status = Command::new("ffmpeg")
+                .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+                .args(["-ss", &format!("{t}"), "-i"])
+                .arg(clip)
+                .args(["-frames:v", "1", "-q:v", "2"])
+                .arg(&out)
+                .status()?;
+            ensure!(
+                status.success(),
+                "ffmpeg could not take the frame at {t} s of {}",
+                clip.display()
+            );
+            Ok(out)
+        })
+        .collect()
 }
