@@ -435,3 +435,89 @@ mod tests {
         );
     }
 }
+
+/// Crowd density: persons whose bottom-centre lies in the zone, divided by the zone's area.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrowdRuleConfig {
+    /// Zone id on the same camera.
+    pub zone: Spanned<String>,
+    /// Category this rule reports under (a key of `[categories]` or a shipped default).
+    #[serde(default = "default_crowd_category")]
+    pub category: String,
+    /// Model labels counted as people. Omitted: the labels the model's manifest maps to this rule's
+    /// category, else `["person"]`.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Minimum detector score for a box to count (0..1).
+    #[serde(default = "default_person_score")]
+    pub min_score: Spanned<f32>,
+    /// Levels in ascending order of density.
+    #[serde(default = "default_crowd_levels")]
+    pub levels: Spanned<Vec<CrowdLevelConfig>>,
+    /// A level must hold this long before it is reported.
+    #[serde(default = "default_sustain_s")]
+    pub sustain_s: f64,
+    /// The density must fall this far (persons/m²) below a level's threshold before the level is left.
+    #[serde(default = "default_hysteresis")]
+    pub hysteresis: Spanned<f64>,
+    /// The zone must stay below every level this long before the incident resolves.
+    #[serde(default = "default_clear_s")]
+    pub clear_s: f64,
+    /// Absolute head-count limit: this many people in the zone raise the top level `over_limit`.
+    #[serde(default)]
+    pub max_count: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub schedule: Option<Spanned<ScheduleConfig>>,
+    #[serde(default)]
+    pub incident: IncidentConfig,
+}
+
+/// One crowd level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrowdLevelConfig {
+    /// Level name carried in events (`attention`, `warning`, `alarm`, …).
+    pub name: String,
+    /// Persons per m² at or above which the level applies.
+    pub min_density: f64,
+}
+
+fn default_crowd_category() -> String {
+    "crowd_density".into()
+}
+
+impl CrowdRuleConfig {
+    /// The labels in force; `mapped` are the model's labels for this rule's category.
+    pub fn labels_or(&self, mapped: Vec<String>) -> Vec<String> {
+        rule_labels(self.labels.as_deref(), mapped, default_person_labels)
+    }
+}
+
+fn default_person_score() -> Spanned<f32> {
+    Spanned::new(0..0, 0.5)
+}
+/// Fruin/Still-based defaults: attention ≥ 2, warning ≥ 4, alarm ≥ 5 persons/m².
+fn default_crowd_levels() -> Spanned<Vec<CrowdLevelConfig>> {
+    let level = |name: &str, min_density| CrowdLevelConfig {
+        name: name.into(),
+        min_density,
+    };
+    Spanned::new(
+        0..0,
+        vec![
+            level("attention", 2.0),
+            level("warning", 4.0),
+            level("alarm", 5.0),
+        ],
+    )
+}
+fn default_sustain_s() -> f64 {
+    10.0
+}
+fn default_hysteresis() -> Spanned<f64> {
+    Spanned::new(0..0, 0.2)
+}
+fn default_clear_s() -> f64 {
+    30.0
+}

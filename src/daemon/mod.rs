@@ -10,6 +10,7 @@
 //! A model that fails to load stops only the cameras that use it.
 
 mod cases;
+mod examples;
 mod reload;
 mod sink;
 mod worker;
