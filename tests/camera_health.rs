@@ -150,12 +150,7 @@ async fn moved_covered_blurred_and_frozen_cameras_open_and_resolve_and_dusk_and_
     assert!(
         both(&inbox),
         "no moved case within 60 s: {:?}",
-        inbox
-            .seen
-            .events
-            .iter()
-            .map(|e| (&e.camera.id, &e.category, e.phase))
-            .collect::<Vec<_>>()
+        event_list(&inbox.seen.events)
     );
     let moved_at = started.elapsed();
     let (_, metrics) = http_get(http, "/metrics");

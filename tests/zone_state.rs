@@ -174,12 +174,7 @@ async fn a_zone_learns_its_states_from_examples_and_from_the_dispatchers_feedbac
     assert!(
         wait_for(&daemon.sub, &mut inbox, Duration::from_secs(70), both).await,
         "no piled_debris case on both cameras: {:?}",
-        inbox
-            .seen
-            .events
-            .iter()
-            .map(|e| (&e.camera.id, &e.category, e.phase))
-            .collect::<Vec<_>>()
+        event_list(&inbox.seen.events)
     );
     let walk_opened_at = started.elapsed();
     println!("both open after {walk_opened_at:?}");

@@ -311,6 +311,16 @@ impl Analyser {
         Ok(found)
     }
 
+    /// Where zone `zone`'s examples are kept.
+    fn examples_dir(&self, zone: &str) -> Result<PathBuf, ExampleError> {
+        let i = self.zone_state_slots(zone)?[0];
+        Ok(self.slots[i]
+            .examples
+            .as_ref()
+            .map(|s| s.dir.clone())
+            .unwrap_or_default())
+    }
+
     /// Reload every zone-state rule of `zone` from its stored examples.
     fn refit(&mut self, zone: &str) {
         for i in self.zone_state_slots(zone).unwrap_or_default() {
@@ -454,23 +464,13 @@ impl Analyser {
 
     /// Zone `zone`'s examples, oldest first.
     pub fn list_examples(&self, zone: &str) -> Result<Vec<ExampleInfo>, ExampleError> {
-        let i = self.zone_state_slots(zone)?[0];
-        let dir = self.slots[i]
-            .examples
-            .as_ref()
-            .map(|s| s.dir.clone())
-            .unwrap_or_default();
+        let dir = self.examples_dir(zone)?;
         Ok(load_examples(&dir).iter().map(ExampleInfo::from).collect())
     }
 
     /// Remove example `id` of zone `zone` and refit its rules.
     pub fn drop_example(&mut self, zone: &str, id: &str) -> Result<(), ExampleError> {
-        let i = self.zone_state_slots(zone)?[0];
-        let dir = self.slots[i]
-            .examples
-            .as_ref()
-            .map(|s| s.dir.clone())
-            .unwrap_or_default();
+        let dir = self.examples_dir(zone)?;
         match remove_example(&dir, id) {
             Ok(true) => {
                 self.refit(zone);

@@ -150,6 +150,8 @@ struct Slot {
     reference_file: Option<PathBuf>,
     /// A zone-state rule's examples and embedder.
     examples: Option<ExampleSpec>,
+    /// What the log last said of why the rule judges nothing.
+    problem: Option<String>,
     /// Its incident was taken over from before a restart or reload and the rule has not confirmed it
     /// since: what the rule looks for being there keeps it open meanwhile.
     resumed: bool,
@@ -218,6 +220,7 @@ impl Analyser {
                     present: false,
                     reference_file: s.reference_file,
                     examples: s.examples,
+                    problem: None,
                     resumed: false,
                 }
             })
@@ -375,6 +378,20 @@ impl Analyser {
                 Verdict::none()
             };
             name_tracks(&mut verdict.hits, &dets, &assigned);
+            if let Rule::ZoneState(r) = &slot.rule
+                && r.problem != slot.problem
+            {
+                let (camera, zone) = (&self.publisher.camera.id, &slot.zone.id);
+                match &r.problem {
+                    Some(p) => {
+                        tracing::warn!(camera = %camera, zone = %zone, problem = %p, "Zone-state rule judges nothing.")
+                    }
+                    None => {
+                        tracing::info!(camera = %camera, zone = %zone, "Zone-state rule judges its samples.")
+                    }
+                }
+                slot.problem = r.problem.clone();
+            }
             if let (Rule::Scene(scene), Some(file)) = (&mut slot.rule, &slot.reference_file)
                 && scene.reference_taken
             {

@@ -82,6 +82,14 @@ impl Seen {
     }
 }
 
+/// The events so far as (camera, category, phase): what an assertion shows when the expected one is missing.
+pub fn event_list(events: &[IncidentEvent]) -> Vec<(&str, &str, streetsight::incident::Phase)> {
+    events
+        .iter()
+        .map(|e| (e.camera.id.as_str(), e.category.as_str(), e.phase))
+        .collect()
+}
+
 /// Receive until `done(seen)` or `timeout` (scaled for emulated runs, see [`scaled`]).
 pub async fn collect_until(
     sub: &Subscriber,
