@@ -258,7 +258,13 @@ async fn a_zone_learns_its_states_from_examples_and_from_the_dispatchers_feedbac
     let before = reply(&daemon.sub, &mut inbox, &list, Duration::from_secs(20)).await;
     let before = before["result"]["examples"].as_array().unwrap().len();
     let audited = std::fs::read_to_string(&audit).unwrap();
-    for command in ["\"label\"", "\"feedback\"", "\"verify\"", "\"examples\""] {
+    for command in [
+        "\"label\"",
+        "\"feedback\"",
+        "\"verify\"",
+        "\"examples\"",
+        "\"examples_import\"",
+    ] {
         assert!(
             audited.contains(command),
             "{command} not in the audit log:\n{audited}"

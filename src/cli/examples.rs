@@ -46,7 +46,8 @@ fn prepare(
     Ok((analyser, detector))
 }
 
-/// Add every picture under `dir/<state>/` as an example of that state for zone `zone`.
+/// Add every picture under `dir/<state>/` as an example of that state for zone `zone`. Recorded in the
+/// audit log like a command (source `cli`): accepted before anything is written, then what was added.
 pub fn import(
     loaded: &LoadedConfig,
     camera: &str,
@@ -54,7 +55,25 @@ pub fn import(
     dir: &Path,
 ) -> anyhow::Result<Imported> {
     let (mut analyser, mut detector) = prepare(loaded, camera)?;
+    let state_dir = loaded.config.storage.state_dir.get_ref();
+    let audit = crate::control::open_audit(&state_dir.join("audit.jsonl"));
+    let record = |outcome: &str, detail: serde_json::Value| {
+        crate::control::write_audit(
+            &audit,
+            "cli",
+            "examples_import",
+            None,
+            None,
+            outcome,
+            detail,
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+    };
+    let at =
+        serde_json::json!({ "camera": camera, "zone": zone, "dir": dir.display().to_string() });
+    record("accepted", at)?;
     let mut done = Imported::default();
+    let mut added = Vec::new();
     let mut states: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(Result::ok)
@@ -100,7 +119,10 @@ pub fn import(
                 &view,
                 (&detections, true),
             ) {
-                Ok(_) => done.added += 1,
+                Ok(e) => {
+                    done.added += 1;
+                    added.push(e.id);
+                }
                 Err(e @ crate::incident::ExampleError::Occluded(_)) => {
                     done.skipped.push(format!("{shown}: {e}"))
                 }
@@ -108,6 +130,10 @@ pub fn import(
             }
         }
     }
+    record(
+        "done",
+        serde_json::json!({ "camera": camera, "zone": zone, "added": added, "skipped": done.skipped }),
+    )?;
     Ok(done)
 }
 
