@@ -17,7 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use streetsight::cli::demo::{Clip, ClipServer, Mosquitto};
-use streetsight::incident::{IncidentEvent, Phase};
+use streetsight::incident::{IncidentEvent, Phase, ResolveReason};
 use support::clips::{Alteration, altered_clip, altered_clip_from, frames_at};
 use support::dispatch::*;
 use support::*;
@@ -251,6 +251,20 @@ async fn a_zone_learns_its_states_from_examples_and_from_the_dispatchers_feedbac
         opened(&inbox.seen.events, "walk").len() >= 2,
         "the walk tarp did not open again"
     );
+    // ... and when it is gone at the end of that loop, the rule resolves the case by itself.
+    let cleared = |i: &Inbox| {
+        i.seen.events.iter().any(|e| {
+            e.camera.id == "walk"
+                && e.phase == Phase::Resolved
+                && e.reason == Some(ResolveReason::Cleared)
+        })
+    };
+    assert!(
+        wait_for(&daemon.sub, &mut inbox, Duration::from_secs(60), cleared).await,
+        "the walk case did not resolve after the tarp left: {:?}",
+        event_list(&inbox.seen.events)
+    );
+    println!("walk resolved by itself after {:?}", started.elapsed());
 
     let (list, _) = d
         .send("examples", json!({ "camera": "walk", "zone": "walkway" }))
