@@ -20,6 +20,9 @@ fn evidence_files(dir: &Path, event_id: &str) -> [PathBuf; 2] {
     ]
 }
 
+/// Frames of the live zone a `false_positive` also takes as normal examples.
+const LIVE_EXAMPLES: usize = 2;
+
 fn refused(e: ExampleError) -> CommandError {
     CommandError::new(e.code(), e.to_string())
 }
@@ -34,7 +37,9 @@ impl Control {
         let op = match request {
             ExampleRequest::Label { state, .. } => ExampleOp::Label {
                 zone,
-                state: state.clone(),
+                state: Wanted::Named(state.clone()),
+                source: "label".into(),
+                count: 1,
             },
             ExampleRequest::List { .. } => ExampleOp::List { zone },
             ExampleRequest::Remove { id, .. } => ExampleOp::Remove {
@@ -44,7 +49,7 @@ impl Control {
             ExampleRequest::Feedback {
                 event_id, verdict, ..
             } => ExampleOp::Picture {
-                zone,
+                zone: zone.clone(),
                 wanted: match verdict {
                     Verdict::FalsePositive => Wanted::Normal,
                     Verdict::Confirmed => Wanted::Alarm,
@@ -53,6 +58,33 @@ impl Control {
                 picture: self.evidence_picture(event_id)?,
             },
         };
+        let mut answer = self.ask_examples(camera, op)?;
+        // A false positive is a scene, not one picture: while the zone still shows it, the next frames
+        // clear enough to judge are normal examples too (a passer-by in one picture then outvotes nothing).
+        if let ExampleRequest::Feedback {
+            event_id,
+            verdict: Verdict::FalsePositive,
+            ..
+        } = request
+        {
+            let live = ExampleOp::Label {
+                zone: request.place().1.to_string(),
+                state: Wanted::Normal,
+                source: format!("feedback:{event_id}:live"),
+                count: LIVE_EXAMPLES,
+            };
+            answer["live"] = match self.ask_examples(camera, live) {
+                Ok(taken) => taken["examples"].clone(),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+        }
+        answer["camera"] = camera.into();
+        Ok(answer)
+    }
+
+    /// Send `op` to camera `camera`'s worker and wait for its answer (a label may wait the whole command
+    /// wait for clear frames; the rest answer at once).
+    fn ask_examples(&self, camera: &str, op: ExampleOp) -> Result<serde_json::Value, CommandError> {
         let worker = self.owner(camera)?;
         let (reply, answer) = bounded(1);
         send(
@@ -63,11 +95,7 @@ impl Control {
                 reply,
             },
         )?;
-        // A label may wait the whole command wait for a clear frame; the rest answer at once.
-        let mut answer =
-            wait(&answer, self.frame_wait + std::time::Duration::from_secs(2))?.map_err(refused)?;
-        answer["camera"] = camera.into();
-        Ok(answer)
+        wait(&answer, self.frame_wait + std::time::Duration::from_secs(2))?.map_err(refused)
     }
 
     /// Event `event_id`'s evidence picture, decoded, from the gateway's archive.

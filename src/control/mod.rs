@@ -24,7 +24,7 @@ mod worker;
 pub use versions::{ModelBoard, ModelStatus, record_rollback};
 pub use worker::{
     ExampleOp, ModelNews, Pending, Swap, Swapped, Verified, VerifyAnswer, WorkerCmd, WorkerLink,
-    WorkerRegistry, accept,
+    WorkerRegistry, accept, labelled,
 };
 
 use crate::config::LoadedConfig;

@@ -58,10 +58,12 @@ pub enum WorkerCmd {
 
 /// What is asked of a zone's examples.
 pub enum ExampleOp {
-    /// The camera's next frame with nobody over the zone is an example of `state`.
+    /// The camera's next `count` analysed frames whose zone is clear enough are examples of `state`.
     Label {
         zone: String,
-        state: String,
+        state: crate::incident::Wanted,
+        source: String,
+        count: usize,
     },
     /// This picture of the camera (an event's evidence) is an example.
     Picture {
@@ -177,14 +179,22 @@ pub enum Pending {
         deadline: Instant,
         reply: Sender<Result<(), String>>,
     },
-    /// A `label` waiting for a frame with nobody over its zone.
+    /// A `label` waiting for frames whose zone is clear enough: `remaining` more to take.
     Label {
         camera: String,
         zone: String,
-        state: String,
+        state: crate::incident::Wanted,
+        source: String,
+        remaining: usize,
+        taken: Vec<crate::incident::ExampleInfo>,
         deadline: Instant,
         reply: Sender<Result<serde_json::Value, ExampleError>>,
     },
+}
+
+/// A `label`'s answer: the examples it took (the first also as `example`).
+pub fn labelled(zone: &str, taken: &[crate::incident::ExampleInfo]) -> serde_json::Value {
+    serde_json::json!({ "zone": zone, "example": taken.first(), "examples": taken })
 }
 
 impl Pending {
@@ -226,8 +236,15 @@ impl Pending {
                 Pending::Verify { reply, .. } => {
                     let _ = reply.send(VerifyAnswer::Failed(why));
                 }
-                Pending::Label { zone, reply, .. } => {
-                    let _ = reply.send(Err(ExampleError::NeverClear(zone.clone())));
+                // Those taken so far answer it; none taken, the zone was never clear enough.
+                Pending::Label {
+                    zone, taken, reply, ..
+                } => {
+                    let _ = reply.send(if taken.is_empty() {
+                        Err(ExampleError::NeverClear(zone.clone()))
+                    } else {
+                        Ok(labelled(zone, taken))
+                    });
                 }
             }
             false
@@ -317,12 +334,21 @@ pub fn accept<'a>(
         WorkerCmd::Swap { .. } | WorkerCmd::Revert { .. } => {}
         WorkerCmd::Examples {
             camera,
-            op: ExampleOp::Label { zone, state },
+            op:
+                ExampleOp::Label {
+                    zone,
+                    state,
+                    source,
+                    count,
+                },
             reply,
         } => pending.push(Pending::Label {
             camera,
             zone,
             state,
+            source,
+            remaining: count.max(1),
+            taken: Vec::new(),
             deadline,
             reply,
         }),

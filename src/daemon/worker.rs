@@ -454,29 +454,45 @@ impl ModelWorker {
                     camera,
                     zone,
                     state,
+                    source,
+                    mut remaining,
+                    mut taken,
                     deadline,
                     reply,
                 } => {
                     let view = frame.view();
-                    let named = crate::incident::Wanted::Named(state.clone());
-                    match analyser.add_example(&zone, named, "label", &view, (detections, true)) {
+                    let answer = analyser.add_example(
+                        &zone,
+                        state.clone(),
+                        &source,
+                        &view,
+                        (detections, true),
+                    );
+                    match answer {
                         // Somebody is in the way: the next frame may be clear.
-                        Err(crate::incident::ExampleError::Occluded(_)) => {
-                            still.push(Pending::Label {
-                                camera,
-                                zone,
-                                state,
-                                deadline,
-                                reply,
-                            })
+                        Err(crate::incident::ExampleError::Occluded(_)) => {}
+                        Ok(example) => {
+                            taken.push(example);
+                            remaining -= 1;
                         }
-                        answer => {
-                            let _ =
-                                reply
-                                    .send(answer.map(
-                                        |e| serde_json::json!({ "zone": zone, "example": e }),
-                                    ));
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            continue;
                         }
+                    }
+                    if remaining == 0 {
+                        let _ = reply.send(Ok(crate::control::labelled(&zone, &taken)));
+                    } else {
+                        still.push(Pending::Label {
+                            camera,
+                            zone,
+                            state,
+                            source,
+                            remaining,
+                            taken,
+                            deadline,
+                            reply,
+                        });
                     }
                 }
                 Pending::Verify {
