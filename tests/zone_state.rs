@@ -229,11 +229,14 @@ async fn a_zone_learns_its_states_from_examples_and_from_the_dispatchers_feedbac
     );
     let feedback_at = started.elapsed();
 
-    // Right after the tarp is gone (end of the loop: about 19 s after the case opened, which is 5–7 s after
-    // the tarp appeared), before the case's 10-s clear time ends it: a fresh look finds the zone clear and
-    // makes it a normal example.
-    let gone = walk_opened_at + Duration::from_secs(TARP_S as u64 - 4);
-    tokio::time::sleep(gone.saturating_sub(started.elapsed())).await;
+    // Right after the tarp is gone — it was first seen at `first_seen` and lies there TARP_S — and before the
+    // case's 10-s clear time ends the case: a fresh look finds the zone clear and makes it a normal example.
+    let first_seen = chrono::DateTime::parse_from_rfc3339(&walk.first_seen).unwrap();
+    let gone = first_seen + chrono::Duration::seconds(TARP_S as i64 + 2);
+    let wait = (gone.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
     let (verify, _) = d
         .send("verify", json!({ "incident_id": walk.incident_id }))
         .await;
