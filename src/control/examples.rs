@@ -1,6 +1,7 @@
 //! The zone-state examples' commands on the control side: `label` waits in the camera's worker for a
 //! frame with nobody over the zone; `feedback` reads the event's evidence picture from the gateway's
-//! archive (the clean frame when kept, else the annotated one) and hands it to the worker; `examples` and
+//! archive (the clean frame when kept, else the annotated one) and hands it to the worker — a
+//! `false_positive` then also labels the live zone's next two clear frames normal; `examples` and
 //! `example_remove` are answered by the worker at once. Each reply says what was added or removed, and the
 //! audit log records every command with its reply.
 
