@@ -148,7 +148,9 @@ async fn a_zone_learns_its_states_from_examples_and_from_the_dispatchers_feedbac
     let (daemon, mut d, mut inbox) = commanded_daemon(loaded, &broker.url()).await;
     let audit = state.join("audit.jsonl");
 
-    // A live label during the clean part: the next frame with nobody over the zone.
+    // A live label during the clean part: the next frame with nobody over the zone. First the camera's first
+    // frame (the test server's first RTSP session now and then stalls until the daemon reconnects).
+    first_frame(&mut d, &daemon.sub, &mut inbox, "walk").await;
     let (label, _) = d
         .send(
             "label",
