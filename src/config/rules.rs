@@ -190,7 +190,7 @@ pub struct ZoneStateRuleConfig {
     /// (painted in the crop's mean colour), so a passer-by neither looks like an object nor hides the zone.
     #[serde(default = "default_zone_state_max_occluded")]
     pub max_occluded: Spanned<f32>,
-    /// Examples kept per state (the oldest go first).
+    /// Examples kept per state (over it, the older of the two most alike goes).
     #[serde(default = "default_zone_state_max_examples")]
     pub max_examples: Spanned<u32>,
     #[serde(default)]

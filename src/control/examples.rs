@@ -1,7 +1,8 @@
 //! The zone-state examples' commands on the control side: `label` waits in the camera's worker for a
 //! frame with nobody over the zone; `feedback` reads the event's evidence picture from the gateway's
 //! archive (the clean frame when kept, else the annotated one) and hands it to the worker — a
-//! `false_positive` then also labels the live zone's next two clear frames normal; `examples` and
+//! `false_positive` then also makes the samples the rule lately judged an alarm normal examples, and labels
+//! the live zone's next two clear frames normal; `examples` and
 //! `example_remove` are answered by the worker at once. Each reply says what was added or removed, and the
 //! audit log records every command with its reply.
 
@@ -60,14 +61,23 @@ impl Control {
             },
         };
         let mut answer = self.ask_examples(camera, op)?;
-        // A false positive is a scene, not one picture: while the zone still shows it, the next frames
-        // clear enough to judge are normal examples too (a passer-by in one picture then outvotes nothing).
+        // A false positive is a scene, not one picture: the samples the rule lately judged an alarm (the
+        // very pictures it got wrong, passers-by and all) and, while the zone still shows it, the next
+        // frames clear enough to judge are normal examples too.
         if let ExampleRequest::Feedback {
             event_id,
             verdict: Verdict::FalsePositive,
             ..
         } = request
         {
+            let misjudged = ExampleOp::Misjudged {
+                zone: request.place().1.to_string(),
+                source: format!("feedback:{event_id}:misjudged"),
+            };
+            answer["misjudged"] = match self.ask_examples(camera, misjudged) {
+                Ok(kept) => kept["examples"].clone(),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
             let live = ExampleOp::Label {
                 zone: request.place().1.to_string(),
                 state: Wanted::Normal,

@@ -72,6 +72,11 @@ pub enum ExampleOp {
         source: String,
         picture: image::RgbImage,
     },
+    /// The samples the zone's rules lately judged an alarm are normal examples (a `false_positive`).
+    Misjudged {
+        zone: String,
+        source: String,
+    },
     List {
         zone: String,
     },
@@ -369,6 +374,9 @@ fn examples_now(a: &mut Analyser, op: ExampleOp) -> Result<serde_json::Value, Ex
     match op {
         ExampleOp::List { zone } => a
             .list_examples(&zone)
+            .map(|list| serde_json::json!({ "zone": zone, "examples": list })),
+        ExampleOp::Misjudged { zone, source } => a
+            .misjudged(&zone, &source)
             .map(|list| serde_json::json!({ "zone": zone, "examples": list })),
         ExampleOp::Remove { zone, id } => a
             .drop_example(&zone, &id)

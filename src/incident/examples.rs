@@ -6,12 +6,15 @@
 //! is written last, whole-or-nothing: an example exists once its record does. Every zone-state rule of the
 //! zone takes the examples of its own states; adding or removing one refits them at once.
 
-use super::{Analyser, evidence};
+use super::Analyser;
 use crate::base::{Detection, ImageView, SharedEmbedder, unit, write_atomic};
-use crate::rules::{Background, Example, Rule, ZoneStateRule};
+use crate::rules::{CropPicture, Example, Rule, ZoneStateRule};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+
+mod store;
+use store::{crop_jpeg, keep};
+pub use store::{load_examples, remove_example, store_example};
 
 /// Where a zone-state rule's examples live and which embedder it wants.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +22,7 @@ pub struct ExampleSpec {
     pub dir: PathBuf,
     /// The `[models.*]` entry of the embedder.
     pub embedder: String,
-    /// Examples kept per state; the oldest go first.
+    /// Examples kept per state; over it, the older of the two most alike goes (`redundant`).
     pub max_per_state: usize,
 }
 
@@ -108,75 +111,6 @@ pub struct StateScore {
     pub recall: Option<f64>,
 }
 
-/// Every readable example record in `dir`, oldest first; unreadable ones are logged and left out.
-pub fn load_examples(dir: &Path) -> Vec<StoredExample> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<StoredExample> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| {
-            let read = crate::base::read_text_capped(&p, 1024 * 1024)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
-            read.map_err(|error| tracing::warn!(file = %p.display(), %error, "Zone example unreadable; left out."))
-                .ok()
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
-    out
-}
-
-/// Keep `example` with the crop it was made from: the picture first, the record last.
-pub fn store_example(dir: &Path, example: &StoredExample, crop_jpeg: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    write_atomic(&dir.join(format!("{}.jpg", example.id)), crop_jpeg)?;
-    let record = serde_json::to_vec(example).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join(format!("{}.json", example.id)), &record)
-}
-
-/// Remove example `id` (record first, so a half-removed example no longer counts); `false` if there is none.
-pub fn remove_example(dir: &Path, id: &str) -> std::io::Result<bool> {
-    let plain = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if !plain {
-        return Ok(false);
-    }
-    match std::fs::remove_file(dir.join(format!("{id}.json"))) {
-        Ok(()) => {
-            let _ = std::fs::remove_file(dir.join(format!("{id}.jpg")));
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The crop as a JPEG (quality 90): what the example was made from.
-fn crop_jpeg(crop: &ImageView) -> Result<Vec<u8>, String> {
-    let img =
-        image::RgbImage::from_raw(crop.width() as u32, crop.height() as u32, crop.to_packed())
-            .ok_or("the crop has no pixels")?;
-    evidence::encode(&img, 90)
-        .map(|e| e.jpeg)
-        .map_err(|e| e.to_string())
-}
-
-/// A unique, plain id: state, time and a few hex digits of the vector.
-fn new_id(state: &str, vector: &[f32], now: SystemTime) -> String {
-    let ms = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-    format!("{state}-{ms}-{}", &crate::base::sha256_hex(&bytes)[..6])
-}
-
 /// The vectors of `stored` for a rule whose embedder is `embedder` (id): records made by another
 /// embedder are embedded again from their crop (and rewritten), those that cannot be are left out.
 fn vectors_for(
@@ -227,7 +161,7 @@ fn vectors_for(
 
 /// The zone as it looks in its normal state: the per-pixel median of the crops of `stored`'s examples of a
 /// state that raises nothing (those of the most common size), so passers-by in some of them vanish.
-fn background(dir: &Path, stored: &[StoredExample], rule: &ZoneStateRule) -> Option<Background> {
+fn background(dir: &Path, stored: &[StoredExample], rule: &ZoneStateRule) -> Option<CropPicture> {
     let crops: Vec<image::RgbImage> = stored
         .iter()
         .filter(|e| {
@@ -250,7 +184,7 @@ fn background(dir: &Path, stored: &[StoredExample], rule: &ZoneStateRule) -> Opt
             values[values.len() / 2]
         })
         .collect();
-    Some(Background {
+    Some(CropPicture {
         width: size.0 as usize,
         height: size.1 as usize,
         rgb,
@@ -396,32 +330,59 @@ impl Analyser {
             .crop(rule.region())
             .ok_or_else(|| ExampleError::Failed("the zone's crop is empty".into()))?;
         let jpeg = crop_jpeg(&crop).map_err(ExampleError::Failed)?;
-        let now = SystemTime::now();
-        let example = StoredExample {
-            id: new_id(&state, &vector, now),
-            created: chrono::DateTime::<chrono::Utc>::from(now)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            state: state.clone(),
-            source: source.to_string(),
-            embedder: rule.embedder_id().unwrap_or_default(),
-            vector,
-        };
-        store_example(&spec.dir, &example, &jpeg)
-            .map_err(|e| ExampleError::Failed(format!("the example could not be kept: {e}")))?;
-        // Over the cap, the state's oldest examples go.
-        let of_state: Vec<StoredExample> = load_examples(&spec.dir)
-            .into_iter()
-            .filter(|e| e.state == state)
-            .collect();
-        for old in of_state
-            .iter()
-            .take(of_state.len().saturating_sub(spec.max_per_state))
-        {
-            let _ = remove_example(&spec.dir, &old.id);
-        }
+        let embedder = rule.embedder_id().unwrap_or_default();
+        let example = keep(&spec, &state, source, (embedder, vector), &jpeg)?;
         self.refit(zone);
         tracing::info!(camera = %self.camera_id(), zone, state = %state, example = %example.id, source, "Zone example added.");
         Ok(ExampleInfo::from(&example))
+    }
+
+    /// The samples zone `zone`'s rules lately judged an alarm, made examples of its normal state: a
+    /// dispatcher's `false_positive` says these very pictures were misjudged. Returns those still kept
+    /// (none is no error: the rules may have judged nothing since).
+    pub fn misjudged(
+        &mut self,
+        zone: &str,
+        source: &str,
+    ) -> Result<Vec<ExampleInfo>, ExampleError> {
+        let mut added = Vec::new();
+        let mut dirs = Vec::new();
+        for i in self.zone_state_slots(zone)? {
+            let slot = &mut self.slots[i];
+            let (Rule::ZoneState(rule), Some(spec)) = (&mut slot.rule, &slot.examples) else {
+                continue;
+            };
+            let Some(state) = rule.normal_state().map(str::to_string) else {
+                continue;
+            };
+            let embedder = rule.embedder_id().unwrap_or_default();
+            for sample in rule.take_alarms() {
+                let p = &sample.picture;
+                let view = ImageView::packed(p.width, p.height, &p.rgb)
+                    .map_err(|e| ExampleError::Failed(e.to_string()))?;
+                let jpeg = crop_jpeg(&view).map_err(ExampleError::Failed)?;
+                let kept = keep(
+                    spec,
+                    &state,
+                    source,
+                    (embedder.clone(), sample.vector),
+                    &jpeg,
+                )?;
+                added.push(ExampleInfo::from(&kept));
+            }
+            dirs.push(spec.dir.clone());
+        }
+        self.refit(zone);
+        let present: Vec<String> = dirs
+            .iter()
+            .flat_map(|d| load_examples(d))
+            .map(|e| e.id)
+            .collect();
+        added.retain(|e| present.contains(&e.id));
+        if !added.is_empty() {
+            tracing::info!(camera = %self.camera_id(), zone, examples = added.len(), source, "Misjudged samples made normal examples.");
+        }
+        Ok(added)
     }
 
     /// The zone of incident `incident_id` when a zone-state rule raised it.

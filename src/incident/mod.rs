@@ -152,6 +152,8 @@ struct Slot {
     examples: Option<ExampleSpec>,
     /// What the log last said of why the rule judges nothing.
     problem: Option<String>,
+    /// The zone-state rule's sample count the debug log last showed.
+    judged: u64,
     /// Its incident was taken over from before a restart or reload and the rule has not confirmed it
     /// since: what the rule looks for being there keeps it open meanwhile.
     resumed: bool,
@@ -221,6 +223,7 @@ impl Analyser {
                     reference_file: s.reference_file,
                     examples: s.examples,
                     problem: None,
+                    judged: 0,
                     resumed: false,
                 }
             })
@@ -391,6 +394,16 @@ impl Analyser {
                     }
                 }
                 slot.problem = r.problem.clone();
+            }
+            if let Rule::ZoneState(r) = &slot.rule
+                && r.judged() != slot.judged
+            {
+                slot.judged = r.judged();
+                if let Some(s) = r.reading() {
+                    tracing::debug!(camera = %self.publisher.camera.id, zone = %slot.zone.id, state = %s.state,
+                        confidence = s.confidence, similarity = s.similarity, nearest = %s.nearest,
+                        holds = verdict.holds, "Zone-state sample.");
+                }
             }
             if let (Rule::Scene(scene), Some(file)) = (&mut slot.rule, &slot.reference_file)
                 && scene.reference_taken

@@ -22,7 +22,9 @@ pub use scene::{SceneChange, SceneError, SceneObservation, SceneParams};
 pub use schedule::{Schedule, ScheduleError};
 pub use vending::{VendingParams, VendingRule};
 pub use zone::Polygon;
-pub use zone_state::{Background, Example, StateReading, ZoneStateParams, ZoneStateRule};
+pub use zone_state::{
+    AlarmSample, CropPicture, Example, StateReading, ZoneStateParams, ZoneStateRule,
+};
 
 use crate::base::{BBox, Detection, ImageView};
 use crate::detect::DensityMap;

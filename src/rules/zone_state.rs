@@ -62,12 +62,21 @@ pub struct StateReading {
     pub alarm: bool,
 }
 
-/// A crop-sized packed RGB picture of the zone.
+/// A crop-sized packed RGB picture of the zone (its look when clear, or a sample as it was judged).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Background {
+pub struct CropPicture {
     pub width: usize,
     pub height: usize,
     pub rgb: Vec<u8>,
+}
+
+/// A sample judged an alarm, kept until a dispatcher says whether it was right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSample {
+    /// The crop as it was judged (passers-by painted over).
+    pub picture: CropPicture,
+    /// Unit length.
+    pub vector: Vec<f32>,
 }
 
 /// The rule with its examples, its embedder and its K-of-N window.
@@ -85,10 +94,14 @@ pub struct ZoneStateRule {
     embedder: Option<SharedEmbedder>,
     /// The zone as it looks clear (the per-pixel median of its normal examples' crops): what a passer-by
     /// is painted over with.
-    background: Option<Background>,
+    background: Option<CropPicture>,
     window: KofN,
     last_sample: Option<Instant>,
     last: Option<StateReading>,
+    /// The last `window` samples judged an alarm: the pictures a `false_positive` says were misjudged.
+    alarms: std::collections::VecDeque<AlarmSample>,
+    /// Samples judged so far (a log line per sample tells them apart).
+    judged: u64,
     /// Why samples are not being judged (no embedder, a state without examples, the embedder failed).
     pub problem: Option<String>,
 }
@@ -118,6 +131,8 @@ impl ZoneStateRule {
             background: None,
             last_sample: None,
             last: None,
+            alarms: std::collections::VecDeque::new(),
+            judged: 0,
             problem: None,
         }
     }
@@ -163,7 +178,7 @@ impl ZoneStateRule {
     }
 
     /// What masked passers-by are painted over with (a crop of another size is painted in its mean colour).
-    pub fn set_background(&mut self, background: Option<Background>) {
+    pub fn set_background(&mut self, background: Option<CropPicture>) {
         self.background = background;
     }
 
@@ -191,6 +206,11 @@ impl ZoneStateRule {
     /// The last sample's reading.
     pub fn reading(&self) -> Option<&StateReading> {
         self.last.as_ref()
+    }
+
+    /// How many samples have been judged since the rule was built.
+    pub fn judged(&self) -> u64 {
+        self.judged
     }
 
     /// The boxes of excluded classes (people, vehicles), each grown by 10 %, clipped to the crop:
@@ -312,8 +332,31 @@ impl ZoneStateRule {
         })
     }
 
+    /// The samples lately judged an alarm, oldest first, handed over once (a `false_positive` makes them
+    /// normal examples: they are the very pictures the rule got wrong).
+    pub fn take_alarms(&mut self) -> Vec<AlarmSample> {
+        self.alarms.drain(..).collect()
+    }
+
+    /// The crop of `image` packed, the people and vehicles of `detections` painted over as for `embed`.
+    pub fn picture(&self, image: &ImageView, detections: &[Detection]) -> Option<CropPicture> {
+        let crop = image.crop(self.region)?;
+        let masks = self.excluded(detections);
+        let rgb = if masks.is_empty() {
+            crop.to_packed()
+        } else {
+            mask(&crop, self.region, &masks, self.background.as_ref())
+        };
+        Some(CropPicture {
+            width: crop.width(),
+            height: crop.height(),
+            rgb,
+        })
+    }
+
     pub fn reset(&mut self) {
         self.window.reset();
+        self.alarms.clear();
         self.last_sample = None;
         self.last = None;
     }
@@ -329,7 +372,17 @@ impl ZoneStateRule {
                 match self.embed(&s.image, s.detections) {
                     Ok(v) => {
                         self.last = self.classify(&v);
+                        self.judged += 1;
                         let alarm = self.last.as_ref().is_some_and(|r| r.alarm);
+                        if let Some(picture) = alarm
+                            .then(|| self.picture(&s.image, s.detections))
+                            .flatten()
+                        {
+                            if self.alarms.len() >= self.params.window {
+                                self.alarms.pop_front();
+                            }
+                            self.alarms.push_back(AlarmSample { picture, vector: v });
+                        }
                         self.window.push(s.now, alarm);
                     }
                     Err(e) => self.problem = Some(e),
@@ -368,7 +421,7 @@ fn mask(
     crop: &ImageView,
     region: BBox,
     boxes: &[BBox],
-    background: Option<&Background>,
+    background: Option<&CropPicture>,
 ) -> Vec<u8> {
     let (w, h) = (crop.width(), crop.height());
     let (rw, rh) = (region.x2 - region.x1, region.y2 - region.y1);

@@ -208,3 +208,31 @@ fn leave_one_out_judges_each_example_by_the_others() {
          makes c1 look like a tarp: what leave-one-out is for"
     );
 }
+
+#[test]
+fn the_samples_judged_an_alarm_are_kept_as_judged_until_taken() {
+    let mut r = rule();
+    r.set_examples(vec![example(&r, "c", 0, GREY), example(&r, "t", 1, YELLOW)]);
+    let t0 = Instant::now();
+    let orange = [230, 140, 40];
+    feed(&mut r, t0, 0, &[GREY, orange, GREY, YELLOW], &[]);
+    let taken = r.take_alarms();
+    assert_eq!(taken.len(), 2, "only the samples voted an alarm");
+    let first = &taken[0];
+    assert_eq!((first.picture.width, first.picture.height), (W / 2, H));
+    assert!(
+        first.picture.rgb.chunks_exact(3).all(|p| p == orange),
+        "the crop as judged"
+    );
+    let again = r
+        .embed(&ImageView::packed(W, H, &frame(orange)).unwrap(), &[])
+        .unwrap();
+    assert_eq!(first.vector, again, "its vector is the judged one");
+    assert!(r.take_alarms().is_empty(), "handed over once");
+    // No more than the window's worth is kept; a reset forgets them.
+    feed(&mut r, t0, 10, &[YELLOW; 8], &[]);
+    assert_eq!(r.take_alarms().len(), 5);
+    feed(&mut r, t0, 20, &[YELLOW; 2], &[]);
+    r.reset();
+    assert!(r.take_alarms().is_empty());
+}
