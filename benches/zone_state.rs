@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use streetsight::base::{BBox, Detection, ImageView, unit};
 use streetsight::detect::{Detector, Manifest};
-use streetsight::rules::{Background, Example, Polygon, ZoneStateParams, ZoneStateRule};
+use streetsight::rules::{CropPicture, Example, Polygon, ZoneStateParams, ZoneStateRule};
 
 mod common;
 
@@ -62,7 +62,7 @@ fn zone_state(c: &mut Criterion) {
         },
     };
     let people = [person(0.62), person(0.8)];
-    r.set_background(Some(Background {
+    r.set_background(Some(CropPicture {
         width: crop.width(),
         height: crop.height(),
         rgb: crop.to_packed(),
