@@ -29,6 +29,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients
   openssl ffmpeg python3 python3-venv ca-certificates curl unzip
   chromium fonts-wqy-microhei
+  postgresql
 )
 
 command -v dpkg-query >/dev/null 2>&1 \
@@ -62,6 +63,21 @@ elif [[ -x /etc/init.d/mosquitto ]]; then
   if service mosquitto status >/dev/null 2>&1; then
     say "stopping the system mosquitto service"
     service mosquitto stop || warn "could not stop mosquitto"
+  fi
+fi
+
+# The postgresql package starts a system cluster on :5432; the bridge's tests start their own clusters on
+# free ports (as `nobody` when run as root), so keep the system one stopped and disabled too.
+if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+  if systemctl is-enabled --quiet postgresql 2>/dev/null \
+     || systemctl is-active --quiet postgresql 2>/dev/null; then
+    say "stopping and disabling the system postgresql service"
+    systemctl disable --now postgresql || warn "could not stop/disable postgresql"
+  fi
+elif [[ -x /etc/init.d/postgresql ]]; then
+  if service postgresql status >/dev/null 2>&1; then
+    say "stopping the system postgresql service"
+    service postgresql stop || warn "could not stop postgresql"
   fi
 fi
 

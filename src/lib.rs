@@ -18,10 +18,12 @@
 //! - [`control`]  remote commands: parse, anti-replay, audit, route to the camera's worker
 //! - [`ops`]      logging, process statistics, `/healthz` and `/metrics`, systemd readiness and watchdog
 //! - [`daemon`]   the wiring: cameras, model workers, uplink, reload
+//! - [`bridge`]   the city side: events from the broker → one case per incident in the work-order system
 //! - [`cli`]      the verbs above the daemon: `check`, `snapshot`, `models`, `demo`
 #![forbid(unsafe_code)]
 
 pub mod base;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -28,6 +28,14 @@ enum Command {
         #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
         config: PathBuf,
     },
+    /// Run the city-side bridge: events from the broker → one case per incident in the work-order system.
+    Bridge {
+        #[arg(short, long, default_value = "/etc/streetsight/bridge.toml")]
+        config: PathBuf,
+        /// Only check the bridge's configuration and its mapping file (exit 78 on a problem).
+        #[arg(long)]
+        check: bool,
+    },
     /// Validate the configuration; connect to every camera and the broker (a test message, acknowledged);
     /// load every model and run it once. Prints a PASS/FAIL table; exit 1 on any failure, 78 on
     /// configuration errors.
@@ -221,6 +229,24 @@ fn main() -> ExitCode {
                     ))
                     .map(|_| ()),
             )
+        }
+        Command::Bridge { config, check } => {
+            let settings = match streetsight::bridge::load_settings(&config)
+                .and_then(|s| streetsight::bridge::mapping::Mapping::load(&s.mapping).map(|_| s))
+            {
+                Ok(s) => s,
+                Err(errors) => return config_failure(&errors),
+            };
+            if check {
+                println!(
+                    "{}: the bridge's configuration and mapping are valid",
+                    config.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            let shutdown = Shutdown::new();
+            runtime.spawn(stop_on_signal(shutdown.clone()));
+            report(runtime.block_on(streetsight::bridge::run(settings, shutdown)))
         }
         Command::Check {
             config,

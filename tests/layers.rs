@@ -23,7 +23,8 @@ const LAYERS: &[&[&str]] = &[
     &["eval"],
     &["control"],
     &["ops"],
-    &["daemon"],
+    // The pole's wiring, and the city side's.
+    &["daemon", "bridge"],
     &["cli"],
 ];
 

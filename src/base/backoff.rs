@@ -21,6 +21,12 @@ impl Backoff {
         }
     }
 
+    /// As if `attempts` tries had failed already (a count kept elsewhere, such as in a database).
+    pub fn after(mut self, attempts: u32) -> Self {
+        self.attempt = attempts;
+        self
+    }
+
     /// The next delay, using `rng` for the jitter.
     pub fn next_delay(&mut self, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling();

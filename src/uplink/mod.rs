@@ -10,7 +10,7 @@ mod telemetry;
 mod topics;
 mod writer;
 
-pub use options::{TlsFiles, UplinkSettings, mqtt_options, session_options};
+pub use options::{Endpoint, TlsFiles, UplinkSettings, endpoint, mqtt_options, session_options};
 pub use outbox::Outbox;
 pub use session::{Client, Properties, Protocol, SessionEvent, SessionOptions};
 pub use store::CaseRow;

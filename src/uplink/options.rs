@@ -56,42 +56,52 @@ pub fn session_options(
     ))
 }
 
-fn common_options(cfg: &UplinkSettings, topics: &Topics) -> Result<Common, UplinkError> {
-    let device_id = cfg.device_id.as_str();
-    let raw = &cfg.broker;
-    let url = url::Url::parse(raw).map_err(|e| UplinkError::Url(raw.clone(), e.to_string()))?;
+/// Where a broker is and how to reach it: host, port, credentials and the TLS transport for `mqtts://`.
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, String)>,
+    pub transport: Option<Transport>,
+}
+
+/// Resolve broker URL `raw` (`mqtts://` needs `tls`; the password is read from `password_file`).
+pub fn endpoint(
+    raw: &str,
+    tls: Option<&TlsFiles>,
+    username: Option<&str>,
+    password_file: Option<&Path>,
+) -> Result<Endpoint, UplinkError> {
+    let url = url::Url::parse(raw).map_err(|e| UplinkError::Url(raw.to_string(), e.to_string()))?;
     let host = url
         .host_str()
-        .ok_or_else(|| UplinkError::Url(raw.clone(), "no host".into()))?
+        .ok_or_else(|| UplinkError::Url(raw.to_string(), "no host".into()))?
         .trim_matches(['[', ']'])
         .to_string();
-    let tls = url.scheme() == "mqtts";
-    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
-    let client_id = cfg
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("streetsight-{device_id}"));
+    let secure = url.scheme() == "mqtts";
+    let port = url.port().unwrap_or(if secure { 8883 } else { 1883 });
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| UplinkError::Read {
             path: p.to_path_buf(),
             source,
         })
     };
-    let credentials = match &cfg.username {
+    let credentials = match username {
         Some(user) => {
-            let password = match &cfg.password_file {
+            let password = match password_file {
                 Some(p) => String::from_utf8_lossy(&read(p)?).trim_end().to_string(),
                 None => String::new(),
             };
-            Some((user.clone(), password))
+            Some((user.to_string(), password))
         }
         None => None,
     };
-    let transport = if tls {
-        let t = cfg
-            .tls
-            .as_ref()
-            .ok_or_else(|| UplinkError::Url(raw.clone(), "mqtts:// needs [uplink.tls]".into()))?;
+    let transport = if secure {
+        let t = tls.ok_or_else(|| {
+            UplinkError::Url(
+                raw.to_string(),
+                "mqtts:// needs TLS files (a CA at least)".into(),
+            )
+        })?;
         let client_auth = match &t.client {
             Some((c, k)) => Some((read(c)?, read(k)?)),
             None => None,
@@ -104,16 +114,36 @@ fn common_options(cfg: &UplinkSettings, topics: &Topics) -> Result<Common, Uplin
     } else {
         None
     };
-    Ok(Common {
-        client_id,
+    Ok(Endpoint {
         host,
         port,
+        credentials,
+        transport,
+    })
+}
+
+fn common_options(cfg: &UplinkSettings, topics: &Topics) -> Result<Common, UplinkError> {
+    let device_id = cfg.device_id.as_str();
+    let at = endpoint(
+        &cfg.broker,
+        cfg.tls.as_ref(),
+        cfg.username.as_deref(),
+        cfg.password_file.as_deref(),
+    )?;
+    let client_id = cfg
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("streetsight-{device_id}"));
+    Ok(Common {
+        client_id,
+        host: at.host,
+        port: at.port,
         keep_alive: cfg.keep_alive.max(Duration::from_secs(5)),
         max_packet: 16 * 1024 * 1024,
         will_topic: topics.status(),
         will_payload: offline_payload(device_id),
-        credentials,
-        transport,
+        credentials: at.credentials,
+        transport: at.transport,
     })
 }
 

@@ -7,6 +7,8 @@ pub mod config_check;
 pub mod dispatch;
 pub mod http;
 pub mod onnx;
+pub mod postgres;
+pub mod workorder;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,0 +1,245 @@
+//! The city side: `streetsight bridge` takes the poles' events and evidence from the broker and files one
+//! case per incident in the city's work-order system (数字城管), by the city's own mapping file.
+//!
+//! Several replicas may run against one PostgreSQL database and one evidence directory: the broker shares
+//! the messages out among them (an MQTT 5 shared subscription), the database makes every event count once
+//! and every incident one case, and each replica files the oldest due case no other replica holds.
+//!
+//! ```text
+//! broker ─$share─▶ intake ─▶ PostgreSQL (events by id · evidence arrived · cases · dead letters)
+//!                     └─▶ evidence store (by SHA-256) ◀─ signed, expiring URLs ◀─ work-order system
+//! filing: oldest due case ─▶ mapping (fields, Chinese description) ─▶ POST, idempotency key, HMAC
+//! ```
+
+pub mod config;
+pub mod evidence;
+mod http;
+mod intake;
+pub mod mapping;
+mod store;
+mod workorder;
+
+pub use config::{BridgeSettings, load as load_settings};
+pub use store::{Counts, Db};
+
+use crate::base::{Backoff, Shutdown};
+use evidence::EvidenceStore;
+use mapping::Mapping;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use workorder::Workorder;
+
+type DbFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+/// One bridge replica.
+pub struct Bridge {
+    settings: BridgeSettings,
+    mapping: Mapping,
+    evidence: EvidenceStore,
+    workorder: Workorder,
+    db_password: Option<String>,
+    shutdown: Shutdown,
+    /// The intake's connection (the filing holds its own while a call is under way).
+    intake_db: Mutex<Option<Db>>,
+    filing_db: Mutex<Option<Db>>,
+    http_db: Mutex<Option<Db>>,
+    /// Messages this replica took from the broker: events, evidence pictures.
+    taken: [std::sync::atomic::AtomicU64; 2],
+}
+
+impl Bridge {
+    pub fn new(settings: BridgeSettings, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let mapping = Mapping::load(&settings.mapping)?;
+        let db_password = match &settings.database_password_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+                    .trim_end()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(Self {
+            evidence: EvidenceStore::new(
+                &settings.evidence_dir,
+                &settings.url_secret,
+                &settings.public_url,
+                settings.url_ttl,
+            ),
+            workorder: Workorder::new(
+                &settings.workorder_url,
+                &settings.workorder_secret,
+                settings.timeout,
+            ),
+            mapping,
+            db_password,
+            shutdown,
+            intake_db: Mutex::new(None),
+            filing_db: Mutex::new(None),
+            http_db: Mutex::new(None),
+            taken: Default::default(),
+            settings,
+        })
+    }
+
+    /// The connection in `slot`, (re)connected if it is missing or closed (still `None` if that failed).
+    async fn connected<'s>(
+        &self,
+        slot: &'s Mutex<Option<Db>>,
+    ) -> tokio::sync::MutexGuard<'s, Option<Db>> {
+        let mut guard = slot.lock().await;
+        if guard.as_ref().is_none_or(Db::is_closed) {
+            match Db::connect(&self.settings.database, self.db_password.as_deref()).await {
+                Ok(db) => *guard = Some(db),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "PostgreSQL unreachable; trying again."
+                ),
+            }
+        }
+        guard
+    }
+
+    /// Run `op` on this connection, connecting (again) as needed, until it succeeds; `None` on shutdown.
+    async fn db_on<T>(
+        &self,
+        slot: &Mutex<Option<Db>>,
+        what: &str,
+        mut op: impl for<'a> FnMut(&'a mut Db) -> DbFuture<'a, T>,
+    ) -> Option<T> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            if self.shutdown.is_triggered() {
+                return None;
+            }
+            let mut guard = self.connected(slot).await;
+            if let Some(db) = guard.as_mut() {
+                match op(db).await {
+                    Ok(v) => return Some(v),
+                    Err(error) => tracing::warn!(
+                        error = format!("{error:#}"),
+                        what,
+                        "PostgreSQL failed; trying again."
+                    ),
+                }
+            }
+            drop(guard);
+            let wait = backoff.next_delay(&mut rand::rng());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shutdown.wait() => return None,
+            }
+        }
+    }
+
+    async fn with_db<T>(
+        &self,
+        what: &str,
+        op: impl for<'a> FnMut(&'a mut Db) -> DbFuture<'a, T>,
+    ) -> Option<T> {
+        self.db_on(&self.intake_db, what, op).await
+    }
+
+    /// The signed URLs of `event`'s pictures that have arrived.
+    fn evidence_urls(&self, event: &serde_json::Value) -> Vec<String> {
+        event["evidence"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|e| e["sha256"].as_str())
+                    .filter(|sha| self.evidence.has(sha))
+                    .map(|sha| self.evidence.url(sha))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// File the oldest due case, if any; `None` on shutdown.
+    async fn file_one(&self, retry_in: Duration) -> Option<bool> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            if self.shutdown.is_triggered() {
+                return None;
+            }
+            let mut guard = self.connected(&self.filing_db).await;
+            if let Some(db) = guard.as_mut() {
+                let filed = db
+                    .file_next(self.settings.evidence_wait, |due| async move {
+                        let urls = self.evidence_urls(&due.event);
+                        let body = self.mapping.render(&due.event, &urls);
+                        self.workorder
+                            .create(&due.incident_id, body, retry_in)
+                            .await
+                    })
+                    .await;
+                match filed {
+                    Ok(v) => return Some(v),
+                    Err(error) => tracing::warn!(
+                        error = format!("{error:#}"),
+                        "PostgreSQL failed while filing; trying again."
+                    ),
+                }
+            }
+            drop(guard);
+            let wait = backoff.next_delay(&mut rand::rng());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shutdown.wait() => return None,
+            }
+        }
+    }
+
+    /// File due cases one at a time, oldest first, until shutdown. While the work-order system fails,
+    /// every replica waits the same jittered, growing delay (kept in the database) before the next try.
+    async fn filing(&self) {
+        loop {
+            let state = self
+                .db_on(&self.filing_db, "filing", |db| {
+                    Box::pin(async move { Ok((db.gate().await?, db.failures().await?)) })
+                })
+                .await;
+            let Some((gate, failures)) = state else {
+                return;
+            };
+            let pause = match gate {
+                Some(wait) => wait.min(Duration::from_secs(1)),
+                None => {
+                    let retry_in = Backoff::new(Duration::from_secs(1), self.settings.retry_max)
+                        .after(failures)
+                        .next_delay(&mut rand::rng());
+                    let filed = self.file_one(retry_in).await;
+                    match filed {
+                        None => return,
+                        Some(true) => Duration::ZERO,
+                        Some(false) => Duration::from_millis(250),
+                    }
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+/// Run one replica until `shutdown`: the intake, the filing and the HTTP listener.
+pub async fn run(settings: BridgeSettings, shutdown: Shutdown) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let bridge = Arc::new(Bridge::new(settings, shutdown)?);
+    tracing::info!(listen = %bridge.settings.listen, group = %bridge.settings.group, "Bridge started.");
+    let (intake, (), served) = tokio::join!(
+        bridge.intake(),
+        bridge.filing(),
+        http::serve(bridge.clone(), listener)
+    );
+    intake?;
+    served?;
+    tracing::info!("Bridge stopped.");
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The work-order system's create-case call (the reference API, docs/bridge.md):
+//! `POST {workorder.url}` with the mapped JSON body and
+//! - `Idempotency-Key: streetsight-{incident_id}` — the same incident asked twice is one case;
+//! - `X-Timestamp: {unix s}` and `X-Signature: hmac-sha256={hex}` over `{timestamp}.{body}` with the shared
+//!   secret, so the system can tell the bridge from anyone else and a captured call cannot be replayed later.
+//!
+//! It answers `200`/`201` with `{"case_id": "…"}`. A `4xx` other than 408 and 429 is a refusal (the case
+//! goes to the dead letters); anything else — no answer, a timeout, a `5xx` — is tried again.
+
+use super::evidence::sign;
+use super::store::Filed;
+use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The client of one work-order system.
+#[derive(Clone)]
+pub struct Workorder {
+    url: String,
+    secret: Vec<u8>,
+    agent: ureq::Agent,
+}
+
+impl Workorder {
+    pub fn new(url: &str, secret: &[u8], timeout: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        Self {
+            url: url.to_string(),
+            secret: secret.to_vec(),
+            agent,
+        }
+    }
+
+    /// Ask for a case for `incident_id` with `body`; `retry_in` is the wait before another try should it fail.
+    pub async fn create(&self, incident_id: &str, body: Value, retry_in: Duration) -> Filed {
+        let this = self.clone();
+        let key = format!("streetsight-{incident_id}");
+        let joined = tokio::task::spawn_blocking(move || this.post(&key, &body)).await;
+        let failed = |error: String| Filed::Failed { error, retry_in };
+        match joined {
+            Ok(Ok((status, text, body))) => match status {
+                200 | 201 => match serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["case_id"].as_str().map(str::to_string))
+                {
+                    Some(case_id) if !case_id.is_empty() => Filed::Created { case_id },
+                    _ => failed(format!(
+                        "answered {status} without a case_id: {}",
+                        clip(&text)
+                    )),
+                },
+                408 | 429 => failed(format!("answered {status}: {}", clip(&text))),
+                400..=499 => Filed::Refused {
+                    status,
+                    response: clip(&text),
+                    body,
+                },
+                _ => failed(format!("answered {status}: {}", clip(&text))),
+            },
+            Ok(Err(e)) => failed(e),
+            Err(e) => failed(format!("the call did not finish: {e}")),
+        }
+    }
+
+    fn post(&self, key: &str, body: &Value) -> Result<(u16, String, Value), String> {
+        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
+        let mut signed = ts.clone().into_bytes();
+        signed.push(b'.');
+        signed.extend_from_slice(&bytes);
+        let response = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Idempotency-Key", key)
+            .header("X-Timestamp", &ts)
+            .header(
+                "X-Signature",
+                format!("hmac-sha256={}", sign(&self.secret, &signed)),
+            )
+            .send(&bytes[..])
+            .map_err(|e| format!("{}: {e}", crate::base::redact_url(&self.url)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .into_body()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        Ok((status, text, body.clone()))
+    }
+}
+
+/// At most 500 characters of an answer, for logs and the dead letters.
+fn clip(text: &str) -> String {
+    text.chars().take(500).collect()
+}

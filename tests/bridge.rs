@@ -1,0 +1,424 @@
+//! The city-side bridge on real parts: a real PostgreSQL cluster, a real mosquitto (MQTT 5 shared
+//! subscription, the bridge's persistent session), the bridge itself, and a pole that is a real MQTT client
+//! publishing events and evidence in the agent's own format. The work-order system is the reference server
+//! of docs/bridge.md (tests/support/workorder.rs) — the one test double, because every city's is its own.
+//!
+//! - an incident's `opened`, its duplicate, `updated`, `resolved` and a reopen → exactly one case, with the
+//!   mapping's fields (a Chinese description in local time, the city's type code, the grid code, the
+//!   channel id) and an evidence URL that serves the picture, refuses a changed expiry and expires;
+//! - the work-order system down → nothing lost: the cases are created after it returns, in order;
+//! - a refused case (422) → a dead letter, counted in `/metrics`;
+//! - the bridge stopped while poles go on publishing, then started again → those events become cases, a
+//!   redelivered event none.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use streetsight::base::Shutdown;
+use streetsight::cli::demo::Mosquitto;
+use support::postgres::Postgres;
+use support::workorder::Workorder;
+
+const WO_SECRET: &[u8] = b"city-work-order-shared-secret-0001";
+const URL_SECRET: &[u8] = b"bridge-evidence-url-signing-key-01";
+
+/// A pole: a real MQTT client publishing under `streetsight/v1/{id}/`.
+struct Pole {
+    id: String,
+    client: rumqttc::AsyncClient,
+    _loop: tokio::task::JoinHandle<()>,
+}
+
+impl Pole {
+    async fn connect(broker_port: u16, id: &str) -> Pole {
+        let mut o = rumqttc::MqttOptions::new(format!("pole-sim-{id}"), "127.0.0.1", broker_port);
+        o.set_max_packet_size(4 << 20, 4 << 20);
+        let (client, mut events) = rumqttc::AsyncClient::new(o, 64);
+        let task = tokio::spawn(async move {
+            loop {
+                if events.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        Pole {
+            id: id.into(),
+            client,
+            _loop: task,
+        }
+    }
+
+    async fn publish(&self, tail: &str, payload: Vec<u8>) {
+        self.client
+            .publish(
+                format!("streetsight/v1/{}/{tail}", self.id),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The evidence first, then the event — as the agent sends them.
+    async fn incident_event(&self, event: &Value, picture: Option<&[u8]>) {
+        if let Some(p) = picture {
+            self.publish(
+                &format!("evidence/{}", event["event_id"].as_str().unwrap()),
+                p.to_vec(),
+            )
+            .await;
+        }
+        self.publish("events", serde_json::to_vec(event).unwrap())
+            .await;
+    }
+}
+
+/// A real JPEG, its colour telling incidents apart.
+fn picture(shade: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(64, 48, image::Rgb([shade, 120, 200 - shade / 2]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+fn event(incident: &str, n: u32, phase: &str, category: &str, picture: &[u8]) -> Value {
+    json!({
+        "schema": "streetsight.event/1",
+        "event_id": format!("{incident}-e{n}"),
+        "incident_id": incident,
+        "phase": phase,
+        "time": "2026-11-23T08:51:36.000Z",
+        "category": category,
+        "codes": { "name": if category == "crowd_density" { "人群聚集" } else { "乱堆物堆料" }, "local": "99-01" },
+        "device": { "id": "pole-7", "name": "文三路7号杆", "gb28181_id": "34020000085050000001" },
+        "camera": { "id": "walkway", "name": "人行道" },
+        "zone": { "id": "walkway", "name": "人行道", "grid_code": "330106001002003", "lat": 30.2741, "lon": 120.1551 },
+        "first_seen": "2026-11-23T08:51:35.120Z",
+        "last_seen": "2026-11-23T08:51:35.120Z",
+        "dwell_s": 0.0,
+        "confidence": 0.76,
+        "objects": [],
+        "evidence": [ { "kind": "annotated", "topic": format!("evidence/{incident}-e{n}"), "content_type": "image/jpeg",
+                        "bytes": picture.len(), "sha256": streetsight::base::sha256_hex(picture), "width": 64, "height": 48 } ],
+        "agent": { "name": "streetsight", "version": "0.1.0" }
+    })
+}
+
+fn write_config(
+    dir: &Path,
+    replica: &str,
+    broker: u16,
+    pg: &Postgres,
+    wo: &Workorder,
+    listen: u16,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("wo.secret"), WO_SECRET).unwrap();
+    std::fs::write(dir.join("url.secret"), URL_SECRET).unwrap();
+    std::fs::write(
+        dir.join("mapping.toml"),
+        r#"time_zone = "Asia/Shanghai"
+[body]
+title = "{category_name}：{zone.name}"
+description = "{local_time}，{device.name}{camera.name}发现{category_name}。"
+type_code = "{codes.city_type_id|codes.local}"
+grid_code = "{zone.grid_code}"
+channel_id = "{device.gb28181_id}"
+longitude = "{zone.lon}"
+latitude = "{zone.lat}"
+photos = "{evidence_urls}"
+incident = "{incident_id}"
+[categories.illegal_dumping]
+type_code = "99-99"
+"#,
+    )
+    .unwrap();
+    let path = dir.join(format!("bridge-{replica}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"[broker]
+url = "mqtt://127.0.0.1:{broker}"
+client_id = "bridge-{replica}"
+[database]
+url = "{db}"
+[workorder]
+url = "{wo}"
+mapping = "mapping.toml"
+secret_file = "wo.secret"
+retry_max_s = 2
+evidence_wait_s = 5
+[evidence]
+dir = "evidence"
+secret_file = "url.secret"
+url_ttl_s = 600
+[http]
+listen = "127.0.0.1:{listen}"
+public_url = "http://127.0.0.1:{listen}/"
+"#,
+            db = pg.url(),
+            wo = wo.url,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_bridge(config: &Path) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let settings = streetsight::bridge::load_settings(config).unwrap();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(streetsight::bridge::run(settings, shutdown.clone()));
+    (shutdown, task)
+}
+
+async fn until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn get(url: &str) -> (u16, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let Ok(r) = agent.get(url).call() else {
+        return (0, Vec::new()); // not listening yet
+    };
+    let status = r.status().as_u16();
+    (status, r.into_body().read_to_vec().unwrap())
+}
+
+fn incidents(wo: &Workorder) -> Vec<String> {
+    wo.board()
+        .cases
+        .iter()
+        .map(|(_, _, b)| b["incident"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_files_one_case_per_incident_and_loses_none_to_outages_or_restarts() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("streetsight=info")
+        .with_test_writer()
+        .try_init();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start(0).unwrap();
+    let wo = Workorder::start(WO_SECRET).await;
+    wo.board().refuse.push("99-99".into());
+    let dir = tempfile::tempdir().unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = write_config(dir.path(), "a", broker.port, &pg, &wo, listen);
+    let (stop, bridge) = start_bridge(&config);
+    let pole = Pole::connect(broker.port, "pole-7").await;
+    // The bridge subscribes once connected; its healthz answers once the database does.
+    until("the bridge's healthz", Duration::from_secs(30), || {
+        get(&format!("http://127.0.0.1:{listen}/healthz")).0 == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // One incident's life: opened (delivered twice), updated, resolved, opened again within its cooldown.
+    let a = picture(10);
+    let opened = event("inc-a", 1, "opened", "crowd_density", &a);
+    pole.incident_event(&opened, Some(&a)).await;
+    pole.incident_event(&opened, Some(&a)).await;
+    pole.incident_event(&event("inc-a", 2, "updated", "crowd_density", &a), None)
+        .await;
+    pole.incident_event(&event("inc-a", 3, "resolved", "crowd_density", &a), None)
+        .await;
+    let mut again = event("inc-a", 4, "opened", "crowd_density", &a);
+    again["reopened"] = json!(true);
+    pole.incident_event(&again, None).await;
+    until("the first case", Duration::from_secs(20), || {
+        !wo.board().cases.is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (case_id, key, body) = wo.board().cases[0].clone();
+    assert_eq!(
+        wo.board().cases.len(),
+        1,
+        "one incident, one case: {:?}",
+        wo.board().cases
+    );
+    assert_eq!(key, "streetsight-inc-a");
+    println!("{case_id}: {body}");
+    assert_eq!(body["title"], "人群聚集：人行道");
+    assert_eq!(
+        body["description"], "2026-11-23 16:51:35，文三路7号杆人行道发现人群聚集。",
+        "local time, Asia/Shanghai"
+    );
+    assert_eq!(
+        (body["type_code"].as_str(), body["grid_code"].as_str()),
+        (Some("99-01"), Some("330106001002003"))
+    );
+    assert_eq!(body["channel_id"], "34020000085050000001");
+    assert_eq!(body["latitude"], 30.2741);
+    let photo = body["photos"][0]
+        .as_str()
+        .expect("an evidence URL")
+        .to_string();
+    assert_eq!(get(&photo), (200, a.clone()), "the URL serves the picture");
+    let longer = photo.replace("exp=", "exp=9");
+    assert_eq!(get(&longer).0, 403, "a changed expiry is not signed");
+    assert_eq!(wo.board().forged, 0);
+
+    // The work-order system down: three incidents wait, then go in order; a refused one is a dead letter.
+    wo.board().down = true;
+    for (i, name) in ["inc-b", "inc-c", "inc-d"].iter().enumerate() {
+        let p = picture(40 + 20 * i as u8);
+        pole.incident_event(&event(name, 1, "opened", "crowd_density", &p), Some(&p))
+            .await;
+    }
+    until("failed attempts", Duration::from_secs(20), || {
+        wo.board().calls >= 4
+    })
+    .await;
+    assert_eq!(wo.board().cases.len(), 1);
+    wo.board().down = false;
+    until("the waiting cases", Duration::from_secs(30), || {
+        wo.board().cases.len() == 4
+    })
+    .await;
+    assert_eq!(
+        incidents(&wo),
+        ["inc-a", "inc-b", "inc-c", "inc-d"],
+        "in the order they opened"
+    );
+    let e = picture(200);
+    pole.incident_event(
+        &event("inc-e", 1, "opened", "illegal_dumping", &e),
+        Some(&e),
+    )
+    .await;
+    let metrics =
+        || String::from_utf8(get(&format!("http://127.0.0.1:{listen}/metrics")).1).unwrap();
+    until("the dead letter", Duration::from_secs(20), || {
+        metrics().contains("streetsight_bridge_dead_letters 1")
+    })
+    .await;
+
+    // The bridge stopped while the pole goes on; started again, it takes what the broker kept for it.
+    stop.trigger();
+    bridge.await.unwrap().unwrap();
+    let f = picture(90);
+    pole.incident_event(&event("inc-f", 1, "opened", "crowd_density", &f), Some(&f))
+        .await;
+    pole.incident_event(&opened, Some(&a)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (stop, bridge) = start_bridge(&config);
+    until(
+        "the case of the event sent while the bridge was down",
+        Duration::from_secs(30),
+        || wo.board().cases.len() >= 5,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        incidents(&wo),
+        ["inc-a", "inc-b", "inc-c", "inc-d", "inc-f"],
+        "a redelivered event makes no case"
+    );
+    let photo = wo.board().cases[4].2["photos"][0]
+        .as_str()
+        .expect("the kept picture's URL")
+        .to_string();
+    assert_eq!(
+        get(&photo),
+        (200, f),
+        "the picture sent while the bridge was down"
+    );
+    let shown = metrics();
+    assert!(
+        shown.contains("streetsight_bridge_cases_filed 5")
+            && shown.contains("streetsight_bridge_cases_pending 0"),
+        "{shown}"
+    );
+    stop.trigger();
+    bridge.await.unwrap().unwrap();
+}
+
+/// Two replicas in one group: the broker hands each a share, so an event and its picture often reach
+/// different replicas — the shared database and evidence directory still make one case per incident, each
+/// with its picture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_the_work_and_an_event_finds_its_picture_whichever_took_it() {
+    let pg = Postgres::start();
+    let broker = Mosquitto::start(0).unwrap();
+    let wo = Workorder::start(WO_SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (la, lb) = (port(), port());
+    let (stop_a, a) = start_bridge(&write_config(dir.path(), "a", broker.port, &pg, &wo, la));
+    let (stop_b, b) = start_bridge(&write_config(dir.path(), "b", broker.port, &pg, &wo, lb));
+    for l in [la, lb] {
+        until("both replicas", Duration::from_secs(30), || {
+            get(&format!("http://127.0.0.1:{l}/healthz")).0 == 200
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pole = Pole::connect(broker.port, "pole-7").await;
+    let names: Vec<String> = (0..12).map(|i| format!("inc-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let p = picture(i as u8 * 15);
+        let e = event(name, 1, "opened", "crowd_density", &p);
+        pole.incident_event(&e, Some(&p)).await;
+        pole.incident_event(&e, None).await; // and a duplicate
+    }
+    until("a case per incident", Duration::from_secs(40), || {
+        wo.board().cases.len() >= names.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(incidents(&wo), names, "one case each, in order");
+    for (_, _, body) in wo.board().cases.iter() {
+        let url = body["photos"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("no picture: {body}"));
+        assert_eq!(get(url).0, 200, "{url}");
+    }
+    for l in [la, lb] {
+        let shown = String::from_utf8(get(&format!("http://127.0.0.1:{l}/metrics")).1).unwrap();
+        let taken = |kind: &str| -> u64 {
+            let line = format!("streetsight_bridge_taken_total{{kind=\"{kind}\"}} ");
+            shown
+                .lines()
+                .find_map(|l| l.strip_prefix(line.as_str()))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        println!(
+            "replica on {l}: {} events, {} pictures",
+            taken("event"),
+            taken("evidence")
+        );
+        assert!(
+            taken("event") > 0 && taken("evidence") > 0,
+            "each replica took a share: {shown}"
+        );
+    }
+    stop_a.trigger();
+    stop_b.trigger();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+}
