@@ -14,7 +14,9 @@
 mod support;
 
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streetsight::base::Shutdown;
 use streetsight::cli::demo::Mosquitto;
@@ -24,10 +26,14 @@ use support::workorder::Workorder;
 const WO_SECRET: &[u8] = b"city-work-order-shared-secret-0001";
 const URL_SECRET: &[u8] = b"bridge-evidence-url-signing-key-01";
 
-/// A pole: a real MQTT client publishing under `streetsight/v1/{id}/`.
+/// A pole: a real MQTT client publishing under `streetsight/v1/{id}/`. It answers `verify` commands the way
+/// the agent does (fresh picture, then a `verified` event naming the request) with the next of `answers`
+/// (`None`: it stays silent, like a pole that is down) — the real agent's own answers are tested in
+/// tests/commands.rs and, through the bridge, in `the_case_loop_closes_a_real_poles_case_by_itself`.
 struct Pole {
     id: String,
     client: rumqttc::AsyncClient,
+    answers: Arc<Mutex<VecDeque<Option<&'static str>>>>,
     _loop: tokio::task::JoinHandle<()>,
 }
 
@@ -36,16 +42,57 @@ impl Pole {
         let mut o = rumqttc::MqttOptions::new(format!("pole-sim-{id}"), "127.0.0.1", broker_port);
         o.set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut events) = rumqttc::AsyncClient::new(o, 64);
+        let answers: Arc<Mutex<VecDeque<Option<&'static str>>>> = Arc::default();
+        let (queue, answering, device) = (answers.clone(), client.clone(), id.to_string());
+        client
+            .subscribe(
+                format!("streetsight/v1/{id}/cmd/verify"),
+                rumqttc::QoS::AtLeastOnce,
+            )
+            .await
+            .unwrap();
         let task = tokio::spawn(async move {
+            let mut n = 100;
             loop {
-                if events.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let cmd: Value = serde_json::from_slice(&p.payload).unwrap();
+                        let Some(Some(result)) = queue.lock().unwrap().pop_front() else {
+                            continue;
+                        };
+                        n += 1;
+                        let fresh = picture(n as u8);
+                        let incident = cmd["incident_id"].as_str().unwrap();
+                        let mut e = event(incident, n, "verified", "crowd_density", &fresh);
+                        e["verification"] = json!(result);
+                        e["request_id"] = cmd["request_id"].clone();
+                        e["time"] = json!("2026-11-23T10:00:00.000Z");
+                        let topic = |tail: String| format!("streetsight/v1/{device}/{tail}");
+                        let qos = rumqttc::QoS::AtLeastOnce;
+                        let id = e["event_id"].as_str().unwrap().to_string();
+                        answering
+                            .publish(topic(format!("evidence/{id}")), qos, false, fresh)
+                            .await
+                            .unwrap();
+                        answering
+                            .publish(
+                                topic("events".into()),
+                                qos,
+                                false,
+                                serde_json::to_vec(&e).unwrap(),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
         });
         Pole {
             id: id.into(),
             client,
+            answers,
             _loop: task,
         }
     }
@@ -152,6 +199,7 @@ mapping = "mapping.toml"
 secret_file = "wo.secret"
 retry_max_s = 2
 evidence_wait_s = 5
+verify_timeout_s = 10
 [evidence]
 dir = "evidence"
 secret_file = "url.secret"
@@ -346,6 +394,89 @@ async fn the_bridge_files_one_case_per_incident_and_loses_none_to_outages_or_res
             && shown.contains("streetsight_bridge_cases_pending 0"),
         "{shown}"
     );
+
+    // The case loop. The work-order system's webhook must be signed, and name a case the bridge filed.
+    let bad = Workorder::dispose(&wo, listen, "WO-000001", b"not-the-shared-secret-at-all");
+    assert_eq!(bad, 401, "an unsigned webhook does nothing");
+    assert_eq!(wo.dispose(listen, "WO-999999", WO_SECRET), 404);
+    pole.answers
+        .lock()
+        .unwrap()
+        .extend([Some("still_present"), Some("cleared"), None]);
+    // Disposed → the pole re-checks → still there: the case goes back.
+    assert_eq!(wo.dispose(listen, "WO-000001", WO_SECRET), 202);
+    until(
+        "the first re-check's report",
+        Duration::from_secs(20),
+        || wo.board().reports.len() == 1,
+    )
+    .await;
+    let (case, _, report) = wo.board().reports[0].clone();
+    println!("{case}: {report}");
+    assert_eq!(
+        (case.as_str(), report["result"].as_str()),
+        ("WO-000001", Some("still_present"))
+    );
+    assert_eq!(
+        report["description"],
+        "2026-11-23 18:00:00，杆端摄像机复核：问题仍然存在，退回处置。"
+    );
+    let fresh = report["evidence"][0]
+        .as_str()
+        .expect("the fresh picture's URL");
+    assert_eq!(
+        get(fresh),
+        (200, picture(101)),
+        "the re-check's own picture"
+    );
+    until("the returned case", Duration::from_secs(10), || {
+        metrics().contains("streetsight_bridge_cases{state=\"returned\"} 1")
+    })
+    .await;
+    // Disposed again → cleared: the case is closed.
+    assert_eq!(wo.dispose(listen, "WO-000001", WO_SECRET), 202);
+    until(
+        "the second re-check's report",
+        Duration::from_secs(20),
+        || wo.board().reports.len() == 2,
+    )
+    .await;
+    assert_eq!(wo.board().reports[1].2["result"], "cleared");
+    until("the closed case", Duration::from_secs(10), || {
+        metrics().contains("streetsight_bridge_cases{state=\"closed\"} 1")
+    })
+    .await;
+    assert_eq!(
+        wo.dispose(listen, "WO-000001", WO_SECRET),
+        409,
+        "a closed case is not re-checked"
+    );
+    // A pole that does not answer: after verify_timeout_s the case is reported for a person.
+    assert_eq!(wo.dispose(listen, "WO-000002", WO_SECRET), 202);
+    until(
+        "the unanswered re-check's report",
+        Duration::from_secs(30),
+        || wo.board().reports.len() == 3,
+    )
+    .await;
+    let (case, _, report) = wo.board().reports[2].clone();
+    assert_eq!(
+        (case.as_str(), report["result"].as_str()),
+        ("WO-000002", Some("no_answer"))
+    );
+    assert!(
+        report["description"]
+            .as_str()
+            .unwrap()
+            .contains("请人工核查"),
+        "{report}"
+    );
+    until(
+        "the case left for a person",
+        Duration::from_secs(10),
+        || metrics().contains("streetsight_bridge_cases{state=\"manual\"} 1"),
+    )
+    .await;
     stop.trigger();
     bridge.await.unwrap().unwrap();
 }

@@ -66,6 +66,9 @@ struct Workorder {
     /// How long a case waits for its evidence pictures before it is filed without the missing ones.
     #[serde(default = "default_evidence_wait_s")]
     evidence_wait_s: Spanned<u64>,
+    /// How long a pole has to answer a re-check before the case is left for a person.
+    #[serde(default = "default_verify_timeout_s")]
+    verify_timeout_s: Spanned<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +106,9 @@ fn default_retry_max_s() -> Spanned<u64> {
 fn default_evidence_wait_s() -> Spanned<u64> {
     Spanned::new(0..0, 30)
 }
+fn default_verify_timeout_s() -> Spanned<u64> {
+    Spanned::new(0..0, 120)
+}
 fn default_url_ttl_s() -> Spanned<u64> {
     Spanned::new(0..0, 7 * 24 * 3600)
 }
@@ -125,6 +131,7 @@ pub struct BridgeSettings {
     pub timeout: Duration,
     pub retry_max: Duration,
     pub evidence_wait: Duration,
+    pub verify_timeout: Duration,
     pub evidence_dir: PathBuf,
     pub url_secret: Vec<u8>,
     pub url_ttl: Duration,
@@ -253,6 +260,13 @@ pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors>
         &mut bad,
     );
     in_range(
+        &f.workorder.verify_timeout_s,
+        10,
+        3600,
+        "verify_timeout_s",
+        &mut bad,
+    );
+    in_range(
         &f.evidence.url_ttl_s,
         60,
         90 * 24 * 3600,
@@ -329,6 +343,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors>
         timeout: Duration::from_secs(*f.workorder.timeout_s.get_ref()),
         retry_max: Duration::from_secs(*f.workorder.retry_max_s.get_ref()),
         evidence_wait: Duration::from_secs(*f.workorder.evidence_wait_s.get_ref()),
+        verify_timeout: Duration::from_secs(*f.workorder.verify_timeout_s.get_ref()),
         evidence_dir: resolve(base, &f.evidence.dir),
         url_secret,
         url_ttl: Duration::from_secs(*f.evidence.url_ttl_s.get_ref()),

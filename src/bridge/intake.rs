@@ -14,12 +14,18 @@ use std::time::Duration;
 /// What one delivered message is.
 #[derive(Debug, PartialEq)]
 pub enum Message<'a> {
-    Event { device: &'a str },
-    Evidence { device: &'a str },
+    Event {
+        device: &'a str,
+    },
+    Evidence {
+        device: &'a str,
+    },
+    /// A pole's answer to a command.
+    Reply,
     Other,
 }
 
-/// Sort `topic` (`{prefix}/{device}/events` or `{prefix}/{device}/evidence/…`).
+/// Sort `topic` (`{prefix}/{device}/events`, `…/evidence/…` or `…/cmd_result/…`).
 pub fn classify<'a>(prefix: &str, topic: &'a str) -> Message<'a> {
     let Some(rest) = topic.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) else {
         return Message::Other;
@@ -30,6 +36,7 @@ pub fn classify<'a>(prefix: &str, topic: &'a str) -> Message<'a> {
         (Some(device), Some("evidence"), Some(_)) if !device.is_empty() => {
             Message::Evidence { device }
         }
+        (Some(device), Some("cmd_result"), Some(_)) if !device.is_empty() => Message::Reply,
         _ => Message::Other,
     }
 }
@@ -62,6 +69,7 @@ impl Bridge {
     /// Consume until shutdown; reconnects by itself.
     pub(super) async fn intake(&self) -> anyhow::Result<()> {
         let (client, mut events) = AsyncClient::new(self.mqtt_options()?, 64);
+        let _ = self.client.set(client.clone());
         let (group, prefix) = (&self.settings.group, &self.settings.topic_prefix);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
         loop {
@@ -76,6 +84,7 @@ impl Bridge {
                     for filter in [
                         format!("$share/{group}/{prefix}/+/events"),
                         format!("$share/{group}/{prefix}/+/evidence/#"),
+                        format!("$share/{group}/{prefix}/+/cmd_result/#"),
                     ] {
                         client.subscribe(filter, QoS::AtLeastOnce).await?;
                     }
@@ -151,6 +160,33 @@ impl Bridge {
                 })
                 .await;
             }
+            Message::Reply => {
+                // A refused re-check (the incident is not open on the pole any more, the camera is off…):
+                // its case is reported as not re-checked. Answers that worked come as `verified` events.
+                let Ok(reply) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let rid = reply["request_id"].as_str().unwrap_or_default().to_string();
+                if !rid.starts_with("bridge-verify-") || reply["ok"] != false {
+                    return;
+                }
+                let error = format!(
+                    "{}: {}",
+                    reply["error"]["code"].as_str().unwrap_or("failed"),
+                    reply["error"]["message"].as_str().unwrap_or_default()
+                );
+                tracing::warn!(request = %rid, %error, "The pole refused the re-check.");
+                let timeout = self.settings.verify_timeout;
+                self.with_db("reply", |db| {
+                    let (rid, error) = (rid.clone(), error.clone());
+                    Box::pin(async move {
+                        db.unanswered(Some((&rid, &error)), timeout)
+                            .await
+                            .map(|_| ())
+                    })
+                })
+                .await;
+            }
             Message::Other => tracing::debug!(topic, "Message on an unexpected topic; ignored."),
         }
     }
@@ -172,6 +208,10 @@ mod tests {
             Message::Evidence { device: "pole-7" }
         );
         assert_eq!(classify(p, "streetsight/v1/pole-7/status"), Message::Other);
+        assert_eq!(
+            classify(p, "streetsight/v1/pole-7/cmd_result/bridge-verify-1-a"),
+            Message::Reply
+        );
         assert_eq!(classify(p, "streetsight/v1//events"), Message::Other);
         assert_eq!(classify(p, "other/pole-7/events"), Message::Other);
     }

@@ -60,9 +60,16 @@ const ROOTS: &[&str] = &[
 struct File {
     #[serde(default = "default_zone")]
     time_zone: Spanned<String>,
+    /// The language of what the bridge writes itself (re-check reports): `zh-CN` (default) or `en`.
+    #[serde(default = "default_language")]
+    language: Spanned<String>,
     body: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     categories: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
+}
+
+fn default_language() -> Spanned<String> {
+    Spanned::new(0..0, "zh-CN".into())
 }
 
 fn default_zone() -> Spanned<String> {
@@ -73,6 +80,7 @@ fn default_zone() -> Spanned<String> {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     zone: chrono_tz::Tz,
+    english: bool,
     body: BTreeMap<String, String>,
     categories: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -114,6 +122,17 @@ impl Mapping {
                 ));
                 chrono_tz::Asia::Shanghai
             });
+        let english = match f.language.get_ref().as_str() {
+            "zh-CN" => false,
+            "en" => true,
+            other => {
+                errors.push(lines.error(
+                    &f.language.span(),
+                    format!("language `{other}` is not one of zh-CN, en"),
+                ));
+                false
+            }
+        };
         if f.body.is_empty() {
             errors.push(ConfigError {
                 file: path.to_path_buf(),
@@ -144,6 +163,7 @@ impl Mapping {
         }
         Ok(Self {
             zone,
+            english,
             body,
             categories,
         })
@@ -162,6 +182,41 @@ impl Mapping {
             out.insert(name, fill(&template, event, &derived));
         }
         Value::Object(out)
+    }
+
+    /// The report of a re-check of case `case_id`: what the pole found (`found`: `result`, `verified_at`,
+    /// `error`), in words, with the fresh pictures' URLs.
+    pub fn report(&self, case_id: &str, found: &Value, evidence_urls: &[String]) -> Value {
+        let result = found["result"].as_str().unwrap_or("no_answer");
+        let at = found["verified_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| {
+                t.with_timezone(&self.zone)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let error = found["error"].as_str().unwrap_or_default();
+        let text = match (result, self.english) {
+            ("cleared", false) => format!("{at}，杆端摄像机复核：现场已恢复正常，建议结案。"),
+            ("cleared", true) => format!(
+                "{at}: re-checked by the pole's camera — the scene is clear; the case can be closed."
+            ),
+            ("still_present", false) => format!("{at}，杆端摄像机复核：问题仍然存在，退回处置。"),
+            ("still_present", true) => format!(
+                "{at}: re-checked by the pole's camera — the problem is still there; returned for disposal."
+            ),
+            (_, false) => format!("杆端未能完成复核（{error}），请人工核查。"),
+            (_, true) => format!("The pole could not re-check ({error}); please check on site."),
+        };
+        serde_json::json!({
+            "case_id": case_id,
+            "result": if matches!(result, "cleared" | "still_present") { result } else { "no_answer" },
+            "description": text,
+            "verified_at": at,
+            "evidence": evidence_urls,
+        })
     }
 
     fn derived(&self, event: &Value, evidence_urls: &[String]) -> Map<String, Value> {

@@ -48,6 +48,9 @@ pub struct Bridge {
     http_db: Mutex<Option<Db>>,
     /// Messages this replica took from the broker: events, evidence pictures.
     taken: [std::sync::atomic::AtomicU64; 2],
+    /// The broker connection's client, once the intake made it (re-checks are published with it).
+    client: std::sync::OnceLock<rumqttc::v5::AsyncClient>,
+    verify_db: Mutex<Option<Db>>,
 }
 
 impl Bridge {
@@ -81,6 +84,8 @@ impl Bridge {
             filing_db: Mutex::new(None),
             http_db: Mutex::new(None),
             taken: Default::default(),
+            client: std::sync::OnceLock::new(),
+            verify_db: Mutex::new(None),
             settings,
         })
     }
@@ -143,18 +148,44 @@ impl Bridge {
         self.db_on(&self.intake_db, what, op).await
     }
 
-    /// The signed URLs of `event`'s pictures that have arrived.
-    fn evidence_urls(&self, event: &serde_json::Value) -> Vec<String> {
-        event["evidence"]
-            .as_array()
+    /// The signed URLs of the pictures `shas` (SHA-256 strings) that have arrived.
+    fn evidence_urls(&self, shas: &serde_json::Value) -> Vec<String> {
+        shas.as_array()
             .map(|list| {
                 list.iter()
-                    .filter_map(|e| e["sha256"].as_str())
+                    .filter_map(|s| s.as_str())
                     .filter(|sha| self.evidence.has(sha))
                     .map(|sha| self.evidence.url(sha))
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The call a due case needs: its filing, or the report of its re-check.
+    async fn call(&self, due: store::DueCase, retry_in: Duration) -> store::Filed {
+        match &due.report {
+            None => {
+                let shas: Vec<serde_json::Value> = due.event["evidence"]
+                    .as_array()
+                    .map(|l| l.iter().map(|e| e["sha256"].clone()).collect())
+                    .unwrap_or_default();
+                let urls = self.evidence_urls(&serde_json::Value::Array(shas));
+                let body = self.mapping.render(&due.event, &urls);
+                self.workorder
+                    .create(&due.incident_id, body, retry_in)
+                    .await
+            }
+            Some((case_id, found)) => {
+                let urls = self.evidence_urls(&found["evidence"]);
+                let body = self.mapping.report(case_id, found, &urls);
+                let key = format!(
+                    "streetsight-{}-check-{}",
+                    due.incident_id,
+                    &crate::base::sha256_hex(found.to_string().as_bytes())[..16]
+                );
+                self.workorder.report(case_id, key, body, retry_in).await
+            }
+        }
     }
 
     /// File the oldest due case, if any; `None` on shutdown.
@@ -167,13 +198,7 @@ impl Bridge {
             let mut guard = self.connected(&self.filing_db).await;
             if let Some(db) = guard.as_mut() {
                 let filed = db
-                    .file_next(self.settings.evidence_wait, |due| async move {
-                        let urls = self.evidence_urls(&due.event);
-                        let body = self.mapping.render(&due.event, &urls);
-                        self.workorder
-                            .create(&due.incident_id, body, retry_in)
-                            .await
-                    })
+                    .file_next(self.settings.evidence_wait, |due| self.call(due, retry_in))
                     .await;
                 match filed {
                     Ok(v) => return Some(v),
@@ -226,6 +251,70 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// The case loop's middle: every disposed case's pole is asked to re-check it (`verify`), and a
+    /// re-check not answered within `verify_timeout` is reported as such.
+    async fn verifier(&self) {
+        loop {
+            let timeout = self.settings.verify_timeout;
+            let due = self
+                .db_on(&self.verify_db, "verify", |db| {
+                    Box::pin(async move {
+                        let late = db.unanswered(None, timeout).await?;
+                        if late > 0 {
+                            tracing::warn!(cases = late, "Poles did not answer the re-check in time; the cases are left for a person.");
+                        }
+                        db.to_verify().await
+                    })
+                })
+                .await;
+            let Some(due) = due else { return };
+            for case in due {
+                let Some(client) = self.client.get() else {
+                    break;
+                };
+                let request_id = format!(
+                    "bridge-verify-{}-{}",
+                    case.seq,
+                    &uuid::Uuid::now_v7().simple().to_string()[20..]
+                );
+                let command = serde_json::json!({
+                    "request_id": request_id,
+                    "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "nonce": uuid::Uuid::now_v7().to_string(),
+                    "incident_id": case.incident_id,
+                });
+                let topic = format!("{}/{}/cmd/verify", self.settings.topic_prefix, case.device);
+                let payload = serde_json::to_vec(&command).expect("JSON");
+                if let Err(error) = client
+                    .publish(
+                        topic,
+                        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
+                    .await
+                {
+                    tracing::warn!(%error, "The re-check could not be sent; trying again.");
+                    break;
+                }
+                let seq = case.seq;
+                let rid = request_id.clone();
+                self.db_on(&self.verify_db, "verify", |db| {
+                    let rid = rid.clone();
+                    Box::pin(async move { db.verify_sent(seq, &rid).await })
+                })
+                .await;
+                tracing::info!(incident = %case.incident_id, device = %case.device, request = %request_id, "Re-check asked of the pole.");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = self.shutdown.wait() => return,
+            }
+        }
+    }
+}
+
 /// Run one replica until `shutdown`: the intake, the filing and the HTTP listener.
 pub async fn run(settings: BridgeSettings, shutdown: Shutdown) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -233,9 +322,10 @@ pub async fn run(settings: BridgeSettings, shutdown: Shutdown) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let bridge = Arc::new(Bridge::new(settings, shutdown)?);
     tracing::info!(listen = %bridge.settings.listen, group = %bridge.settings.group, "Bridge started.");
-    let (intake, (), served) = tokio::join!(
+    let (intake, (), (), served) = tokio::join!(
         bridge.intake(),
         bridge.filing(),
+        bridge.verifier(),
         http::serve(bridge.clone(), listener)
     );
     intake?;

@@ -34,9 +34,20 @@ CREATE TABLE IF NOT EXISTS bridge_cases (
     attempts     integer NOT NULL DEFAULT 0,
     last_error   text,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    filed_at     timestamptz
+    filed_at     timestamptz,
+    -- The pictures the next call waits for (up to evidence_wait_s from due_since).
+    waiting_for  jsonb NOT NULL DEFAULT '[]',
+    due_since    timestamptz NOT NULL DEFAULT now(),
+    disposed_at  timestamptz,
+    verify_request text,
+    verify_sent_at timestamptz,
+    -- What the re-check found, to report: {result, evidence, verified_at, error}.
+    verification jsonb,
+    closed_at    timestamptz
 );
-CREATE INDEX IF NOT EXISTS bridge_cases_pending ON bridge_cases (seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS bridge_cases_due ON bridge_cases (seq) WHERE state IN ('pending', 'verified');
+CREATE INDEX IF NOT EXISTS bridge_cases_case ON bridge_cases (case_id);
+CREATE INDEX IF NOT EXISTS bridge_cases_request ON bridge_cases (verify_request);
 CREATE TABLE IF NOT EXISTS bridge_dead_letters (
     incident_id text PRIMARY KEY,
     status      integer,
@@ -60,12 +71,35 @@ pub struct Db {
     client: Client,
 }
 
-/// A case due for filing: its incident's `opened` event.
+/// A call due to the work-order system: a case to file (its incident's `opened` event), or a re-check's
+/// result to report.
 #[derive(Debug, Clone)]
 pub struct DueCase {
     pub seq: i64,
     pub incident_id: String,
     pub event: Value,
+    /// `Some` for a report: the case's id and what the re-check found.
+    pub report: Option<(String, Value)>,
+}
+
+/// The pictures `event` names.
+fn shas(event: &Value) -> Value {
+    event["evidence"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|e| e["sha256"].as_str().map(Value::from))
+                .collect()
+        })
+        .unwrap_or_else(|| Value::Array(Vec::new()))
+}
+
+/// A case the pole should re-check now.
+#[derive(Debug, Clone)]
+pub struct ToVerify {
+    pub seq: i64,
+    pub incident_id: String,
+    pub device: String,
 }
 
 /// How a filing attempt ended.
@@ -93,6 +127,12 @@ pub struct Counts {
     pub pending: i64,
     pub filed: i64,
     pub dead_letters: i64,
+    /// Being re-checked: disposed, verify sent, or its result not yet reported.
+    pub verifying: i64,
+    pub closed: i64,
+    pub returned: i64,
+    /// Left for a person (the pole did not answer the re-check, or the system refused its report).
+    pub manual: i64,
 }
 
 impl Db {
@@ -149,11 +189,28 @@ impl Db {
             == 1;
         if new && phase == "opened" {
             tx.execute(
-                "INSERT INTO bridge_cases (incident_id, device, category, opened_event, state)
-                 VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (incident_id) DO NOTHING",
-                &[&incident_id, &device, &field("category"), &event_id],
+                "INSERT INTO bridge_cases (incident_id, device, category, opened_event, state, waiting_for)
+                 VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (incident_id) DO NOTHING",
+                &[&incident_id, &device, &field("category"), &event_id, &shas(event)],
             )
             .await?;
+        }
+        if new && phase == "verified" {
+            let found = serde_json::json!({
+                "result": field("verification"),
+                "evidence": shas(event),
+                "verified_at": field("time"),
+            });
+            let n = tx
+                .execute(
+                    "UPDATE bridge_cases SET state = 'verified', verification = $2, waiting_for = $3, due_since = now()
+                      WHERE verify_request = $1 AND state = 'verifying'",
+                    &[&field("request_id"), &found, &shas(event)],
+                )
+                .await?;
+            if n == 1 {
+                tracing::info!(incident = %incident_id, result = %field("verification"), "The pole re-checked the case.");
+            }
         }
         tx.commit().await?;
         Ok(new)
@@ -214,13 +271,13 @@ impl Db {
         let wait = evidence_wait.as_secs_f64();
         let row = tx
             .query_opt(
-                "SELECT c.seq, c.incident_id, e.body FROM bridge_cases c
+                "SELECT c.seq, c.incident_id, e.body, c.state, c.case_id, c.verification FROM bridge_cases c
                    JOIN bridge_events e ON e.event_id = c.opened_event
-                  WHERE c.state = 'pending'
-                    AND (c.created_at <= now() - make_interval(secs => $1)
+                  WHERE c.state IN ('pending', 'verified')
+                    AND (c.due_since <= now() - make_interval(secs => $1)
                          OR NOT EXISTS (
-                            SELECT 1 FROM jsonb_array_elements(COALESCE(e.body->'evidence', '[]'::jsonb)) x
-                             WHERE NOT EXISTS (SELECT 1 FROM bridge_evidence v WHERE v.sha256 = x->>'sha256')))
+                            SELECT 1 FROM jsonb_array_elements_text(c.waiting_for) x
+                             WHERE NOT EXISTS (SELECT 1 FROM bridge_evidence v WHERE v.sha256 = x)))
                   ORDER BY c.seq LIMIT 1",
                 &[&wait],
             )
@@ -228,15 +285,66 @@ impl Db {
         let Some(row) = row else {
             return Ok(false);
         };
+        let state: String = row.get(3);
         let due = DueCase {
             seq: row.get(0),
             incident_id: row.get(1),
             event: row.get(2),
+            report: (state == "verified").then(|| {
+                (
+                    row.get::<_, Option<String>>(4).unwrap_or_default(),
+                    row.get::<_, Option<Value>>(5).unwrap_or_default(),
+                )
+            }),
         };
         let seq = due.seq;
         let incident = due.incident_id.clone();
-        match file(due).await {
-            Filed::Created { case_id } => {
+        let reported = due
+            .report
+            .as_ref()
+            .map(|(_, v)| v["result"].as_str().unwrap_or_default().to_string());
+        match (file(due).await, reported) {
+            (Filed::Created { .. }, Some(result)) => {
+                let next = match result.as_str() {
+                    "cleared" => "closed",
+                    "still_present" => "returned",
+                    _ => "manual",
+                };
+                tx.execute(
+                    "UPDATE bridge_cases SET state = $2, attempts = attempts + 1, last_error = NULL,
+                            closed_at = CASE WHEN $2 = 'closed' THEN now() END WHERE seq = $1",
+                    &[&seq, &next],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE bridge_gate SET failures = 0, next_attempt_at = now() WHERE id = 1",
+                    &[],
+                )
+                .await?;
+                tracing::info!(incident = %incident, result = %result, state = next, "Re-check reported.");
+            }
+            (
+                Filed::Refused {
+                    status,
+                    response,
+                    body,
+                },
+                Some(_),
+            ) => {
+                tx.execute(
+                    "UPDATE bridge_cases SET state = 'manual', attempts = attempts + 1, last_error = $2 WHERE seq = $1",
+                    &[&seq, &format!("report refused with {status}")],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO bridge_dead_letters (incident_id, status, response, body) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (incident_id) DO UPDATE SET status = $2, response = $3, body = $4, at = now()",
+                    &[&incident, &(status as i32), &response, &body],
+                )
+                .await?;
+                tracing::error!(incident = %incident, status, response = %response, "The work-order system refused the re-check's report; the case is left for a person.");
+            }
+            (Filed::Created { case_id }, None) => {
                 tx.execute(
                     "UPDATE bridge_cases SET state = 'filed', case_id = $2, attempts = attempts + 1, filed_at = now(),
                             last_error = NULL WHERE seq = $1",
@@ -250,11 +358,14 @@ impl Db {
                 .await?;
                 tracing::info!(incident = %incident, case = %case_id, "Case filed.");
             }
-            Filed::Refused {
-                status,
-                response,
-                body,
-            } => {
+            (
+                Filed::Refused {
+                    status,
+                    response,
+                    body,
+                },
+                None,
+            ) => {
                 tx.execute(
                     "UPDATE bridge_cases SET state = 'dead', attempts = attempts + 1, last_error = $2 WHERE seq = $1",
                     &[&seq, &format!("refused with {status}")],
@@ -268,7 +379,7 @@ impl Db {
                 .await?;
                 tracing::error!(incident = %incident, status, response = %response, "The work-order system refused the case; kept as a dead letter.");
             }
-            Filed::Failed { error, retry_in } => {
+            (Filed::Failed { error, retry_in }, _) => {
                 tx.execute(
                     "UPDATE bridge_cases SET attempts = attempts + 1, last_error = $2 WHERE seq = $1",
                     &[&seq, &error],
@@ -303,7 +414,11 @@ impl Db {
                 "SELECT (SELECT count(*) FROM bridge_events),
                         (SELECT count(*) FROM bridge_cases WHERE state = 'pending'),
                         (SELECT count(*) FROM bridge_cases WHERE state = 'filed'),
-                        (SELECT count(*) FROM bridge_dead_letters)",
+                        (SELECT count(*) FROM bridge_dead_letters),
+                        (SELECT count(*) FROM bridge_cases WHERE state IN ('disposed', 'verifying', 'verified')),
+                        (SELECT count(*) FROM bridge_cases WHERE state = 'closed'),
+                        (SELECT count(*) FROM bridge_cases WHERE state = 'returned'),
+                        (SELECT count(*) FROM bridge_cases WHERE state = 'manual')",
                 &[],
             )
             .await?;
@@ -312,6 +427,91 @@ impl Db {
             pending: row.get(1),
             filed: row.get(2),
             dead_letters: row.get(3),
+            verifying: row.get(4),
+            closed: row.get(5),
+            returned: row.get(6),
+            manual: row.get(7),
         })
+    }
+
+    /// The work-order system says case `case_id` was disposed (处置): it is re-checked next. `None` when no
+    /// case has that id; `Some(false)` when it is closed already or never filed (nothing to re-check).
+    pub async fn disposed(&mut self, case_id: &str) -> anyhow::Result<Option<bool>> {
+        let row = self
+            .client
+            .query_opt(
+                "UPDATE bridge_cases SET state = CASE WHEN state IN ('filed', 'returned') THEN 'disposed' ELSE state END,
+                        disposed_at = CASE WHEN state IN ('filed', 'returned') THEN now() ELSE disposed_at END
+                  WHERE case_id = $1 RETURNING state",
+                &[&case_id],
+            )
+            .await?;
+        Ok(row.map(|r| {
+            matches!(
+                r.get::<_, String>(0).as_str(),
+                "disposed" | "verifying" | "verified"
+            )
+        }))
+    }
+
+    /// The disposed cases whose re-check is to be asked of their pole.
+    pub async fn to_verify(&self) -> anyhow::Result<Vec<ToVerify>> {
+        let rows = self
+            .client
+            .query("SELECT seq, incident_id, device FROM bridge_cases WHERE state = 'disposed' ORDER BY seq LIMIT 64", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ToVerify {
+                seq: r.get(0),
+                incident_id: r.get(1),
+                device: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The `verify` command `request_id` went out for case `seq`.
+    pub async fn verify_sent(&mut self, seq: i64, request_id: &str) -> anyhow::Result<()> {
+        self.client
+            .execute(
+                "UPDATE bridge_cases SET state = 'verifying', verify_request = $2, verify_sent_at = now()
+                  WHERE seq = $1 AND state = 'disposed'",
+                &[&seq, &request_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The pole refused re-check `request_id` (`error`), or cases asked more than `timeout` ago had no
+    /// answer: their report says so and the case is left for a person. Returns how many.
+    pub async fn unanswered(
+        &mut self,
+        refused: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        let n = match refused {
+            Some((request_id, error)) => {
+                let found =
+                    serde_json::json!({ "result": "no_answer", "error": error, "evidence": [] });
+                self.client
+                    .execute(
+                        "UPDATE bridge_cases SET state = 'verified', verification = $2, waiting_for = '[]', due_since = now()
+                          WHERE verify_request = $1 AND state = 'verifying'",
+                        &[&request_id, &found],
+                    )
+                    .await?
+            }
+            None => {
+                let found = serde_json::json!({ "result": "no_answer", "error": "the pole did not answer", "evidence": [] });
+                self.client
+                    .execute(
+                        "UPDATE bridge_cases SET state = 'verified', verification = $2, waiting_for = '[]', due_since = now()
+                          WHERE state = 'verifying' AND verify_sent_at <= now() - make_interval(secs => $1)",
+                        &[&timeout.as_secs_f64(), &found],
+                    )
+                    .await?
+            }
+        };
+        Ok(n)
     }
 }

@@ -4,6 +4,8 @@
 //! - `X-Timestamp: {unix s}` and `X-Signature: hmac-sha256={hex}` over `{timestamp}.{body}` with the shared
 //!   secret, so the system can tell the bridge from anyone else and a captured call cannot be replayed later.
 //!
+//! `POST {workorder.url}/{case_id}/verification` reports what a re-check found, the same way.
+//!
 //! It answers `200`/`201` with `{"case_id": "…"}`. A `4xx` other than 408 and 429 is a refusal (the case
 //! goes to the dead letters); anything else — no answer, a timeout, a `5xx` — is tried again.
 
@@ -36,12 +38,43 @@ impl Workorder {
 
     /// Ask for a case for `incident_id` with `body`; `retry_in` is the wait before another try should it fail.
     pub async fn create(&self, incident_id: &str, body: Value, retry_in: Duration) -> Filed {
-        let this = self.clone();
         let key = format!("streetsight-{incident_id}");
-        let joined = tokio::task::spawn_blocking(move || this.post(&key, &body)).await;
+        self.call(self.url.clone(), key, body, retry_in, true).await
+    }
+
+    /// Report what the re-check of case `case_id` found (`POST {url}/{case_id}/verification`); `key` names
+    /// the re-check, so a repeated report is one.
+    pub async fn report(
+        &self,
+        case_id: &str,
+        key: String,
+        body: Value,
+        retry_in: Duration,
+    ) -> Filed {
+        let url = format!(
+            "{}/{}/verification",
+            self.url.trim_end_matches('/'),
+            url_segment(case_id)
+        );
+        self.call(url, key, body, retry_in, false).await
+    }
+
+    async fn call(
+        &self,
+        url: String,
+        key: String,
+        body: Value,
+        retry_in: Duration,
+        wants_id: bool,
+    ) -> Filed {
+        let this = self.clone();
+        let joined = tokio::task::spawn_blocking(move || this.post(&url, &key, &body)).await;
         let failed = |error: String| Filed::Failed { error, retry_in };
         match joined {
             Ok(Ok((status, text, body))) => match status {
+                200..=299 if !wants_id => Filed::Created {
+                    case_id: String::new(),
+                },
                 200 | 201 => match serde_json::from_str::<Value>(&text)
                     .ok()
                     .and_then(|v| v["case_id"].as_str().map(str::to_string))
@@ -65,7 +98,7 @@ impl Workorder {
         }
     }
 
-    fn post(&self, key: &str, body: &Value) -> Result<(u16, String, Value), String> {
+    fn post(&self, url: &str, key: &str, body: &Value) -> Result<(u16, String, Value), String> {
         let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -77,7 +110,7 @@ impl Workorder {
         signed.extend_from_slice(&bytes);
         let response = self
             .agent
-            .post(&self.url)
+            .post(url)
             .header("Content-Type", "application/json; charset=utf-8")
             .header("Idempotency-Key", key)
             .header("X-Timestamp", &ts)
@@ -86,7 +119,7 @@ impl Workorder {
                 format!("hmac-sha256={}", sign(&self.secret, &signed)),
             )
             .send(&bytes[..])
-            .map_err(|e| format!("{}: {e}", crate::base::redact_url(&self.url)))?;
+            .map_err(|e| format!("{}: {e}", crate::base::redact_url(url)))?;
         let status = response.status().as_u16();
         let text = response
             .into_body()
@@ -96,6 +129,19 @@ impl Workorder {
             .unwrap_or_default();
         Ok((status, text, body.clone()))
     }
+}
+
+/// `id` made safe as one path segment (percent-encoded).
+fn url_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// At most 500 characters of an answer, for logs and the dead letters.

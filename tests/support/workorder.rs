@@ -21,6 +21,8 @@ pub struct Board {
     pub refuse: Vec<String>,
     /// Calls whose signature did not hold.
     pub forged: usize,
+    /// Re-check reports, in order: (case id, idempotency key, body).
+    pub reports: Vec<(String, String, Value)>,
 }
 
 pub struct Workorder {
@@ -30,6 +32,42 @@ pub struct Workorder {
 }
 
 type Shared = (Arc<Mutex<Board>>, Vec<u8>);
+
+/// The headers the bridge's calls (and the webhook) carry: `X-Timestamp` and the HMAC over `{ts}.{body}`.
+pub fn signature(secret: &[u8], body: &[u8]) -> (String, String) {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut signed = ts.clone().into_bytes();
+    signed.push(b'.');
+    signed.extend_from_slice(body);
+    let sig = streetsight::bridge::evidence::sign(secret, &signed);
+    (ts, format!("hmac-sha256={sig}"))
+}
+
+/// The call is signed with `secret` and at most 5 minutes old.
+fn signed(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let ts = header("x-timestamp");
+    let mut signed = ts.as_bytes().to_vec();
+    signed.push(b'.');
+    signed.extend_from_slice(body);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ts.parse::<u64>().is_ok_and(|t| now.abs_diff(t) <= 300)
+        && header("x-signature")
+            .strip_prefix("hmac-sha256=")
+            .is_some_and(|s| streetsight::bridge::evidence::verify(secret, &signed, s))
+}
 
 async fn create(
     State((board, secret)): State<Shared>,
@@ -51,22 +89,7 @@ async fn create(
             axum::Json(json!({ "error": "maintenance" })),
         );
     }
-    let ts = header("x-timestamp");
-    let mut signed = ts.clone().into_bytes();
-    signed.push(b'.');
-    signed.extend_from_slice(&body);
-    let fresh = ts.parse::<u64>().is_ok_and(|t| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        now.abs_diff(t) <= 300
-    });
-    let sig = header("x-signature");
-    let valid = sig
-        .strip_prefix("hmac-sha256=")
-        .is_some_and(|s| streetsight::bridge::evidence::verify(&secret, &signed, s));
-    if !(fresh && valid) {
+    if !signed(&secret, &headers, &body) {
         b.forged += 1;
         return (
             StatusCode::UNAUTHORIZED,
@@ -102,11 +125,57 @@ async fn create(
     (StatusCode::CREATED, axum::Json(json!({ "case_id": id })))
 }
 
+/// `POST /cases/{id}/verification`: what the re-check found; the same key twice is one report.
+async fn verification(
+    State((board, secret)): State<Shared>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let mut b = board.lock().unwrap();
+    b.calls += 1;
+    if b.down {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "maintenance" })),
+        );
+    }
+    if !signed(&secret, &headers, &body) {
+        b.forged += 1;
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": "bad signature" })),
+        );
+    }
+    if !b.cases.iter().any(|(c, _, _)| *c == id) {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": "no such case" })),
+        );
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if !b.reports.iter().any(|(_, k, _)| *k == key) {
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": "not JSON" })),
+            );
+        };
+        b.reports.push((id.clone(), key, body));
+    }
+    (StatusCode::OK, axum::Json(json!({ "case_id": id })))
+}
+
 impl Workorder {
     pub async fn start(secret: &[u8]) -> Workorder {
         let board = Arc::new(Mutex::new(Board::default()));
         let app = axum::Router::new()
             .route("/cases", post(create))
+            .route("/cases/{id}/verification", post(verification))
             .with_state((board.clone(), secret.to_vec()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/cases", listener.local_addr().unwrap());
@@ -127,6 +196,23 @@ impl Workorder {
 
     pub fn board(&self) -> std::sync::MutexGuard<'_, Board> {
         self.board.lock().unwrap()
+    }
+
+    /// As the city's system does when a case was disposed: call the bridge's webhook, signed.
+    pub fn dispose(&self, bridge_port: u16, case_id: &str, secret: &[u8]) -> u16 {
+        let body = serde_json::to_vec(&json!({ "case_id": case_id })).unwrap();
+        let (ts, sig) = signature(secret, &body);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .post(format!("http://127.0.0.1:{bridge_port}/webhook/disposed"))
+            .header("X-Timestamp", &ts)
+            .header("X-Signature", &sig)
+            .send(&body[..])
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
     }
 }
 
