@@ -51,35 +51,26 @@ else
   say "apt packages: all ${#APT_PACKAGES[@]} present"
 fi
 
-# The mosquitto package runs a system broker on :1883; the tests start their
-# own brokers on free ports, so keep the system one stopped and disabled.
-if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-  if systemctl is-enabled --quiet mosquitto 2>/dev/null \
-     || systemctl is-active --quiet mosquitto 2>/dev/null; then
-    say "stopping and disabling the system mosquitto service"
-    systemctl disable --now mosquitto || warn "could not stop/disable mosquitto"
+# The mosquitto and postgresql packages start a system broker (:1883) and a system cluster (:5432); the
+# tests start their own on free ports (PostgreSQL as `nobody` when run as root), so keep the system
+# services stopped and disabled.
+stop_system_service() {
+  local name="$1"
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-enabled --quiet "$name" 2>/dev/null \
+       || systemctl is-active --quiet "$name" 2>/dev/null; then
+      say "stopping and disabling the system $name service"
+      systemctl disable --now "$name" || warn "could not stop/disable $name"
+    fi
+  elif [[ -x "/etc/init.d/$name" ]]; then
+    if service "$name" status >/dev/null 2>&1; then
+      say "stopping the system $name service"
+      service "$name" stop || warn "could not stop $name"
+    fi
   fi
-elif [[ -x /etc/init.d/mosquitto ]]; then
-  if service mosquitto status >/dev/null 2>&1; then
-    say "stopping the system mosquitto service"
-    service mosquitto stop || warn "could not stop mosquitto"
-  fi
-fi
-
-# The postgresql package starts a system cluster on :5432; the bridge's tests start their own clusters on
-# free ports (as `nobody` when run as root), so keep the system one stopped and disabled too.
-if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-  if systemctl is-enabled --quiet postgresql 2>/dev/null \
-     || systemctl is-active --quiet postgresql 2>/dev/null; then
-    say "stopping and disabling the system postgresql service"
-    systemctl disable --now postgresql || warn "could not stop/disable postgresql"
-  fi
-elif [[ -x /etc/init.d/postgresql ]]; then
-  if service postgresql status >/dev/null 2>&1; then
-    say "stopping the system postgresql service"
-    service postgresql stop || warn "could not stop postgresql"
-  fi
-fi
+}
+stop_system_service mosquitto
+stop_system_service postgresql
 
 # ---------------------------------------------------------------------------
 # (b) ONNX Runtime shared library, project-local

@@ -553,3 +553,110 @@ async fn two_replicas_share_the_work_and_an_event_finds_its_picture_whichever_to
     a.await.unwrap().unwrap();
     b.await.unwrap().unwrap();
 }
+
+/// The whole loop on the real pole: the daemon on the street clip over RTSP (NanoDet on ONNX Runtime), its
+/// crowd incident filed as a case; the work-order system says it was disposed; the real agent re-checks
+/// the zone and the bridge reports what it found, with the agent's fresh picture. Walkers come and go, so
+/// the result is whatever the street shows: `cleared` closes the case, `still_present` returns it, and if
+/// the incident had already resolved on its own the pole refuses the re-check and the case is left for a
+/// person — each checked against the bridge's own state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_case_loop_closes_a_real_poles_case_by_itself() {
+    use streetsight::cli::demo::{Clip, ClipServer, demo_config};
+    streetsight::daemon::init_process().unwrap();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start(0).unwrap();
+    let wo = Workorder::start(WO_SECRET).await;
+    let camera = ClipServer::start(
+        Clip::load(&support::clip_path()).unwrap(),
+        0,
+        "/walkway",
+        None,
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let text = demo_config(
+        &camera.url("/walkway"),
+        &broker.url(),
+        &support::model_dir(),
+        &work.path().join("state"),
+    );
+    let loaded = support::load_config(work.path(), &text);
+    let (daemon, _d, _inbox) = support::dispatch::commanded_daemon(loaded, &broker.url()).await;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (stop, bridge) = start_bridge(&write_config(
+        work.path(),
+        "a",
+        broker.port,
+        &pg,
+        &wo,
+        listen,
+    ));
+
+    until(
+        "a case for the pole's crowd",
+        Duration::from_secs(120),
+        || !wo.board().cases.is_empty(),
+    )
+    .await;
+    let (case_id, _, body) = wo.board().cases[0].clone();
+    println!("{case_id}: {body}");
+    assert_eq!(
+        body["channel_id"], "34020000085050000001",
+        "the pole's GB/T 28181 id"
+    );
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .contains("发现人群聚集"),
+        "{body}"
+    );
+    let photo = body["photos"][0].as_str().expect("the evidence URL");
+    let (status, jpeg) = get(photo);
+    assert_eq!(status, 200);
+    assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+
+    assert_eq!(wo.dispose(listen, &case_id, WO_SECRET), 202);
+    until("the re-check's report", Duration::from_secs(90), || {
+        !wo.board().reports.is_empty()
+    })
+    .await;
+    let (_, _, report) = wo.board().reports[0].clone();
+    println!("report: {report}");
+    let metrics =
+        || String::from_utf8(get(&format!("http://127.0.0.1:{listen}/metrics")).1).unwrap();
+    let state = match report["result"].as_str().unwrap() {
+        "cleared" => "closed",
+        "still_present" => "returned",
+        "no_answer" => {
+            let why = report["description"].as_str().unwrap();
+            assert!(
+                why.contains("resolved on its own"),
+                "only a case that ended before its re-check: {why}"
+            );
+            "manual"
+        }
+        other => panic!("unexpected result {other}"),
+    };
+    if state != "manual" {
+        let fresh = report["evidence"][0]
+            .as_str()
+            .expect("the re-check's picture");
+        let (status, picture) = get(fresh);
+        assert_eq!(status, 200);
+        assert!(
+            picture.starts_with(&[0xff, 0xd8]) && picture != jpeg,
+            "a fresh picture"
+        );
+    }
+    let line = format!("streetsight_bridge_cases{{state=\"{state}\"}} 1");
+    until(&line, Duration::from_secs(10), || metrics().contains(&line)).await;
+    stop.trigger();
+    bridge.await.unwrap().unwrap();
+    daemon.stop().await;
+}

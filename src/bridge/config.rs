@@ -157,13 +157,7 @@ pub fn load(path: &Path) -> Result<BridgeSettings, ConfigErrors> {
 /// Check `text`, read from `path`.
 pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors> {
     let lines = Lines::new(path, text);
-    let f: File = toml::from_str(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: e.span().map(|s| lines.line_of(&s)).unwrap_or(0),
-            message: e.message().trim().replace('\n', " "),
-        }])
-    })?;
+    let f: File = crate::config::from_toml(path, text)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut errors = Vec::new();
     let mut bad = |span: &std::ops::Range<usize>, m: String| errors.push(lines.error(span, m));

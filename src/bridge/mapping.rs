@@ -100,13 +100,7 @@ impl Mapping {
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
         let lines = Lines::new(path, text);
-        let f: File = toml::from_str(text).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path.to_path_buf(),
-                line: e.span().map(|s| lines.line_of(&s)).unwrap_or(0),
-                message: e.message().trim().replace('\n', " "),
-            }])
-        })?;
+        let f: File = crate::config::from_toml(path, text)?;
         let mut errors = Vec::new();
         let zone = f
             .time_zone

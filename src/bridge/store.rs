@@ -323,27 +323,6 @@ impl Db {
                 .await?;
                 tracing::info!(incident = %incident, result = %result, state = next, "Re-check reported.");
             }
-            (
-                Filed::Refused {
-                    status,
-                    response,
-                    body,
-                },
-                Some(_),
-            ) => {
-                tx.execute(
-                    "UPDATE bridge_cases SET state = 'manual', attempts = attempts + 1, last_error = $2 WHERE seq = $1",
-                    &[&seq, &format!("report refused with {status}")],
-                )
-                .await?;
-                tx.execute(
-                    "INSERT INTO bridge_dead_letters (incident_id, status, response, body) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (incident_id) DO UPDATE SET status = $2, response = $3, body = $4, at = now()",
-                    &[&incident, &(status as i32), &response, &body],
-                )
-                .await?;
-                tracing::error!(incident = %incident, status, response = %response, "The work-order system refused the re-check's report; the case is left for a person.");
-            }
             (Filed::Created { case_id }, None) => {
                 tx.execute(
                     "UPDATE bridge_cases SET state = 'filed', case_id = $2, attempts = attempts + 1, filed_at = now(),
@@ -364,11 +343,16 @@ impl Db {
                     response,
                     body,
                 },
-                None,
+                report,
             ) => {
+                // A refused case is dead; a refused report leaves its (filed) case for a person.
+                let (state, what) = match report {
+                    None => ("dead", "refused"),
+                    Some(_) => ("manual", "report refused"),
+                };
                 tx.execute(
-                    "UPDATE bridge_cases SET state = 'dead', attempts = attempts + 1, last_error = $2 WHERE seq = $1",
-                    &[&seq, &format!("refused with {status}")],
+                    "UPDATE bridge_cases SET state = $2, attempts = attempts + 1, last_error = $3 WHERE seq = $1",
+                    &[&seq, &state, &format!("{what} with {status}")],
                 )
                 .await?;
                 tx.execute(
@@ -377,7 +361,7 @@ impl Db {
                     &[&incident, &(status as i32), &response, &body],
                 )
                 .await?;
-                tracing::error!(incident = %incident, status, response = %response, "The work-order system refused the case; kept as a dead letter.");
+                tracing::error!(incident = %incident, status, response = %response, state, "The work-order system refused the call; kept as a dead letter.");
             }
             (Filed::Failed { error, retry_in }, _) => {
                 tx.execute(

@@ -120,10 +120,14 @@ pub fn parse(path: &Path) -> Result<(LoadedConfig, String), ConfigErrors> {
     Ok((loaded, text))
 }
 
-/// Parse configuration text that was read from `path`.
-pub fn parse_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+/// TOML text read from `path` as a `T` (syntax, types, unknown keys): the problem at `file:line` with the
+/// usual fix.
+pub fn from_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigErrors> {
     let lines = Lines::new(path, text);
-    let config: Config = toml::from_str(text).map_err(|e| {
+    toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| lines.line_of(&s)).unwrap_or(0);
         let message = explain_parse_error(e.message());
         ConfigErrors(vec![ConfigError {
@@ -131,7 +135,12 @@ pub fn parse_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> 
             line,
             message,
         }])
-    })?;
+    })
+}
+
+/// Parse configuration text that was read from `path`.
+pub fn parse_str(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+    let config: Config = from_toml(path, text)?;
     Ok(LoadedConfig {
         config,
         path: path.to_path_buf(),

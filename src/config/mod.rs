@@ -14,7 +14,8 @@ mod rules;
 pub use categories::{CategoryCodes, default_categories};
 pub use health::HealthConfig;
 pub use load::{
-    ConfigError, ConfigErrors, Lines, LoadedConfig, MAX_CONFIG_BYTES, parse, parse_str, resolve,
+    ConfigError, ConfigErrors, Lines, LoadedConfig, MAX_CONFIG_BYTES, from_toml, parse, parse_str,
+    resolve,
 };
 pub use rules::{
     Anchor, BIN_OVERFLOW, CROWD_INCIDENT_CLEAR_S, CrowdLevelConfig, CrowdRuleConfig, GroundConfig,

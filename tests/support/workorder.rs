@@ -69,6 +69,23 @@ fn signed(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
             .is_some_and(|s| streetsight::bridge::evidence::verify(secret, &signed, s))
 }
 
+type Answer = (StatusCode, axum::Json<Value>);
+
+/// Count the call; the answer when the system is down or the call is not signed.
+fn admit(b: &mut Board, secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Option<Answer> {
+    b.calls += 1;
+    if b.down {
+        let down = json!({ "error": "maintenance" });
+        return Some((StatusCode::SERVICE_UNAVAILABLE, axum::Json(down)));
+    }
+    if !signed(secret, headers, body) {
+        b.forged += 1;
+        let forged = json!({ "error": "bad signature" });
+        return Some((StatusCode::UNAUTHORIZED, axum::Json(forged)));
+    }
+    None
+}
+
 async fn create(
     State((board, secret)): State<Shared>,
     headers: HeaderMap,
@@ -82,19 +99,8 @@ async fn create(
             .to_string()
     };
     let mut b = board.lock().unwrap();
-    b.calls += 1;
-    if b.down {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "error": "maintenance" })),
-        );
-    }
-    if !signed(&secret, &headers, &body) {
-        b.forged += 1;
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": "bad signature" })),
-        );
+    if let Some(refused) = admit(&mut b, &secret, &headers, &body) {
+        return refused;
     }
     let key = header("idempotency-key");
     if key.is_empty() {
@@ -133,19 +139,8 @@ async fn verification(
     body: axum::body::Bytes,
 ) -> (StatusCode, axum::Json<Value>) {
     let mut b = board.lock().unwrap();
-    b.calls += 1;
-    if b.down {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "error": "maintenance" })),
-        );
-    }
-    if !signed(&secret, &headers, &body) {
-        b.forged += 1;
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": "bad signature" })),
-        );
+    if let Some(refused) = admit(&mut b, &secret, &headers, &body) {
+        return refused;
     }
     if !b.cases.iter().any(|(c, _, _)| *c == id) {
         return (
