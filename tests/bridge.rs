@@ -181,6 +181,10 @@ photos = "{evidence_urls}"
 incident = "{incident_id}"
 [categories.illegal_dumping]
 type_code = "99-99"
+[resolved_before_dispatch]
+default = "keep"
+street_vending = "cancel"
+hanging_laundry = "close"
 "#,
     )
     .unwrap();
@@ -659,4 +663,123 @@ async fn the_case_loop_closes_a_real_poles_case_by_itself() {
     stop.trigger();
     bridge.await.unwrap().unwrap();
     daemon.stop().await;
+}
+
+/// An incident that ends on its own before anyone was sent follows the city's policy per category: a
+/// stall that packed up is withdrawn (never filed if it was not yet), laundry taken in is closed (filed, then
+/// reported cleared with the pole's last picture), a crowd is kept for the case loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_that_end_before_dispatch_follow_the_citys_policy() {
+    let pg = Postgres::start();
+    let broker = Mosquitto::start(0).unwrap();
+    let wo = Workorder::start(WO_SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (stop, bridge) = start_bridge(&write_config(
+        dir.path(),
+        "a",
+        broker.port,
+        &pg,
+        &wo,
+        listen,
+    ));
+    until("the bridge", Duration::from_secs(30), || {
+        get(&format!("http://127.0.0.1:{listen}/healthz")).0 == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pole = Pole::connect(broker.port, "pole-7").await;
+    let metrics =
+        || String::from_utf8(get(&format!("http://127.0.0.1:{listen}/metrics")).1).unwrap();
+    let life = |name: &str, category: &str, shade: u8| {
+        let p = picture(shade);
+        let opened = event(name, 1, "opened", category, &p);
+        let gone = picture(shade + 1);
+        let mut resolved = event(name, 2, "resolved", category, &gone);
+        resolved["reason"] = json!("cleared");
+        (p, opened, gone, resolved)
+    };
+
+    // While the system is down, a stall and laundry come and go.
+    wo.board().down = true;
+    let (p, opened, g, resolved) = life("stall-1", "street_vending", 10);
+    pole.incident_event(&opened, Some(&p)).await;
+    pole.incident_event(&resolved, Some(&g)).await;
+    let (p, opened, g, resolved) = life("laundry-1", "hanging_laundry", 30);
+    pole.incident_event(&opened, Some(&p)).await;
+    pole.incident_event(&resolved, Some(&g)).await;
+    until("the stall withdrawn", Duration::from_secs(10), || {
+        metrics().contains("streetsight_bridge_cases{state=\"cancelled\"} 1")
+    })
+    .await;
+    wo.board().down = false;
+    until("the laundry closed", Duration::from_secs(30), || {
+        metrics().contains("streetsight_bridge_cases{state=\"closed\"} 1")
+    })
+    .await;
+    assert_eq!(
+        incidents(&wo),
+        ["laundry-1"],
+        "the withdrawn stall was never filed"
+    );
+    let (case, _, report) = wo.board().reports[0].clone();
+    assert_eq!(
+        (case.as_str(), report["result"].as_str()),
+        ("WO-000001", Some("cleared"))
+    );
+    assert!(
+        report["description"]
+            .as_str()
+            .unwrap()
+            .contains("事件已自行消失（目标已离开）"),
+        "{report}"
+    );
+    assert_eq!(
+        get(report["evidence"][0].as_str().unwrap()),
+        (200, g),
+        "the pole's last picture"
+    );
+
+    // Filed first, then gone: the stall's case is withdrawn, the crowd's kept.
+    let (p, opened, g, resolved) = life("stall-2", "street_vending", 50);
+    pole.incident_event(&opened, Some(&p)).await;
+    let (cp, copened, cg, cresolved) = life("crowd-1", "crowd_density", 70);
+    pole.incident_event(&copened, Some(&cp)).await;
+    until("both filed", Duration::from_secs(20), || {
+        wo.board().cases.len() == 3
+    })
+    .await;
+    pole.incident_event(&resolved, Some(&g)).await;
+    pole.incident_event(&cresolved, Some(&cg)).await;
+    until("the filed stall withdrawn", Duration::from_secs(20), || {
+        wo.board().reports.len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (case, _, report) = wo.board().reports[1].clone();
+    assert_eq!(
+        (case.as_str(), report["result"].as_str()),
+        ("WO-000002", Some("cancelled"))
+    );
+    assert!(
+        report["description"].as_str().unwrap().contains("撤销工单"),
+        "{report}"
+    );
+    assert_eq!(
+        wo.board().reports.len(),
+        2,
+        "the crowd's case is kept for the case loop"
+    );
+    let shown = metrics();
+    assert!(
+        shown.contains("streetsight_bridge_cases{state=\"cancelled\"} 2")
+            && shown.contains("streetsight_bridge_cases_filed 1"),
+        "{shown}"
+    );
+    stop.trigger();
+    bridge.await.unwrap().unwrap();
 }

@@ -67,7 +67,8 @@ async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
          streetsight_bridge_taken_total{{kind=\"event\"}} {}\nstreetsight_bridge_taken_total{{kind=\"evidence\"}} {}\n\
          # HELP streetsight_bridge_cases Cases by where they are in the case loop.\n# TYPE streetsight_bridge_cases gauge\n\
          streetsight_bridge_cases{{state=\"verifying\"}} {}\nstreetsight_bridge_cases{{state=\"closed\"}} {}\n\
-         streetsight_bridge_cases{{state=\"returned\"}} {}\nstreetsight_bridge_cases{{state=\"manual\"}} {}\n",
+         streetsight_bridge_cases{{state=\"returned\"}} {}\nstreetsight_bridge_cases{{state=\"manual\"}} {}\n\
+         streetsight_bridge_cases{{state=\"cancelled\"}} {}\n",
         c.events,
         c.pending,
         c.filed,
@@ -78,6 +79,7 @@ async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
         c.closed,
         c.returned,
         c.manual,
+        c.cancelled,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

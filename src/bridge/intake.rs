@@ -132,10 +132,13 @@ impl Bridge {
                     return;
                 }
                 let device = device.to_string();
+                let policy = self
+                    .mapping
+                    .when_resolved(event["category"].as_str().unwrap_or_default());
                 self.taken[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.with_db("event", |db| {
                     let (device, event) = (device.clone(), event.clone());
-                    Box::pin(async move { db.intake(&device, &event).await.map(|_| ()) })
+                    Box::pin(async move { db.intake(&device, &event, policy).await.map(|_| ()) })
                 })
                 .await;
             }

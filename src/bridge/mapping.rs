@@ -11,13 +11,17 @@
 //! evidence = "{evidence_urls}"
 //! [categories.crowd_density]
 //! type_code = "99-01"
+//! [resolved_before_dispatch]
+//! default = "keep"
+//! street_vending = "cancel"
 //! ```
 //!
 //! A placeholder names a field of the event (`zone.grid_code`, `device.gb28181_id`, `crowd.level`) or one
 //! the bridge derives (`local_time`, `local_date`, `category_name`, `evidence_urls`, `evidence_url`);
 //! `a|b|c` takes the first that is present and not empty. A value that is a single placeholder keeps its
 //! type (a number stays a number, `evidence_urls` a list); anything else is text. A category's table
-//! replaces those fields for its cases.
+//! replaces those fields for its cases. `[resolved_before_dispatch]` says per category what becomes of a
+//! case whose incident ended on its own before anyone was sent.
 
 use crate::config::{ConfigError, ConfigErrors, Lines};
 use serde::Deserialize;
@@ -66,6 +70,20 @@ struct File {
     body: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     categories: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
+    /// Per category (and `default`): `keep`, `cancel` or `close`.
+    #[serde(default)]
+    resolved_before_dispatch: BTreeMap<String, Spanned<String>>,
+}
+
+/// What becomes of a case whose incident ended on its own before anyone was sent (`[resolved_before_dispatch]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenResolved {
+    /// Nothing: the case goes its way (dispatched, re-checked).
+    Keep,
+    /// Withdrawn: not filed if it was not yet, else reported `cancelled`.
+    Cancel,
+    /// Closed: filed if it was not yet, then reported `cleared` with the pole's last picture.
+    Close,
 }
 
 fn default_language() -> Spanned<String> {
@@ -81,6 +99,7 @@ fn default_zone() -> Spanned<String> {
 pub struct Mapping {
     zone: chrono_tz::Tz,
     english: bool,
+    when_resolved: BTreeMap<String, WhenResolved>,
     body: BTreeMap<String, String>,
     categories: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -135,6 +154,22 @@ impl Mapping {
                     .into(),
             });
         }
+        let mut when_resolved = BTreeMap::new();
+        for (category, policy) in &f.resolved_before_dispatch {
+            let p = match policy.get_ref().as_str() {
+                "keep" => WhenResolved::Keep,
+                "cancel" => WhenResolved::Cancel,
+                "close" => WhenResolved::Close,
+                other => {
+                    errors.push(lines.error(
+                        &policy.span(),
+                        format!("`{category}` = `{other}`: write keep, cancel or close"),
+                    ));
+                    continue;
+                }
+            };
+            when_resolved.insert(category.clone(), p);
+        }
         let mut check = |fields: &BTreeMap<String, Spanned<String>>| -> BTreeMap<String, String> {
             for (name, template) in fields {
                 if let Err(e) = check_template(template.get_ref()) {
@@ -158,6 +193,7 @@ impl Mapping {
         Ok(Self {
             zone,
             english,
+            when_resolved,
             body,
             categories,
         })
@@ -178,6 +214,16 @@ impl Mapping {
         Value::Object(out)
     }
 
+    /// The policy for `category`'s cases whose incident ends before dispatch (its own, else `default`, else
+    /// keep).
+    pub fn when_resolved(&self, category: &str) -> WhenResolved {
+        self.when_resolved
+            .get(category)
+            .or_else(|| self.when_resolved.get("default"))
+            .copied()
+            .unwrap_or(WhenResolved::Keep)
+    }
+
     /// The report of a re-check of case `case_id`: what the pole found (`found`: `result`, `verified_at`,
     /// `error`), in words, with the fresh pictures' URLs.
     pub fn report(&self, case_id: &str, found: &Value, evidence_urls: &[String]) -> Value {
@@ -192,7 +238,24 @@ impl Mapping {
             })
             .unwrap_or_default();
         let error = found["error"].as_str().unwrap_or_default();
+        let by_itself = found["resolved_by_itself"] == true;
+        let reason = found["reason"].as_str().unwrap_or_default();
+        let why = if self.english {
+            reason.replace('_', " ")
+        } else {
+            reason_zh(reason).to_string()
+        };
         let text = match (result, self.english) {
+            ("cancelled", false) => format!("{at}，事件在派遣前已自行消失（{why}），撤销工单。"),
+            ("cancelled", true) => format!(
+                "{at}: the incident ended on its own before dispatch ({why}); the case is withdrawn."
+            ),
+            ("cleared", false) if by_itself => {
+                format!("{at}，杆端摄像机确认事件已自行消失（{why}），建议结案。")
+            }
+            ("cleared", true) if by_itself => format!(
+                "{at}: the pole's camera saw the incident end on its own ({why}); the case can be closed."
+            ),
             ("cleared", false) => format!("{at}，杆端摄像机复核：现场已恢复正常，建议结案。"),
             ("cleared", true) => format!(
                 "{at}: re-checked by the pole's camera — the scene is clear; the case can be closed."
@@ -206,7 +269,7 @@ impl Mapping {
         };
         serde_json::json!({
             "case_id": case_id,
-            "result": if matches!(result, "cleared" | "still_present") { result } else { "no_answer" },
+            "result": if matches!(result, "cleared" | "still_present" | "cancelled") { result } else { "no_answer" },
             "description": text,
             "verified_at": at,
             "evidence": evidence_urls,
@@ -237,6 +300,20 @@ impl Mapping {
             d.insert("evidence_url".into(), first.clone().into());
         }
         d
+    }
+}
+
+/// A resolved event's `reason` in words.
+fn reason_zh(reason: &str) -> &'static str {
+    match reason {
+        "cleared" => "目标已离开",
+        "suppressed" => "调度员标记为误报",
+        "schedule_ended" => "规则时段结束",
+        "verified_cleared" => "复核确认已清除",
+        "config_changed" => "杆端配置变更",
+        "not_observed" => "未能持续观察",
+        "camera_health" => "摄像机画面异常",
+        _ => "原因未知",
     }
 }
 
@@ -366,7 +443,7 @@ title = "人群聚集：{zone.grid_code}"
     fn a_wrong_placeholder_or_zone_is_named_at_its_line() {
         let e = Mapping::parse(
             Path::new("m.toml"),
-            "time_zone = \"Mars/Olympus\"\n[body]\ntitle = \"{categry}\"\n",
+            "time_zone = \"Mars/Olympus\"\n[body]\ntitle = \"{categry}\"\n[resolved_before_dispatch]\nstreet_vending = \"forget\"\n",
         )
         .unwrap_err();
         let shown = e.to_string();
@@ -376,6 +453,10 @@ title = "人群聚集：{zone.grid_code}"
         );
         assert!(
             shown.contains("m.toml:3: field `title`: unknown placeholder `{categry}`"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("m.toml:5: `street_vending` = `forget`: write keep, cancel or close"),
             "{shown}"
         );
     }

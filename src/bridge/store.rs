@@ -3,6 +3,7 @@
 //! Filing holds the one gate row while it files the oldest due case, so two replicas never file one case
 //! and cases go out in the order their incidents opened.
 
+use super::mapping::WhenResolved;
 use anyhow::Context;
 use serde_json::Value;
 use std::time::Duration;
@@ -133,6 +134,8 @@ pub struct Counts {
     pub returned: i64,
     /// Left for a person (the pole did not answer the re-check, or the system refused its report).
     pub manual: i64,
+    /// Withdrawn: the incident ended on its own before dispatch (by the mapping's policy).
+    pub cancelled: i64,
 }
 
 impl Db {
@@ -174,7 +177,12 @@ impl Db {
 
     /// Take one event from pole `device`: kept once by its id; an `opened` event starts its incident's
     /// case (once per incident — a reopened incident is the same case). `false` when it was a duplicate.
-    pub async fn intake(&mut self, device: &str, event: &Value) -> anyhow::Result<bool> {
+    pub async fn intake(
+        &mut self,
+        device: &str,
+        event: &Value,
+        when_resolved: WhenResolved,
+    ) -> anyhow::Result<bool> {
         let field = |k: &str| event[k].as_str().unwrap_or_default().to_string();
         let (event_id, incident_id, phase) =
             (field("event_id"), field("incident_id"), field("phase"));
@@ -192,6 +200,44 @@ impl Db {
                 "INSERT INTO bridge_cases (incident_id, device, category, opened_event, state, waiting_for)
                  VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (incident_id) DO NOTHING",
                 &[&incident_id, &device, &field("category"), &event_id, &shas(event)],
+            )
+            .await?;
+            // Back within its cooldown after its case was withdrawn: the case is filed after all.
+            tx.execute(
+                "UPDATE bridge_cases SET state = 'pending', verification = NULL, due_since = now()
+                  WHERE incident_id = $1 AND state = 'cancelled' AND case_id IS NULL",
+                &[&incident_id],
+            )
+            .await?;
+        }
+        if new && phase == "resolved" && when_resolved != WhenResolved::Keep {
+            let result = if when_resolved == WhenResolved::Cancel {
+                "cancelled"
+            } else {
+                "cleared"
+            };
+            let found = serde_json::json!({
+                "result": result,
+                "resolved_by_itself": true,
+                "reason": field("reason"),
+                "evidence": shas(event),
+                "verified_at": field("time"),
+            });
+            if when_resolved == WhenResolved::Cancel {
+                tx.execute(
+                    "UPDATE bridge_cases SET state = 'cancelled' WHERE incident_id = $1 AND state = 'pending'",
+                    &[&incident_id],
+                )
+                .await?;
+            }
+            // Filed: the report is due now. Still pending (to close): it follows the filing.
+            tx.execute(
+                "UPDATE bridge_cases SET verification = $2,
+                        waiting_for = CASE WHEN state = 'filed' THEN $3 ELSE waiting_for END,
+                        due_since = CASE WHEN state = 'filed' THEN now() ELSE due_since END,
+                        state = CASE WHEN state = 'filed' THEN 'verified' ELSE state END
+                  WHERE incident_id = $1 AND state IN ('pending', 'filed')",
+                &[&incident_id, &found, &shas(event)],
             )
             .await?;
         }
@@ -308,6 +354,7 @@ impl Db {
                 let next = match result.as_str() {
                     "cleared" => "closed",
                     "still_present" => "returned",
+                    "cancelled" => "cancelled",
                     _ => "manual",
                 };
                 tx.execute(
@@ -325,8 +372,10 @@ impl Db {
             }
             (Filed::Created { case_id }, None) => {
                 tx.execute(
-                    "UPDATE bridge_cases SET state = 'filed', case_id = $2, attempts = attempts + 1, filed_at = now(),
-                            last_error = NULL WHERE seq = $1",
+                    "UPDATE bridge_cases SET case_id = $2, attempts = attempts + 1, filed_at = now(), last_error = NULL,
+                            state = CASE WHEN verification IS NULL THEN 'filed' ELSE 'verified' END,
+                            waiting_for = COALESCE(verification->'evidence', waiting_for), due_since = now()
+                      WHERE seq = $1",
                     &[&seq, &case_id],
                 )
                 .await?;
@@ -402,7 +451,8 @@ impl Db {
                         (SELECT count(*) FROM bridge_cases WHERE state IN ('disposed', 'verifying', 'verified')),
                         (SELECT count(*) FROM bridge_cases WHERE state = 'closed'),
                         (SELECT count(*) FROM bridge_cases WHERE state = 'returned'),
-                        (SELECT count(*) FROM bridge_cases WHERE state = 'manual')",
+                        (SELECT count(*) FROM bridge_cases WHERE state = 'manual'),
+                        (SELECT count(*) FROM bridge_cases WHERE state = 'cancelled')",
                 &[],
             )
             .await?;
@@ -415,6 +465,7 @@ impl Db {
             closed: row.get(5),
             returned: row.get(6),
             manual: row.get(7),
+            cancelled: row.get(8),
         })
     }
 
