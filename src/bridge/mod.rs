@@ -3,7 +3,8 @@
 //!
 //! Several replicas may run against one PostgreSQL database and one evidence directory: the broker shares
 //! the messages out among them (an MQTT 5 shared subscription), the database makes every event count once
-//! and every incident one case, and each replica files the oldest due case no other replica holds.
+//! and every incident one case, and one replica at a time (holding a gate row) makes the calls to the
+//! work-order system, oldest incident first.
 //!
 //! ```text
 //! broker ─$share─▶ intake ─▶ PostgreSQL (events by id · evidence arrived · cases · dead letters)
@@ -113,6 +114,19 @@ impl Bridge {
         &self,
         slot: &Mutex<Option<Db>>,
         what: &str,
+        op: impl for<'a> FnMut(&'a mut Db) -> DbFuture<'a, T>,
+    ) -> Option<T> {
+        self.db_retrying(slot, what, false, op).await
+    }
+
+    /// As `db_on`; with `drop_bad_data`, data the database can never take (a `22…` data exception, such
+    /// as a NUL character in an event's text) also ends it with `None`, logged: a message that would never
+    /// commit must not hold up the ones behind it.
+    async fn db_retrying<T>(
+        &self,
+        slot: &Mutex<Option<Db>>,
+        what: &str,
+        drop_bad_data: bool,
         mut op: impl for<'a> FnMut(&'a mut Db) -> DbFuture<'a, T>,
     ) -> Option<T> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
@@ -124,6 +138,14 @@ impl Bridge {
             if let Some(db) = guard.as_mut() {
                 match op(db).await {
                     Ok(v) => return Some(v),
+                    Err(error) if drop_bad_data && store::bad_data(&error) => {
+                        tracing::error!(
+                            error = format!("{error:#}"),
+                            what,
+                            "The database refuses this message's data; dropped."
+                        );
+                        return None;
+                    }
                     Err(error) => tracing::warn!(
                         error = format!("{error:#}"),
                         what,
@@ -140,12 +162,13 @@ impl Bridge {
         }
     }
 
+    /// A message's work on the intake's connection (`None`: shutdown, or data the database cannot take).
     async fn with_db<T>(
         &self,
         what: &str,
         op: impl for<'a> FnMut(&'a mut Db) -> DbFuture<'a, T>,
     ) -> Option<T> {
-        self.db_on(&self.intake_db, what, op).await
+        self.db_retrying(&self.intake_db, what, true, op).await
     }
 
     /// The signed URLs of the pictures `shas` (SHA-256 strings) that have arrived.

@@ -64,6 +64,16 @@ CREATE TABLE IF NOT EXISTS bridge_gate (
 INSERT INTO bridge_gate VALUES (1, now(), 0) ON CONFLICT DO NOTHING;
 "#;
 
+/// `error` is PostgreSQL refusing the data itself (SQLSTATE class 22, a data exception): trying again
+/// cannot help.
+pub fn bad_data(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .filter_map(tokio_postgres::Error::code)
+        .any(|c| c.code().starts_with("22"))
+}
+
 /// An arbitrary, fixed key: replicas starting together create the schema one at a time.
 const SCHEMA_LOCK: i64 = 0x5354_5245_4554;
 

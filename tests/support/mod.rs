@@ -2,6 +2,7 @@
 //! event schema.
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod clips;
 pub mod config_check;
 pub mod dispatch;
