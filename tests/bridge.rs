@@ -251,6 +251,14 @@ async fn the_bridge_files_one_case_per_incident_and_loses_none_to_outages_or_res
         || metrics().contains("streetsight_bridge_cases{state=\"manual\"} 1"),
     )
     .await;
+    // Someone disposes it again: a case left for a person can be re-checked too.
+    assert_eq!(wo.dispose(listen, "WO-000002", WO_SECRET), 202);
+    until(
+        "its second re-check under way",
+        Duration::from_secs(10),
+        || metrics().contains("streetsight_bridge_cases{state=\"verifying\"} 1"),
+    )
+    .await;
     stop.trigger();
     bridge.await.unwrap().unwrap();
 }

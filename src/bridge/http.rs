@@ -98,7 +98,7 @@ async fn healthz(State(b): State<Arc<Bridge>>) -> Response {
 /// The work-order system's webhook: case `case_id` was disposed (处置), re-check it. Signed like the
 /// bridge's own calls (`X-Timestamp`, `X-Signature: hmac-sha256=` over `{timestamp}.{body}` with the shared
 /// secret, at most 5 minutes off). `202` once the re-check is under way (also for a repeated call), `404`
-/// for an unknown case, `409` for one that is closed or was never filed, `401` for a bad signature.
+/// for an unknown case, `409` for one that is closed or withdrawn, `401` for a bad signature.
 async fn disposed(
     State(b): State<Arc<Bridge>>,
     headers: axum::http::HeaderMap,
@@ -154,7 +154,7 @@ async fn disposed(
         }
         Ok(Some(Some(false))) => answer(
             StatusCode::CONFLICT,
-            serde_json::json!({ "error": "the case is closed or was never filed" }),
+            serde_json::json!({ "error": "the case is closed or withdrawn" }),
         ),
         Ok(Some(None)) => answer(
             StatusCode::NOT_FOUND,

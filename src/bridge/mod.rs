@@ -309,25 +309,23 @@ impl Bridge {
                 });
                 let topic = format!("{}/{}/cmd/verify", self.settings.topic_prefix, case.device);
                 let payload = serde_json::to_vec(&command).expect("JSON");
-                if let Err(error) = client
-                    .publish(
-                        topic,
-                        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-                        false,
-                        payload,
-                    )
-                    .await
-                {
+                // Claim it first: with several replicas, only one asks the pole.
+                let seq = case.seq;
+                let claim = |rid: Option<String>| {
+                    self.db_on(&self.verify_db, "verify", move |db| {
+                        let rid = rid.clone();
+                        Box::pin(async move { db.claim_verify(seq, rid.as_deref()).await })
+                    })
+                };
+                if claim(Some(request_id.clone())).await != Some(true) {
+                    continue;
+                }
+                let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+                if let Err(error) = client.publish(topic, qos, false, payload).await {
                     tracing::warn!(%error, "The re-check could not be sent; trying again.");
+                    claim(None).await;
                     break;
                 }
-                let seq = case.seq;
-                let rid = request_id.clone();
-                self.db_on(&self.verify_db, "verify", |db| {
-                    let rid = rid.clone();
-                    Box::pin(async move { db.verify_sent(seq, &rid).await })
-                })
-                .await;
                 tracing::info!(incident = %case.incident_id, device = %case.device, request = %request_id, "Re-check asked of the pole.");
             }
             tokio::select! {

@@ -479,14 +479,15 @@ impl Db {
         })
     }
 
-    /// The work-order system says case `case_id` was disposed (处置): it is re-checked next. `None` when no
-    /// case has that id; `Some(false)` when it is closed already or never filed (nothing to re-check).
+    /// The work-order system says case `case_id` was disposed (处置): it is re-checked next (also a case
+    /// returned or left for a person before). `None` when no case has that id; `Some(false)` when it is
+    /// closed or withdrawn (nothing to re-check).
     pub async fn disposed(&mut self, case_id: &str) -> anyhow::Result<Option<bool>> {
         let row = self
             .client
             .query_opt(
-                "UPDATE bridge_cases SET state = CASE WHEN state IN ('filed', 'returned') THEN 'disposed' ELSE state END,
-                        disposed_at = CASE WHEN state IN ('filed', 'returned') THEN now() ELSE disposed_at END
+                "UPDATE bridge_cases SET state = CASE WHEN state IN ('filed', 'returned', 'manual') THEN 'disposed' ELSE state END,
+                        disposed_at = CASE WHEN state IN ('filed', 'returned', 'manual') THEN now() ELSE disposed_at END
                   WHERE case_id = $1 RETURNING state",
                 &[&case_id],
             )
@@ -515,16 +516,34 @@ impl Db {
             .collect())
     }
 
-    /// The `verify` command `request_id` went out for case `seq`.
-    pub async fn verify_sent(&mut self, seq: i64, request_id: &str) -> anyhow::Result<()> {
-        self.client
-            .execute(
-                "UPDATE bridge_cases SET state = 'verifying', verify_request = $2, verify_sent_at = now()
-                  WHERE seq = $1 AND state = 'disposed'",
-                &[&seq, &request_id],
-            )
-            .await?;
-        Ok(())
+    /// Claim disposed case `seq` for re-check `request_id` (or, with `None`, give an unsent claim back);
+    /// `false` when another replica claimed it first — only the claimant sends the command.
+    pub async fn claim_verify(
+        &mut self,
+        seq: i64,
+        request_id: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        let n = match request_id {
+            Some(rid) => {
+                self.client
+                    .execute(
+                        "UPDATE bridge_cases SET state = 'verifying', verify_request = $2, verify_sent_at = now()
+                          WHERE seq = $1 AND state = 'disposed'",
+                        &[&seq, &rid],
+                    )
+                    .await?
+            }
+            None => {
+                self.client
+                    .execute(
+                        "UPDATE bridge_cases SET state = 'disposed', verify_request = NULL
+                          WHERE seq = $1 AND state = 'verifying'",
+                        &[&seq],
+                    )
+                    .await?
+            }
+        };
+        Ok(n == 1)
     }
 
     /// The pole refused re-check `request_id` (`error`), or cases asked more than `timeout` ago had no
