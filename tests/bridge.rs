@@ -482,6 +482,7 @@ async fn incidents_that_end_before_dispatch_follow_the_citys_policy() {
         let gone = picture(shade + 1);
         let mut resolved = event(name, 2, "resolved", category, &gone);
         resolved["reason"] = json!("cleared");
+        resolved["time"] = json!("2026-11-23T08:52:36.000Z");
         (p, opened, gone, resolved)
     };
 
@@ -555,12 +556,37 @@ async fn incidents_that_end_before_dispatch_follow_the_citys_policy() {
         2,
         "the crowd's case is kept for the case loop"
     );
+    // Two replicas may keep a pole's `resolved` before its `opened`: the case starts withdrawn all the same.
+    let (p, opened, g, resolved) = life("stall-3", "street_vending", 90);
+    pole.incident_event(&resolved, Some(&g)).await;
+    pole.incident_event(&opened, Some(&p)).await;
+    until(
+        "the late-opened stall withdrawn",
+        Duration::from_secs(10),
+        || metrics().contains("streetsight_bridge_cases{state=\"cancelled\"} 3"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(wo.board().cases.len(), 3, "never filed");
     let shown = metrics();
     assert!(
-        shown.contains("streetsight_bridge_cases{state=\"cancelled\"} 2")
+        shown.contains("streetsight_bridge_cases{state=\"cancelled\"} 3")
             && shown.contains("streetsight_bridge_cases_filed 1"),
         "{shown}"
     );
+    // The first stall back within its cooldown (the same incident): its withdrawn case is filed after all.
+    let back = picture(120);
+    let mut again = event("stall-1", 3, "opened", "street_vending", &back);
+    again["reopened"] = json!(true);
+    again["time"] = json!("2026-11-23T08:53:36.000Z");
+    pole.incident_event(&again, Some(&back)).await;
+    until(
+        "the stall's case filed after all",
+        Duration::from_secs(20),
+        || wo.board().cases.len() == 4,
+    )
+    .await;
+    assert_eq!(incidents(&wo)[3], "stall-1");
     stop.trigger();
     bridge.await.unwrap().unwrap();
 }

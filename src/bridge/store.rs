@@ -148,6 +148,46 @@ pub struct Counts {
     pub cancelled: i64,
 }
 
+/// The city's policy for an incident that ended (`resolved`, an event) before its case was disposed.
+async fn resolved_before_dispatch(
+    tx: &tokio_postgres::Transaction<'_>,
+    incident_id: &str,
+    resolved: &Value,
+    when_resolved: WhenResolved,
+) -> anyhow::Result<()> {
+    let field = |k: &str| resolved[k].as_str().unwrap_or_default().to_string();
+    let result = match when_resolved {
+        WhenResolved::Keep => return Ok(()),
+        WhenResolved::Cancel => "cancelled",
+        WhenResolved::Close => "cleared",
+    };
+    let found = serde_json::json!({
+        "result": result,
+        "resolved_by_itself": true,
+        "reason": field("reason"),
+        "evidence": shas(resolved),
+        "verified_at": field("time"),
+    });
+    if when_resolved == WhenResolved::Cancel {
+        tx.execute(
+            "UPDATE bridge_cases SET state = 'cancelled' WHERE incident_id = $1 AND state = 'pending'",
+            &[&incident_id],
+        )
+        .await?;
+    }
+    // Filed: the report is due now. Still pending (to close): it follows the filing.
+    tx.execute(
+        "UPDATE bridge_cases SET verification = $2,
+                waiting_for = CASE WHEN state = 'filed' THEN $3 ELSE waiting_for END,
+                due_since = CASE WHEN state = 'filed' THEN now() ELSE due_since END,
+                state = CASE WHEN state = 'filed' THEN 'verified' ELSE state END
+          WHERE incident_id = $1 AND state IN ('pending', 'filed')",
+        &[&incident_id, &found, &shas(resolved)],
+    )
+    .await?;
+    Ok(())
+}
+
 impl Db {
     /// Connect (the password, if any, from `password`) and create the tables if they are missing.
     pub async fn connect(url: &str, password: Option<&str>) -> anyhow::Result<Self> {
@@ -206,50 +246,42 @@ impl Db {
             .await?
             == 1;
         if new && phase == "opened" {
-            tx.execute(
-                "INSERT INTO bridge_cases (incident_id, device, category, opened_event, state, waiting_for)
-                 VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (incident_id) DO NOTHING",
-                &[&incident_id, &device, &field("category"), &event_id, &shas(event)],
-            )
-            .await?;
-            // Back within its cooldown after its case was withdrawn: the case is filed after all.
-            tx.execute(
-                "UPDATE bridge_cases SET state = 'pending', verification = NULL, due_since = now()
-                  WHERE incident_id = $1 AND state = 'cancelled' AND case_id IS NULL",
-                &[&incident_id],
-            )
-            .await?;
-        }
-        if new && phase == "resolved" && when_resolved != WhenResolved::Keep {
-            let result = if when_resolved == WhenResolved::Cancel {
-                "cancelled"
-            } else {
-                "cleared"
-            };
-            let found = serde_json::json!({
-                "result": result,
-                "resolved_by_itself": true,
-                "reason": field("reason"),
-                "evidence": shas(event),
-                "verified_at": field("time"),
-            });
-            if when_resolved == WhenResolved::Cancel {
-                tx.execute(
-                    "UPDATE bridge_cases SET state = 'cancelled' WHERE incident_id = $1 AND state = 'pending'",
-                    &[&incident_id],
+            let started = tx
+                .execute(
+                    "INSERT INTO bridge_cases (incident_id, device, category, opened_event, state, waiting_for)
+                     VALUES ($1, $2, $3, $4, 'pending', $5) ON CONFLICT (incident_id) DO NOTHING",
+                    &[&incident_id, &device, &field("category"), &event_id, &shas(event)],
+                )
+                .await?
+                == 1;
+            // Replicas take a pole's events in parallel: its `resolved` may have been kept before this
+            // `opened`. The case then starts as that event says.
+            let ended = tx
+                .query_opt(
+                    "SELECT body FROM bridge_events WHERE incident_id = $1 AND phase = 'resolved'
+                        AND body->>'time' > $2 ORDER BY body->>'time' DESC LIMIT 1",
+                    &[&incident_id, &field("time")],
                 )
                 .await?;
+            match (started, ended) {
+                (true, Some(row)) => {
+                    let resolved: Value = row.get(0);
+                    resolved_before_dispatch(&tx, &incident_id, &resolved, when_resolved).await?;
+                }
+                (true, None) => {}
+                // Back within its cooldown after its unfiled case was withdrawn: filed after all.
+                (false, _) => {
+                    tx.execute(
+                        "UPDATE bridge_cases SET state = 'pending', verification = NULL, due_since = now()
+                          WHERE incident_id = $1 AND state = 'cancelled' AND case_id IS NULL",
+                        &[&incident_id],
+                    )
+                    .await?;
+                }
             }
-            // Filed: the report is due now. Still pending (to close): it follows the filing.
-            tx.execute(
-                "UPDATE bridge_cases SET verification = $2,
-                        waiting_for = CASE WHEN state = 'filed' THEN $3 ELSE waiting_for END,
-                        due_since = CASE WHEN state = 'filed' THEN now() ELSE due_since END,
-                        state = CASE WHEN state = 'filed' THEN 'verified' ELSE state END
-                  WHERE incident_id = $1 AND state IN ('pending', 'filed')",
-                &[&incident_id, &found, &shas(event)],
-            )
-            .await?;
+        }
+        if new && phase == "resolved" {
+            resolved_before_dispatch(&tx, &incident_id, event, when_resolved).await?;
         }
         if new && phase == "verified" {
             let found = serde_json::json!({
