@@ -80,6 +80,8 @@ impl Bridge {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
+                    self.connected
+                        .store(true, std::sync::atomic::Ordering::Release);
                     tracing::info!(broker = %crate::base::redact_url(&self.settings.broker), "Bridge connected to the broker.");
                     for filter in [
                         format!("$share/{group}/{prefix}/+/events"),
@@ -92,10 +94,19 @@ impl Bridge {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = String::from_utf8_lossy(&p.topic).to_string();
                     self.take(&topic, &p.payload).await;
-                    client.ack(&p).await?;
+                    // Never wait on the client's queue here: only this loop empties it. An ack that does
+                    // not fit is redelivered after a reconnect, and taken again as a no-op.
+                    if client.try_ack(&p).is_err() {
+                        tracing::warn!(
+                            topic,
+                            "The acknowledgement did not fit the client's queue; the broker will deliver the message again."
+                        );
+                    }
                 }
                 Ok(_) => {}
                 Err(error) => {
+                    self.connected
+                        .store(false, std::sync::atomic::Ordering::Release);
                     let wait = backoff.next_delay(&mut rand::rng());
                     tracing::warn!(%error, retry_in_s = wait.as_secs_f64(), "Bridge lost the broker; reconnecting.");
                     tokio::select! {

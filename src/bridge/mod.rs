@@ -51,6 +51,9 @@ pub struct Bridge {
     taken: [std::sync::atomic::AtomicU64; 2],
     /// The broker connection's client, once the intake made it (re-checks are published with it).
     client: std::sync::OnceLock<rumqttc::v5::AsyncClient>,
+    /// The intake is connected: re-checks are only queued then (the client's queue is polled by the intake
+    /// alone, and a queue filled during an outage would stall its own subscribe).
+    connected: std::sync::atomic::AtomicBool,
     verify_db: Mutex<Option<Db>>,
 }
 
@@ -86,6 +89,7 @@ impl Bridge {
             http_db: Mutex::new(None),
             taken: Default::default(),
             client: std::sync::OnceLock::new(),
+            connected: std::sync::atomic::AtomicBool::new(false),
             verify_db: Mutex::new(None),
             settings,
         })
@@ -296,6 +300,9 @@ impl Bridge {
                 let Some(client) = self.client.get() else {
                     break;
                 };
+                if !self.connected.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
                 let request_id = format!(
                     "bridge-verify-{}-{}",
                     case.seq,
@@ -321,7 +328,7 @@ impl Bridge {
                     continue;
                 }
                 let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
-                if let Err(error) = client.publish(topic, qos, false, payload).await {
+                if let Err(error) = client.try_publish(topic, qos, false, payload) {
                     tracing::warn!(%error, "The re-check could not be sent; trying again.");
                     claim(None).await;
                     break;
