@@ -101,6 +101,7 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     let d = dir.path();
     let (_broker, broker_port) = mtls_broker(d);
     let server = ClipServer::start(Clip::load(&clip_path()).unwrap(), 0, "/gate", None).unwrap();
+    warm_up(&server.url("/gate"));
     let good_camera = camera("gate", &server.url("/gate"), "nanodet");
 
     // A working pole: every row passes.
@@ -219,6 +220,7 @@ fn check_judges_the_view_against_its_reference_and_confirm_view_takes_a_new_one(
     )
     .unwrap();
     let server = ClipServer::start(Clip::load(&clip_path()).unwrap(), 0, "/gate", None).unwrap();
+    warm_up(&server.url("/gate"));
     let text = config(
         d,
         broker_port,
@@ -242,6 +244,7 @@ fn check_judges_the_view_against_its_reference_and_confirm_view_takes_a_new_one(
     // Sessions start after the clip's first (clean) frame: the first keyframe a client decodes is moved.
     let turned =
         ClipServer::start(Clip::load(&moved).unwrap().mid_gop(3), 0, "/gate", None).unwrap();
+    warm_up(&turned.url("/gate"));
     let text = config(
         d,
         broker_port,
@@ -296,6 +299,7 @@ fn check_reports_an_h265_camera_at_its_frame_rate() {
     assert!(status.success(), "ffmpeg could not encode H.265");
     let (_broker, broker_port) = mtls_broker(d);
     let server = ClipServer::start(Clip::load(&clip).unwrap(), 0, "/gate", None).unwrap();
+    warm_up(&server.url("/gate"));
     let text = config(
         d,
         broker_port,

@@ -435,3 +435,32 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
     )
 }
+
+/// Open and drop one RTSP session on the in-process test server: its first session now and then stalls
+/// (a known quirk of the test server, not of the agent), so a test that measures one single session of its
+/// own — `check` waits for one first frame and does not reconnect — takes the second. ffprobe is the
+/// independent client; it is given 12 s and then stopped.
+pub fn warm_up(url: &str) {
+    let mut child = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "quiet",
+            "-rtsp_transport",
+            "tcp",
+            "-show_streams",
+            url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ffprobe is installed (scripts/setup.sh installs ffmpeg)");
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
