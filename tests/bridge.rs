@@ -185,15 +185,12 @@ async fn the_bridge_files_one_case_per_incident_and_loses_none_to_outages_or_res
         || wo.board().reports.len() == 1,
     )
     .await;
-    let (case, _, report) = wo.board().reports[0].clone();
-    println!("{case}: {report}");
-    assert_eq!(
-        (case.as_str(), report["result"].as_str()),
-        ("WO-000001", Some("still_present"))
-    );
-    assert_eq!(
-        report["description"],
-        "2026-11-23 18:00:00，杆端摄像机复核：问题仍然存在，退回处置。"
+    let report = check_report(
+        &wo,
+        0,
+        "WO-000001",
+        "still_present",
+        "2026-11-23 18:00:00，杆端摄像机复核：问题仍然存在，退回处置。",
     );
     let fresh = report["evidence"][0]
         .as_str()
@@ -233,18 +230,7 @@ async fn the_bridge_files_one_case_per_incident_and_loses_none_to_outages_or_res
         || wo.board().reports.len() == 3,
     )
     .await;
-    let (case, _, report) = wo.board().reports[2].clone();
-    assert_eq!(
-        (case.as_str(), report["result"].as_str()),
-        ("WO-000002", Some("no_answer"))
-    );
-    assert!(
-        report["description"]
-            .as_str()
-            .unwrap()
-            .contains("请人工核查"),
-        "{report}"
-    );
+    check_report(&wo, 2, "WO-000002", "no_answer", "请人工核查");
     until(
         "the case left for a person",
         Duration::from_secs(10),
@@ -508,17 +494,12 @@ async fn incidents_that_end_before_dispatch_follow_the_citys_policy() {
         ["laundry-1"],
         "the withdrawn stall was never filed"
     );
-    let (case, _, report) = wo.board().reports[0].clone();
-    assert_eq!(
-        (case.as_str(), report["result"].as_str()),
-        ("WO-000001", Some("cleared"))
-    );
-    assert!(
-        report["description"]
-            .as_str()
-            .unwrap()
-            .contains("事件已自行消失（目标已离开）"),
-        "{report}"
+    let report = check_report(
+        &wo,
+        0,
+        "WO-000001",
+        "cleared",
+        "事件已自行消失（目标已离开）",
     );
     assert_eq!(
         get(report["evidence"][0].as_str().unwrap()),
@@ -542,15 +523,7 @@ async fn incidents_that_end_before_dispatch_follow_the_citys_policy() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (case, _, report) = wo.board().reports[1].clone();
-    assert_eq!(
-        (case.as_str(), report["result"].as_str()),
-        ("WO-000002", Some("cancelled"))
-    );
-    assert!(
-        report["description"].as_str().unwrap().contains("撤销工单"),
-        "{report}"
-    );
+    check_report(&wo, 1, "WO-000002", "cancelled", "撤销工单");
     assert_eq!(
         wo.board().reports.len(),
         2,

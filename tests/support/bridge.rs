@@ -241,3 +241,18 @@ pub fn incidents(wo: &Workorder) -> Vec<String> {
         .map(|(_, _, b)| b["incident"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Re-check report `i` the work-order system received: for case `case`, with `result`, its description
+/// containing `phrase`. Returns the report.
+pub fn check_report(wo: &Workorder, i: usize, case: &str, result: &str, phrase: &str) -> Value {
+    let (got, _, report) = wo.board().reports[i].clone();
+    println!("{got}: {report}");
+    assert_eq!(
+        (got.as_str(), report["result"].as_str()),
+        (case, Some(result)),
+        "{report}"
+    );
+    let text = report["description"].as_str().unwrap_or_default();
+    assert!(text.contains(phrase), "{phrase:?} not in {report}");
+    report
+}
