@@ -79,8 +79,17 @@ async fn the_bridge_files_one_case_per_incident_and_loses_none_to_outages_or_res
     println!("{case_id}: {body}");
     assert_eq!(body["title"], "人群聚集：人行道");
     assert_eq!(
-        body["description"], "2026-11-23 16:51:35，文三路7号杆人行道发现人群聚集。",
-        "local time, Asia/Shanghai"
+        body["description"],
+        "2026年11月23日 16:51，文三路7号杆（人行道，人行道）opened：crowd_density。",
+        "the pole's description, as it came"
+    );
+    assert_eq!(
+        body["filed_at"], "2026-11-23 16:51:35",
+        "the bridge's own local time (Asia/Shanghai) of first_seen"
+    );
+    assert_eq!(
+        body["address"], "文三路7号杆",
+        "no address: the device's name"
     );
     assert_eq!(
         (body["type_code"].as_str(), body["grid_code"].as_str()),
@@ -377,15 +386,19 @@ async fn the_case_loop_closes_a_real_poles_case_by_itself() {
     let (case_id, _, body) = wo.board().cases[0].clone();
     println!("{case_id}: {body}");
     assert_eq!(
-        body["channel_id"], "34020000085050000001",
-        "the pole's GB/T 28181 id"
+        body["channel_id"], "34020000081327000001",
+        "the camera's GB/T 28181 channel id"
     );
+    assert_eq!(
+        body["address"], "文三路7号杆东侧人行道",
+        "the zone's address"
+    );
+    assert_eq!(body["street_office"], "330106001", "the device's extension");
+    let description = body["description"].as_str().unwrap();
     assert!(
-        body["description"]
-            .as_str()
-            .unwrap()
-            .contains("发现人群聚集"),
-        "{body}"
+        description
+            .contains("文三路7号杆东侧人行道（Walkway camera，Pedestrian walkway）发现人群聚集"),
+        "the pole's own description: {body}"
     );
     let photo = body["photos"][0].as_str().expect("the evidence URL");
     let (status, jpeg) = get(photo);

@@ -72,6 +72,24 @@ fn every_key_refuses_out_of_range_infinite_huge_and_malformed_values_and_run_ref
     let crowd = "min_score = 0.5";
     let cases = [
         bad(
+            cam,
+            "gb28181_id = \"34020000081117000001\"",
+            "a camera channel is 131 or 132",
+        ),
+        bad(cam, "gb28181_id = \"3402\"", "must be 20 digits"),
+        bad(
+            cam,
+            "extensions = { patrol = inf }",
+            "`patrol` = inf is not a finite number",
+        ),
+        bad(
+            zone,
+            "extensions = { \"a key\" = 1 }",
+            "must be 1–64 letters, digits or `_`",
+        ),
+        bad(zone, "address = \"a\\tb\"", "no control characters"),
+        bad("id = \"pole-1\"", "language = \"fr\"", "unknown variant"),
+        bad(
             broker,
             "telemetry_s = 0",
             "uplink.telemetry_s = 0 is out of range 1–86400",

@@ -36,6 +36,8 @@ const ROOTS: &[&str] = &[
     "incident_id",
     "phase",
     "time",
+    "address",
+    "description",
     "category",
     "codes",
     "device",

@@ -144,6 +144,17 @@ pub struct DeviceConfig {
     /// IANA time zone for rule schedules and evidence captions.
     #[serde(default = "default_timezone")]
     pub timezone: Spanned<String>,
+    /// Where the pole stands, in words a dispatcher files by (e.g. "文三路与学院路交叉口东北角"); a camera's
+    /// or a zone's own `address` is more precise and wins.
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// The language of each event's `description`: `zh-CN` (default) or `en`.
+    #[serde(default)]
+    pub language: crate::base::Language,
+    /// City-specific fields every event carries in its `extensions` object (a camera's and a zone's own
+    /// `extensions` add to and override these).
+    #[serde(default)]
+    pub extensions: Option<Spanned<toml::Table>>,
 }
 
 /// MQTT uplink.
@@ -333,6 +344,16 @@ pub struct CameraConfig {
     /// Name shown to dispatchers.
     #[serde(default)]
     pub name: Option<String>,
+    /// The camera's GB/T 28181 20-digit channel id (type 131 camera or 132 IPC), as the video platform
+    /// knows it.
+    #[serde(default)]
+    pub gb28181_id: Option<Spanned<String>>,
+    /// What this camera looks at, in words (wins over the device's `address`).
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// City-specific fields of this camera's events (over the device's).
+    #[serde(default)]
+    pub extensions: Option<Spanned<toml::Table>>,
     /// `rtsp://host[:port]/path`. Credentials belong in `username`/`password_file`/`password_env`; if the URL
     /// carries them anyway they are redacted in every log line.
     pub url: Spanned<String>,
@@ -429,6 +450,12 @@ pub struct ZoneConfig {
     /// WGS-84 longitude of the zone.
     #[serde(default)]
     pub lon: Option<f64>,
+    /// Where the zone is, in words (wins over the camera's and the device's `address`).
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// City-specific fields of this zone's events (over the camera's and the device's).
+    #[serde(default)]
+    pub extensions: Option<Spanned<toml::Table>>,
 }
 
 /// Five minutes: a camera rebooting does not restart the daemon, and restarts this far apart never exhaust

@@ -15,7 +15,7 @@ const ALIVE_EVERY: Duration = Duration::from_secs(10);
 
 /// At start: an open case whose cooldown is shorter than the time the agent was down cannot be told from
 /// a new one — it resolves `not_observed` (no case goes on as if it had been watched).
-pub(super) fn after_downtime(sink: &Sink) {
+pub(super) fn after_downtime(sink: &Sink, config: &Config) {
     let writer = &sink.outbox;
     let Some(last) = writer.last_alive() else {
         return;
@@ -25,7 +25,8 @@ pub(super) fn after_downtime(sink: &Sink) {
     for r in writer.cases().into_iter().filter(CaseRecord::is_open) {
         if down > Duration::from_secs(r.cooldown_s) {
             tracing::info!(incident = %r.incident_id, camera = %r.camera, down_s = down.as_secs(), cooldown_s = r.cooldown_s, "Open incident not continued: the agent was down for longer than its cooldown.");
-            sink.store(&r.resolution(ResolveReason::NotObserved, now));
+            let wording = crate::plan::wording(config);
+            sink.store(&r.resolution(ResolveReason::NotObserved, now, &wording));
         }
     }
 }
@@ -132,7 +133,7 @@ impl Carryover {
                 ResolveReason::ConfigChanged
             };
             tracing::info!(camera = %r.camera, zone = %r.zone, category = %r.category, incident = %r.incident_id, ?reason, "Open incident ended: nothing takes it over.");
-            sink.store(&r.resolution(reason, now));
+            sink.store(&r.resolution(reason, now, &crate::plan::wording(config)));
         }
     }
 }

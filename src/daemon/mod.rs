@@ -80,7 +80,7 @@ pub async fn run(
     uplink.disk = Some(disk.clone());
     let sink = sink::Sink::new(config, writer.clone(), disk.clone());
     // Cases and suppressions from before: what the agent could not watch ends, the rest goes on.
-    cases::after_downtime(&sink);
+    cases::after_downtime(&sink, config);
     shared
         .suppressions
         .replace(cases::kept_suppressions(&writer));

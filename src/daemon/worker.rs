@@ -335,8 +335,11 @@ impl ModelWorker {
             for r in left {
                 if r.is_open() {
                     tracing::info!(camera = %id, incident = %r.incident_id, "Open incident ended: the new model version has no rule for it.");
-                    self.sink
-                        .store(&r.resolution(ResolveReason::ConfigChanged, wall));
+                    self.sink.store(&r.resolution(
+                        ResolveReason::ConfigChanged,
+                        wall,
+                        &next.wording(),
+                    ));
                 } else {
                     self.sink.outbox.forget(&r);
                 }

@@ -105,8 +105,13 @@ impl CaseRecord {
     }
 
     /// The `resolved` event of an open case that no rule takes over, made from its last event (no evidence:
-    /// no frame is at hand); it forgets the record.
-    pub fn resolution(&self, reason: ResolveReason, now: SystemTime) -> Publication {
+    /// no frame is at hand), worded as the pole words its events now; it forgets the record.
+    pub fn resolution(
+        &self,
+        reason: ResolveReason,
+        now: SystemTime,
+        wording: &super::Wording,
+    ) -> Publication {
         let mut event = self.last.clone();
         event.event_id = uuid::Uuid::now_v7().to_string();
         event.phase = Phase::Resolved;
@@ -117,6 +122,7 @@ impl CaseRecord {
         event.time = chrono::DateTime::<chrono::Utc>::from(now)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         event.evidence = Vec::new();
+        wording.describe(&mut event, now);
         Publication {
             event,
             evidence: Vec::new(),
@@ -242,7 +248,11 @@ mod tests {
     #[test]
     fn a_resolution_from_the_record_is_the_same_case_without_evidence_and_forgets_it() {
         let r = record(None);
-        let p = r.resolution(ResolveReason::ConfigChanged, time(2_000_000));
+        let p = r.resolution(
+            ResolveReason::ConfigChanged,
+            time(2_000_000),
+            &crate::incident::Wording::default(),
+        );
         let e = &p.event;
         assert_eq!(
             (e.phase, e.reason),

@@ -48,6 +48,15 @@ pub struct IncidentEvent {
     pub request_id: Option<String>,
     /// When this event was produced (RFC 3339, UTC).
     pub time: String,
+    /// The same instant in the pole's time zone, with its offset (`2026-12-05T20:01:02+08:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_time: Option<String>,
+    /// Where, in words: the zone's `address`, else the camera's, else the device's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// One sentence a dispatcher can file as is, in the pole's `device.language` (Chinese by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub category: String,
     pub codes: CategoryCodes,
     pub device: DeviceRef,
@@ -70,6 +79,10 @@ pub struct IncidentEvent {
     pub evidence: Vec<EvidenceRef>,
     pub model: ModelRef,
     pub agent: AgentRef,
+    /// City-specific fields from the configuration (`extensions` of the device, camera and zone, the most
+    /// specific winning); never used by streetsight itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +92,8 @@ pub struct DeviceRef {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gb28181_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +101,11 @@ pub struct CameraRef {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The camera's GB/T 28181 channel id (20 digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gb28181_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +121,8 @@ pub struct ZoneRef {
     pub lon: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub area_m2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

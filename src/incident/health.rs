@@ -178,6 +178,7 @@ impl HealthSlot {
                 lat: None,
                 lon: None,
                 area_m2: None,
+                address: None,
             },
             polygon: Polygon::new(&[]),
             hits: Vec::new(),
@@ -189,6 +190,7 @@ impl HealthSlot {
             cooldown: COOLDOWN,
             health: Some(self.monitor.last().clone()),
             reference_view: Some(self.spec.view_file.clone()),
+            extensions: None,
         }
     }
 }

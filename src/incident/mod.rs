@@ -7,6 +7,7 @@
 
 mod archive;
 mod continuity;
+mod describe;
 mod event;
 mod evidence;
 mod examples;
@@ -23,6 +24,7 @@ mod suppress;
 
 pub use archive::EvidenceArchive;
 pub use continuity::{CaseChange, CaseRecord};
+pub use describe::Wording;
 pub use event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
     Phase, SCHEMA, Verification, ZoneRef, ZoneStateInfo,
@@ -38,7 +40,7 @@ pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInpu
 pub use model::ModelInfo;
 pub use operate::{OperateError, VERIFY_SAMPLES, still_present};
 pub use privacy::{PrivacyParams, blur_heads};
-pub use publish::{Draft, EvidenceJob, EvidenceSettings, Publisher, ReferenceImage};
+pub use publish::{Draft, EvidenceJob, EvidenceSettings, Extensions, Publisher, ReferenceImage};
 pub use shadow::{
     IncidentKey, SHADOW_EVERY, Shadow, ShadowBoard, ShadowReport, ShadowSetup,
     board_key as shadow_board_key,
@@ -116,6 +118,8 @@ pub struct SlotSpec {
     pub reference_file: Option<PathBuf>,
     /// A zone-state rule's examples and embedder.
     pub examples: Option<ExampleSpec>,
+    /// The zone's city-specific fields (over the camera's and the device's).
+    pub extensions: Option<Extensions>,
 }
 
 /// Everything a camera's analyser is built from, with labels already resolved to the model's classes.
@@ -123,7 +127,9 @@ pub struct SlotSpec {
 pub struct AnalyserSpec {
     pub device: DeviceRef,
     pub camera: CameraRef,
-    pub tz: chrono_tz::Tz,
+    pub wording: Wording,
+    /// The camera's city-specific fields (over the device's), for events that belong to no zone.
+    pub extensions: Option<Extensions>,
     pub evidence: EvidenceSettings,
     pub person_classes: Vec<usize>,
     pub masks: Vec<Mask>,
@@ -150,6 +156,7 @@ struct Slot {
     reference_file: Option<PathBuf>,
     /// A zone-state rule's examples and embedder.
     examples: Option<ExampleSpec>,
+    extensions: Option<Extensions>,
     /// What the log last said of why the rule judges nothing.
     problem: Option<String>,
     /// The zone-state rule's sample count the debug log last showed.
@@ -217,6 +224,7 @@ impl Analyser {
                     lifecycle: Lifecycle::new(s.lifecycle),
                     zone: s.zone,
                     category: s.category,
+                    extensions: s.extensions,
                     codes: s.codes,
                     last: Verdict::none(),
                     present: false,
@@ -237,7 +245,8 @@ impl Analyser {
                 device: spec.device,
                 camera: spec.camera,
                 model,
-                tz: spec.tz,
+                wording: spec.wording,
+                extensions: spec.extensions,
                 evidence: spec.evidence,
                 person_classes: spec.person_classes,
             }),
@@ -249,6 +258,11 @@ impl Analyser {
     }
 
     /// Follow `board` (the daemon's suppressions, shared by every camera) instead of this analyser's own.
+    /// How this camera's events are worded (time zone, language).
+    pub fn wording(&self) -> Wording {
+        self.publisher.wording
+    }
+
     pub fn share_suppressions(&mut self, board: Suppressions) {
         self.suppressions = board;
     }
@@ -346,7 +360,7 @@ impl Analyser {
             image: frame.view(),
             density,
         };
-        let local = DateTime::<Utc>::from(wall).with_timezone(&self.publisher.tz);
+        let local = DateTime::<Utc>::from(wall).with_timezone(&self.publisher.wording.tz);
 
         let mut out = Step::default();
         let mut paused = false;
@@ -491,6 +505,7 @@ impl Analyser {
             cooldown: slot.lifecycle.params.cooldown,
             health: None,
             reference_view: None,
+            extensions: slot.extensions.clone(),
         }
     }
 }

@@ -196,7 +196,7 @@ impl Analyser {
             frame.width(),
             frame.height(),
             chrono::DateTime::<chrono::Utc>::from(frame.captured_at)
-                .with_timezone(&self.publisher.tz)
+                .with_timezone(&self.publisher.wording.tz)
                 .format("%Y-%m-%d %H:%M:%S %z"),
         );
         let mut zones: Vec<(String, Polygon)> = Vec::new();

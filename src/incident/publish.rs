@@ -59,7 +59,13 @@ pub struct Draft {
     pub health: Option<crate::health::HealthReport>,
     /// A camera-health case: the reference view's JPEG, the "before" image of its evidence.
     pub reference_view: Option<PathBuf>,
+    /// The zone's city-specific fields (none: the camera's).
+    pub extensions: Option<Extensions>,
 }
+
+/// City-specific fields carried as they are (`extensions` in the configuration), shared by every draft of
+/// a zone.
+pub type Extensions = Arc<serde_json::Map<String, serde_json::Value>>;
 
 /// A camera's identity and evidence settings: what turns drafts into events. Shared (read-only) between
 /// the analyser and the evidence thread.
@@ -68,7 +74,9 @@ pub struct Publisher {
     pub device: DeviceRef,
     pub camera: CameraRef,
     pub model: ModelInfo,
-    pub tz: chrono_tz::Tz,
+    pub wording: super::Wording,
+    /// The camera's city-specific fields, for drafts that carry none of their own.
+    pub extensions: Option<Extensions>,
     pub evidence: EvidenceSettings,
     /// Classes whose heads are obscured.
     pub person_classes: Vec<usize>,
@@ -123,7 +131,7 @@ impl Publisher {
             draft.category,
             self.camera.id,
             DateTime::<Utc>::from(seen_at)
-                .with_timezone(&self.tz)
+                .with_timezone(&self.wording.tz)
                 .format("%Y-%m-%d %H:%M:%S%:z"),
         );
         let mut evidence: Vec<(&str, Evidence)> = match (draft.seen_at, picture) {
@@ -160,7 +168,12 @@ impl Publisher {
         } else {
             hits.iter().map(|h| h.score).sum::<f32>() / hits.len() as f32
         };
-        let event = IncidentEvent {
+        let address = (draft.zone.address.as_ref())
+            .or(self.camera.address.as_ref())
+            .or(self.device.address.as_ref())
+            .cloned();
+        let extensions = draft.extensions.as_ref().or(self.extensions.as_ref());
+        let mut event = IncidentEvent {
             schema: SCHEMA.into(),
             event_id,
             incident_id: draft.case.id.clone(),
@@ -170,6 +183,9 @@ impl Publisher {
             verification,
             request_id: draft.request_id.clone(),
             time: rfc3339(now),
+            local_time: None,
+            address,
+            description: None,
             category: draft.category.clone(),
             codes: draft.codes.clone(),
             device: self.device.clone(),
@@ -209,7 +225,9 @@ impl Publisher {
                 sha256: self.model.sha256.clone(),
             },
             agent: AgentRef::this(),
+            extensions: extensions.map(|e| (**e).clone()),
         };
+        self.wording.describe(&mut event, now);
         let case = super::continuity::change(&draft, &event, now);
         super::Publication {
             event,

@@ -22,7 +22,7 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
     let mut check = Check::new(&lines, Path::new(""));
     let slots = slots(config, cam, Some(&model), &mut check);
     let health = super::health::health_spec(&mut check, config, cam);
-    let tz = timezone(&mut check, config);
+    timezone(&mut check, config);
     for error in check.into_errors() {
         tracing::error!(camera = %cam.id, error = %error.message, "Configuration problem found while building the camera's rules.");
     }
@@ -43,12 +43,16 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
                 .gb28181_id
                 .as_ref()
                 .map(|g| g.get_ref().clone()),
+            address: config.device.address.as_ref().map(|a| a.get_ref().clone()),
         },
         camera: CameraRef {
             id: cam.id.clone(),
             name: cam.name.clone(),
+            gb28181_id: cam.gb28181_id.as_ref().map(|g| g.get_ref().clone()),
+            address: cam.address.as_ref().map(|a| a.get_ref().clone()),
         },
-        tz,
+        wording: super::place::wording(config),
+        extensions: super::place::merged_extensions(config, cam, None),
         evidence: EvidenceSettings {
             quality: *config.storage.jpeg_quality.get_ref(),
             clean_frame: config.evidence.clean_frame,

@@ -191,7 +191,9 @@ impl CameraRules<'_> {
                 lat: z.lat,
                 lon: z.lon,
                 area_m2: zone_area(self.cam, z),
+                address: z.address.as_ref().map(|a| a.get_ref().clone()),
             },
+            extensions: super::place::merged_extensions(self.config, self.cam, Some(z)),
             category: category.into(),
             codes: category_codes(self.config, category),
         }

@@ -125,12 +125,7 @@ fn verify_device(c: &mut Check, config: &Config) {
     if let Some(name) = &config.device.name {
         c.text(id, "device name", name, 256);
     }
-    if let Some(gb) = &config.device.gb28181_id {
-        let v = gb.get_ref();
-        if v.len() != 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
-            c.push(gb, format!("gb28181_id `{v}` must be 20 digits: 8 centre + 2 industry (08 = city management) + 3 type + 1 network + 6 serial"));
-        }
-    }
+    super::place::verify_place(c, config);
 }
 
 fn verify_uplink(c: &mut Check, config: &Config) {

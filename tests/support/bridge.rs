@@ -127,6 +127,8 @@ pub fn event(incident: &str, n: u32, phase: &str, category: &str, picture: &[u8]
         "incident_id": incident,
         "phase": phase,
         "time": "2026-11-23T08:51:36.000Z",
+        "local_time": "2026-11-23T16:51:36+08:00",
+        "description": format!("2026年11月23日 16:51，文三路7号杆（人行道，人行道）{phase}：{category}。"),
         "category": category,
         "codes": { "name": if category == "crowd_density" { "人群聚集" } else { "乱堆物堆料" }, "local": "99-01" },
         "device": { "id": "pole-7", "name": "文三路7号杆", "gb28181_id": "34020000085050000001" },
@@ -158,10 +160,13 @@ pub fn write_config(
         r#"time_zone = "Asia/Shanghai"
 [body]
 title = "{category_name}：{zone.name}"
-description = "{local_time}，{device.name}{camera.name}发现{category_name}。"
+description = "{description}"
+filed_at = "{local_time}"
+address = "{address|device.name}"
+street_office = "{extensions.street_office}"
 type_code = "{codes.city_type_id|codes.local}"
 grid_code = "{zone.grid_code}"
-channel_id = "{device.gb28181_id}"
+channel_id = "{camera.gb28181_id|device.gb28181_id}"
 longitude = "{zone.lon}"
 latitude = "{zone.lat}"
 photos = "{evidence_urls}"

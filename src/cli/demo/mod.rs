@@ -43,6 +43,10 @@ pub fn demo_config(rtsp_url: &str, broker_url: &str, model_dir: &Path, state_dir
 id = "demo-pole"
 name = "Demo pole (vtest.avi walkway)"
 gb28181_id = "34020000085050000001"
+address = "文三路7号杆"
+
+[device.extensions]
+street_office = "330106001"
 
 [uplink]
 broker = "{broker_url}"
@@ -59,6 +63,7 @@ threads = 2
 [[camera]]
 id = "walkway"
 name = "Walkway camera"
+gb28181_id = "34020000081327000001"
 url = "{rtsp_url}"
 model = "nanodet"
 sampling = {{ mode = "keyframe" }}
@@ -71,6 +76,7 @@ area_m2 = 6.0
 grid_code = "330106001002003"
 lat = 30.2741
 lon = 120.1551
+address = "文三路7号杆东侧人行道"
 
 [[camera.crowd_density]]
 zone = "walkway"
