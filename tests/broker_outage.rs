@@ -111,3 +111,126 @@ async fn events_produced_during_a_broker_outage_all_arrive_in_order() {
         seen.events.len()
     );
 }
+
+/// A pole given the nodes of a cluster fails over: its broker goes down for good, the pole goes on to the
+/// next in its list, and every event arrives once — some through the first broker, the rest through the
+/// second. (Two separate mosquittos stand in for two nodes; a subscriber listens on each.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pole_fails_over_to_the_next_broker_and_loses_nothing() {
+    streetsight::daemon::init_process().unwrap();
+    let camera = ClipServer::start(Clip::load(&clip_path()).unwrap(), 0, "/cam", None).unwrap();
+    // The first node keeps what it acknowledged (as a cluster would): messages it took but had not yet
+    // passed to its subscriber when it went down are read from it afterwards.
+    let first_port = free_port().unwrap();
+    let first_state = tempfile::tempdir().unwrap();
+    let mut first = Mosquitto::start_persistent(first_port, first_state.path()).unwrap();
+    let second = Mosquitto::start(0).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let text = flapping_config(
+        "failover-pole",
+        &camera.url("/cam"),
+        &first.url(),
+        work.path(),
+    )
+    .replace(
+        &format!("broker = \"{}\"", first.url()),
+        &format!("broker = [\"{}\", \"{}\"]", first.url(), second.url()),
+    );
+    let loaded = load_config(work.path(), &text);
+    let topics = "streetsight/v1/failover-pole/#";
+    let on_first = Subscriber::connect_as(&first.url(), topics, "dispatch-a", false)
+        .await
+        .unwrap();
+    let on_second = Subscriber::connect_as(&second.url(), topics, "dispatch-b", false)
+        .await
+        .unwrap();
+    let shutdown = streetsight::base::Shutdown::new();
+    let daemon = tokio::spawn(streetsight::daemon::run(
+        loaded,
+        shutdown.clone(),
+        Duration::from_secs(10),
+    ));
+    let schema = event_schema();
+    let mut seen = Seen::default();
+    assert!(
+        collect_until(
+            &on_first,
+            &mut seen,
+            &schema,
+            Duration::from_secs(90),
+            |s| !s.events.is_empty()
+        )
+        .await,
+        "events flow through the first broker"
+    );
+    collect_until(
+        &on_first,
+        &mut seen,
+        &schema,
+        Duration::from_secs(2),
+        |_| false,
+    )
+    .await;
+    let through_first = seen.events.len();
+    first.stop();
+    assert!(
+        collect_until(
+            &on_second,
+            &mut seen,
+            &schema,
+            scaled(Duration::from_secs(60)),
+            |s| s.events.len() > through_first + 3
+        )
+        .await,
+        "events go on through the second broker"
+    );
+    shutdown.trigger();
+    let stats = daemon.await.unwrap().unwrap();
+    collect_until(
+        &on_second,
+        &mut seen,
+        &schema,
+        Duration::from_secs(3),
+        |_| false,
+    )
+    .await;
+    let _first = Mosquitto::start_persistent(first_port, first_state.path()).unwrap();
+    collect_until(
+        &on_first,
+        &mut seen,
+        &schema,
+        Duration::from_secs(5),
+        |_| false,
+    )
+    .await;
+    let produced = stats
+        .appended_events
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        stats.depth.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "everything was delivered before shutdown"
+    );
+    let mut ids = std::collections::HashSet::new();
+    let unique: Vec<_> = seen
+        .events
+        .iter()
+        .filter(|e| ids.insert(e.event_id.clone()))
+        .collect();
+    assert_eq!(
+        unique.len() as u64,
+        produced,
+        "every event arrived once after dedupe"
+    );
+    for e in &unique {
+        let r = &e.evidence[0];
+        let jpeg = seen
+            .evidence
+            .get(r.topic.strip_prefix("evidence/").unwrap())
+            .expect("the evidence of every event arrived");
+        assert_eq!(streetsight::base::sha256_hex(jpeg), r.sha256);
+    }
+    eprintln!(
+        "failover: {produced} events, {through_first} through the first broker, the rest through the second"
+    );
+}

@@ -150,12 +150,12 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
     }
     let mut camera_rows = Vec::new();
     let mut frames = BTreeMap::new();
-    let mut broker_row = None;
+    let mut broker_rows = Vec::new();
     if !opts.offline {
-        let broker = check_broker(loaded, opts.timeout);
+        let brokers = check_brokers(loaded, opts.timeout);
         let cameras = probe_cameras(loaded, opts);
-        let (b, probed) = tokio::join!(broker, cameras);
-        broker_row = Some(b);
+        let (b, probed) = tokio::join!(brokers, cameras);
+        broker_rows = b;
         for (id, row, frame) in probed {
             camera_rows.push(row);
             if let Some(f) = frame {
@@ -197,7 +197,7 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
         );
     }
     report.rows.extend(scene_rows(config));
-    report.rows.extend(broker_row);
+    report.rows.extend(broker_rows);
     if !opts.offline {
         report.rows.push(check_storage(config));
     }
@@ -402,11 +402,29 @@ fn camera_failure(
     (detail, fix.to_string())
 }
 
-/// Connect with the configured TLS, publish one QoS 1 message and wait for its PUBACK.
-async fn check_broker(loaded: &LoadedConfig, timeout: Duration) -> Row {
+/// Every configured broker, one row each (`broker`, or `broker 1`, `broker 2`… for a list): a pole that
+/// fails over must be able to reach each node of its cluster.
+async fn check_brokers(loaded: &LoadedConfig, timeout: Duration) -> Vec<Row> {
+    let urls = &loaded.config.uplink.broker.get_ref().0;
+    let probes = urls.iter().enumerate().map(|(i, url)| {
+        let item = if urls.len() == 1 {
+            "broker".to_string()
+        } else {
+            format!("broker {}", i + 1)
+        };
+        check_broker(loaded, url, item, timeout)
+    });
+    let mut rows = Vec::new();
+    for probe in probes {
+        rows.push(probe.await);
+    }
+    rows
+}
+
+/// Connect to `broker` with the configured TLS, publish one QoS 1 message and wait for its PUBACK.
+async fn check_broker(loaded: &LoadedConfig, broker: &str, item: String, timeout: Duration) -> Row {
     let config = &loaded.config;
-    let broker = config.uplink.broker.get_ref().clone();
-    let item = "broker";
+    let item = item.as_str();
     let device = config.device.id.get_ref();
     let topics = Topics::new(config.uplink.topic_prefix.get_ref(), device);
     let mut uplink = crate::plan::uplink_settings(loaded);
@@ -418,7 +436,7 @@ async fn check_broker(loaded: &LoadedConfig, timeout: Duration) -> Row {
             .unwrap_or_else(|| format!("streetsight-{device}"))
     );
     uplink.client_id = Some(client_id.clone());
-    let mut opts = match mqtt_options(&uplink, &topics) {
+    let mut opts = match mqtt_options(&uplink, &topics, broker) {
         Ok(o) => o,
         Err(e) => {
             return Row::fail(

@@ -162,8 +162,9 @@ pub struct DeviceConfig {
 #[serde(deny_unknown_fields)]
 pub struct UplinkConfig {
     /// `mqtts://host:port` (TLS, the default port 8883) or `mqtt://host:port` (plain TCP, only when chosen
-    /// explicitly with this scheme).
-    pub broker: Spanned<String>,
+    /// explicitly with this scheme) — or a list of them, the nodes of one cluster: the pole connects to the
+    /// first and, when a connection fails, goes on to the next.
+    pub broker: Spanned<Brokers>,
     /// Topic prefix; the device id is appended: `{prefix}/{device_id}/events`.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: Spanned<String>,
@@ -200,6 +201,36 @@ pub struct UplinkConfig {
     /// before answering `timeout` (longer for long GOPs or slow accelerators).
     #[serde(default = "default_command_wait_s")]
     pub command_wait_s: Spanned<u64>,
+}
+
+/// One broker URL, or a list of them to fail over between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brokers(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Brokers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Urls;
+        impl<'de> serde::de::Visitor<'de> for Urls {
+            type Value = Brokers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a broker URL (\"mqtts://host:8883\") or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Brokers, E> {
+                Ok(Brokers(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Brokers, A::Error> {
+                let mut urls = Vec::new();
+                while let Some(url) = seq.next_element::<String>()? {
+                    urls.push(url);
+                }
+                Ok(Brokers(urls))
+            }
+        }
+        d.deserialize_any(Urls)
+    }
 }
 
 /// The MQTT protocol version spoken to the broker.

@@ -11,7 +11,7 @@ pub fn uplink_settings(loaded: &LoadedConfig) -> UplinkSettings {
     let up = &c.uplink;
     UplinkSettings {
         device_id: c.device.id.get_ref().clone(),
-        broker: up.broker.get_ref().clone(),
+        brokers: up.broker.get_ref().0.clone(),
         topic_prefix: up.topic_prefix.get_ref().clone(),
         client_id: up.client_id.as_ref().map(|c| c.get_ref().clone()),
         keep_alive: Duration::from_secs(*up.keep_alive_s.get_ref()),

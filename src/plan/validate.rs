@@ -167,31 +167,21 @@ fn verify_uplink(c: &mut Check, config: &Config) {
     if let Some(user) = &up.username {
         c.text(user, "uplink.username", user.get_ref(), 256);
     }
-    match url::Url::parse(up.broker.get_ref()) {
-        Err(e) => c.push(
+    let urls = &up.broker.get_ref().0;
+    if !(1..=8).contains(&urls.len()) {
+        c.push(
             &up.broker,
             format!(
-                "broker `{}` is not a URL ({e}); write it as mqtts://host:8883 or mqtt://host:1883",
-                up.broker.get_ref()
+                "uplink.broker lists {} brokers; give 1–8 (the nodes of one cluster)",
+                urls.len()
             ),
-        ),
-        Ok(u) => {
-            if !matches!(u.scheme(), "mqtt" | "mqtts") {
-                c.push(&up.broker, format!("broker scheme `{}` is not supported; use mqtts:// (TLS) or mqtt:// (plain TCP)", u.scheme()));
-            }
-            if u.host_str().is_none_or(str::is_empty) {
-                c.push(
-                    &up.broker,
-                    "broker URL has no host; write it as mqtts://host:8883",
-                );
-            }
-            if u.scheme() == "mqtts" && up.tls.is_none() {
-                c.push(
-                    &up.broker,
-                    "an mqtts:// broker needs [uplink.tls] with at least `ca`",
-                );
-            }
+        );
+    }
+    for (i, url) in urls.iter().enumerate() {
+        if urls[..i].contains(url) {
+            c.push(&up.broker, format!("uplink.broker lists `{url}` twice"));
         }
+        verify_broker_url(c, up, url);
     }
     if let Some(tls) = &up.tls {
         let t = tls.get_ref();
@@ -230,6 +220,28 @@ fn verify_uplink(c: &mut Check, config: &Config) {
             &up.broker,
             format!("uplink.password_file `{}` does not exist", p.display()),
         );
+    }
+}
+
+/// One broker URL of `uplink.broker`.
+fn verify_broker_url(c: &mut Check, up: &crate::config::UplinkConfig, url: &str) {
+    let at = &up.broker;
+    match url::Url::parse(url) {
+        Err(e) => c.push(
+            at,
+            format!("broker `{url}` is not a URL ({e}); write it as mqtts://host:8883 or mqtt://host:1883"),
+        ),
+        Ok(u) => {
+            if !matches!(u.scheme(), "mqtt" | "mqtts") {
+                c.push(at, format!("broker scheme `{}` is not supported; use mqtts:// (TLS) or mqtt:// (plain TCP)", u.scheme()));
+            }
+            if u.host_str().is_none_or(str::is_empty) {
+                c.push(at, "broker URL has no host; write it as mqtts://host:8883");
+            }
+            if u.scheme() == "mqtts" && up.tls.is_none() {
+                c.push(at, "an mqtts:// broker needs [uplink.tls] with at least `ca`");
+            }
+        }
     }
 }
 

@@ -81,7 +81,10 @@ pub struct UplinkStats {
 
 /// The uplink task's inputs.
 pub struct Uplink {
-    pub options: SessionOptions,
+    /// One per configured broker, in order: the nodes of one cluster, failed over between.
+    pub options: Vec<SessionOptions>,
+    /// `host:port` of the broker connected to (or being tried).
+    at: String,
     pub topics: Topics,
     pub device_id: String,
     pub status: StatusSource,
@@ -136,6 +139,7 @@ impl Uplink {
         };
         Ok((
             Uplink {
+                at: options[0].address(),
                 options,
                 topics,
                 device_id,
@@ -169,8 +173,9 @@ impl Uplink {
     /// Deliver until shutdown, then keep delivering for at most `drain` and say `offline`. Whatever is
     /// still undelivered stays in the outbox for the next start.
     pub async fn run(mut self, shutdown: Shutdown, drain: Duration) {
-        let (client, mut eventloop) = self.options.connect(WINDOW * 2 + 8);
-        tracing::info!(protocol = ?self.options.protocol(), "MQTT uplink starting.");
+        let mut broker = 0;
+        let (client, mut eventloop) = self.options[broker].connect(WINDOW * 2 + 8);
+        tracing::info!(protocol = ?self.options[broker].protocol(), brokers = self.options.len(), "MQTT uplink starting.");
         let mut book = Book {
             outbox: Outbox::new(),
             metas: BTreeMap::new(),
@@ -244,7 +249,12 @@ impl Uplink {
                     Err(error) => {
                         connected = false;
                         let delay = backoff.next_delay(&mut rand::rng());
-                        log_connection_error(&error, delay);
+                        let failed = self.options[broker].address();
+                        // The nodes of one cluster: the next one is tried after the backoff.
+                        broker = (broker + 1) % self.options.len();
+                        eventloop.switch_to(&self.options[broker]);
+                        self.at = self.options[broker].address();
+                        log_connection_error(&error, &failed, &self.options[broker].address(), delay);
                         retry_at = Some(tokio::time::Instant::now() + delay);
                     }
                 },
@@ -408,7 +418,7 @@ impl Uplink {
             SessionEvent::Connected => {
                 backoff.reset();
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(backlog = book.metas.len(), "Connected to the broker.");
+                tracing::info!(broker = %self.at, backlog = book.metas.len(), "Connected to the broker.");
                 book.outbox.on_connected();
                 book.add_transient(
                     self.topics.status(),
@@ -560,6 +570,6 @@ impl Uplink {
     }
 }
 
-fn log_connection_error(error: &str, delay: Duration) {
-    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "Broker connection failed; retrying.");
+fn log_connection_error(error: &str, failed: &str, next: &str, delay: Duration) {
+    tracing::warn!(%error, broker = %failed, next = %next, retry_in_ms = delay.as_millis() as u64, "Broker connection failed; retrying.");
 }

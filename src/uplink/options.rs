@@ -12,8 +12,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct UplinkSettings {
     pub device_id: String,
-    /// `mqtts://host:port` or `mqtt://host:port`.
-    pub broker: String,
+    /// `mqtts://host:port` or `mqtt://host:port`: one, or the nodes of one cluster to fail over between.
+    pub brokers: Vec<String>,
     pub topic_prefix: String,
     /// Defaults to `streetsight-{device_id}`.
     pub client_id: Option<String>,
@@ -37,23 +37,32 @@ pub struct TlsFiles {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
-/// MQTT 3.1.1 connection options from the configuration (TLS files are read here).
-pub fn mqtt_options(cfg: &UplinkSettings, topics: &Topics) -> Result<MqttOptions, UplinkError> {
-    match SessionOptions::new(Protocol::V311, common_options(cfg, topics)?) {
+/// MQTT 3.1.1 connection options to `broker` from the configuration (TLS files are read here).
+pub fn mqtt_options(
+    cfg: &UplinkSettings,
+    topics: &Topics,
+    broker: &str,
+) -> Result<MqttOptions, UplinkError> {
+    match SessionOptions::new(Protocol::V311, common_options(cfg, topics, broker)?) {
         SessionOptions::V311(o) => Ok(*o),
         SessionOptions::V5(_) => unreachable!("3.1.1 options asked for"),
     }
 }
 
-/// Connection options in the configured protocol.
+/// Connection options in the configured protocol, one per broker, in the configured order.
 pub fn session_options(
     cfg: &UplinkSettings,
     topics: &Topics,
-) -> Result<SessionOptions, UplinkError> {
-    Ok(SessionOptions::new(
-        cfg.protocol,
-        common_options(cfg, topics)?,
-    ))
+) -> Result<Vec<SessionOptions>, UplinkError> {
+    cfg.brokers
+        .iter()
+        .map(|b| {
+            Ok(SessionOptions::new(
+                cfg.protocol,
+                common_options(cfg, topics, b)?,
+            ))
+        })
+        .collect()
 }
 
 /// Where a broker is and how to reach it: host, port, credentials and the TLS transport for `mqtts://`.
@@ -122,10 +131,14 @@ pub fn endpoint(
     })
 }
 
-fn common_options(cfg: &UplinkSettings, topics: &Topics) -> Result<Common, UplinkError> {
+fn common_options(
+    cfg: &UplinkSettings,
+    topics: &Topics,
+    broker: &str,
+) -> Result<Common, UplinkError> {
     let device_id = cfg.device_id.as_str();
     let at = endpoint(
-        &cfg.broker,
+        broker,
         cfg.tls.as_ref(),
         cfg.username.as_deref(),
         cfg.password_file.as_deref(),

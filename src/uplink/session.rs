@@ -141,6 +141,15 @@ impl SessionOptions {
         }
     }
 
+    /// Where these options connect: `host:port`.
+    pub fn address(&self) -> String {
+        let (host, port) = match self {
+            SessionOptions::V311(o) => o.broker_address(),
+            SessionOptions::V5(o) => o.broker_address(),
+        };
+        format!("{host}:{port}")
+    }
+
     pub fn protocol(&self) -> Protocol {
         match self {
             SessionOptions::V311(_) => Protocol::V311,
@@ -221,6 +230,16 @@ pub enum EventLoop {
 }
 
 impl EventLoop {
+    /// Connect to another broker the next time a connection is made (after a failure). Requests not yet
+    /// acknowledged stay queued and go to the new broker; the outbox re-sends what it had in flight.
+    pub fn switch_to(&mut self, options: &SessionOptions) {
+        match (self, options) {
+            (EventLoop::V311(e), SessionOptions::V311(o)) => e.mqtt_options = (**o).clone(),
+            (EventLoop::V5(e), SessionOptions::V5(o)) => e.options = (**o).clone(),
+            _ => tracing::error!("Broker options of another protocol ignored."),
+        }
+    }
+
     /// The next event, or the connection's failure as text (for the log; the caller backs off).
     pub async fn poll(&mut self) -> Result<SessionEvent, String> {
         match self {
