@@ -29,7 +29,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients
   openssl ffmpeg python3 python3-venv ca-certificates curl unzip
   chromium fonts-wqy-microhei
-  postgresql
+  postgresql nats-server
 )
 
 command -v dpkg-query >/dev/null 2>&1 \
@@ -51,8 +51,8 @@ else
   say "apt packages: all ${#APT_PACKAGES[@]} present"
 fi
 
-# The mosquitto and postgresql packages start a system broker (:1883) and a system cluster (:5432); the
-# tests start their own on free ports (PostgreSQL as `nobody` when run as root), so keep the system
+# The mosquitto, postgresql and nats-server packages start a system broker (:1883), a system cluster (:5432)
+# and a NATS server (:4222); the tests start their own on free ports (PostgreSQL as `nobody` when run as root), so keep the system
 # services stopped and disabled.
 stop_system_service() {
   local name="$1"
@@ -71,6 +71,7 @@ stop_system_service() {
 }
 stop_system_service mosquitto
 stop_system_service postgresql
+stop_system_service nats-server
 
 # ---------------------------------------------------------------------------
 # (b) ONNX Runtime shared library, project-local

@@ -112,6 +112,10 @@ enum Command {
         /// Model bundle directory instead of the bundled NanoDet.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Keep what arrived in this directory (events.jsonl, evidence/<sha256>.jpg): a recording the
+        /// fleet simulator replays.
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Installed model bundles: list them, inspect one, verify a bundle directory against its ONNX graph.
     Models {
@@ -344,6 +348,7 @@ fn main() -> ExitCode {
             broker,
             clip,
             model,
+            record,
         } => {
             let shutdown = Shutdown::new();
             runtime.spawn(stop_on_signal(shutdown.clone()));
@@ -352,6 +357,7 @@ fn main() -> ExitCode {
                 broker,
                 clip,
                 model,
+                record,
             };
             match runtime.block_on(streetsight::cli::demo::run_demo(opts, shutdown)) {
                 Ok(0) => {

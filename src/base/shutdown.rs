@@ -41,6 +41,14 @@ impl Shutdown {
         let _ = rx.wait_for(|v| *v).await;
     }
 
+    /// Sleep for `d` in a task, waking early on shutdown. Returns true if shutdown was triggered.
+    pub async fn sleep_async(&self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => self.is_triggered(),
+            () = self.wait() => true,
+        }
+    }
+
     /// Sleep for `d` on a thread, waking early on shutdown. Returns true if shutdown was triggered.
     pub fn sleep_or_stop(&self, d: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + d;

@@ -20,7 +20,12 @@ struct File {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Broker {
-    url: Spanned<String>,
+    /// `mqtts://host:8883` (an MQTT 5 broker: shared subscriptions), or the servers of a NATS JetStream
+    /// cluster whose MQTT gateway the poles publish to: `nats://host:4222` / `tls://host:4222`, one or a list.
+    url: Spanned<crate::config::Brokers>,
+    /// NATS only: replicas of the gateway's message stream if the bridge creates it (1–5).
+    #[serde(default = "default_stream_replicas")]
+    stream_replicas: Spanned<u64>,
     #[serde(default = "default_prefix")]
     topic_prefix: Spanned<String>,
     /// The shared subscription's group: every bridge replica of one city uses the same.
@@ -94,6 +99,9 @@ struct Http {
 fn default_prefix() -> Spanned<String> {
     Spanned::new(0..0, "streetsight/v1".into())
 }
+fn default_stream_replicas() -> Spanned<u64> {
+    Spanned::new(0..0, 3)
+}
 fn default_group() -> Spanned<String> {
     Spanned::new(0..0, "streetsight-bridge".into())
 }
@@ -113,10 +121,32 @@ fn default_url_ttl_s() -> Spanned<u64> {
     Spanned::new(0..0, 7 * 24 * 3600)
 }
 
+/// Where the poles' messages come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// One MQTT 5 broker, read through a shared subscription.
+    Mqtt(String),
+    /// The servers of a NATS JetStream cluster, read through a durable consumer.
+    Nats {
+        servers: Vec<String>,
+        replicas: usize,
+    },
+}
+
+impl Source {
+    /// The first server, credentials removed: for the log.
+    pub fn display(&self) -> String {
+        match self {
+            Source::Mqtt(url) => crate::base::redact_url(url),
+            Source::Nats { servers, .. } => crate::base::redact_url(&servers[0]),
+        }
+    }
+}
+
 /// The checked settings of one bridge replica.
 #[derive(Debug, Clone)]
 pub struct BridgeSettings {
-    pub broker: String,
+    pub source: Source,
     pub topic_prefix: String,
     pub group: String,
     pub client_id: String,
@@ -174,22 +204,29 @@ pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors>
         }
     };
     // The broker.
-    match url::Url::parse(f.broker.url.get_ref()) {
-        Ok(u) if u.scheme() == "mqtts" && f.broker.ca.is_none() => bad(
-            &f.broker.url.span(),
-            "an mqtts:// broker needs `ca` (and `cert` + `key` for a client certificate)".into(),
-        ),
-        Ok(u) if !matches!(u.scheme(), "mqtt" | "mqtts") || u.host_str().is_none() => bad(
-            &f.broker.url.span(),
-            "write the broker as mqtts://host:8883 (or mqtt://host:1883 on a trusted network)"
-                .into(),
-        ),
-        Ok(_) => {}
-        Err(e) => bad(
-            &f.broker.url.span(),
-            format!("the broker is not a URL ({e}); write mqtts://host:8883"),
-        ),
+    let urls = &f.broker.url.get_ref().0;
+    let schemes: Vec<String> = urls
+        .iter()
+        .map(|u| match url::Url::parse(u) {
+            Ok(p) if p.host_str().is_some_and(|h| !h.is_empty()) => p.scheme().to_string(),
+            Ok(_) => "no host".into(),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    let nats = schemes.iter().all(|s| s == "nats" || s == "tls");
+    let mqtt = schemes.iter().all(|s| s == "mqtt" || s == "mqtts");
+    let span = f.broker.url.span();
+    if urls.is_empty() || urls.len() > 8 || !(nats || mqtt) {
+        bad(&span, "write the broker as mqtts://host:8883 (mqtt://host:1883 on a trusted network), or a NATS cluster's servers as [\"nats://host:4222\", …] (tls:// for TLS): 1–8 URLs of one kind".into());
+    } else if mqtt && urls.len() > 1 {
+        bad(&span, "the bridge reads one MQTT broker (its shared subscription is per broker); for a cluster, read its NATS JetStream servers (nats://)".into());
+    } else if schemes.iter().any(|s| s == "mqtts" || s == "tls") && f.broker.ca.is_none() {
+        bad(
+            &span,
+            "a TLS broker needs `ca` (and `cert` + `key` for a client certificate)".into(),
+        );
     }
+    in_range(&f.broker.stream_replicas, 1, 5, "stream_replicas", &mut bad);
     if f.broker.cert.is_some() != f.broker.key.is_some() {
         bad(
             &f.broker.url.span(),
@@ -322,7 +359,14 @@ pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors>
             .map(|(c, k)| (resolve(base, c), resolve(base, k))),
     });
     Ok(BridgeSettings {
-        broker: f.broker.url.into_inner(),
+        source: if nats {
+            Source::Nats {
+                servers: f.broker.url.into_inner().0,
+                replicas: *f.broker.stream_replicas.get_ref() as usize,
+            }
+        } else {
+            Source::Mqtt(f.broker.url.into_inner().0.remove(0))
+        },
         topic_prefix: f.broker.topic_prefix.into_inner(),
         group: f.broker.group.into_inner(),
         client_id: f.broker.client_id.into_inner(),
@@ -414,7 +458,7 @@ public_url = "https://bridge.example/"
             .unwrap_err()
             .to_string();
         for expected in [
-            "bridge.toml:2: an mqtts:// broker needs `ca`",
+            "bridge.toml:2: a TLS broker needs `ca`",
             "bridge.toml:3: `client_id` must be 1–64 characters",
             "bridge.toml:9: ",
             "holds fewer than 16 bytes",
@@ -423,5 +467,53 @@ public_url = "https://bridge.example/"
         ] {
             assert!(e.contains(expected), "{expected:?} not in:\n{e}");
         }
+    }
+
+    #[test]
+    fn a_nats_cluster_is_a_list_of_servers_and_mqtt_is_one_broker() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let path = dir.path().join("bridge.toml");
+        let nats = GOOD.replace(
+            "url = \"mqtts://broker.example:8883\"",
+            "url = [\"nats://n1:4222\", \"nats://n2:4222\"]\nstream_replicas = 3",
+        );
+        let s = load_str(&path, &nats).unwrap();
+        assert_eq!(
+            s.source,
+            Source::Nats {
+                servers: vec!["nats://n1:4222".into(), "nats://n2:4222".into()],
+                replicas: 3
+            }
+        );
+        for (url, expected) in [
+            (
+                "[\"mqtt://a:1883\", \"mqtt://b:1883\"]",
+                "reads one MQTT broker",
+            ),
+            (
+                "[\"nats://a:4222\", \"mqtt://b:1883\"]",
+                "1–8 URLs of one kind",
+            ),
+            ("\"http://a\"", "1–8 URLs of one kind"),
+            ("[]", "1–8 URLs of one kind"),
+        ] {
+            let bad = GOOD.replace("\"mqtts://broker.example:8883\"", url);
+            let e = load_str(&path, &bad).unwrap_err().to_string();
+            assert!(
+                e.contains("bridge.toml:2: ") && e.contains(expected),
+                "{url}: {e}"
+            );
+        }
+        let e = load_str(
+            &path,
+            &nats.replace("stream_replicas = 3", "stream_replicas = 9"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`stream_replicas` = 9 is out of range; use 1–5"),
+            "{e}"
+        );
     }
 }

@@ -86,7 +86,11 @@ async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
 
 async fn healthz(State(b): State<Arc<Bridge>>) -> Response {
     match counts(&b).await {
-        Some(c) => axum::Json(serde_json::json!({ "ok": true, "counts": c })).into_response(),
+        Some(c) => {
+            let reading = b.connected.load(std::sync::atomic::Ordering::Acquire);
+            axum::Json(serde_json::json!({ "ok": true, "reading": reading, "counts": c }))
+                .into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "ok": false, "error": "the database does not answer" })),

@@ -1,10 +1,12 @@
-//! Events and evidence from the poles, at least once: an MQTT 5 shared subscription (every replica of the
-//! group gets a share; the broker keeps this replica's session and its unacknowledged messages while it is
-//! away), each message acknowledged only once what it carries is committed. An event and its evidence may
+//! Events and evidence from the poles, at least once, each message acknowledged only once what it carries
+//! is committed: from one MQTT 5 broker through a shared subscription (every replica of the group gets a
+//! share; the broker keeps this replica's session and its unacknowledged messages while it is away), or
+//! from a NATS JetStream cluster through a durable consumer (`jetstream.rs`). An event and its evidence may
 //! reach different replicas: the event names its pictures by SHA-256, and whichever replica files the case
 //! finds them in the shared database and evidence store.
 
-use super::Bridge;
+use super::config::Source;
+use super::{Bridge, Link};
 use crate::base::Backoff;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
@@ -42,10 +44,10 @@ pub fn classify<'a>(prefix: &str, topic: &'a str) -> Message<'a> {
 }
 
 impl Bridge {
-    fn mqtt_options(&self) -> anyhow::Result<MqttOptions> {
+    fn mqtt_options(&self, url: &str) -> anyhow::Result<MqttOptions> {
         let s = &self.settings;
         let at = crate::uplink::endpoint(
-            &s.broker,
+            url,
             s.tls.as_ref(),
             s.username.as_deref(),
             s.broker_password_file.as_deref(),
@@ -68,8 +70,15 @@ impl Bridge {
 
     /// Consume until shutdown; reconnects by itself.
     pub(super) async fn intake(&self) -> anyhow::Result<()> {
-        let (client, mut events) = AsyncClient::new(self.mqtt_options()?, 64);
-        let _ = self.client.set(client.clone());
+        match &self.settings.source {
+            Source::Mqtt(url) => self.intake_mqtt(url).await,
+            Source::Nats { servers, replicas } => self.intake_nats(servers, *replicas).await,
+        }
+    }
+
+    async fn intake_mqtt(&self, url: &str) -> anyhow::Result<()> {
+        let (client, mut events) = AsyncClient::new(self.mqtt_options(url)?, 64);
+        let _ = self.link.set(Link::Mqtt(client.clone()));
         let (group, prefix) = (&self.settings.group, &self.settings.topic_prefix);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
         loop {
@@ -82,7 +91,7 @@ impl Bridge {
                     backoff.reset();
                     self.connected
                         .store(true, std::sync::atomic::Ordering::Release);
-                    tracing::info!(broker = %crate::base::redact_url(&self.settings.broker), "Bridge connected to the broker.");
+                    tracing::info!(broker = %crate::base::redact_url(url), "Bridge connected to the broker.");
                     for filter in [
                         format!("$share/{group}/{prefix}/+/events"),
                         format!("$share/{group}/{prefix}/+/evidence/#"),
@@ -120,7 +129,7 @@ impl Bridge {
 
     /// Commit what message `topic` carries; retried until the database takes it (the message stays
     /// unacknowledged meanwhile). Malformed messages are logged and dropped: they would never commit.
-    async fn take(&self, topic: &str, payload: &[u8]) {
+    pub(super) async fn take(&self, topic: &str, payload: &[u8]) {
         match classify(&self.settings.topic_prefix, topic) {
             Message::Event { device } => {
                 let event: serde_json::Value = match serde_json::from_slice(payload) {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod evidence;
 mod http;
 mod intake;
+mod jetstream;
 pub mod mapping;
 mod store;
 mod workorder;
@@ -49,8 +50,8 @@ pub struct Bridge {
     http_db: Mutex<Option<Db>>,
     /// Messages this replica took from the broker: events, evidence pictures.
     taken: [std::sync::atomic::AtomicU64; 2],
-    /// The broker connection's client, once the intake made it (re-checks are published with it).
-    client: std::sync::OnceLock<rumqttc::v5::AsyncClient>,
+    /// The broker connection, once the intake made it (re-checks are published with it).
+    link: std::sync::OnceLock<Link>,
     /// The intake is connected: re-checks are only queued then (the client's queue is polled by the intake
     /// alone, and a queue filled during an outage would stall its own subscribe).
     connected: std::sync::atomic::AtomicBool,
@@ -88,7 +89,7 @@ impl Bridge {
             filing_db: Mutex::new(None),
             http_db: Mutex::new(None),
             taken: Default::default(),
-            client: std::sync::OnceLock::new(),
+            link: std::sync::OnceLock::new(),
             connected: std::sync::atomic::AtomicBool::new(false),
             verify_db: Mutex::new(None),
             settings,
@@ -297,7 +298,7 @@ impl Bridge {
                 .await;
             let Some(due) = due else { return };
             for case in due {
-                let Some(client) = self.client.get() else {
+                let Some(link) = self.link.get() else {
                     break;
                 };
                 if !self.connected.load(std::sync::atomic::Ordering::Acquire) {
@@ -327,8 +328,7 @@ impl Bridge {
                 if claim(Some(request_id.clone())).await != Some(true) {
                     continue;
                 }
-                let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
-                if let Err(error) = client.try_publish(topic, qos, false, payload) {
+                if let Err(error) = link.send(topic, payload).await {
                     tracing::warn!(%error, "The re-check could not be sent; trying again.");
                     claim(None).await;
                     break;
@@ -339,6 +339,28 @@ impl Bridge {
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
                 () = self.shutdown.wait() => return,
             }
+        }
+    }
+}
+
+/// The connection commands to the poles go out on.
+enum Link {
+    Mqtt(rumqttc::v5::AsyncClient),
+    /// A NATS core publish on the topic's subject reaches the pole through the cluster's MQTT gateway.
+    Nats(async_nats::Client),
+}
+
+impl Link {
+    /// Hand a command to the connection without waiting for the broker (the reply says what came of it).
+    async fn send(&self, topic: String, payload: Vec<u8>) -> anyhow::Result<()> {
+        match self {
+            Link::Mqtt(c) => {
+                let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+                Ok(c.try_publish(topic, qos, false, payload)?)
+            }
+            Link::Nats(c) => Ok(c
+                .publish(jetstream::subject(&topic), payload.into())
+                .await?),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod demo;
 pub mod eval;
 pub mod examples;
+pub mod fleet;
 pub mod models;
 pub mod scene;
 pub mod signing;

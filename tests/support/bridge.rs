@@ -212,6 +212,33 @@ public_url = "http://127.0.0.1:{listen}/"
     path
 }
 
+/// `write_config` for a bridge that reads the NATS JetStream cluster at `servers`.
+pub fn write_nats_config(
+    dir: &Path,
+    replica: &str,
+    servers: &[String],
+    pg: &Postgres,
+    wo: &Workorder,
+    listen: u16,
+) -> std::path::PathBuf {
+    let path = write_config(dir, replica, 0, pg, wo, listen);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "url = \"mqtt://127.0.0.1:0\"",
+        &format!("url = {servers:?}"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A free loopback port for a bridge's HTTP listener.
+pub fn listen_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn start_bridge(config: &Path) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let settings = streetsight::bridge::load_settings(config).unwrap();
     let shutdown = Shutdown::new();

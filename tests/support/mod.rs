@@ -7,6 +7,7 @@ pub mod clips;
 pub mod config_check;
 pub mod dispatch;
 pub mod http;
+pub mod nats;
 pub mod onnx;
 pub mod postgres;
 pub mod workorder;

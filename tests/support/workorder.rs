@@ -23,6 +23,8 @@ pub struct Board {
     pub forged: usize,
     /// Re-check reports, in order: (case id, idempotency key, body).
     pub reports: Vec<(String, String, Value)>,
+    /// When each case was created, in the order of `cases`.
+    pub created_at: Vec<std::time::SystemTime>,
 }
 
 pub struct Workorder {
@@ -128,6 +130,7 @@ async fn create(
     }
     let id = format!("WO-{:06}", b.cases.len() + 1);
     b.cases.push((id.clone(), key, body));
+    b.created_at.push(std::time::SystemTime::now());
     (StatusCode::CREATED, axum::Json(json!({ "case_id": id })))
 }
 

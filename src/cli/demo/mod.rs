@@ -21,6 +21,8 @@ pub struct DemoOptions {
     pub broker: Option<String>,
     pub clip: Option<PathBuf>,
     pub model: Option<PathBuf>,
+    /// Keep the events and evidence that arrived here (what `streetsight fleet` replays).
+    pub record: Option<PathBuf>,
 }
 
 /// Where shipped data lives: the Debian package's share directory or this source checkout.
@@ -157,7 +159,10 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
             _ = &mut deadline => break,
             _ = shutdown.wait() => break,
             msg = subscriber.next() => match msg {
-                Some(m) => events += print_message(&m),
+                Some(m) => {
+                    events += print_message(&m);
+                    keep(opts.record.as_deref(), &m)?;
+                }
                 None => break,
             },
         }
@@ -168,6 +173,7 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
         tokio::time::timeout(Duration::from_millis(300), subscriber.next()).await
     {
         events += print_message(&m);
+        keep(opts.record.as_deref(), &m)?;
     }
     let cpu = crate::base::process_cpu_seconds().unwrap_or(0.0) - cpu0;
     let secs = started.elapsed().as_secs_f64();
@@ -176,6 +182,26 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
         100.0 * cpu / secs
     );
     Ok(events)
+}
+
+/// Add message `m` to the recording in `dir` (if any): events to `events.jsonl`, evidence pictures to
+/// `evidence/<sha256>.jpg`.
+fn keep(dir: Option<&Path>, m: &Received) -> anyhow::Result<()> {
+    let Some(dir) = dir else { return Ok(()) };
+    std::fs::create_dir_all(dir.join("evidence"))?;
+    if m.topic.ends_with("/events") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("events.jsonl"))?;
+        f.write_all(&m.payload)?;
+        f.write_all(b"\n")?;
+    } else if m.topic.contains("/evidence/") {
+        let sha = crate::base::sha256_hex(&m.payload);
+        std::fs::write(dir.join("evidence").join(format!("{sha}.jpg")), &m.payload)?;
+    }
+    Ok(())
 }
 
 /// Print one received message; returns 1 for an incident event.
