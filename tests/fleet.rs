@@ -121,9 +121,11 @@ async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_re
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let board = wo.board();
-    let filed: Vec<String> = board
-        .cases
+    let (cases, created_at) = {
+        let b = wo.board();
+        (b.cases.clone(), b.created_at.clone())
+    };
+    let filed: Vec<String> = cases
         .iter()
         .map(|(_, _, body)| body["incident"].as_str().unwrap().to_string())
         .collect();
@@ -150,7 +152,7 @@ async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_re
         .collect();
     let mut latency: Vec<f64> = filed
         .iter()
-        .zip(&board.created_at)
+        .zip(&created_at)
         .filter_map(|(i, at)| {
             Some(
                 at.duration_since(*opened.get(i.as_str())?)
@@ -161,8 +163,7 @@ async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_re
         })
         .collect();
     latency.sort_by(f64::total_cmp);
-    let span = board
-        .created_at
+    let span = created_at
         .last()
         .unwrap()
         .duration_since(started)
@@ -178,7 +179,6 @@ async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_re
         latency.last().unwrap(),
         produced.len() as f64 / span,
     );
-    drop(board);
     fleet.stop().await;
     a_stop.trigger();
     a.await.unwrap().unwrap();
