@@ -117,6 +117,27 @@ enum Command {
         #[arg(long)]
         record: Option<PathBuf>,
     },
+    /// Simulated poles for load tests of a broker (cluster) and the bridge: each the agent's own uplink
+    /// and outbox, replaying a recording of the real agent (`demo --record`).
+    Fleet {
+        #[arg(long, default_value_t = 100)]
+        poles: usize,
+        /// A broker URL (repeat for the nodes of a cluster; poles spread over them and fail over).
+        #[arg(long, required = true)]
+        broker: Vec<String>,
+        /// `5` or `3.1.1` (NATS's MQTT gateway).
+        #[arg(long, default_value = "3.1.1")]
+        protocol: String,
+        /// A `demo --record` directory (default: the one in benches/fleet/recorded).
+        #[arg(long)]
+        recording: Option<PathBuf>,
+        /// Incidents per pole per hour, on average.
+        #[arg(long, default_value_t = 12.0)]
+        rate: f64,
+        /// How long to produce, in seconds.
+        #[arg(long, default_value_t = 300)]
+        duration: u64,
+    },
     /// Installed model bundles: list them, inspect one, verify a bundle directory against its ONNX graph.
     Models {
         #[command(subcommand)]
@@ -366,6 +387,34 @@ fn main() -> ExitCode {
                 }
                 other => report(other.map(|_| ())),
             }
+        }
+        Command::Fleet {
+            poles,
+            broker,
+            protocol,
+            recording,
+            rate,
+            duration,
+        } => {
+            let shutdown = Shutdown::new();
+            runtime.spawn(stop_on_signal(shutdown.clone()));
+            let protocol = match protocol.as_str() {
+                "5" => streetsight::uplink::Protocol::V5,
+                _ => streetsight::uplink::Protocol::V311,
+            };
+            report(runtime.block_on(
+                streetsight::cli::fleet::run(
+                    poles,
+                    broker,
+                    protocol,
+                    &recording.unwrap_or_else(|| {
+                        streetsight::cli::demo::data_path("benches/fleet/recorded")
+                    }),
+                    rate,
+                    Duration::from_secs(duration),
+                    shutdown,
+                ),
+            ))
         }
         Command::Models { command, dir } => models(command, dir),
         Command::Eval {

@@ -229,6 +229,60 @@ impl Fleet {
     }
 }
 
+/// `streetsight fleet`: run `poles` poles against `brokers` for `duration` (or until `shutdown`), printing
+/// what they produced and delivered every ten seconds, then let them deliver what is left.
+pub async fn run(
+    poles: usize,
+    brokers: Vec<String>,
+    protocol: Protocol,
+    recording: &Path,
+    rate: f64,
+    duration: Duration,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=100_000).contains(&poles), "--poles must be 1–100000");
+    anyhow::ensure!(
+        rate.is_finite() && rate > 0.0 && rate <= 3600.0,
+        "--rate must be in (0, 3600]"
+    );
+    let recording = Arc::new(Recording::load(recording)?);
+    let work = tempfile::Builder::new()
+        .prefix("streetsight-fleet")
+        .tempdir()?;
+    let opts = FleetOptions {
+        poles,
+        brokers,
+        protocol,
+        prefix: "fleet".into(),
+        incidents_per_hour: rate,
+        burst: 0.1,
+        work: work.path().to_path_buf(),
+        telemetry: Duration::from_secs(60),
+    };
+    let mut fleet = Fleet::start(&opts, recording)?;
+    let started = std::time::Instant::now();
+    let report = |fleet: &Fleet| {
+        let produced = fleet.produced.lock().expect("produced").len();
+        println!(
+            "fleet: {:>5.0} s  {}/{poles} poles connected  {produced} events produced  {} records undelivered",
+            started.elapsed().as_secs_f64(),
+            fleet.connected(),
+            fleet.undelivered()
+        );
+    };
+    while started.elapsed() < duration && !shutdown.sleep_async(Duration::from_secs(10)).await {
+        report(&fleet);
+    }
+    fleet.stop_producing().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fleet.undelivered() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    report(&fleet);
+    fleet.stop().await;
+    Ok(())
+}
+
 struct SimPole {
     device: String,
     writer: OutboxWriter,
