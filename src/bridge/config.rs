@@ -86,6 +86,10 @@ struct Evidence {
     /// How long a signed evidence URL serves its picture.
     #[serde(default = "default_url_ttl_s")]
     url_ttl_s: Spanned<u64>,
+    /// Days a picture is kept after it arrived (at least as long as its URLs serve it); older ones are
+    /// deleted every hour.
+    #[serde(default = "default_keep_days")]
+    keep_days: Spanned<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +120,9 @@ fn default_evidence_wait_s() -> Spanned<u64> {
 }
 fn default_verify_timeout_s() -> Spanned<u64> {
     Spanned::new(0..0, 120)
+}
+fn default_keep_days() -> Spanned<u64> {
+    Spanned::new(0..0, 30)
 }
 fn default_url_ttl_s() -> Spanned<u64> {
     Spanned::new(0..0, 7 * 24 * 3600)
@@ -165,6 +172,8 @@ pub struct BridgeSettings {
     pub evidence_dir: PathBuf,
     pub url_secret: Vec<u8>,
     pub url_ttl: Duration,
+    /// How long a picture is kept after it arrived.
+    pub keep: Duration,
     pub listen: std::net::SocketAddr,
     pub public_url: String,
 }
@@ -304,6 +313,13 @@ pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors>
         "url_ttl_s",
         &mut bad,
     );
+    in_range(&f.evidence.keep_days, 1, 3650, "keep_days", &mut bad);
+    if f.evidence.keep_days.get_ref().saturating_mul(86_400) < *f.evidence.url_ttl_s.get_ref() {
+        bad(
+            &f.evidence.keep_days.span(),
+            "`keep_days` is shorter than `url_ttl_s`: a URL would outlive its picture; keep pictures at least as long".into(),
+        );
+    }
     let listen = f.http.listen.get_ref().parse::<std::net::SocketAddr>();
     if listen.is_err() {
         bad(
@@ -385,6 +401,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<BridgeSettings, ConfigErrors>
         evidence_dir: resolve(base, &f.evidence.dir),
         url_secret,
         url_ttl: Duration::from_secs(*f.evidence.url_ttl_s.get_ref()),
+        keep: Duration::from_secs(*f.evidence.keep_days.get_ref() * 86_400),
         listen: listen.expect("checked above"),
         public_url: f
             .http
@@ -467,6 +484,26 @@ public_url = "https://bridge.example/"
         ] {
             assert!(e.contains(expected), "{expected:?} not in:\n{e}");
         }
+    }
+
+    #[test]
+    fn pictures_are_kept_at_least_as_long_as_their_urls_serve_them() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let path = dir.path().join("bridge.toml");
+        let short = GOOD.replace(
+            "dir = \"evidence\"",
+            "dir = \"evidence\"\nkeep_days = 3\nurl_ttl_s = 604800",
+        );
+        let e = load_str(&path, &short).unwrap_err().to_string();
+        assert!(e.contains("`keep_days` is shorter than `url_ttl_s`"), "{e}");
+        let long = GOOD.replace("dir = \"evidence\"", "dir = \"evidence\"\nkeep_days = 9999");
+        let e = load_str(&path, &long).unwrap_err().to_string();
+        assert!(
+            e.contains("`keep_days` = 9999 is out of range; use 1–3650"),
+            "{e}"
+        );
+        assert_eq!(load_str(&path, GOOD).unwrap().keep.as_secs(), 30 * 86_400);
     }
 
     #[test]

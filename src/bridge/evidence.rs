@@ -70,6 +70,28 @@ impl EvidenceStore {
         self.dir.join(&sha256[..2]).join(format!("{sha256}.jpg"))
     }
 
+    /// Delete the pictures that arrived more than `older_than` ago; returns their SHA-256s.
+    pub fn sweep(&self, older_than: Duration) -> std::io::Result<Vec<String>> {
+        let cutoff = SystemTime::now() - older_than;
+        let mut gone = Vec::new();
+        let Ok(shards) = std::fs::read_dir(&self.dir) else {
+            return Ok(gone); // nothing arrived yet
+        };
+        for shard in shards.flatten().filter(|e| e.path().is_dir()) {
+            for file in std::fs::read_dir(shard.path())?.flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let Some(sha) = name.strip_suffix(".jpg").filter(|s| is_sha256(s)) else {
+                    continue;
+                };
+                if file.metadata()?.modified()? < cutoff {
+                    std::fs::remove_file(file.path())?;
+                    gone.push(sha.to_string());
+                }
+            }
+        }
+        Ok(gone)
+    }
+
     /// Keep `picture`; its SHA-256 (the name it is served under) is returned.
     pub fn put(&self, picture: &[u8]) -> std::io::Result<String> {
         let sha = crate::base::sha256_hex(picture);
@@ -154,6 +176,37 @@ mod tests {
         assert_eq!(
             store.open("../../etc/passwd", exp, &sig),
             Err(Refusal::NotFound)
+        );
+    }
+
+    #[test]
+    fn the_sweep_deletes_only_pictures_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EvidenceStore::new(
+            dir.path(),
+            b"0123456789abcdef",
+            "http://b/",
+            Duration::from_secs(60),
+        );
+        let old = store.put(b"old picture").unwrap();
+        let new = store.put(b"new picture").unwrap();
+        let month_ago = SystemTime::now() - Duration::from_secs(31 * 86_400);
+        std::fs::File::options()
+            .append(true)
+            .open(store.path(&old))
+            .unwrap()
+            .set_modified(month_ago)
+            .unwrap();
+        assert_eq!(
+            store.sweep(Duration::from_secs(30 * 86_400)).unwrap(),
+            vec![old.clone()]
+        );
+        assert!(!store.has(&old) && store.has(&new));
+        assert!(
+            store
+                .sweep(Duration::from_secs(30 * 86_400))
+                .unwrap()
+                .is_empty()
         );
     }
 }

@@ -343,6 +343,38 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// Every hour: delete the pictures older than `keep_days` and forget them in the database (every
+    /// replica may do it; deleting twice is harmless).
+    async fn janitor(&self) {
+        loop {
+            let (store, keep) = (self.evidence.clone(), self.settings.keep);
+            match tokio::task::spawn_blocking(move || store.sweep(keep)).await {
+                Ok(Ok(gone)) if !gone.is_empty() => {
+                    tracing::info!(
+                        pictures = gone.len(),
+                        "Evidence past its retention deleted."
+                    );
+                    self.db_on(&self.http_db, "sweep", |db| {
+                        let gone = gone.clone();
+                        Box::pin(async move { db.forget_evidence(&gone).await })
+                    })
+                    .await;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "Evidence sweep failed; trying again in an hour.")
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                () = self.shutdown.wait() => return,
+            }
+        }
+    }
+}
+
 /// The connection commands to the poles go out on.
 enum Link {
     Mqtt(rumqttc::v5::AsyncClient),
@@ -372,10 +404,11 @@ pub async fn run(settings: BridgeSettings, shutdown: Shutdown) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let bridge = Arc::new(Bridge::new(settings, shutdown)?);
     tracing::info!(listen = %bridge.settings.listen, group = %bridge.settings.group, "Bridge started.");
-    let (intake, (), (), served) = tokio::join!(
+    let (intake, (), (), (), served) = tokio::join!(
         bridge.intake(),
         bridge.filing(),
         bridge.verifier(),
+        bridge.janitor(),
         http::serve(bridge.clone(), listener)
     );
     intake?;

@@ -317,6 +317,17 @@ impl Db {
         Ok(())
     }
 
+    /// The pictures `shas` were deleted from the evidence store (their time was up).
+    pub async fn forget_evidence(&self, shas: &[String]) -> anyhow::Result<()> {
+        self.client
+            .execute(
+                "DELETE FROM bridge_evidence WHERE sha256 = ANY($1)",
+                &[&shas],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Whether picture `sha256` has arrived.
     pub async fn has_evidence(&self, sha256: &str) -> anyhow::Result<bool> {
         Ok(self
