@@ -32,6 +32,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_replica_failures() {
+    streetsight::ops::init_logging("warn");
     let poles: usize = env("FLEET_POLES", 24);
     let seconds: u64 = env("FLEET_SECONDS", 36);
     let rate: f64 = env("FLEET_RATE", 90.0);

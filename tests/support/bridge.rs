@@ -254,7 +254,18 @@ pub async fn until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool
     }
 }
 
+/// GET `url` (status 0: nothing listens yet). Inside the tests' multi-threaded runtime the blocking call
+/// hands this worker's queued tasks to another first, so a server task parked here cannot wait on it.
 pub fn get(url: &str) -> (u16, Vec<u8>) {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| get_blocking(url))
+        }
+        _ => get_blocking(url),
+    }
+}
+
+fn get_blocking(url: &str) -> (u16, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
