@@ -42,22 +42,11 @@ async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_re
     let work = tempfile::tempdir().unwrap();
     let servers = nats.nats_urls();
     let (a_port, b_port) = (listen_port(), listen_port());
-    let (a_stop, a) = start_bridge(&write_nats_config(
-        work.path(),
-        "a",
-        &servers,
-        &pg,
-        &wo,
-        a_port,
-    ));
-    let (_b_stop, b) = start_bridge(&write_nats_config(
-        work.path(),
-        "b",
-        &servers,
-        &pg,
-        &wo,
-        b_port,
-    ));
+    // Both files first: a replica starting while the other's are written would read them half-written.
+    let a_config = write_nats_config(work.path(), "a", &servers, &pg, &wo, a_port);
+    let b_config = write_nats_config(work.path(), "b", &servers, &pg, &wo, b_port);
+    let (a_stop, a) = start_bridge(&a_config);
+    let (_b_stop, b) = start_bridge(&b_config);
     let reading = |port: u16| {
         let (status, body) = get(&format!("http://127.0.0.1:{port}/healthz"));
         status == 200

@@ -153,10 +153,13 @@ pub fn write_config(
     wo: &Workorder,
     listen: u16,
 ) -> std::path::PathBuf {
-    std::fs::write(dir.join("wo.secret"), WO_SECRET).unwrap();
-    std::fs::write(dir.join("url.secret"), URL_SECRET).unwrap();
-    std::fs::write(
-        dir.join("mapping.toml"),
+    // Shared by the replicas: written whole or not at all, so a replica starting meanwhile never reads half.
+    let shared =
+        |name: &str, bytes: &[u8]| streetsight::base::write_atomic(&dir.join(name), bytes).unwrap();
+    shared("wo.secret", WO_SECRET);
+    shared("url.secret", URL_SECRET);
+    shared(
+        "mapping.toml",
         r#"time_zone = "Asia/Shanghai"
 [body]
 title = "{category_name}：{zone.name}"
@@ -177,9 +180,9 @@ type_code = "99-99"
 default = "keep"
 street_vending = "cancel"
 hanging_laundry = "close"
-"#,
-    )
-    .unwrap();
+"#
+        .as_bytes(),
+    );
     let path = dir.join(format!("bridge-{replica}.toml"));
     std::fs::write(
         &path,
