@@ -56,7 +56,13 @@ async fn a_fleet_on_a_nats_cluster_files_every_incident_once_through_node_and_re
     until(
         "both replicas reading the cluster's stream",
         Duration::from_secs(60),
-        || reading(a_port) && reading(b_port),
+        || {
+            assert!(
+                !a.is_finished() && !b.is_finished(),
+                "a bridge replica stopped while starting"
+            );
+            reading(a_port) && reading(b_port)
+        },
     )
     .await;
 
