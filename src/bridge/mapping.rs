@@ -67,8 +67,8 @@ struct File {
     #[serde(default = "default_zone")]
     time_zone: Spanned<String>,
     /// The language of what the bridge writes itself (re-check reports): `zh-CN` (default) or `en`.
-    #[serde(default = "default_language")]
-    language: Spanned<String>,
+    #[serde(default)]
+    language: crate::base::Language,
     body: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     categories: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
@@ -86,10 +86,6 @@ pub enum WhenResolved {
     Cancel,
     /// Closed: filed if it was not yet, then reported `cleared` with the pole's last picture.
     Close,
-}
-
-fn default_language() -> Spanned<String> {
-    Spanned::new(0..0, "zh-CN".into())
 }
 
 fn default_zone() -> Spanned<String> {
@@ -137,17 +133,7 @@ impl Mapping {
                 ));
                 chrono_tz::Asia::Shanghai
             });
-        let english = match f.language.get_ref().as_str() {
-            "zh-CN" => false,
-            "en" => true,
-            other => {
-                errors.push(lines.error(
-                    &f.language.span(),
-                    format!("language `{other}` is not one of zh-CN, en"),
-                ));
-                false
-            }
-        };
+        let english = f.language == crate::base::Language::En;
         if f.body.is_empty() {
             errors.push(ConfigError {
                 file: path.to_path_buf(),
@@ -461,5 +447,12 @@ title = "人群聚集：{zone.grid_code}"
             shown.contains("m.toml:5: `street_vending` = `forget`: write keep, cancel or close"),
             "{shown}"
         );
+        let e = Mapping::parse(
+            Path::new("m.toml"),
+            "language = \"fr\"\n[body]\ntitle = \"{category_name}\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("m.toml:1:") && e.contains("zh-CN"), "{e}");
     }
 }

@@ -116,6 +116,12 @@ impl Uplink {
         let device_id = settings.device_id.clone();
         let topics = Topics::new(&settings.topic_prefix, &device_id);
         let options = session_options(settings, &topics)?;
+        if options.is_empty() {
+            return Err(UplinkError::Url(
+                String::new(),
+                "no broker given; name at least one".into(),
+            ));
+        }
         let store = Store::open(&settings.outbox, settings.bounds)?;
         let backlog = store.all_meta()?;
         if !backlog.is_empty() {
