@@ -28,7 +28,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   mosquitto mosquitto-clients
   openssl ffmpeg python3 python3-venv ca-certificates curl unzip
-  chromium fonts-wqy-microhei
+  chromium chromium-driver fonts-wqy-microhei
   postgresql nats-server
 )
 

@@ -26,6 +26,7 @@ pub mod base;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod daemon;
 pub mod detect;

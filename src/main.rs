@@ -28,6 +28,8 @@ enum Command {
         #[arg(short, long, default_value = "/etc/streetsight/streetsight.toml")]
         config: PathBuf,
     },
+    /// Print the `[console]` password hash line for a password read from the terminal (or stdin).
+    ConsolePassword,
     /// Run the city-side bridge: events from the broker → one case per incident in the work-order system.
     Bridge {
         #[arg(short, long, default_value = "/etc/streetsight/bridge.toml")]
@@ -247,7 +249,7 @@ fn main() -> ExitCode {
             runtime.spawn(stop_on_signal(shutdown.clone()));
             report(
                 runtime
-                    .block_on(streetsight::daemon::run(
+                    .block_on(streetsight::console::run_daemon(
                         loaded,
                         shutdown,
                         Duration::from_secs(10),
@@ -417,6 +419,7 @@ fn main() -> ExitCode {
             ))
         }
         Command::Models { command, dir } => models(command, dir),
+        Command::ConsolePassword => report(streetsight::console::print_password_hash()),
         Command::Eval {
             model,
             media,

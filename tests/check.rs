@@ -135,7 +135,14 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     let (result, detail, _) = row(&table, "view gate");
     assert_eq!(result, "PASS", "{table}");
     assert!(detail.contains("no reference view yet"), "{detail}");
-    assert!(table.contains("PASS: all 7 checks passed"), "{table}");
+    // The font Chinese evidence captions are drawn with (scripts/setup.sh installs fonts-wqy-microhei).
+    let (result, detail, _) = row(&table, "caption font");
+    assert_eq!(result, "PASS", "{table}");
+    assert!(
+        detail.ends_with("wqy-microhei.ttc: zh-CN captions"),
+        "{detail}"
+    );
+    assert!(table.contains("PASS: all 8 checks passed"), "{table}");
 
     // A broken pole: a camera nobody answers for, a camera configured for H.265 that sends H.264, a CA that
     // did not sign the broker, a model whose file does not match its manifest.
@@ -187,7 +194,7 @@ fn check_passes_a_working_pole_and_names_each_broken_part() {
     assert_eq!(row(&table, "model nanodet").0, "PASS", "{table}");
     assert!(
         table.contains(
-            "FAIL: 4 of 10 checks failed: model broken, camera dead, camera wrongcodec, broker"
+            "FAIL: 4 of 11 checks failed: model broken, camera dead, camera wrongcodec, broker"
         ),
         "{table}"
     );

@@ -26,6 +26,8 @@ const LAYERS: &[&[&str]] = &[
     // The pole's wiring, and the city side's.
     &["daemon", "bridge"],
     &["cli"],
+    // The installer's browser console: the running daemon's handles, the check table, the file's editor.
+    &["console"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -1,7 +1,8 @@
 //! `streetsight check`: what an installer runs before leaving the pole. One row per item — configuration,
 //! ONNX Runtime, each model (loaded and run once), each camera (connected once: codec, resolution, frame rate,
-//! time to first frame), the broker (the configured TLS, a QoS 1 test message acknowledged), the state
-//! directory — each PASS or FAIL with what was found and, for failures, what to do.
+//! time to first frame), the font Chinese evidence captions are drawn with, the broker (the configured TLS, a
+//! QoS 1 test message acknowledged), the state directory — each PASS or FAIL with what was found and, for
+//! failures, what to do.
 //!
 //! Cameras are probed in parallel with a timeout, so a dead camera costs seconds, not the daemon's patience.
 //! The broker test message goes to `{prefix}/{device}/check` under a separate client id (`…-check`), so a
@@ -197,6 +198,7 @@ pub async fn run(loaded: &LoadedConfig, opts: &CheckOptions) -> Report {
         );
     }
     report.rows.extend(scene_rows(config));
+    report.rows.push(caption_font_row(config));
     report.rows.extend(broker_rows);
     if !opts.offline {
         report.rows.push(check_storage(config));
@@ -217,6 +219,24 @@ fn scene_rows(config: &Config) -> Vec<Row> {
                 .map(|(zone, state)| Row::pass(format!("scene {}/{zone}", cam.id), state))
         })
         .collect()
+}
+
+/// What `zh-CN` evidence captions are drawn with. Never a failure: without a Chinese font the captions are
+/// in English and the events go out all the same (a configured font that is missing fails the configuration).
+fn caption_font_row(config: &Config) -> Row {
+    let row = |detail: String| Row::pass("caption font", detail);
+    if config.device.language == crate::base::Language::En {
+        return row("language = \"en\": English captions".into());
+    }
+    let fallback = "zh-CN captions fall back to English; apt install fonts-wqy-microhei, or set device.caption_font";
+    let Some(path) = crate::plan::caption_font_path(config) else {
+        let looked = crate::plan::CAPTION_FONTS.join(", ");
+        return row(format!("no Chinese font installed ({looked}): {fallback}"));
+    };
+    row(match crate::plan::load_caption_font(&path) {
+        Ok(_) => format!("{}: zh-CN captions", path.display()),
+        Err(e) => format!("{} cannot be used ({e}): {fallback}", path.display()),
+    })
 }
 
 /// Load a model and run it once on a frame from a camera that uses it, or on a blank frame.

@@ -9,6 +9,7 @@
 pub mod categories;
 mod health;
 mod load;
+mod ops;
 mod rules;
 
 pub use categories::{CategoryCodes, default_categories};
@@ -17,6 +18,7 @@ pub use load::{
     ConfigError, ConfigErrors, Lines, LoadedConfig, MAX_CONFIG_BYTES, from_toml, parse, parse_str,
     resolve,
 };
+pub use ops::{ConsoleConfig, OpsConfig};
 pub use rules::{
     Anchor, BIN_OVERFLOW, CROWD_INCIDENT_CLEAR_S, CrowdLevelConfig, CrowdRuleConfig, GroundConfig,
     IncidentConfig, LAUNDRY, MaskConfig, PRESENCE_CLEAR_S, PersistenceDefaults,
@@ -49,6 +51,9 @@ pub struct Config {
     /// Operations: the local health and metrics endpoint.
     #[serde(default)]
     pub ops: OpsConfig,
+    /// The installer's console in the browser; off when absent.
+    #[serde(default)]
+    pub console: Option<Spanned<ConsoleConfig>>,
     /// What evidence images show and hide.
     #[serde(default)]
     pub evidence: EvidenceConfig,
@@ -58,29 +63,6 @@ pub struct Config {
     /// The cameras on this pole.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Spanned<CameraConfig>>,
-}
-
-/// Local operations endpoints.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpsConfig {
-    /// Address of the HTTP endpoint serving `/healthz` and `/metrics` (e.g. `127.0.0.1:9310`); off when unset.
-    #[serde(default)]
-    pub http: Option<Spanned<String>>,
-    /// Under systemd's watchdog: stop feeding it when no camera has delivered a frame for this many seconds,
-    /// or a camera's frames have gone unanalysed that long (systemd then restarts the daemon). Must exceed the
-    /// longest time between sampled frames (the GOP length with keyframe sampling).
-    #[serde(default = "default_watchdog_grace_s")]
-    pub watchdog_grace_s: Spanned<u64>,
-}
-
-impl Default for OpsConfig {
-    fn default() -> Self {
-        Self {
-            http: None,
-            watchdog_grace_s: default_watchdog_grace_s(),
-        }
-    }
 }
 
 /// Signed model bundles: the minisign public keys this pole trusts.
@@ -148,9 +130,14 @@ pub struct DeviceConfig {
     /// or a zone's own `address` is more precise and wins.
     #[serde(default)]
     pub address: Option<Spanned<String>>,
-    /// The language of each event's `description`: `zh-CN` (default) or `en`.
+    /// The language of each event's `description` and of its evidence caption: `zh-CN` (default) or `en`.
     #[serde(default)]
     pub language: crate::base::Language,
+    /// The TrueType/OpenType file (or `.ttc` collection, its first face) `zh-CN` evidence captions are drawn
+    /// with, an absolute path. Unset: the first of Debian's Chinese fonts that is installed
+    /// (fonts-wqy-microhei, fonts-wqy-zenhei, fonts-noto-cjk); none installed: captions are in English.
+    #[serde(default)]
+    pub caption_font: Option<Spanned<PathBuf>>,
     /// City-specific fields every event carries in its `extensions` object (a camera's and a zone's own
     /// `extensions` add to and override these).
     #[serde(default)]
@@ -489,11 +476,6 @@ pub struct ZoneConfig {
     pub extensions: Option<Spanned<toml::Table>>,
 }
 
-/// Five minutes: a camera rebooting does not restart the daemon, and restarts this far apart never exhaust
-/// the unit's start limit (10 in 300 s).
-fn default_watchdog_grace_s() -> Spanned<u64> {
-    Spanned::new(0..0, 300)
-}
 fn default_topic_prefix() -> Spanned<String> {
     Spanned::new(0..0, "streetsight/v1".into())
 }

@@ -258,28 +258,7 @@ impl Control {
 
     /// The worker that owns `camera`.
     fn owner(&self, camera: &str) -> Result<WorkerLink, CommandError> {
-        let workers = self.workers.lock().expect("registry lock");
-        workers
-            .iter()
-            .find(|w| w.cameras.iter().any(|c| c == camera))
-            .cloned()
-            .ok_or_else(|| {
-                let known: Vec<&str> = workers
-                    .iter()
-                    .flat_map(|w| w.cameras.iter().map(String::as_str))
-                    .collect();
-                CommandError::new(
-                    "not_found",
-                    format!(
-                        "no running camera `{camera}`; running cameras: {}",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                )
-            })
+        owner(&self.workers, camera)
     }
 
     fn snapshot(&self, request_id: &str, camera: &str) -> Result<serde_json::Value, CommandError> {
@@ -330,18 +309,7 @@ impl Control {
     }
 
     fn scene_reference(&self, camera: &str, zone: &str) -> Result<serde_json::Value, CommandError> {
-        let worker = self.owner(camera)?;
-        let (reply, answer) = bounded(1);
-        send(
-            &worker,
-            WorkerCmd::SceneReference {
-                camera: camera.into(),
-                zone: zone.into(),
-                reply,
-            },
-        )?;
-        wait(&answer, self.frame_wait)?.map_err(|e| CommandError::new("failed", e))?;
-        Ok(serde_json::json!({ "camera": camera, "zone": zone, "reference": "taken" }))
+        scene_reference(&self.workers, camera, zone, self.frame_wait)
     }
 
     fn confirm_view(&self, camera: &str) -> Result<serde_json::Value, CommandError> {
@@ -363,27 +331,85 @@ impl Control {
     }
 
     fn reload(&self) -> Result<serde_json::Value, CommandError> {
-        let Ok(_gate) = self.reloading.try_lock() else {
-            return Err(CommandError::new(
-                "busy",
-                "a reload is already being prepared or applied; retry when it is done",
-            ));
-        };
-        let prepared = prepare_reload(&self.config_path)?;
-        let (reply, answer) = bounded(1);
-        self.reload
-            .try_send(ReloadRequest { prepared, reply })
-            .map_err(|e| match e {
-                tokio::sync::mpsc::error::TrySendError::Full(_) => CommandError::new(
-                    "busy",
-                    "a reload is already being applied; retry when it is done",
-                ),
-                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
-                    CommandError::new("failed", "the agent is shutting down")
-                }
-            })?;
-        wait(&answer, Duration::from_secs(120))?.map_err(|e| CommandError::new("failed", e))
+        reload(&self.reloading, &self.reload, &self.config_path)
     }
+}
+
+/// The worker that analyses `camera`.
+fn owner(workers: &WorkerRegistry, camera: &str) -> Result<WorkerLink, CommandError> {
+    let workers = workers.lock().expect("registry lock");
+    workers
+        .iter()
+        .find(|w| w.cameras.iter().any(|c| c == camera))
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = workers
+                .iter()
+                .flat_map(|w| w.cameras.iter().map(String::as_str))
+                .collect();
+            CommandError::new(
+                "not_found",
+                format!(
+                    "no running camera `{camera}`; running cameras: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })
+}
+
+/// `camera`'s next frame becomes `zone`'s scene reference (the `scene_reference` command, the console's
+/// button). Blocks until the worker took it, at most `frame_wait`.
+pub fn scene_reference(
+    workers: &WorkerRegistry,
+    camera: &str,
+    zone: &str,
+    frame_wait: Duration,
+) -> Result<serde_json::Value, CommandError> {
+    let worker = owner(workers, camera)?;
+    let (reply, answer) = bounded(1);
+    send(
+        &worker,
+        WorkerCmd::SceneReference {
+            camera: camera.into(),
+            zone: zone.into(),
+            reply,
+        },
+    )?;
+    wait(&answer, frame_wait)?.map_err(|e| CommandError::new("failed", e))?;
+    Ok(serde_json::json!({ "camera": camera, "zone": zone, "reference": "taken" }))
+}
+
+/// Re-read `path` and apply it (the `reload` command, SIGHUP, the console's save): one at a time through
+/// `gate`; an invalid file or model changes nothing. Blocks up to two minutes.
+pub fn reload(
+    gate: &ReloadGate,
+    daemon: &tokio::sync::mpsc::Sender<ReloadRequest>,
+    path: &std::path::Path,
+) -> Result<serde_json::Value, CommandError> {
+    let Ok(_gate) = gate.try_lock() else {
+        return Err(CommandError::new(
+            "busy",
+            "a reload is already being prepared or applied; retry when it is done",
+        ));
+    };
+    let prepared = prepare_reload(path)?;
+    let (reply, answer) = bounded(1);
+    daemon
+        .try_send(ReloadRequest { prepared, reply })
+        .map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => CommandError::new(
+                "busy",
+                "a reload is already being applied; retry when it is done",
+            ),
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                CommandError::new("failed", "the agent is shutting down")
+            }
+        })?;
+    wait(&answer, Duration::from_secs(120))?.map_err(|e| CommandError::new("failed", e))
 }
 
 /// Read and validate the configuration file and load every model it names; nothing is applied here. The

@@ -39,9 +39,40 @@ pub fn init_process() -> anyhow::Result<()> {
 /// `drain` to deliver what is queued (the rest stays in the durable outbox). A `reload` command or SIGHUP
 /// re-reads the configuration and, if it is valid, restarts cameras and workers with it.
 pub async fn run(
+    loaded: LoadedConfig,
+    shutdown: Shutdown,
+    drain: Duration,
+) -> anyhow::Result<Arc<UplinkStats>> {
+    run_with(loaded, shutdown, drain, |_| {}).await
+}
+
+/// What the installer's console reads and does on the running daemon.
+#[derive(Clone)]
+pub struct Handles {
+    pub cameras: CameraList,
+    pub scenes: crate::incident::SceneBoard,
+    pub health: crate::incident::HealthBoard,
+    /// Each camera's latest frame and the latest events.
+    pub live: crate::incident::LiveBoard,
+    pub telemetry: Arc<crate::uplink::TelemetrySource>,
+    pub uplink: Arc<UplinkStats>,
+    pub workers: WorkerRegistry,
+    /// Where a reload is applied, and the gate that keeps reloads one at a time.
+    pub reload: tokio::sync::mpsc::Sender<crate::control::ReloadRequest>,
+    pub reloading: crate::control::ReloadGate,
+    /// The configuration the pipelines run now.
+    pub running: crate::control::RunningConfig,
+    pub audit: crate::control::SharedAudit,
+    /// The local evidence archive (`state_dir/evidence`).
+    pub evidence_dir: std::path::PathBuf,
+}
+
+/// [`run`], handing `started` what the console needs once the uplink and cameras are started.
+pub async fn run_with(
     mut loaded: LoadedConfig,
     shutdown: Shutdown,
     drain: Duration,
+    started: impl FnOnce(Handles),
 ) -> anyhow::Result<Arc<UplinkStats>> {
     init_process()?;
     let config = &loaded.config;
@@ -129,6 +160,7 @@ pub async fn run(
     }
 
     let stats = uplink.stats.clone();
+    let telemetry = uplink.telemetry();
     if let Some(addr) = &config.ops.http {
         let addr: std::net::SocketAddr = addr.get_ref().parse()?;
         let health = crate::ops::http::Health {
@@ -156,6 +188,20 @@ pub async fn run(
         grace,
         shutdown.clone(),
     );
+    started(Handles {
+        cameras: shared.camera_stats.clone(),
+        scenes: shared.scenes.clone(),
+        health: shared.health.clone(),
+        live: sink.live.clone(),
+        telemetry: telemetry.clone(),
+        uplink: stats.clone(),
+        workers: shared.workers.clone(),
+        reload: reload_tx.clone(),
+        reloading: reloading.clone(),
+        running: shared.running.clone(),
+        audit: audit.clone(),
+        evidence_dir: loaded.config.storage.state_dir.get_ref().join("evidence"),
+    });
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
@@ -345,6 +391,7 @@ fn start_worker(
         suppressions: shared.suppressions.clone(),
         news: shared.news.clone(),
         embedders: HashMap::new(),
+        live: sink.live.clone(),
     };
     (worker, link, handles)
 }

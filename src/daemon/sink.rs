@@ -17,6 +17,8 @@ pub(super) struct Sink {
     pub(super) outbox: OutboxWriter,
     archive: Option<Arc<Mutex<EvidenceArchive>>>,
     pub(super) disk: Arc<DiskGuard>,
+    /// The latest events, for the installer's console.
+    pub(super) live: crate::incident::LiveBoard,
 }
 
 impl Sink {
@@ -37,6 +39,7 @@ impl Sink {
             outbox,
             archive,
             disk,
+            live: Default::default(),
         }
     }
 
@@ -84,6 +87,7 @@ impl Sink {
             }
         };
         tracing::info!(camera = %e.camera.id, zone = %e.zone.id, phase = ?e.phase, incident = %e.incident_id, event = %e.event_id, "Incident event stored.");
+        self.live.record(&p.event);
         if let Some(archive) = &self.archive {
             let mut archive = archive.lock().expect("archive lock");
             for (r, img) in p.event.evidence.iter().zip(&p.evidence) {

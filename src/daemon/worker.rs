@@ -135,6 +135,8 @@ pub(super) struct ModelWorker {
     /// A candidate model in shadow beside this worker's model, and where its report is shown.
     pub(super) shadow: Option<crate::incident::Shadow>,
     pub(super) shadows: crate::incident::ShadowBoard,
+    /// Where the installer's console finds each camera's latest frame (encoded only while it watches).
+    pub(super) live: crate::incident::LiveBoard,
     /// Which model this is, which of its workers, and which version of it runs (`configured` or an
     /// installed version's name).
     pub(super) model: String,
@@ -248,6 +250,8 @@ impl ModelWorker {
             return;
         };
         stats.record_analysis(ms);
+        self.live
+            .offer(frame, detections, &self.detector.manifest.labels);
         let mut took_reference = false;
         if let Some(job) = analyser.defer(frame, detections, density) {
             took_reference = !job.references.is_empty();

@@ -2,6 +2,7 @@
 //! drawn, as JPEG, with its SHA-256 so a dispatcher can trust the file is the one the pole produced; and the
 //! clean frame, encoded the same way.
 
+use super::caption::{self, CaptionFont};
 use crate::base::BBox;
 use image::{Rgb, RgbImage};
 
@@ -12,8 +13,10 @@ pub struct Annotation<'a> {
     pub counted: Vec<BBox>,
     /// Other detections (drawn grey).
     pub others: Vec<BBox>,
-    /// One line written in a banner along the top (ASCII; other characters show as `?`).
+    /// Written in a banner along the top, wrapped at its double spaces.
     pub caption: &'a str,
+    /// The font the caption is drawn with; none: the built-in one (ASCII; other characters show as `?`).
+    pub font: Option<&'a CaptionFont>,
 }
 
 /// An encoded evidence image.
@@ -73,29 +76,23 @@ pub fn render(
             }
         }
     }
-    caption(&mut img, ann.caption);
+    match ann.font {
+        Some(font) => caption::draw(&mut img, ann.caption, font),
+        None => bitmap_caption(&mut img, ann.caption),
+    }
     encode(&img, quality)
 }
 
-/// Write the caption along the top, as large as fits, wrapped at its double spaces when too long.
-fn caption(img: &mut RgbImage, text: &str) {
+/// Write the caption along the top in the built-in font, as large as fits, wrapped at its double spaces
+/// when too long.
+fn bitmap_caption(img: &mut RgbImage, text: &str) {
     use super::font::{draw_text, text_height, text_width};
     if text.is_empty() {
         return;
     }
     let scale = (img.width() / 480).max(1);
     let pad = 2 * scale;
-    let fits = |t: &str| text_width(t, scale) + 2 * pad <= img.width();
-    let mut lines: Vec<String> = Vec::new();
-    for part in text.split("  ") {
-        match lines.last_mut() {
-            Some(line) if fits(&format!("{line}  {part}")) => {
-                line.push_str("  ");
-                line.push_str(part);
-            }
-            _ => lines.push(part.to_string()),
-        }
-    }
+    let lines = caption::wrap(text, |t| text_width(t, scale) + 2 * pad <= img.width());
     for (k, line) in lines.iter().enumerate() {
         let y = pad + k as u32 * (text_height(scale) + pad);
         draw_text(
@@ -193,6 +190,7 @@ mod tests {
             }],
             others: vec![],
             caption: "crowd_density  zone=walkway",
+            font: None,
         };
         let ev = render(img, &ann, 95).unwrap();
         assert_eq!(ev.sha256, crate::base::sha256_hex(&ev.jpeg));
@@ -218,6 +216,7 @@ mod tests {
                 }],
                 others: vec![],
                 caption: "",
+                font: None,
             };
             let decoded = image::load_from_memory(&render(img, &ann, 85).unwrap().jpeg)
                 .unwrap()
@@ -235,5 +234,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A street-grey 768×576 frame with `caption` drawn, encoded and decoded again.
+    fn rendered(caption: &str, font: Option<&CaptionFont>) -> RgbImage {
+        let ann = Annotation {
+            zone: &[],
+            counted: vec![],
+            others: vec![],
+            caption,
+            font,
+        };
+        let img = RgbImage::from_pixel(768, 576, Rgb([128, 128, 128]));
+        let jpeg = render(img, &ann, 90).unwrap().jpeg;
+        image::load_from_memory(&jpeg).unwrap().to_rgb8()
+    }
+
+    /// Light (text) and dark (band) pixels among rows `rows`.
+    fn census(img: &RgbImage, rows: std::ops::Range<u32>) -> (usize, usize) {
+        let pixels = rows.flat_map(|y| (0..img.width()).map(move |x| img.get_pixel(x, y).0[1]));
+        pixels.fold((0, 0), |(light, dark), g| {
+            (light + usize::from(g >= 200), dark + usize::from(g <= 70))
+        })
+    }
+
+    #[test]
+    fn a_chinese_caption_draws_glyphs_on_a_dark_band_unlike_the_english_one() {
+        let font = caption::wqy_microhei();
+        let zh = rendered("2026-12-05 14:03 文三路7号杆 · 占道经营", Some(&font));
+        // 576 / 24 = 24 px text: one line and its padding within the top 40 rows.
+        let band = 40 * 768;
+        let (light, dark) = census(&zh, 0..40);
+        assert!(
+            light > band / 50 && light < band / 4,
+            "{light} light pixels of {band}: no strokes, or a blot"
+        );
+        assert!(dark > band / 2, "{dark} dark pixels of {band}: no band");
+        // The strokes spread along the line, as text does, and stop where it ends.
+        let inked = |x: u32| (0..40).any(|y| zh.get_pixel(x, y).0[1] >= 200);
+        let columns = (0..768).filter(|&x| inked(x)).count();
+        assert!((150..600).contains(&columns), "{columns} inked columns");
+        // Below the band the picture is as it was.
+        assert_eq!(census(&zh, 60..576), (0, 0));
+        // The same event in English, in the built-in font, is another picture.
+        let en = rendered(
+            "street_vending  opened  zone=stall-1  cam=north  2026-12-05 14:03:09+08:00",
+            None,
+        );
+        let differ = (0..40)
+            .flat_map(|y| (0..768).map(move |x| (x, y)))
+            .filter(|&(x, y)| zh.get_pixel(x, y).0[1].abs_diff(en.get_pixel(x, y).0[1]) > 60)
+            .count();
+        assert!(differ > band / 10, "only {differ} pixels differ");
     }
 }

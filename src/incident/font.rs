@@ -1,5 +1,6 @@
-//! A built-in 5x7 bitmap font for the caption banner on evidence images (category, zone, local time,
-//! camera), so the pole needs no font files and no text-rendering crate.
+//! A built-in 5x7 bitmap font for the English caption banner on evidence images (category, zone, local
+//! time, camera) and the installer's snapshot, needing no font file; Chinese captions are drawn with a font
+//! read from disk (`caption.rs`).
 //!
 //! Printable ASCII (0x20–0x7E) only; any other character is drawn as `?`. Text is laid out in cells of
 //! 6 x 9 units (the glyph plus one unit of space on the right and below, one above) and a one-unit margin

@@ -6,6 +6,7 @@
 //! event with evidence images whose faces are obscured ([`privacy`]), on the daemon's evidence thread.
 
 mod archive;
+mod caption;
 mod continuity;
 mod describe;
 mod event;
@@ -14,6 +15,7 @@ mod examples;
 mod font;
 mod health;
 mod lifecycle;
+mod live;
 mod model;
 mod operate;
 mod privacy;
@@ -23,6 +25,7 @@ mod snapshot;
 mod suppress;
 
 pub use archive::EvidenceArchive;
+pub use caption::{CaptionFont, FontError};
 pub use continuity::{CaseChange, CaseRecord};
 pub use describe::Wording;
 pub use event::{
@@ -37,6 +40,7 @@ pub use examples::{
 pub use font::draw_text;
 pub use health::{CAMERA_HEALTH, HealthSpec, VIEW_ZONE};
 pub use lifecycle::{CaseRef, Lifecycle, LifecycleParams, ResolveReason, StepInput, Transition};
+pub use live::{LiveBoard, LiveBox, LiveView};
 pub use model::ModelInfo;
 pub use operate::{OperateError, VERIFY_SAMPLES, still_present};
 pub use privacy::{PrivacyParams, blur_heads};

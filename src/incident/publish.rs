@@ -4,6 +4,7 @@
 //! reference files), so the daemon runs it on an evidence thread as an [`EvidenceJob`], not on the
 //! inference thread; the analysis (`Analyser::step`) stays pure.
 
+use super::caption::{self, CaptionFont, Subject};
 use super::event::{
     AgentRef, CameraRef, CrowdInfo, DeviceRef, EvidenceRef, IncidentEvent, ModelRef, ObjectRef,
     Phase, SCHEMA, Verification, ZoneRef,
@@ -28,6 +29,9 @@ pub struct EvidenceSettings {
     /// Send the frame without drawings beside the annotated one.
     pub clean_frame: bool,
     pub privacy: PrivacyParams,
+    /// The font `zh-CN` captions are drawn with, read once and shared by the cameras; none: captions are in
+    /// English, in the built-in font.
+    pub caption_font: Option<Arc<CaptionFont>>,
 }
 
 /// One transition of one incident, as the analysis saw it: everything its event says except the evidence,
@@ -113,31 +117,28 @@ impl Publisher {
         let now = SystemTime::now();
         let seen_at = draft.seen_at.unwrap_or(now);
         let event_id = uuid::Uuid::now_v7().to_string();
-        let phase_word = match phase {
-            Phase::Opened => "opened",
-            Phase::Updated => "updated",
-            Phase::Resolved => "resolved",
-            Phase::Verified => match verification {
-                Some(Verification::StillPresent) => "verified: still present",
-                _ => "verified: cleared",
-            },
+        let address = (draft.zone.address.as_ref())
+            .or(self.camera.address.as_ref())
+            .or(self.device.address.as_ref())
+            .cloned();
+        let subject = Subject {
+            category: &draft.category,
+            name: draft.codes.name.as_deref(),
+            phase,
+            reopened,
+            verification,
+            health: draft.health.as_ref(),
+            zone: &draft.zone,
+            camera: &self.camera,
+            address: address.as_deref(),
+            at: DateTime::<Utc>::from(seen_at).with_timezone(&self.wording.tz),
         };
-        let what = match &draft.health {
-            Some(h) => health_caption(h),
-            None => format!("zone={}", draft.zone.id),
-        };
-        let caption = format!(
-            "{}  {phase_word}  {what}  cam={}  {}",
-            draft.category,
-            self.camera.id,
-            DateTime::<Utc>::from(seen_at)
-                .with_timezone(&self.wording.tz)
-                .format("%Y-%m-%d %H:%M:%S%:z"),
-        );
+        let font = self.evidence.caption_font.as_deref();
+        let (caption, font) = caption::choose(&subject, self.wording.language, font);
         let mut evidence: Vec<(&str, Evidence)> = match (draft.seen_at, picture) {
             (Some(_), Some(picture)) => ["annotated", "clean"]
                 .into_iter()
-                .zip(self.render_evidence(&draft, picture, detections, &caption))
+                .zip(self.render_evidence(&draft, picture, detections, &caption, font))
                 .collect(),
             _ => Vec::new(),
         };
@@ -168,10 +169,6 @@ impl Publisher {
         } else {
             hits.iter().map(|h| h.score).sum::<f32>() / hits.len() as f32
         };
-        let address = (draft.zone.address.as_ref())
-            .or(self.camera.address.as_ref())
-            .or(self.device.address.as_ref())
-            .cloned();
         let extensions = draft.extensions.as_ref().or(self.extensions.as_ref());
         let mut event = IncidentEvent {
             schema: SCHEMA.into(),
@@ -243,6 +240,7 @@ impl Publisher {
         picture: &RgbImage,
         detections: &[Detection],
         caption: &str,
+        font: Option<&CaptionFont>,
     ) -> Vec<Evidence> {
         let mut img = picture.clone();
         let people: Vec<BBox> = detections
@@ -262,6 +260,7 @@ impl Publisher {
                 .collect(),
             counted,
             caption,
+            font,
         };
         let q = self.evidence.quality;
         let mut out = Vec::new();
@@ -278,29 +277,6 @@ impl Publisher {
             }
         }
         out
-    }
-}
-
-/// What a camera-health caption says: the conditions and the measured shift.
-fn health_caption(h: &crate::health::HealthReport) -> String {
-    let conditions = if h.conditions.is_empty() {
-        "healthy".to_string()
-    } else {
-        h.conditions
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join("+")
-    };
-    match h.shift {
-        Some(s) => format!(
-            "{conditions}  shift {:+.1}%,{:+.1}% {:+.1}deg x{:.2}",
-            s.x * 100.0,
-            s.y * 100.0,
-            s.degrees,
-            s.scale
-        ),
-        None => conditions,
     }
 }
 

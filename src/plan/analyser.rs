@@ -61,6 +61,7 @@ pub fn analyser(config: &Config, cam: &CameraConfig, model: ModelInfo) -> Analys
                 head_fraction: *config.evidence.head_fraction.get_ref(),
                 ..PrivacyParams::default()
             },
+            caption_font: super::device::caption_font(config),
         },
         person_classes: model.classes(&["person".to_string()]),
         masks,

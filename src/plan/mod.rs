@@ -8,6 +8,7 @@
 mod analyser;
 mod camera;
 mod check;
+mod console;
 mod device;
 mod geometry;
 mod health;
@@ -22,6 +23,7 @@ mod zone_state;
 
 pub use analyser::{analyser, analysers, has_rule, rule_problems};
 pub use camera::camera_source;
+pub use device::{CAPTION_FONTS, caption_font, caption_font_path, load_caption_font};
 pub use geometry::{scene_reference_file, scene_reference_states, zone_area};
 pub use health::{camera_health_params, view_picture_file, view_reference_file};
 pub use installed::ModelStore;

@@ -37,6 +37,7 @@ pub(crate) fn validate(config: &Config, base: &Path, lines: &Lines) -> Vec<Confi
         check.whole(grace, "ops.watchdog_grace_s", *grace.get_ref(), 2..=86_400);
     }
     verify_storage(&mut check, config);
+    super::console::verify_console(&mut check, config);
     super::trust::verify_trust(&mut check, config);
     let manifests = verify_models(&mut check, config);
     verify_categories(&mut check, config);

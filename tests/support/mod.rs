@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod browser;
 pub mod clips;
 pub mod config_check;
 pub mod dispatch;
