@@ -47,6 +47,16 @@ fn with_bad(case: &Bad) -> (String, usize, usize) {
     (text, header, bad_line)
 }
 
+/// A `[console]` table with a valid password hash and one more line, `$bad`.
+macro_rules! console {
+    ($bad:literal) => {
+        concat!(
+            "[console]\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$1VK6CedA1h+GmOvDWC5OuQ$2IYfmTLHryWA7a5MA10pmkkWddvQTpmq4hTjTVDu0dg\"\n",
+            $bad
+        )
+    };
+}
+
 /// A valid zone-state rule (with its embedder bundle) and one more line, `$bad`.
 macro_rules! zone_state {
     ($bad:literal) => {
@@ -172,6 +182,29 @@ fn every_key_refuses_out_of_range_infinite_huge_and_malformed_values_and_run_ref
             "ops.watchdog_grace_s",
         ),
         bad("", "[ops]\nhttp = \"localhost\"", "is not an address"),
+        bad(
+            "",
+            "[console]\npassword_hash = \"hunter2\"",
+            "is not a password hash",
+        ),
+        bad(
+            "",
+            "[console]\npassword_hash = \"$argon2i$v=19$m=19456,t=2,p=1$1VK6CedA1h+GmOvDWC5OuQ$2IYfmTLHryWA7a5MA10pmkkWddvQTpmq4hTjTVDu0dg\"",
+            "argon2id only",
+        ),
+        bad("", console!("listen = \"pole:80\""), "console.listen"),
+        bad(
+            "",
+            console!("session_idle_min = 0"),
+            "console.session_idle_min",
+        ),
+        bad(
+            "",
+            console!("session_idle_min = 100000"),
+            "console.session_idle_min",
+        ),
+        bad("", console!("keep_backups = 0"), "console.keep_backups"),
+        bad("", console!("keep_backups = 1000"), "console.keep_backups"),
         bad("", "[evidence]\nhead_fraction = nan", "head_fraction"),
         bad("", "[evidence]\nhead_fraction = inf", "head_fraction"),
         bad(
