@@ -118,6 +118,9 @@ enum Command {
         /// fleet simulator replays.
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Also serve the installer console on this loopback port (its password is printed).
+        #[arg(long)]
+        console: Option<u16>,
     },
     /// Simulated poles for load tests of a broker (cluster) and the bridge: each the agent's own uplink
     /// and outbox, replaying a recording of the real agent (`demo --record`).
@@ -372,6 +375,7 @@ fn main() -> ExitCode {
             clip,
             model,
             record,
+            console,
         } => {
             let shutdown = Shutdown::new();
             runtime.spawn(stop_on_signal(shutdown.clone()));
@@ -381,6 +385,10 @@ fn main() -> ExitCode {
                 clip,
                 model,
                 record,
+                console: match console.map(streetsight::console::for_demo).transpose() {
+                    Ok(c) => c,
+                    Err(e) => return report(Err(e)),
+                },
             };
             match runtime.block_on(streetsight::cli::demo::run_demo(opts, shutdown)) {
                 Ok(0) => {

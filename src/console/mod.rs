@@ -83,6 +83,21 @@ pub fn check_runner() -> CheckRunner {
     })
 }
 
+/// The console for `streetsight demo --console PORT`: loopback, a password made up now and printed.
+pub fn for_demo(port: u16) -> anyhow::Result<crate::cli::demo::DemoConsole> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 9];
+    rand::rng().fill_bytes(&mut bytes);
+    let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let listen = format!("127.0.0.1:{port}");
+    println!("demo: installer console at http://{listen}/ — password {password}");
+    Ok(crate::cli::demo::DemoConsole {
+        listen,
+        password_hash: auth::hash(&password)?,
+        start: Box::new(|loaded, handles, stop| start(loaded, handles, check_runner(), stop)),
+    })
+}
+
 /// `streetsight console-password`: read a password (twice at a terminal, once from a pipe) and print the
 /// `[console]` line that holds its hash. The password itself is never printed or stored.
 pub fn print_password_hash() -> anyhow::Result<()> {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Options of `streetsight demo`.
-#[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub duration: Duration,
     pub broker: Option<String>,
@@ -23,6 +22,17 @@ pub struct DemoOptions {
     pub model: Option<PathBuf>,
     /// Keep the events and evidence that arrived here (what `streetsight fleet` replays).
     pub record: Option<PathBuf>,
+    /// Serve the installer console too.
+    pub console: Option<DemoConsole>,
+}
+
+/// The installer console for the demo: where it listens, its password's hash, and what starts it (the
+/// console lives above this layer, so the caller hands it in).
+pub struct DemoConsole {
+    pub listen: String,
+    pub password_hash: String,
+    #[allow(clippy::type_complexity)]
+    pub start: Box<dyn FnOnce(&crate::config::LoadedConfig, crate::daemon::Handles, Shutdown) + Send>,
 }
 
 /// Where shipped data lives: the Debian package's share directory or this source checkout.
@@ -130,23 +140,34 @@ pub async fn run_demo(opts: DemoOptions, shutdown: Shutdown) -> anyhow::Result<u
         .prefix("streetsight-demo")
         .tempdir()?;
     let config_path = work.path().join("streetsight.toml");
-    std::fs::write(
-        &config_path,
-        demo_config(
-            &camera.url("/walkway"),
-            &broker_url,
-            &model_dir,
-            work.path(),
-        ),
-    )?;
+    let mut text = demo_config(
+        &camera.url("/walkway"),
+        &broker_url,
+        &model_dir,
+        work.path(),
+    );
+    if let Some(c) = &opts.console {
+        text += &format!(
+            "\n[console]\nlisten = \"{}\"\npassword_hash = \"{}\"\n",
+            c.listen, c.password_hash
+        );
+    }
+    std::fs::write(&config_path, text)?;
     let loaded = crate::plan::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let subscriber = Subscriber::connect(&broker_url, "streetsight/v1/demo-pole/#").await?;
     let daemon_stop = Shutdown::new();
-    let daemon = tokio::spawn(crate::daemon::run(
+    let (copy, stop) = (loaded.clone(), daemon_stop.clone());
+    let console = opts.console;
+    let daemon = tokio::spawn(crate::daemon::run_with(
         loaded,
         daemon_stop.clone(),
         Duration::from_secs(5),
+        move |handles| {
+            if let Some(c) = console {
+                (c.start)(&copy, handles, stop);
+            }
+        },
     ));
     let started = Instant::now();
     let cpu0 = crate::base::process_cpu_seconds().unwrap_or(0.0);
