@@ -32,7 +32,8 @@ pub struct DemoConsole {
     pub listen: String,
     pub password_hash: String,
     #[allow(clippy::type_complexity)]
-    pub start: Box<dyn FnOnce(&crate::config::LoadedConfig, crate::daemon::Handles, Shutdown) + Send>,
+    pub start:
+        Box<dyn FnOnce(&crate::config::LoadedConfig, crate::daemon::Handles, Shutdown) + Send>,
 }
 
 /// Where shipped data lives: the Debian package's share directory or this source checkout.
