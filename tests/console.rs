@@ -186,6 +186,16 @@ fn doors(base: &str) -> Vec<String> {
         bodies.push(r.body);
     }
     let edit: Value = serde_json::from_str(&bodies[1]).unwrap();
+    // A page whose own name was pointed at the pole (DNS rebinding) names itself as the host: refused,
+    // even with a session.
+    let host = base.replace("http://127.0.0.1", "evil.example");
+    let r = call(
+        "GET",
+        &format!("{base}/api/cameras"),
+        &[("cookie", &cookie), ("host", &host)],
+        None,
+    );
+    assert_eq!(r.status, 403, "a rebound host name: {}", r.body);
     let edit = &edit["edit"];
     // A cross-site POST with the session's cookie: without the token, or from another origin, refused.
     let save = format!("{base}/api/cameras/walkway/config");

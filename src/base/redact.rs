@@ -1,6 +1,6 @@
 //! Secrets never reach a log line: RTSP URLs are printed with their credentials replaced.
 
-/// `rtsp://admin:secret@10.0.0.5/stream` → `rtsp://***@10.0.0.5/stream`. Text that is not a URL is returned
+/// `rtsp://admin:secret@10.0.0.5/stream?token=x` → `rtsp://***@10.0.0.5/stream?***`. Text that is not a URL is returned
 /// with everything between `://` and the last `@` of the authority masked, so a malformed URL still does not
 /// leak a password.
 pub fn redact_url(raw: &str) -> String {
@@ -8,6 +8,10 @@ pub fn redact_url(raw: &str) -> String {
         if !u.username().is_empty() || u.password().is_some() {
             let _ = u.set_password(None);
             let _ = u.set_username("***");
+        }
+        // Some cameras take their credentials in the query (`?user=…&password=…`).
+        if u.query().is_some() {
+            u.set_query(Some("***"));
         }
         return u.to_string();
     }
@@ -24,6 +28,14 @@ pub fn redact_url(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    #[test]
+    fn credentials_in_a_query_are_masked_too() {
+        assert_eq!(
+            redact_url("rtsp://10.0.0.5:554/live?user=admin&password=s3cret"),
+            "rtsp://10.0.0.5:554/live?***"
+        );
+    }
 
     #[test]
     fn credentials_are_masked_in_valid_urls() {

@@ -74,9 +74,19 @@ pub(super) async fn login(
     headers: HeaderMap,
     Json(body): Json<Login>,
 ) -> Response {
+    if !c.auth.host_allowed(&headers) {
+        return refused(Refusal::CrossSite("the request names another host"));
+    }
     if let Err(r) = auth::same_origin(&headers) {
         return refused(r);
     }
+    let Ok(_one) = c.logins.try_acquire() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "another login is being checked; try again in a moment",
+        );
+    };
     let console = c.clone();
     let done =
         tokio::task::spawn_blocking(move || console.auth.login(peer.ip(), &body.password)).await;
@@ -172,7 +182,7 @@ pub(super) async fn cameras(State(c): Shared) -> Response {
 }
 
 pub(super) async fn live_jpeg(State(c): Shared, Path(id): Path<String>) -> Response {
-    c.handles.live.watch();
+    c.handles.live.watch(&id);
     match c.handles.live.view(&id) {
         Some(v) => (
             [(header::CONTENT_TYPE, "image/jpeg")],
@@ -184,7 +194,7 @@ pub(super) async fn live_jpeg(State(c): Shared, Path(id): Path<String>) -> Respo
 }
 
 pub(super) async fn live(State(c): Shared, Path(id): Path<String>) -> Response {
-    c.handles.live.watch();
+    c.handles.live.watch(&id);
     match c.handles.live.view(&id) {
         Some(v) => Json(v).into_response(),
         None => no_frame_yet(&id),
@@ -293,6 +303,15 @@ pub(super) async fn save(
             );
         }
     }
+    // The reload gate is held from the write to the reload: no SIGHUP or command applies this file
+    // in between, and a busy gate leaves the file untouched.
+    let Ok(_gate) = c.handles.reloading.clone().try_lock_owned() else {
+        return error(
+            StatusCode::CONFLICT,
+            "busy",
+            "a reload is being applied; nothing saved, try again when it is done",
+        );
+    };
     let keep = c.keep_backups;
     let (write_path, write_text) = (path.clone(), new.clone());
     let backup =
@@ -317,13 +336,9 @@ pub(super) async fn save(
                 );
             }
         };
-    let (gate, tx, reload_path) = (
-        c.handles.reloading.clone(),
-        c.handles.reload.clone(),
-        path.clone(),
-    );
+    let (tx, reload_path) = (c.handles.reload.clone(), path.clone());
     let reloaded =
-        tokio::task::spawn_blocking(move || crate::control::reload(&gate, &tx, &reload_path)).await;
+        tokio::task::spawn_blocking(move || crate::control::apply_reload(&tx, &reload_path)).await;
     let backup_name = backup.as_ref().map(|b| b.display().to_string());
     match reloaded {
         Ok(Ok(summary)) => {
@@ -339,17 +354,29 @@ pub(super) async fn save(
             tracing::info!(camera = %id, backup = ?backup_name, "Console: configuration saved and reloaded.");
             Json(json!({ "saved": true, "backup": backup_name, "reload": summary })).into_response()
         }
+        // No answer in time: the reload may still be applied, so the new file stays.
+        Ok(Err(e)) if e.code == "timeout" => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            e.code,
+            format!("saved, but the reload has not answered yet: {}", e.message),
+        ),
         Ok(Err(e)) => {
-            // The file must say what runs: put the old one back.
-            let (p, t) = (path.clone(), text);
-            let _ = tokio::task::spawn_blocking(move || edit::save(&p, &t, keep)).await;
+            // Refused (a model that does not load, say): the file must say what runs, so the old one goes
+            // back, written whole, without a backup of the refused one.
+            let (p, t) = (path.clone(), text.into_bytes());
+            let restored =
+                tokio::task::spawn_blocking(move || crate::base::write_atomic(&p, &t)).await;
+            let back = match restored {
+                Ok(Ok(())) => "the previous file is back in place".to_string(),
+                _ => format!(
+                    "the previous file could NOT be put back: restore it from {}",
+                    backup_name.as_deref().unwrap_or("the backup")
+                ),
+            };
             error(
                 StatusCode::CONFLICT,
                 e.code,
-                format!(
-                    "not applied, the previous file is back in place: {}",
-                    e.message
-                ),
+                format!("not applied ({}); {back}", e.message),
             )
         }
         Err(_) => error(
@@ -472,9 +499,24 @@ pub(super) async fn evidence(State(c): Shared, Path(name): Path<String>) -> Resp
     }
 }
 
-/// Run `check` on the running configuration (cameras and broker probed again, models run once).
+/// Run `check` on the running configuration (cameras and broker probed again, models run once), one at a
+/// time, on a thread of its own: loading and running the models must not hold up the daemon's async threads.
 pub(super) async fn check(State(c): Shared) -> Response {
+    let Ok(_one) = c.checking.try_lock() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "a check is running; its table comes when it is done",
+        );
+    };
     let loaded = running(&c).as_ref().clone();
-    let rows = (c.check)(loaded).await;
-    Json(json!({ "rows": rows })).into_response()
+    let (runner, runtime) = (c.check.clone(), tokio::runtime::Handle::current());
+    match tokio::task::spawn_blocking(move || runtime.block_on(runner(loaded))).await {
+        Ok(rows) => Json(json!({ "rows": rows })).into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed",
+            "the check did not finish",
+        ),
+    }
 }

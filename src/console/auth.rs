@@ -39,6 +39,8 @@ struct Failures {
 pub struct Auth {
     password_hash: String,
     idle: Duration,
+    /// The console's port: a request's `Host` must name it (see [`Auth::host_allowed`]).
+    port: u16,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
 }
@@ -63,13 +65,29 @@ pub struct NewSession {
 }
 
 impl Auth {
-    pub fn new(password_hash: String, idle: Duration) -> Self {
+    pub fn new(password_hash: String, idle: Duration, port: u16) -> Self {
         Auth {
             password_hash,
             idle,
+            port,
             sessions: Mutex::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// Whether the request names this console as its host: `localhost` or an IP address, with the console's
+    /// port. A web page whose own name was re-pointed at the pole (DNS rebinding) sends its own name and is
+    /// refused, so it can neither guess passwords nor use a session.
+    pub fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some((name, port)) = host.rsplit_once(':') else {
+            return false;
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        port.parse() == Ok(self.port)
+            && (name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok())
     }
 
     /// How long a session lasts without a request.
@@ -152,6 +170,9 @@ impl Auth {
     /// token and a same-origin request. Touches the session (idle time starts again). Returns the session's
     /// CSRF token.
     pub fn admit(&self, method: &Method, headers: &HeaderMap) -> Result<String, Refusal> {
+        if !self.host_allowed(headers) {
+            return Err(Refusal::CrossSite("the request names another host"));
+        }
         let token = cookie(headers, COOKIE).ok_or(Refusal::NoSession)?;
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("sessions lock");
@@ -218,7 +239,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The `Set-Cookie` value for a new session (`secure` when served over TLS).
+/// The `Set-Cookie` value for a new session.
 pub fn session_cookie(token: &str, idle: Duration) -> String {
     format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -268,11 +289,12 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn auth() -> Auth {
-        Auth::new(hash("richtig").unwrap(), Duration::from_secs(60))
+        Auth::new(hash("richtig").unwrap(), Duration::from_secs(60), 9320)
     }
 
     fn with_cookie(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9320"));
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("other=1; {COOKIE}={token}")).unwrap(),
@@ -292,7 +314,6 @@ mod tests {
             Err(Refusal::CrossSite(_))
         ));
         h.insert(CSRF_HEADER, HeaderValue::from_str(&s.csrf).unwrap());
-        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9320"));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:9320"),
@@ -312,6 +333,21 @@ mod tests {
             a.admit(&Method::GET, &with_cookie(&s.token)),
             Err(Refusal::NoSession)
         );
+    }
+
+    #[test]
+    fn only_requests_naming_the_console_by_address_or_localhost_and_its_port_are_admitted() {
+        let a = auth();
+        let host = |h: &'static str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_static(h));
+            a.host_allowed(&m)
+        };
+        assert!(host("127.0.0.1:9320") && host("localhost:9320") && host("[::1]:9320"));
+        assert!(host("192.168.1.20:9320"), "the gateway's LAN address");
+        assert!(!host("evil.example:9320"), "a rebound name");
+        assert!(!host("127.0.0.1:80") && !host("127.0.0.1"));
+        assert!(!a.host_allowed(&HeaderMap::new()));
     }
 
     #[test]

@@ -203,9 +203,15 @@ pub fn apply(text: &str, edit: &CameraEdit) -> Result<String, EditError> {
 }
 
 fn parse(text: &str) -> Result<DocumentMut, EditError> {
+    // Only where and what: toml_edit's own text quotes the line, which may hold a camera's URL.
     text.parse::<DocumentMut>().map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
         EditError(format!(
-            "the configuration is not valid TOML; fix it first: {e}"
+            "the configuration is not valid TOML (line {}: {}); fix it first",
+            line.map_or("?".to_string(), |l| l.to_string()),
+            e.message()
         ))
     })
 }

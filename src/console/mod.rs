@@ -47,6 +47,11 @@ pub(crate) struct Console {
         std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
     /// One save at a time (the file is read, edited, checked, written and reloaded as one step).
     pub(crate) saving: tokio::sync::Mutex<()>,
+    /// One check at a time: it loads and runs every model once.
+    pub(crate) checking: tokio::sync::Mutex<()>,
+    /// One password check at a time: Argon2 takes 19 MiB and tens of ms each, and the throttle must see
+    /// each wrong password before the next is tried.
+    pub(crate) logins: tokio::sync::Semaphore,
 }
 
 /// The daemon with its console (`streetsight run`): [`crate::daemon::run`], and once it has started, the
@@ -140,12 +145,15 @@ pub fn start(
         auth: auth::Auth::new(
             c.password_hash.get_ref().clone(),
             Duration::from_secs(c.session_idle_min.get_ref() * 60),
+            addr.port(),
         ),
         handles,
         check,
         keep_backups: *c.keep_backups.get_ref() as usize,
         rates: Default::default(),
         saving: Default::default(),
+        checking: Default::default(),
+        logins: tokio::sync::Semaphore::new(1),
     });
     tokio::spawn(async move {
         let listener = match tokio::net::TcpListener::bind(addr).await {

@@ -396,6 +396,14 @@ pub fn reload(
             "a reload is already being prepared or applied; retry when it is done",
         ));
     };
+    apply_reload(daemon, path)
+}
+
+/// [`reload`] for a caller that holds the reload gate already (the console, from its write to the reload).
+pub fn apply_reload(
+    daemon: &tokio::sync::mpsc::Sender<ReloadRequest>,
+    path: &std::path::Path,
+) -> Result<serde_json::Value, CommandError> {
     let prepared = prepare_reload(path)?;
     let (reply, answer) = bounded(1);
     daemon

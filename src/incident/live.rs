@@ -47,7 +47,8 @@ pub struct LiveBox {
 
 #[derive(Default)]
 struct Inner {
-    watched_until: Option<Instant>,
+    /// Until when each camera is watched.
+    watched_until: BTreeMap<String, Instant>,
     views: BTreeMap<String, (Instant, LiveView)>,
     events: VecDeque<IncidentEvent>,
 }
@@ -57,15 +58,20 @@ struct Inner {
 pub struct LiveBoard(Arc<Mutex<Inner>>);
 
 impl LiveBoard {
-    /// Someone is looking: keep encoding frames for [`WATCH_FOR`].
-    pub fn watch(&self) {
-        self.lock().watched_until = Some(Instant::now() + WATCH_FOR);
+    /// Someone is looking at `camera`: keep encoding its frames for [`WATCH_FOR`].
+    pub fn watch(&self, camera: &str) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.watched_until.retain(|_, t| *t > now);
+        inner
+            .watched_until
+            .insert(camera.to_string(), now + WATCH_FOR);
     }
 
     /// Whether a frame of `camera` would be taken now.
     pub fn wants(&self, camera: &str, now: Instant) -> bool {
         let inner = self.lock();
-        inner.watched_until.is_some_and(|t| now < t)
+        inner.watched_until.get(camera).is_some_and(|t| now < *t)
             && inner
                 .views
                 .get(camera)
@@ -145,8 +151,12 @@ mod tests {
         let board = LiveBoard::default();
         let now = Instant::now();
         assert!(!board.wants("a", now), "nobody watching");
-        board.watch();
+        board.watch("a");
         assert!(board.wants("a", Instant::now()));
+        assert!(
+            !board.wants("b", Instant::now()),
+            "another camera is not watched"
+        );
         board.lock().views.insert(
             "a".into(),
             (
@@ -163,7 +173,6 @@ mod tests {
         );
         assert!(!board.wants("a", Instant::now()), "just taken");
         assert!(board.wants("a", Instant::now() + EVERY));
-        assert!(board.wants("b", Instant::now()), "another camera");
         assert!(!board.wants("a", Instant::now() + WATCH_FOR + EVERY));
     }
 }

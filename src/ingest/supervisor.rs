@@ -88,7 +88,9 @@ fn supervise(
                 };
                 stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 log_failure(src, &url, &error, delay);
-                *stats.last_error.lock().expect("stats lock") = Some(error.to_string());
+                // Shown by /healthz and the console: the location redacted as in the log.
+                *stats.last_error.lock().expect("stats lock") =
+                    Some(error.to_string().replace(&src.url, &url));
                 if shutdown.sleep_or_stop(delay) {
                     break;
                 }

@@ -52,16 +52,12 @@ pub fn save(path: &Path, text: &str, keep_backups: usize) -> io::Result<Option<P
         tmp.as_file().set_permissions(old.permissions())?;
         let (uid, gid) = (old.uid(), old.gid());
         let mine = tmp.as_file().metadata()?;
-        if (mine.uid(), mine.gid()) != (uid, gid) {
-            std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid)).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "cannot give the new {} the old one's owner {uid}:{gid}: {e}",
-                        path.display()
-                    ),
-                )
-            })?;
+        if (mine.uid(), mine.gid()) != (uid, gid)
+            && std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid)).is_err()
+        {
+            // The service (no CAP_CHOWN) cannot give a root-owned file back to root: the new file is the
+            // service's, in the old group where it may, with the old mode.
+            let _ = std::os::unix::fs::fchown(tmp.as_file(), None, Some(gid));
         }
     }
     tmp.as_file().sync_all()?;
