@@ -27,7 +27,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table};
 
-/// A zone as the console draws it; its other keys (area, anchor, grid code, …) stay as the file has them.
+/// A zone as the console draws it; its other keys (anchor, grid code, …) stay as the file has them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZoneEdit {
     pub id: String,
@@ -35,6 +35,10 @@ pub struct ZoneEdit {
     pub name: Option<String>,
     /// Vertices `[x, y]`, normalised 0..1.
     pub points: Vec<[f64; 2]>,
+    /// The zone's real ground area in m², typed by the installer (densities need it unless the ground is
+    /// calibrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_m2: Option<f64>,
 }
 
 /// A mask: an area whose detections (of `labels`, or all when empty) are ignored.
@@ -112,10 +116,19 @@ pub fn view(text: &str, camera: &str) -> Result<CameraEdit, EditError> {
             Some(None) => return Err(at(&what, "`name` is not a string".into())),
         };
         let points = points(z.get("points")).map_err(|e| at(&what, format!("`points`: {e}")))?;
+        let area_m2 = match z.get("area_m2").and_then(Item::as_value) {
+            None => None,
+            Some(v) => Some(
+                v.as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .ok_or_else(|| at(&what, "`area_m2` is not a number".into()))?,
+            ),
+        };
         edit.zones.push(ZoneEdit {
             id: id.into(),
             name,
             points,
+            area_m2,
         });
     }
     for (i, m) in tables(cam, "mask", camera)?
@@ -365,7 +378,14 @@ fn write_zone(t: &mut Table, z: &ZoneEdit) -> Result<(), String> {
             t.remove("name");
         }
     }
-    set(t, "points", &points_json(&z.points), POINT_DECIMALS)
+    set(t, "points", &points_json(&z.points), POINT_DECIMALS)?;
+    match z.area_m2 {
+        Some(a) => set(t, "area_m2", &Json::from(a), RULE_DECIMALS),
+        None => {
+            t.remove("area_m2");
+            Ok(())
+        }
+    }
 }
 
 fn apply_masks(cam: &mut Table, masks: &[MaskEdit], camera: &str) -> Result<(), EditError> {

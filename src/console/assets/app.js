@@ -20,7 +20,7 @@ const T = {
     hint_ground: '先输入 X、Y（米），再在画面上点击该地面点。',
     need3: '至少需要 3 个点', id_taken: '该区域编号已存在', bad_id: '区域编号只能用字母、数字、- 和 _',
     no_incidents: '暂无事件（本次启动以来）', fps: '帧/秒', pass: '通过', fail: '失败', fix: '处理',
-    unsaved: '有未保存的修改', remove_rule: '删除规则', item: '项目', result: '结果', detail: '详情',
+    unsaved: '有未保存的修改', area_m2: '区域实际面积（平方米）；已做地面标定时可不填', remove_rule: '删除规则', item: '项目', result: '结果', detail: '详情',
     state_streaming: '在线', state_connecting: '连接中', state_down: '断开', state_stopped: '已停止',
     state_off: '未启动', state_unauthorized: '登录被拒',
     phase_opened: '发现', phase_updated: '更新', phase_resolved: '已结束', phase_verified: '核查',
@@ -45,7 +45,7 @@ const T = {
     hint_ground: 'Type X and Y (m) first, then click that ground point on the picture.',
     need3: 'At least 3 points', id_taken: 'That zone id exists', bad_id: 'Zone ids use letters, digits, - and _',
     no_incidents: 'No incidents since the agent started', fps: 'fps', pass: 'PASS', fail: 'FAIL', fix: 'fix',
-    unsaved: 'Unsaved changes', remove_rule: 'Remove rule', item: 'Item', result: 'Result', detail: 'Detail',
+    unsaved: 'Unsaved changes', area_m2: 'the zone\'s real area (m²); not needed once the ground is calibrated', remove_rule: 'Remove rule', item: 'Item', result: 'Result', detail: 'Detail',
     state_streaming: 'streaming', state_connecting: 'connecting', state_down: 'down', state_stopped: 'stopped',
     state_off: 'off', state_unauthorized: 'login refused',
     phase_opened: 'opened', phase_updated: 'updated', phase_resolved: 'resolved', phase_verified: 'verified',
@@ -352,6 +352,7 @@ function renderSide() {
         el('input', { class: 'zone-name', size: 12, placeholder: t('name'), value: z.name || '',
           onchange: (e) => { z.name = e.target.value || null; changed(); } }),
         el('span', { class: 'zone-area' }),
+        areaInput(z),
         el('button', { class: 'delete-zone', onclick: () => deleteZone(z.id) }, t('delete'))),
       el('div', {}, `${z.points.length} ${t('points')} `, ...rules.map((r) =>
         chip(catName(r.type), catColour(r.type)))),
@@ -366,6 +367,17 @@ function renderSide() {
     `#${i + 1} · ${m.points.length} ${t('points')} `,
     el('button', { onclick: () => { S.edit.masks.splice(i, 1); changed(); } }, t('delete')))));
   renderGround(); renderZoneAreas();
+}
+// The zone's real area (m²), for densities where the ground is not calibrated; empty: none in the file.
+function areaInput(z) {
+  const input = el('input', { class: 'zone-area-m2', size: 5, placeholder: 'm²', title: t('area_m2'),
+    value: z.area_m2 === undefined || z.area_m2 === null ? '' : z.area_m2 });
+  input.addEventListener('input', () => {
+    const v = input.value.trim();
+    if (v === '') delete z.area_m2; else z.area_m2 = Number.isFinite(Number(v)) ? Number(v) : v;
+    changed(false);
+  });
+  return input;
 }
 function chip(text, colour) { const c = el('span', { class: 'chip' }, text); c.style.background = colour; return c; }
 function referenceLine(zoneId, rules, refs) {
@@ -426,6 +438,7 @@ function ruleForm(type, index, rule) {
     form.append(el('label', {}, el('span', {}, k.name + (k.required ? ' *' : '')), input),
       el('div', { class: 'field-error', 'data-key': k.name }));
   }
+  form.append(el('div', { class: 'field-error rule-error' }));
   return form;
 }
 // Values as a person types them: lists comma-separated, crowd levels `name:density`, tables `key=value`.
@@ -494,10 +507,12 @@ function placeError(e) {
   if (f && f.section === 'zone') {
     const z = S.edit.zones[f.index];
     spot = z && document.querySelector(`.zone[data-id="${CSS.escape(z.id)}"] .zone-error`);
-  } else if (f && f.key) {
+  } else if (f) {
+    // A rule's error goes next to its field, or under the rule when it is about the rule as a whole.
     const form = document.querySelector(`.rule-form[data-type="${CSS.escape(f.section)}"][data-index="${f.index}"]`);
-    spot = form && form.querySelector(`.field-error[data-key="${CSS.escape(f.key)}"]`);
-    const input = form && form.querySelector(`input[data-key="${CSS.escape(f.key)}"]`);
+    const key = f.key ? CSS.escape(f.key) : '';
+    spot = form && ((key && form.querySelector(`.field-error[data-key="${key}"]`)) || form.querySelector('.rule-error'));
+    const input = form && key && form.querySelector(`input[data-key="${key}"]`);
     if (input) input.classList.add('invalid');
   }
   if (spot) spot.textContent = e.message; else $('#save-errors').append(el('li', {}, e.message));
