@@ -20,7 +20,7 @@ const T = {
     hint_ground: '先输入 X、Y（米），再在画面上点击该地面点。',
     need3: '至少需要 3 个点', id_taken: '该区域编号已存在', bad_id: '区域编号只能用字母、数字、- 和 _',
     no_incidents: '暂无事件（本次启动以来）', fps: '帧/秒', pass: '通过', fail: '失败', fix: '处理',
-    unsaved: '有未保存的修改', area_m2: '区域实际面积（平方米）；已做地面标定时可不填', remove_rule: '删除规则', item: '项目', result: '结果', detail: '详情',
+    unsaved: '有未保存的修改', area_m2: '区域实际面积（平方米）；已做地面标定时可不填', fitted_area: '标定面积', remove_rule: '删除规则', item: '项目', result: '结果', detail: '详情',
     state_streaming: '在线', state_connecting: '连接中', state_down: '断开', state_stopped: '已停止',
     state_off: '未启动', state_unauthorized: '登录被拒',
     phase_opened: '发现', phase_updated: '更新', phase_resolved: '已结束', phase_verified: '核查',
@@ -45,11 +45,45 @@ const T = {
     hint_ground: 'Type X and Y (m) first, then click that ground point on the picture.',
     need3: 'At least 3 points', id_taken: 'That zone id exists', bad_id: 'Zone ids use letters, digits, - and _',
     no_incidents: 'No incidents since the agent started', fps: 'fps', pass: 'PASS', fail: 'FAIL', fix: 'fix',
-    unsaved: 'Unsaved changes', area_m2: 'the zone\'s real area (m²); not needed once the ground is calibrated', remove_rule: 'Remove rule', item: 'Item', result: 'Result', detail: 'Detail',
+    unsaved: 'Unsaved changes', area_m2: 'the zone\'s real area (m²); not needed once the ground is calibrated', fitted_area: 'calibrated area', remove_rule: 'Remove rule', item: 'Item', result: 'Result', detail: 'Detail',
     state_streaming: 'streaming', state_connecting: 'connecting', state_down: 'down', state_stopped: 'stopped',
     state_off: 'off', state_unauthorized: 'login refused',
     phase_opened: 'opened', phase_updated: 'updated', phase_resolved: 'resolved', phase_verified: 'verified',
   },
+};
+// What a rule's key means, in Chinese; the key itself is shown beside it (it is the file's own word).
+const KEY_ZH = {
+  category: '类别',
+  labels: '模型类别',
+  min_score: '最低置信度',
+  levels: '密度等级（名称:人/平方米）',
+  sustain_s: '持续多久才上报（秒）',
+  hysteresis: '回差（人/平方米）',
+  clear_s: '消失多久算结束（秒）',
+  max_count: '人数上限',
+  schedule: '生效时段（days=…, hours=…）',
+  incident: '事件节奏（秒）',
+  vendor_labels: '摊贩类别',
+  cue_labels: '摊位线索类别',
+  person_labels: '行人类别',
+  dwell_s: '停留时长（秒）',
+  person_radius: '“有人在旁”距离（倍框宽）',
+  min_person_share: '有人在旁的比例',
+  sample_every_s: '采样间隔（秒）',
+  window: '窗口样本数 N',
+  min_present: '至少出现 K 次',
+  stationary: '只计静止时间',
+  min_count: '同时至少几个',
+  exclude_labels: '忽略的类别',
+  persist_s: '变化持续（秒）',
+  min_changed_fraction: '变化面积比例',
+  cell_threshold: '单元差异阈值',
+  embedder: '特征模型',
+  states: '状态',
+  alarm: '报警状态',
+  margin: '外扩比例',
+  max_occluded: '最大遮挡比例',
+  max_examples: '每状态样本上限',
 };
 const CATEGORY = {
   crowd_density: ['人群聚集', 'Crowd density', '#e53935'],
@@ -351,11 +385,10 @@ function renderSide() {
         el('span', { class: 'zid' }, z.id),
         el('input', { class: 'zone-name', size: 12, placeholder: t('name'), value: z.name || '',
           onchange: (e) => { z.name = e.target.value || null; changed(); } }),
-        el('span', { class: 'zone-area' }),
-        areaInput(z),
         el('button', { class: 'delete-zone', onclick: () => deleteZone(z.id) }, t('delete'))),
       el('div', {}, `${z.points.length} ${t('points')} `, ...rules.map((r) =>
         chip(catName(r.type), catColour(r.type)))),
+      el('div', { class: 'area-line' }, el('span', { class: 'zone-area' }), ' ', areaInput(z), ' m²'),
       referenceLine(z.id, rules, refs),
       ...rules.map((r) => ruleForm(r.type, r.index, r.rule)),
       addRuleSelect(z.id),
@@ -435,7 +468,8 @@ function ruleForm(type, index, rule) {
       if (v === undefined) delete rule[k.name]; else rule[k.name] = v;
       changed(false);
     });
-    form.append(el('label', {}, el('span', {}, k.name + (k.required ? ' *' : '')), input),
+    const said = S.lang === 'en' || !KEY_ZH[k.name] ? k.name : `${KEY_ZH[k.name]} ${k.name}`;
+    form.append(el('label', {}, el('span', {}, said + (k.required ? ' *' : '')), input),
       el('div', { class: 'field-error', 'data-key': k.name }));
   }
   form.append(el('div', { class: 'field-error rule-error' }));
@@ -478,7 +512,7 @@ function renderZoneAreas() {
   const areas = (S.areas && S.areas.areas) || {};
   for (const item of document.querySelectorAll('.zone')) {
     const a = areas[item.dataset.id];
-    item.querySelector('.zone-area').textContent = a ? `${t('area')} ${a} m²` : '';
+    item.querySelector('.zone-area').textContent = a ? `${t('fitted_area')} ${a} m²；` : '';
   }
 }
 
@@ -499,6 +533,7 @@ async function save() {
     return;
   }
   $('#save-status').textContent = t('invalid'); $('#save-status').className = 'error';
+  S.shownError = false;
   for (const e of r.data.errors || [{ message: r.data.message }]) placeError(e);
 }
 function placeError(e) {
@@ -516,6 +551,7 @@ function placeError(e) {
     if (input) input.classList.add('invalid');
   }
   if (spot) spot.textContent = e.message; else $('#save-errors').append(el('li', {}, e.message));
+  if (!S.shownError) { S.shownError = true; (spot || $('#save-errors')).scrollIntoView({ block: 'center' }); }
 }
 
 // ---- incidents and check -------------------------------------------------------------------------------
