@@ -386,6 +386,9 @@ async fn an_installer_sets_up_a_zone_and_its_rule_in_the_browser_and_sees_it_wor
         }
         b.find("#finish-shape").click();
         b.wait_for(".zone[data-id=\"square\"]", Duration::from_secs(5));
+        // A corner dragged to where it belongs.
+        b.drag(&overlay, (0.95, 0.97), (0.9, 0.95));
+        let drawn = [[0.05, 0.3], [0.95, 0.3], [0.9, 0.95], [0.05, 0.97]];
         b.wait_until(
             "/m²/.test(document.querySelector('.zone[data-id=\"square\"] .zone-area').textContent)",
             Duration::from_secs(10),

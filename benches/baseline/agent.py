@@ -219,6 +219,37 @@ def run_camera(camera, url, args, frames, stats, stop):
             backoff = min(backoff * 2, 10.0)
 
 
+def run_camera_opencv(camera, url, args, frames, stats, stop):
+    """The camera loop most scripts have: `cv2.VideoCapture` (FFmpeg) reads and decodes every frame to BGR;
+    one frame per --interval-ms (by arrival time: over RTSP, VideoCapture's position does not advance) goes
+    on to the detector. No keyframe sampling: VideoCapture cannot skip decoding the frames in between."""
+    backoff = 1.0
+    while not stop.is_set():
+        log.info("%s: opening %s with cv2.VideoCapture", camera, url)
+        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+        next_due = None
+        try:
+            while not stop.is_set() and cap.isOpened():
+                ok, image = cap.read()
+                if not ok:
+                    log.warning("%s: read failed", camera)
+                    break
+                captured_at = time.time()
+                stats.received[camera] += 1
+                backoff = 1.0
+                now_ms = time.monotonic() * 1000
+                if next_due is not None and now_ms < next_due:
+                    continue
+                next_due = now_ms + args.interval_ms
+                frames.put(Frame(camera, image, captured_at))
+        finally:
+            cap.release()
+        if not stop.is_set():
+            log.info("%s: reconnecting in %.0f s", camera, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # MQTT: events and evidence, latency measured at PUBACK
 # ---------------------------------------------------------------------------------------------------------------
@@ -373,6 +404,9 @@ def main():
     ap.add_argument("--workers", type=int, default=1, help="inference threads sharing one session")
     ap.add_argument("--sampling", choices=["keyframe", "interval"], default="keyframe")
     ap.add_argument("--interval-ms", type=int, default=1000)
+    ap.add_argument("--capture", choices=["gstreamer", "opencv"], default="gstreamer",
+                    help="opencv: cv2.VideoCapture reads every frame (the typical script; implies interval "
+                         "sampling)")
     ap.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT")
     ap.add_argument("--topic-prefix", default="baseline")
     ap.add_argument("--event-every-s", type=float, default=5.0)
@@ -396,7 +430,8 @@ def main():
     publisher = Publisher(args.broker, stats)
     last_event = {}
     started = time.time()
-    threads = [threading.Thread(target=run_camera, args=(c, u, args, frames, stats, stop), name=c)
+    camera_loop = run_camera_opencv if args.capture == "opencv" else run_camera
+    threads = [threading.Thread(target=camera_loop, args=(c, u, args, frames, stats, stop), name=c)
                for c, u in zip(cameras, args.urls)]
     threads += [threading.Thread(target=run_worker, args=(detector, frames, publisher, args, stats, last_event,
                                                           stop), name=f"worker{i}") for i in range(args.workers)]

@@ -174,15 +174,17 @@ class Subject:
                                         self.work / "state", args.model))
             self.proc = Proc("agent", [args.binary, "run", "-c", str(cfg)], work,
                              {"RUST_LOG": "warn"})
-        elif kind == "baseline":
+        elif kind in ("baseline", "opencv"):
             self.stats = self.work / "baseline-stats.json"
-            self.proc = Proc("baseline", [
+            # opencv: the typical script, cv2.VideoCapture decoding every frame, one per interval analysed.
+            capture = ["--capture", "opencv", "--sampling", "interval"] if kind == "opencv" else []
+            self.proc = Proc(kind, [
                 str(args.python), str(ROOT / "benches/baseline/agent.py"),
                 "--model", str(ROOT / args.model), "--threads", str(args.threads),
                 "--workers", str(args.workers),
                 "--sampling", sampling, "--interval-ms", str(interval),
                 "--broker", f"127.0.0.1:{broker_port}", "--topic-prefix", "bench",
-                "--event-every-s", "10", "--stats-out", str(self.stats), "--stats-every", "1", *urls,
+                "--event-every-s", "10", "--stats-out", str(self.stats), "--stats-every", "1", *capture, *urls,
             ], work)
         else:
             drop = "identity drop-buffer-flags=delta-unit ! " if sampling == "keyframe" else ""
@@ -202,7 +204,7 @@ class Subject:
                     sums.get("streetsight_camera_frames_dropped_total", 0)
                     + sums.get("streetsight_camera_frames_skipped_total", 0),
                     sums.get("streetsight_events_delivered_total", 0), lat)
-        if self.kind == "baseline":
+        if self.kind in ("baseline", "opencv"):
             s = json.loads(self.stats.read_text())
             lat = s.get("latency_s", {})
             streaming = sum(1 for v in s.get("frames_received", {}).get("per_camera", {}).values() if v > 0)
@@ -290,7 +292,7 @@ def run(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--subject", choices=["agent", "baseline", "decode"], default="agent")
+    ap.add_argument("--subject", choices=["agent", "baseline", "opencv", "decode"], default="agent")
     ap.add_argument("--media", required=True, help="H.264 MP4 served to every camera (benches/e2e/media.sh)")
     ap.add_argument("--cameras", type=int, default=1)
     ap.add_argument("--sampling", choices=["keyframe", "interval"], default="keyframe")
