@@ -198,7 +198,7 @@ enum Command {
         port: u16,
         #[arg(long, default_value = "/cam")]
         mount: String,
-        /// Serve this many independent streams of the clip, at `{mount}1` … `{mount}N` (when N > 1).
+        /// This many independent streams at `{mount}1` … `{mount}N` (N > 1), keyframes spread over the GOP.
         #[arg(long, default_value_t = 1)]
         cameras: usize,
     },
@@ -477,11 +477,10 @@ fn main() -> ExitCode {
                 n => (1..=n).map(|i| format!("{mount}{i}")).collect(),
             };
             let refs: Vec<&str> = mounts.iter().map(String::as_str).collect();
-            let server = streetsight::cli::demo::ClipServer::start_mounts(
+            let server = streetsight::cli::demo::ClipServer::start_mounts_spread(
                 streetsight::cli::demo::Clip::load(&clip)?,
                 port,
                 &refs,
-                None,
             )?;
             for m in &mounts {
                 println!("{}", server.url(m));

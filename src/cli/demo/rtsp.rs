@@ -92,6 +92,20 @@ impl Clip {
     }
 
     /// Serve it over UDP only: a client asking for RTP over TCP is refused (461 Unsupported transport).
+    /// Frames from one keyframe to the next (the clip's GOP); 1 when it has a single keyframe.
+    pub fn gop(&self) -> usize {
+        let mut keys = self
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| !u.flags().contains(gst::BufferFlags::DELTA_UNIT))
+            .map(|(i, _)| i);
+        match (keys.next(), keys.next()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 1,
+        }
+    }
+
     pub fn udp_only(mut self) -> Clip {
         self.udp_only = true;
         self
@@ -153,10 +167,35 @@ impl ClipServer {
         Self::start_mounts(clip, port, &[mount], credentials)
     }
 
+    /// [`ClipServer::start_mounts`] with each mount's stream beginning at another point of the GOP, spread
+    /// evenly (mount i at i/n of it): cameras connected at the same moment still send their keyframes at
+    /// different times, as real cameras do (`streetsight serve-clip --cameras N`, the benchmarks).
+    pub fn start_mounts_spread(
+        clip: Clip,
+        port: u16,
+        mounts: &[&str],
+    ) -> anyhow::Result<ClipServer> {
+        let (gop, n) = (clip.gop(), mounts.len().max(1));
+        let clips = (0..mounts.len())
+            .map(|i| clip.clone().mid_gop(i * gop / n))
+            .collect();
+        Self::serve(clips, port, mounts, None)
+    }
+
     /// Serve `clip` at several mounts, each its own live stream (started when its first client connects,
     /// so streams are out of phase like real cameras'), e.g. for many simulated cameras in one process.
     pub fn start_mounts(
         clip: Clip,
+        port: u16,
+        mounts: &[&str],
+        credentials: Option<(&str, &str)>,
+    ) -> anyhow::Result<ClipServer> {
+        Self::serve(vec![clip; mounts.len()], port, mounts, credentials)
+    }
+
+    /// `clips[i]` at `mounts[i]`.
+    fn serve(
+        clips: Vec<Clip>,
         port: u16,
         mounts: &[&str],
         credentials: Option<(&str, &str)>,
@@ -179,8 +218,8 @@ impl ClipServer {
         });
         server.set_auth(auth.as_ref());
         let mount_points = server.mount_points().expect("server has mount points");
-        for mount in mounts {
-            let factory = clip_factory(&clip, &stopped);
+        for (mount, clip) in mounts.iter().zip(&clips) {
+            let factory = clip_factory(clip, &stopped);
             if auth.is_some() {
                 factory.add_role_from_structure(
                     &gst::Structure::builder("user")
