@@ -12,18 +12,21 @@
 mod cases;
 mod examples;
 mod reload;
+mod shared;
 mod sink;
 mod worker;
 
 use crate::base::Shutdown;
 use crate::config::{CameraConfig, LoadedConfig};
-use crate::control::{Control, ModelNews, ModelStatus, WorkerLink, WorkerRegistry, write_audit};
+use crate::control::{Control, ModelNews, ModelStatus, WorkerLink, write_audit};
 use crate::detect::Detector;
 use crate::incident::{Analyser, ModelInfo};
-use crate::ingest::{CameraHandle, CameraList, CameraStats, FrameQueue, spawn_camera};
+use crate::ingest::{CameraHandle, CameraList, FrameQueue, spawn_camera};
 use crate::plan::installed::CONFIGURED;
 use crate::plan::{ModelStore, load_model};
 use crate::uplink::{StatusSource, Uplink, UplinkStats};
+pub use shared::Handles;
+use shared::Shared;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,27 +47,6 @@ pub async fn run(
     drain: Duration,
 ) -> anyhow::Result<Arc<UplinkStats>> {
     run_with(loaded, shutdown, drain, |_| {}).await
-}
-
-/// What the installer's console reads and does on the running daemon.
-#[derive(Clone)]
-pub struct Handles {
-    pub cameras: CameraList,
-    pub scenes: crate::incident::SceneBoard,
-    pub health: crate::incident::HealthBoard,
-    /// Each camera's latest frame and the latest events.
-    pub live: crate::incident::LiveBoard,
-    pub telemetry: Arc<crate::uplink::TelemetrySource>,
-    pub uplink: Arc<UplinkStats>,
-    pub workers: WorkerRegistry,
-    /// Where a reload is applied, and the gate that keeps reloads one at a time.
-    pub reload: tokio::sync::mpsc::Sender<crate::control::ReloadRequest>,
-    pub reloading: crate::control::ReloadGate,
-    /// The configuration the pipelines run now.
-    pub running: crate::control::RunningConfig,
-    pub audit: crate::control::SharedAudit,
-    /// The local evidence archive (`state_dir/evidence`).
-    pub evidence_dir: std::path::PathBuf,
 }
 
 /// [`run`], handing `started` what the console needs once the uplink and cameras are started.
@@ -249,53 +231,6 @@ pub async fn run_with(
         let _ = tokio::task::spawn_blocking(move || c.join()).await;
     }
     Ok(stats)
-}
-
-/// What the daemon's parts share across reloads.
-struct Shared {
-    /// The configured cameras and their counters, in order, as status, telemetry and `/healthz` list them.
-    camera_stats: CameraList,
-    /// Every camera's counters by id, kept across reloads so a restarted camera's counters keep growing.
-    counters: Arc<Mutex<HashMap<String, Arc<CameraStats>>>>,
-    /// Tells the uplink to publish the retained status now (cameras or models changed).
-    status_changed: Arc<tokio::sync::Notify>,
-    /// Scene-change zones and whether each has its reference.
-    scenes: crate::incident::SceneBoard,
-    /// Each camera's health as its worker last judged it.
-    health: crate::incident::HealthBoard,
-    models: crate::control::ModelBoard,
-    workers: WorkerRegistry,
-    /// A dispatcher's suppressions, read by every analyser (kept on disk by the control side).
-    suppressions: crate::incident::Suppressions,
-    /// Candidate models in shadow and how far they agree (telemetry, `/metrics`, `shadow_report`).
-    shadows: crate::incident::ShadowBoard,
-    /// The configuration the pipelines run (for commands that build from it: a shadow's rules).
-    running: crate::control::RunningConfig,
-    /// Where model workers tell the control side about versions on probation.
-    news: crossbeam_channel::Sender<ModelNews>,
-    audit: crate::control::SharedAudit,
-}
-
-impl Shared {
-    /// The counters of camera `id`, the same ones across reloads.
-    fn counters_of(&self, id: &str) -> Arc<CameraStats> {
-        self.counters
-            .lock()
-            .expect("counters lock")
-            .entry(id.to_string())
-            .or_default()
-            .clone()
-    }
-
-    /// List camera `id` as off, with why: status, `/healthz` and `/metrics` show it, unhealthy.
-    fn list_off(&self, id: &str, reason: String) {
-        let stats = self.counters_of(id);
-        stats.set_off(reason);
-        self.camera_stats
-            .lock()
-            .expect("status lock")
-            .push((id.into(), stats));
-    }
 }
 
 /// Do the storage caps fit the state directory's disk? A warning with the numbers when they do not: the
