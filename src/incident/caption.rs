@@ -84,7 +84,7 @@ pub(super) fn english(s: &Subject) -> String {
         },
     };
     let what = match s.health {
-        Some(h) => health_english(h),
+        Some(h) => health_words(h, false),
         None => format!("zone={}", s.zone.id),
     };
     format!(
@@ -110,7 +110,7 @@ pub(super) fn chinese(s: &Subject) -> String {
         },
     };
     let what = match s.health {
-        Some(h) => health_chinese(h),
+        Some(h) => health_words(h, true),
         None => format!("区域：{}", s.zone.name.as_deref().unwrap_or(&s.zone.id)),
     };
     let camera = s.camera.name.as_deref().unwrap_or(&s.camera.id);
@@ -122,42 +122,38 @@ pub(super) fn chinese(s: &Subject) -> String {
     parts.join("  ")
 }
 
-/// What a camera-health caption says: the conditions and the measured shift.
-fn health_english(h: &crate::health::HealthReport) -> String {
-    let conditions = if h.conditions.is_empty() {
-        "healthy".to_string()
-    } else {
-        let names: Vec<&str> = h.conditions.iter().map(|c| c.as_str()).collect();
-        names.join("+")
+/// What a camera-health caption says: the conditions and the measured shift, in Chinese or English.
+fn health_words(h: &crate::health::HealthReport, chinese: bool) -> String {
+    let conditions = match (h.conditions.is_empty(), chinese) {
+        (true, true) => "画面正常".to_string(),
+        (true, false) => "healthy".to_string(),
+        (false, true) => h
+            .conditions
+            .iter()
+            .map(|c| c.chinese())
+            .collect::<Vec<_>>()
+            .join("、"),
+        (false, false) => h
+            .conditions
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
     };
-    match h.shift {
-        Some(s) => format!(
-            "{conditions}  shift {:+.1}%,{:+.1}% {:+.1}deg x{:.2}",
-            s.x * 100.0,
-            s.y * 100.0,
-            s.degrees,
-            s.scale
-        ),
-        None => conditions,
-    }
-}
-
-fn health_chinese(h: &crate::health::HealthReport) -> String {
-    let conditions = if h.conditions.is_empty() {
-        "画面正常".to_string()
-    } else {
-        let names: Vec<&str> = h.conditions.iter().map(|c| c.chinese()).collect();
-        names.join("、")
+    let Some(s) = h.shift else {
+        return conditions;
     };
-    match h.shift {
-        Some(s) => format!(
-            "{conditions}  偏移 {:+.1}%,{:+.1}% 旋转 {:+.1}° 缩放 ×{:.2}",
-            s.x * 100.0,
-            s.y * 100.0,
-            s.degrees,
-            s.scale
-        ),
-        None => conditions,
+    let (x, y) = (s.x * 100.0, s.y * 100.0);
+    if chinese {
+        format!(
+            "{conditions}  偏移 {x:+.1}%,{y:+.1}% 旋转 {:+.1}° 缩放 ×{:.2}",
+            s.degrees, s.scale
+        )
+    } else {
+        format!(
+            "{conditions}  shift {x:+.1}%,{y:+.1}% {:+.1}deg x{:.2}",
+            s.degrees, s.scale
+        )
     }
 }
 
