@@ -29,7 +29,7 @@ fn health(c: &mut Criterion) {
         c.bench_function(&format!("health: read a {w}x{h} frame"), |b| {
             b.iter(|| black_box(Picture::read(black_box(&view)).brightness))
         });
-        let picture = Picture::read(&view);
+        let picture = Picture::read(view);
         let mut monitor = Monitor::new(HealthParams::default());
         let t0 = Instant::now();
         monitor.observe(&picture, t0);

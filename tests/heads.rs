@@ -41,7 +41,7 @@ fn yolov8_boxes_come_back_onto_a_letterboxed_wide_frame_exactly() {
     // 128×64 into 64×64: scale 0.5, the frame fills rows 16..48 of the input.
     let data = image(128, 64, 7);
     let out = det
-        .run(&ImageView::new(128, 64, 128 * 3 + 7, &data).unwrap())
+        .run(ImageView::new(128, 64, 128 * 3 + 7, &data).unwrap())
         .unwrap();
     assert!(out.density.is_none());
     let got: Vec<(&str, f32)> = out
@@ -105,7 +105,7 @@ name = "y"
     let mut det = load(dir.path()).unwrap();
     let data = image(100, 50, 0);
     let dets = det
-        .detect(&ImageView::new(100, 50, 300, &data).unwrap())
+        .detect(ImageView::new(100, 50, 300, &data).unwrap())
         .unwrap();
     assert_eq!(dets.len(), 2, "{dets:?}");
     assert_eq!((dets[0].class, dets[0].score), (1, 0.9));
@@ -169,7 +169,7 @@ person = ["crowd_density"]
     let mut det = load(dir.path()).unwrap();
     let data = image(64, 32, 3);
     let out = det
-        .run(&ImageView::new(64, 32, 64 * 3 + 3, &data).unwrap())
+        .run(ImageView::new(64, 32, 64 * 3 + 3, &data).unwrap())
         .unwrap();
     assert!(out.detections.is_empty());
     let map = out.density.expect("a density model gives a map");

@@ -38,7 +38,7 @@ fn clip() -> &'static Clip {
             .map(|(width, height, rgb)| {
                 let view =
                     streetsight::base::ImageView::new(width, height, width * 3, &rgb).unwrap();
-                let detections = det.detect(&view).unwrap();
+                let detections = det.detect(view).unwrap();
                 Recorded {
                     width,
                     height,

@@ -16,13 +16,14 @@ mod process;
 mod recent;
 mod redact;
 mod shutdown;
+mod yuv;
 
 pub use backoff::Backoff;
 pub use codes::CategoryCodes;
 pub use disk::{BALLAST_BYTES, DiskGuard, temporary_name, write_atomic};
 pub use embed::{Embed, SharedEmbedder, dot, unit};
 pub use files::read_text_capped;
-pub use frame::{Frame, FrameMeta, Pixels};
+pub use frame::{Frame, FrameMeta, FrameView, PixelFormat, Pixels};
 pub use geometry::{BBox, Detection};
 pub use hash::sha256_hex;
 pub use image::{ImageError, ImageView};
@@ -31,3 +32,4 @@ pub use process::{disk_free_bytes, process_cpu_seconds, process_rss_bytes, threa
 pub use recent::Recent;
 pub use redact::redact_url;
 pub use shutdown::Shutdown;
+pub use yuv::{Chroma, ColorMatrix, YuvLayout, YuvToRgb, YuvView};

@@ -271,7 +271,7 @@ fn check_model(loaded: &LoadedConfig, name: &str, frames: &BTreeMap<String, Prob
         ),
     };
     let started = Instant::now();
-    match detector.detect(&view) {
+    match detector.detect(view) {
         Ok(found) => Row::pass(
             item,
             format!(

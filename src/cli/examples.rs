@@ -109,7 +109,7 @@ pub fn import(
             };
             let view =
                 ImageView::packed(img.width() as usize, img.height() as usize, img.as_raw())?;
-            let detections = detector.detect(&view).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let detections = detector.detect(view).map_err(|e| anyhow::anyhow!("{e}"))?;
             let name = file.file_name().unwrap_or_default().to_string_lossy();
             let source = format!("import:{state}/{name}");
             match analyser.add_example(

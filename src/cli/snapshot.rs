@@ -72,7 +72,7 @@ pub fn take(
     let model_err = |e: String| SnapshotError::Model(model_name.clone(), e);
     let mut detector = crate::plan::load_model(loaded, model_name).map_err(model_err)?;
     let detections = detector
-        .detect(&probe.frame.view())
+        .detect(probe.frame.picture())
         .map_err(|e| model_err(e.to_string()))?;
 
     let labels = &detector.manifest.labels;

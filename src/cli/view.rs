@@ -47,7 +47,7 @@ pub fn judge_views<'a>(
             continue;
         };
         let file = crate::plan::view_reference_file(state_dir, &cam.id);
-        let picture = Picture::read(&frame.view());
+        let picture = Picture::read(frame.picture());
         if confirm.contains(&cam.id) {
             out.push(confirm_view(&cam.id, &picture, state_dir));
             continue;

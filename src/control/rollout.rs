@@ -33,7 +33,7 @@ fn warm(d: &mut Detector) -> Result<(), String> {
     let (w, h) = (d.manifest.input.width, d.manifest.input.height);
     let grey = vec![128u8; w * h * 3];
     let view = crate::base::ImageView::new(w, h, w * 3, &grey).map_err(|e| e.to_string())?;
-    d.run(&view)
+    d.run(view)
         .map(|_| ())
         .map_err(|e| format!("it fails at inference: {e}"))
 }

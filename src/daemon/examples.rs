@@ -47,7 +47,7 @@ impl ModelWorker {
             .map_err(|e| failed(e.to_string()))?;
         let detections = self
             .detector
-            .detect(&view)
+            .detect(view)
             .map_err(|e| failed(e.to_string()))?;
         let (analyser, _) = self.analysers.get_mut(camera).ok_or_else(|| {
             crate::incident::ExampleError::NotFound(format!(

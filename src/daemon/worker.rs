@@ -211,7 +211,7 @@ impl ModelWorker {
     /// detects on the same frame (no frame goes unanalysed for it).
     fn infer(&mut self, frame: &crate::base::Frame) -> Option<(crate::detect::Output, f32)> {
         let started = Instant::now();
-        let output = self.detector.run(&frame.view());
+        let output = self.detector.run(frame.picture());
         let ms = started.elapsed().as_secs_f32() * 1000.0;
         let error = output.as_ref().err().map(ToString::to_string);
         if let Some(e) = &error {

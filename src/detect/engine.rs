@@ -9,7 +9,7 @@ use super::nanodet::{StrideOutput, decode_nanodet};
 use super::nms::nms_in_place;
 use super::preprocess::Preprocessor;
 use super::yolo::{decode_yolov5, decode_yolov8};
-use crate::base::{Detection, ImageView};
+use crate::base::{Detection, FrameView, ImageView};
 use ndarray::{ArrayView4, Ix3, Ix4};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -237,7 +237,10 @@ impl Detector {
 
     /// Detect objects in an RGB image; boxes are normalised to the image. Returns detections at or above
     /// the manifest's score threshold, after class-wise NMS. Empty for a density model.
-    pub fn detect(&mut self, img: &ImageView) -> Result<Vec<Detection>, EngineError> {
+    pub fn detect<'a>(
+        &mut self,
+        img: impl Into<FrameView<'a>>,
+    ) -> Result<Vec<Detection>, EngineError> {
         Ok(self.run(img)?.detections)
     }
 
@@ -246,10 +249,11 @@ impl Detector {
         self.times
     }
 
-    /// Run the model on an RGB image: boxes for detect models, the density map for density models.
-    pub fn run(&mut self, img: &ImageView) -> Result<Output, EngineError> {
+    /// Run the model on a picture (RGB, or a decoder's 4:2:0 picture read as it is): boxes for detect
+    /// models, the density map for density models.
+    pub fn run<'a>(&mut self, img: impl Into<FrameView<'a>>) -> Result<Output, EngineError> {
         let t0 = crate::base::thread_cpu_time();
-        let output = self.run_stages(img, t0);
+        let output = self.run_stages(img.into(), t0);
         self.times.post = crate::base::thread_cpu_time()
             .saturating_sub(t0 + self.times.pre + self.times.inference);
         output
@@ -257,7 +261,7 @@ impl Detector {
 
     fn run_stages(
         &mut self,
-        img: &ImageView,
+        img: FrameView,
         t0: std::time::Duration,
     ) -> Result<Output, EngineError> {
         let model = &self.manifest.name;

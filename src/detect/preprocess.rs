@@ -4,9 +4,13 @@
 //! The resize is bilinear with the per-column source offsets and weights computed once per frame size, so a
 //! frame costs one read of the needed source pixels and one write of the tensor, no per-frame allocation.
 //! Letterbox padding is written only when the geometry changes: the content area is all a frame rewrites.
+//!
+//! A decoder's 4:2:0 picture is read as it is: luma and chroma are each interpolated at the input pixel
+//! and converted to RGB there, so only the model's input pixels are ever converted (a 1080p frame into a
+//! 416-px model converts 5 % of its pixels) and no full-size RGB copy of the frame is made.
 
 use super::manifest::{ColorOrder, InputSpec, Layout, ResizeMode};
-use crate::base::{BBox, ImageView};
+use crate::base::{BBox, FrameView, ImageView, YuvView};
 
 /// Where a source frame lies in the model's input: the content rectangle `(x, y, w, h)` in input pixels.
 /// Stretch fills the whole input; letterbox keeps the aspect ratio and centres the frame.
@@ -85,6 +89,37 @@ struct Tables {
     x0: Vec<usize>,
     x1: Vec<usize>,
     wx: Vec<f32>,
+    /// For 4:2:0 pictures: the geometry and chroma sample step these were made for, luma columns, and
+    /// chroma byte columns (the step applied) with their weights.
+    yuv: Option<(Fit, usize)>,
+    lx0: Vec<usize>,
+    lx1: Vec<usize>,
+    cx0: Vec<usize>,
+    cx1: Vec<usize>,
+    cwx: Vec<f32>,
+}
+
+/// Source position of output sample `d` of `n` over `size` source samples (pixel centres aligned),
+/// as the two neighbours and the weight of the second.
+fn taps(d: usize, scale: f32, size: usize) -> (usize, usize, f32) {
+    let s = ((d as f32 + 0.5) * scale - 0.5).clamp(0.0, (size - 1) as f32);
+    let i = s as usize;
+    (i, (i + 1).min(size - 1), s - i as f32)
+}
+
+/// The chroma sample under luma position `s` of a plane half the luma's size (centres aligned).
+fn chroma_taps(s: f32, size: usize) -> (usize, usize, f32) {
+    let c = ((s + 0.5) / 2.0 - 0.5).clamp(0.0, (size - 1) as f32);
+    let i = c as usize;
+    (i, (i + 1).min(size - 1), c - i as f32)
+}
+
+#[inline]
+fn bilinear(a: u8, b: u8, d: u8, e: u8, wx: f32, wy: f32) -> f32 {
+    let (a, b, d, e) = (a as f32, b as f32, d as f32, e as f32);
+    let top = a + (b - a) * wx;
+    let bottom = d + (e - d) * wx;
+    top + (bottom - top) * wy
 }
 
 /// Turns RGB frames into the model's input tensor.
@@ -134,9 +169,16 @@ impl Preprocessor {
         }
     }
 
-    /// Fill the tensor from `img` and return it (shape `[1, 3, H, W]` or `[1, H, W, 3]` per the manifest).
-    /// [`Preprocessor::fit`] then says where the frame went.
-    pub fn run(&mut self, img: &ImageView) -> &[f32] {
+    /// Fill the tensor from `picture` and return it (shape `[1, 3, H, W]` or `[1, H, W, 3]` per the
+    /// manifest). [`Preprocessor::fit`] then says where the frame went.
+    pub fn run<'a>(&mut self, picture: impl Into<FrameView<'a>>) -> &[f32] {
+        match picture.into() {
+            FrameView::Rgb(img) => self.run_rgb(&img),
+            FrameView::Yuv(yuv) => self.run_yuv(&yuv),
+        }
+    }
+
+    fn run_rgb(&mut self, img: &ImageView) -> &[f32] {
         // The view's constructor guarantees its rows are inside its bytes.
         let fit = self.fit_for(img);
         self.prepare(fit);
@@ -215,11 +257,47 @@ impl Preprocessor {
         }
     }
 
-    /// Where `img` goes in the input.
-    pub fn fit_for(&self, img: &ImageView) -> Fit {
+    /// A 4:2:0 picture: luma and chroma interpolated at each input pixel, then converted to RGB there.
+    fn run_yuv(&mut self, img: &YuvView) -> &[f32] {
+        let fit = self.fit_for(FrameView::Yuv(*img));
+        self.prepare(fit);
+        let step = img.chroma_rows(0).2;
+        self.prepare_chroma(fit, step);
+        let k = img.layout().coefficients();
+        let (h, ch) = (img.height(), img.layout().chroma_size().1);
+        let ys = h as f32 / fit.h as f32;
+        let (w, px_step, off) = (self.spec.width, self.pixel_step, self.channel_offset);
+        let (scale, bias) = (self.scale, self.bias);
+        let t = &self.tables;
+        for dy in 0..fit.h {
+            let (y0, y1, wy) = taps(dy, ys, h);
+            let (cy0, cy1, cwy) = chroma_taps(y0 as f32 + wy, ch);
+            let (r0, r1) = (img.y_row(y0), img.y_row(y1));
+            let (u0, v0, _) = img.chroma_rows(cy0);
+            let (u1, v1, _) = img.chroma_rows(cy1);
+            let first = (fit.y + dy) * w + fit.x;
+            for dx in 0..fit.w {
+                let (x0, x1, wx) = (t.lx0[dx], t.lx1[dx], t.wx[dx]);
+                let (c0, c1, cwx) = (t.cx0[dx], t.cx1[dx], t.cwx[dx]);
+                let luma = bilinear(r0[x0], r0[x1], r1[x0], r1[x1], wx, wy);
+                let u = bilinear(u0[c0], u0[c1], u1[c0], u1[c1], cwx, cwy);
+                let v = bilinear(v0[c0], v0[c1], v1[c0], v1[c1], cwx, cwy);
+                let rgb = k.rgb(luma, u, v);
+                let base = (first + dx) * px_step;
+                for c in 0..3 {
+                    self.tensor[base + off[c]] = rgb[c].clamp(0.0, 255.0) * scale[c] + bias[c];
+                }
+            }
+        }
+        &self.tensor
+    }
+
+    /// Where a picture goes in the input.
+    pub fn fit_for<'a>(&self, picture: impl Into<FrameView<'a>>) -> Fit {
+        let p = picture.into();
         Fit::new(
             self.spec.resize,
-            (img.width(), img.height()),
+            (p.width(), p.height()),
             (self.spec.width, self.spec.height),
         )
     }
@@ -264,6 +342,30 @@ impl Preprocessor {
             t.wx.push(sx - x0 as f32);
         }
     }
+
+    /// The luma and chroma column tables of a 4:2:0 picture for `fit` (after [`Self::prepare`]).
+    fn prepare_chroma(&mut self, fit: Fit, step: usize) {
+        let t = &mut self.tables;
+        if t.yuv == Some((fit, step)) {
+            return;
+        }
+        let (sw, cw) = (fit.source.0, fit.source.0.div_ceil(2));
+        let xs = sw as f32 / fit.w as f32;
+        t.yuv = Some((fit, step));
+        for v in [&mut t.lx0, &mut t.lx1, &mut t.cx0, &mut t.cx1] {
+            v.clear();
+        }
+        t.cwx.clear();
+        for dx in 0..fit.w {
+            let (x0, x1, wx) = taps(dx, xs, sw);
+            t.lx0.push(x0);
+            t.lx1.push(x1);
+            let (c0, c1, cwx) = chroma_taps(x0 as f32 + wx, cw);
+            t.cx0.push(c0 * step);
+            t.cx1.push(c1 * step);
+            t.cwx.push(cwx);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -304,7 +406,7 @@ mod tests {
         let data = uniform(w, h, stride, [100, 50, 30]);
         let img = ImageView::new(w, h, stride, &data).unwrap();
         let mut p = Preprocessor::new(&spec(ColorOrder::Bgr, Layout::Nchw));
-        let t = p.run(&img).to_vec();
+        let t = p.run(img).to_vec();
         // BGR model: channel 0 is blue = 30 → (30-10)/2 = 10; channel 1 green (50-20)/4 = 7.5; channel 2 red (100-30)/5 = 14.
         assert!(t[..8].iter().all(|v| (*v - 10.0).abs() < 1e-4), "{t:?}");
         assert!(t[8..16].iter().all(|v| (*v - 7.5).abs() < 1e-4));
@@ -316,7 +418,7 @@ mod tests {
         let data = vec![90u8; 4 * 2 * 3];
         let img = ImageView::new(4, 2, 12, &data).unwrap();
         let mut p = Preprocessor::new(&spec(ColorOrder::Rgb, Layout::Nhwc));
-        let t = p.run(&img);
+        let t = p.run(img);
         assert_eq!(&t[..3], &[40.0, 17.5, 12.0]);
     }
 
@@ -326,7 +428,7 @@ mod tests {
         (s.std, s.scale, s.mean) = (None, Some(1.0 / 255.0), [0.0; 3]);
         let data = uniform(4, 2, 12, [255, 0, 51]);
         let img = ImageView::new(4, 2, 12, &data).unwrap();
-        let t = Preprocessor::new(&s).run(&img).to_vec();
+        let t = Preprocessor::new(&s).run(img).to_vec();
         assert!((t[0] - 1.0).abs() < 1e-6 && t[8] == 0.0 && (t[16] - 0.2).abs() < 1e-6);
     }
 
@@ -340,11 +442,99 @@ mod tests {
             (4, 4, ResizeMode::Letterbox, Some([1.0; 3]), [0.0; 3]);
         let data = uniform(8, 2, 24, [200, 200, 200]);
         let mut p = Preprocessor::new(&s);
-        let t = p.run(&ImageView::new(8, 2, 24, &data).unwrap());
+        let t = p.run(ImageView::new(8, 2, 24, &data).unwrap());
         let red: Vec<f32> = t[..16].to_vec();
         assert_eq!(&red[..4], &[114.0; 4]);
         assert_eq!(&red[4..8], &[200.0; 4]);
         assert_eq!(&red[8..], &[114.0; 8]);
+    }
+
+    /// An I420 picture from a function of (x, y) → (Y, U, V), chroma taken at each 2 × 2 block's
+    /// top-left pixel; planes padded like a decoder's.
+    fn i420(
+        w: usize,
+        h: usize,
+        f: impl Fn(usize, usize) -> [u8; 3],
+    ) -> (crate::base::YuvLayout, Vec<u8>) {
+        use crate::base::{Chroma, ColorMatrix, YuvLayout};
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (ys, cs) = (w + 3, cw + 1);
+        let mut data = vec![0u8; ys * h + 2 * cs * ch];
+        let (u_off, v_off) = (ys * h, ys * h + cs * ch);
+        for y in 0..h {
+            for x in 0..w {
+                let p = f(x, y);
+                data[y * ys + x] = p[0];
+                if x % 2 == 0 && y % 2 == 0 {
+                    data[u_off + y / 2 * cs + x / 2] = p[1];
+                    data[v_off + y / 2 * cs + x / 2] = p[2];
+                }
+            }
+        }
+        let layout = YuvLayout {
+            width: w,
+            height: h,
+            y_stride: ys,
+            chroma: Chroma::Planar {
+                u_offset: u_off,
+                v_offset: v_off,
+                stride: cs,
+            },
+            matrix: ColorMatrix::Bt709,
+            full_range: false,
+        };
+        (layout, data)
+    }
+
+    fn plain(layout: Layout, resize: ResizeMode, iw: usize, ih: usize) -> InputSpec {
+        let mut s = spec(ColorOrder::Bgr, layout);
+        (s.width, s.height, s.resize, s.std, s.mean) = (iw, ih, resize, Some([1.0; 3]), [0.0; 3]);
+        s
+    }
+
+    proptest! {
+        /// With one chroma over the picture and no colour clipped, the 4:2:0 path gives what converting the whole frame to RGB
+        /// first gives (the conversion is linear in luma), within rounding.
+        #[test]
+        fn a_yuv_picture_reads_as_its_rgb_conversion(
+            sw in 2usize..60, sh in 2usize..60, iw in 4usize..40, ih in 4usize..40,
+            u in 110u8..146, v in 110u8..146, seed in 0usize..1000, letterbox in any::<bool>(), nchw in any::<bool>(),
+        ) {
+            let (layout, data) = i420(sw, sh, |x, y| [(60 + (x * 31 + y * 17 + seed) % 120) as u8, u, v]);
+            let yuv = YuvView::new(layout, &data).unwrap();
+            let rgb = yuv.to_rgb();
+            let resize = if letterbox { ResizeMode::Letterbox } else { ResizeMode::Stretch };
+            let s = plain(if nchw { Layout::Nchw } else { Layout::Nhwc }, resize, iw, ih);
+            let from_rgb = Preprocessor::new(&s).run(ImageView::packed(sw, sh, &rgb).unwrap()).to_vec();
+            let mut p = Preprocessor::new(&s);
+            let from_yuv = p.run(FrameView::Yuv(yuv)).to_vec();
+            for (i, (a, b)) in from_rgb.iter().zip(&from_yuv).enumerate() {
+                prop_assert!((a - b).abs() <= 1.0, "{i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_smooth_colour_picture_reads_within_a_few_levels_of_its_rgb_conversion() {
+        // Chroma varies too: the frame-first conversion takes each 2 × 2 block's chroma as it is, the
+        // 4:2:0 path interpolates it; on a smooth picture they agree within a few levels.
+        let (w, h) = (64, 48);
+        let (layout, data) = i420(w, h, |x, y| {
+            [(30 + x * 3) as u8, (90 + y * 2) as u8, (160 - x) as u8]
+        });
+        let yuv = YuvView::new(layout, &data).unwrap();
+        let rgb = yuv.to_rgb();
+        let s = plain(Layout::Nchw, ResizeMode::Letterbox, 32, 32);
+        let a = Preprocessor::new(&s)
+            .run(ImageView::packed(w, h, &rgb).unwrap())
+            .to_vec();
+        let b = Preprocessor::new(&s).run(FrameView::Yuv(yuv)).to_vec();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst <= 4.0, "worst difference {worst}");
     }
 
     proptest! {
@@ -377,9 +567,9 @@ mod tests {
             let stride = sw * 3 + 5; // padded rows
             let data: Vec<u8> = (0..stride * sh).map(|i| ((i * 7919 + seed) % 256) as u8).collect();
             let img = ImageView::new(sw, sh, stride, &data).unwrap();
-            let nchw = Preprocessor::new(&s).run(&img).to_vec();
+            let nchw = Preprocessor::new(&s).run(img).to_vec();
             s.layout = Layout::Nhwc;
-            let nhwc = Preprocessor::new(&s).run(&img).to_vec();
+            let nhwc = Preprocessor::new(&s).run(img).to_vec();
             for c in 0..3 {
                 for p in 0..13 * 7 {
                     prop_assert_eq!(nchw[c * 13 * 7 + p], nhwc[p * 3 + c]);
@@ -394,7 +584,7 @@ mod tests {
             (s.width, s.height, s.resize, s.std, s.mean, s.pad) = (iw, ih, ResizeMode::Letterbox, Some([1.0; 3]), [0.0; 3], 0);
             let data = uniform(sw, sh, sw * 3, [255, 255, 255]);
             let mut p = Preprocessor::new(&s);
-            let t = p.run(&ImageView::new(sw, sh, sw * 3, &data).unwrap()).to_vec();
+            let t = p.run(ImageView::new(sw, sh, sw * 3, &data).unwrap()).to_vec();
             let f = p.fit();
             for y in 0..ih {
                 for x in 0..iw {

@@ -3,7 +3,7 @@
 //! clipped highlights, colour cast, and a sparse set of raw pixels (to tell a frozen picture from a still
 //! street: a frozen one repeats them exactly, a live sensor never does).
 
-use crate::base::ImageView;
+use crate::base::FrameView;
 
 /// Thumbnail width (its height follows the frame's aspect; both fit the registration grid).
 pub(super) const THUMB: usize = 128;
@@ -44,37 +44,55 @@ pub struct Picture {
 impl Picture {
     /// Read `image`: an eighth of its rows for the full-resolution figures, every other pixel of a quarter
     /// of them for the thumbnail and the colour.
-    pub fn read(image: &ImageView) -> Picture {
+    pub fn read<'a>(picture: impl Into<FrameView<'a>>) -> Picture {
+        let image = picture.into();
         let (w, h) = (image.width(), image.height());
         let tw = THUMB.min(w);
         let th = ((tw * h + w / 2) / w).clamp(1, super::register::GRID.min(h));
         let mut sums = vec![0u64; tw * th];
         let mut counts = vec![0u32; tw * th];
         let col_of: Vec<usize> = (0..w).map(|x| x * tw / w).collect();
-        let (mut rgb, mut grad2, mut grad_n, mut read) = ([0u64; 3], 0f64, 0u64, 0u64);
+        // Colour sums: R, G, B of an RGB picture; Y, U, V of a 4:2:0 one (converted once, as means).
+        let (mut colour, mut grad2, mut grad_n, mut read) = ([0u64; 3], 0f64, 0u64, 0u64);
         let mut samples = Vec::with_capacity(SAMPLES_PER_ROW * h / ROW_STEP + 1);
         let sample_step = (w / SAMPLES_PER_ROW).max(1);
         let mut here: Vec<i32> = Vec::with_capacity(w);
         let mut below: Vec<i32> = Vec::with_capacity(w);
+        let grey = GreyRows::new(image);
         // Every THUMB_ROW_STEP-th row, every other pixel, feeds the thumbnail and the colour means; every
         // ROW_STEP-th row also the gradient at full resolution (with its right-hand and lower neighbours)
         // and the raw samples.
         for y in (0..h).step_by(THUMB_ROW_STEP) {
-            let row = image.row(y);
             let cell = (y * th / h) * tw;
-            for (x, p) in row.chunks_exact(3).enumerate().step_by(2) {
-                rgb[0] += p[0] as u64;
-                rgb[1] += p[1] as u64;
-                rgb[2] += p[2] as u64;
-                sums[cell + col_of[x]] += luma(p) as u64;
+            let mut add = |x: usize, luma: i32| {
+                sums[cell + col_of[x]] += luma as u64;
                 counts[cell + col_of[x]] += 1;
+            };
+            match image {
+                FrameView::Rgb(img) => {
+                    for (x, p) in img.row(y).chunks_exact(3).enumerate().step_by(2) {
+                        colour[0] += p[0] as u64;
+                        colour[1] += p[1] as u64;
+                        colour[2] += p[2] as u64;
+                        add(x, luma(p));
+                    }
+                }
+                FrameView::Yuv(v) => {
+                    let (us, vs, step) = v.chroma_rows(y / 2);
+                    for (x, &l) in v.y_row(y).iter().enumerate().step_by(2) {
+                        colour[0] += l as u64;
+                        colour[1] += us[x / 2 * step] as u64;
+                        colour[2] += vs[x / 2 * step] as u64;
+                        add(x, grey.lut[l as usize]);
+                    }
+                }
             }
             read += w.div_ceil(2) as u64;
             if y % ROW_STEP != 0 || y + 1 >= h {
                 continue;
             }
-            luma_row(row, &mut here);
-            luma_row(image.row(y + 1), &mut below);
+            grey.row(y, &mut here);
+            grey.row(y + 1, &mut below);
             for (x, pair) in here.windows(2).enumerate() {
                 let (dx, dy) = (pair[1] - pair[0], below[x] - pair[0]);
                 grad2 += (dx * dx + dy * dy) as f64;
@@ -88,7 +106,16 @@ impl Picture {
             .map(|(s, n)| *s as f32 / (*n).max(1) as f32)
             .collect();
         let pixels = read.max(1) as f32;
-        let means = rgb.map(|c| c as f32 / pixels);
+        let means = match image {
+            FrameView::Rgb(_) => colour.map(|c| c as f32 / pixels),
+            FrameView::Yuv(v) => {
+                let [y, u, v2] = colour.map(|c| c as f32 / pixels);
+                v.layout()
+                    .coefficients()
+                    .rgb(y, u, v2)
+                    .map(|c| c.clamp(0.0, 255.0))
+            }
+        };
         let brightness = 0.299 * means[0] + 0.587 * means[1] + 0.114 * means[2];
         let spread = means.iter().cloned().fold(f32::MIN, f32::max)
             - means.iter().cloned().fold(f32::MAX, f32::min);
@@ -107,10 +134,32 @@ impl Picture {
     }
 }
 
-/// BT.601 luma of a packed RGB row, in 8.8 fixed point.
-fn luma_row(row: &[u8], out: &mut Vec<i32>) {
-    out.clear();
-    out.extend(row.chunks_exact(3).map(luma));
+/// Grey rows of a picture, 0..255: the BT.601 luma of an RGB picture, the luma plane of a 4:2:0 one
+/// stretched to full range.
+struct GreyRows<'a> {
+    image: FrameView<'a>,
+    lut: [i32; 256],
+}
+
+impl<'a> GreyRows<'a> {
+    fn new(image: FrameView<'a>) -> Self {
+        let mut lut = [0; 256];
+        if let FrameView::Yuv(v) = image {
+            let k = v.layout().coefficients();
+            for (i, g) in lut.iter_mut().enumerate() {
+                *g = k.grey(i as u8).round() as i32;
+            }
+        }
+        Self { image, lut }
+    }
+
+    fn row(&self, y: usize, out: &mut Vec<i32>) {
+        out.clear();
+        match self.image {
+            FrameView::Rgb(img) => out.extend(img.row(y).chunks_exact(3).map(luma)),
+            FrameView::Yuv(v) => out.extend(v.y_row(y).iter().map(|&l| self.lut[l as usize])),
+        }
+    }
 }
 
 fn luma(p: &[u8]) -> i32 {

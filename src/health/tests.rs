@@ -58,7 +58,7 @@ fn grey(_: usize, _: usize, l: f32) -> [u8; 3] {
 }
 
 fn picture(data: &[u8]) -> Picture {
-    Picture::read(&ImageView::packed(W, H, data).unwrap())
+    Picture::read(ImageView::packed(W, H, data).unwrap())
 }
 
 /// Feed `frames` pictures one second apart starting at `t0 + start_s`; returns the last report.

@@ -122,7 +122,7 @@ impl HealthSlot {
     }
 
     pub(super) fn step(&mut self, frame: &Frame, now: Instant, wall: SystemTime) -> HealthStep {
-        let picture = Picture::read(&frame.view());
+        let picture = Picture::read(frame.picture());
         let observed = self.monitor.observe(&picture, now);
         let report = &observed.report;
         // A taken-over case holds until the monitor has judged for itself (or a condition is raised).

@@ -357,11 +357,12 @@ impl Analyser {
                 stationary_since: t.stationary_since,
             })
             .collect();
+        let image = || frame.view();
         let sample = Sample {
             now,
             detections: &dets,
             tracks: &tracks,
-            image: frame.view(),
+            image: &image,
             density,
         };
         let local = DateTime::<Utc>::from(wall).with_timezone(&self.publisher.wording.tz);

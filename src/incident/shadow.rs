@@ -138,7 +138,7 @@ impl Shadow {
             return false;
         }
         let started = Instant::now();
-        let output = match self.setup.detector.run(&frame.view()) {
+        let output = match self.setup.detector.run(frame.picture()) {
             Ok(o) => o,
             Err(e) => {
                 self.errors += 1;

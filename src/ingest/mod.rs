@@ -1,5 +1,5 @@
 //! Ingest: one GStreamer pipeline per camera (rtspsrc → depay → parse → [keyframe filter] → decoder →
-//! sampler → RGB → appsink), supervised by a thread that reconnects with jittered exponential backoff.
+//! sampler → the decoder's own I420/NV12 picture → appsink), supervised by a thread that reconnects with jittered exponential backoff.
 //! A camera that fails never stops the others or the daemon.
 
 mod codec;
@@ -14,7 +14,7 @@ mod template;
 
 pub use codec::Codec;
 pub use file::{decode_file, play_file};
-pub use pipeline::IngestError;
+pub use pipeline::{IngestError, frame_from_sample};
 pub use probe::{Probe, probe};
 pub use queue::FrameQueue;
 pub use source::{

@@ -135,7 +135,9 @@ pub struct Sample<'a> {
     /// After masks.
     pub detections: &'a [Detection],
     pub tracks: &'a [TrackView],
-    pub image: ImageView<'a>,
+    /// The frame in RGB, made when a rule first asks (a decoder's 4:2:0 frame is converted then, once):
+    /// most frames of most cameras are judged on their detections alone.
+    pub image: &'a dyn Fn() -> ImageView<'a>,
     /// The density map, when the camera's model is a density model.
     pub density: Option<&'a DensityMap>,
 }
@@ -207,7 +209,7 @@ impl SceneRule {
             .filter(|d| self.exclude.contains(&d.class))
             .map(|d| d.bbox)
             .collect();
-        let obs = self.change.observe(s.image, &exclude, s.now);
+        let obs = self.change.observe((s.image)(), &exclude, s.now);
         self.reference_taken = obs.reference_taken;
         // Cells become persistent after changing for `persist`: the change is at least that old.
         let since = obs

@@ -369,13 +369,13 @@ impl ZoneStateRule {
             self.last_sample = Some(s.now);
             self.problem = self.missing();
             if self.problem.is_none() {
-                match self.embed(&s.image, s.detections) {
+                match self.embed(&(s.image)(), s.detections) {
                     Ok(v) => {
                         self.last = self.classify(&v);
                         self.judged += 1;
                         let alarm = self.last.as_ref().is_some_and(|r| r.alarm);
                         if let Some(picture) = alarm
-                            .then(|| self.picture(&s.image, s.detections))
+                            .then(|| self.picture(&(s.image)(), s.detections))
                             .flatten()
                         {
                             if self.alarms.len() >= self.params.window {

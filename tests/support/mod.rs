@@ -212,9 +212,44 @@ pub fn streetsight_bin() -> std::process::Command {
 
 /// Decode every `step`-th frame of the clip to packed RGB.
 pub fn decode_clip(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    each_clip_sample("videoconvert ! video/x-raw,format=RGB", step, |sample| {
+        let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let (w, h, stride) = (
+            info.width() as usize,
+            info.height() as usize,
+            info.stride()[0] as usize,
+        );
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for row in map.chunks(stride).take(h) {
+            rgb.extend_from_slice(&row[..w * 3]);
+        }
+        out.push((w, h, rgb));
+    });
+    out
+}
+
+/// Every `step`-th frame of the clip as the daemon's ingest makes it: the decoder's own 4:2:0 picture.
+pub fn decode_clip_yuv(step: usize) -> Vec<streetsight::base::Frame> {
+    let camera: std::sync::Arc<str> = "clip".into();
+    let mut out = Vec::new();
+    each_clip_sample(
+        "videoconvert ! video/x-raw,format={I420,NV12}",
+        step,
+        |sample| {
+            let frame = streetsight::ingest::frame_from_sample(sample, &camera, out.len() as u64);
+            out.push(frame.expect("the decoder's picture is I420 or NV12"));
+        },
+    );
+    out
+}
+
+/// Decode the clip through `tail` (what follows the decoder) and call `each` on every `step`-th sample.
+fn each_clip_sample(tail: &str, step: usize, mut each: impl FnMut(&gstreamer::Sample)) {
     use gstreamer::prelude::*;
     streetsight::ingest::init_gstreamer().unwrap();
-    let p = gstreamer::parse::launch("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false").unwrap().downcast::<gstreamer::Pipeline>().unwrap();
+    let p = gstreamer::parse::launch(&format!("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! {tail} ! appsink name=sink sync=false")).unwrap().downcast::<gstreamer::Pipeline>().unwrap();
     p.by_name("src")
         .unwrap()
         .set_property("location", clip_path().to_str().unwrap());
@@ -224,27 +259,14 @@ pub fn decode_clip(step: usize) -> Vec<(usize, usize, Vec<u8>)> {
         .downcast::<gstreamer_app::AppSink>()
         .unwrap();
     p.set_state(gstreamer::State::Playing).unwrap();
-    let mut out = Vec::new();
     let mut n = 0;
     while let Ok(sample) = sink.pull_sample() {
         if n % step == 0 {
-            let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-            let (w, h, stride) = (
-                info.width() as usize,
-                info.height() as usize,
-                info.stride()[0] as usize,
-            );
-            let map = sample.buffer().unwrap().map_readable().unwrap();
-            let mut rgb = Vec::with_capacity(w * h * 3);
-            for row in map.chunks(stride).take(h) {
-                rgb.extend_from_slice(&row[..w * 3]);
-            }
-            out.push((w, h, rgb));
+            each(&sample);
         }
         n += 1;
     }
     p.set_state(gstreamer::State::Null).unwrap();
-    out
 }
 
 /// Test timeouts scaled for slow runs: `STREETSIGHT_TEST_TIME_SCALE` (cross/build sets it when the tests run

@@ -84,7 +84,7 @@ fn feed(
                 now: t0 + Duration::from_secs(from + i as u64),
                 detections: people,
                 tracks: &[],
-                image: ImageView::packed(W, H, &data).unwrap(),
+                image: &|| ImageView::packed(W, H, &data).unwrap(),
                 density: None,
             };
             r.evaluate(&sample)
