@@ -166,6 +166,8 @@ pub fn open(manifest: &Manifest, threads: usize) -> Result<Opened, EngineError> 
     let builder = builder
         .with_intra_threads(threads.max(1))
         .map_err(|e| ort_err(e.into()))?;
+    // ONNX Runtime's CPU arena stays on: without it RSS at 8 × 1080p was higher (371–394 MB against 346–348),
+    // the freed tensors fragmenting the heap instead (docs/benchmarks.md).
     let mut builder = builder
         .with_inter_threads(1)
         .map_err(|e| ort_err(e.into()))?;

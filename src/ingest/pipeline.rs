@@ -152,6 +152,7 @@ pub(super) fn run_connection(
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| IngestError::Build("no appsink".into()))?;
+    accept_padded_pictures(&appsink)?;
     {
         let (queue, stats, last_frame, camera) = (
             queue.clone(),
@@ -442,6 +443,24 @@ pub fn frame_from_sample(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> O
             tracing::warn!(camera = %camera, %error, "Decoded buffer does not match its caps; frame refused.")
         })
         .ok()
+}
+
+/// Tell the decoder the frames may keep its own padded layout (their planes described by video meta):
+/// without it a software decoder cannot decode straight into the buffers it hands on (direct rendering)
+/// and copies every decoded picture once more — every frame of an interval-sampled camera.
+fn accept_padded_pictures(appsink: &gst_app::AppSink) -> Result<(), IngestError> {
+    let pad = appsink
+        .static_pad("sink")
+        .ok_or_else(|| IngestError::Build("appsink without a sink pad".into()))?;
+    pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, |_, info| {
+        if let Some(gst::PadProbeData::Query(query)) = &mut info.data
+            && let gst::QueryViewMut::Allocation(allocation) = query.view_mut()
+        {
+            allocation.add_allocation_meta::<gst_video::VideoMeta>(None);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Where a decoded 4:2:0 picture's planes lie (the buffer's video meta when the decoder padded them,
