@@ -37,6 +37,45 @@ fn preprocess(c: &mut Criterion) {
     }
 }
 
+/// The decoder's own 4:2:0 picture: into the model's input directly (only the input's pixels converted), and
+/// the whole frame to RGB (what evidence, crops and snapshots pay, once per frame that needs it).
+fn from_yuv(c: &mut Criterion) {
+    use streetsight::base::{Chroma, ColorMatrix, FrameView, YuvLayout, YuvView};
+    use streetsight::detect::ResizeMode;
+    let base = manifest().input;
+    for (w, h) in [(1920usize, 1080usize), (1280, 720)] {
+        let (cw, ch) = (w / 2, h / 2);
+        let data: Vec<u8> = (0..w * h + 2 * cw * ch)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let layout = YuvLayout {
+            width: w,
+            height: h,
+            y_stride: w,
+            chroma: Chroma::Planar {
+                u_offset: w * h,
+                v_offset: w * h + cw * ch,
+                stride: cw,
+            },
+            matrix: ColorMatrix::Bt709,
+            full_range: false,
+        };
+        let yuv = YuvView::new(layout, &data).unwrap();
+        for resize in [ResizeMode::Stretch, ResizeMode::Letterbox] {
+            let mut spec = base.clone();
+            (spec.width, spec.height, spec.resize) = (416, 416, resize);
+            let mut p = Preprocessor::new(&spec);
+            c.bench_function(
+                &format!("preprocess I420 {w}x{h} -> 416x416 {resize:?} NCHW f32"),
+                |b| b.iter(|| black_box(p.run(FrameView::Yuv(black_box(yuv)))[0])),
+            );
+        }
+        c.bench_function(&format!("I420 {w}x{h} -> packed RGB"), |b| {
+            b.iter(|| black_box(black_box(yuv).to_rgb()[0]))
+        });
+    }
+}
+
 fn candidates(n: usize) -> Vec<Detection> {
     // Deterministic clustered boxes: 8 objects with n/8 overlapping candidates each, over 3 classes.
     (0..n)
@@ -315,6 +354,7 @@ fn bare_inference(c: &mut Criterion) {
 criterion_group!(
     benches,
     preprocess,
+    from_yuv,
     decode,
     decode_yolo,
     nms,

@@ -226,17 +226,22 @@ impl<'a> YuvView<'a> {
         let (ky, rv, gu, gv, bu) = (fx(k.ky), fx(k.rv), fx(k.gu), fx(k.gv), fx(k.bu));
         let y0 = k.y0 as i32;
         let mut out = vec![0u8; w * h * 3];
-        let clamp = |v: i32| ((v + 32768) >> 16).clamp(0, 255) as u8;
+        let clamp = |v: i32| (v >> 16).clamp(0, 255) as u8;
+        let half = 1 << 15;
         for (y, dest) in out.chunks_exact_mut(w * 3).enumerate() {
             let luma = self.y_row(y);
             let (us, vs, step) = self.chroma_rows(y / 2);
-            for (x, (px, &l)) in dest.chunks_exact_mut(3).zip(luma).enumerate() {
-                let c = (x / 2) * step;
-                let (u, v) = (us[c] as i32 - 128, vs[c] as i32 - 128);
-                let l = ky * (l as i32 - y0);
-                px[0] = clamp(l + rv * v);
-                px[1] = clamp(l - gu * u - gv * v);
-                px[2] = clamp(l + bu * u);
+            // Two pixels share a chroma sample: its terms are computed once for both.
+            let pixels = dest.chunks_mut(6).zip(luma.chunks(2));
+            for (cx, (px, l)) in pixels.enumerate() {
+                let (u, v) = (us[cx * step] as i32 - 128, vs[cx * step] as i32 - 128);
+                let (r, g, b) = (rv * v + half, half - gu * u - gv * v, bu * u + half);
+                for (p, &l) in px.chunks_exact_mut(3).zip(l) {
+                    let l = ky * (l as i32 - y0);
+                    p[0] = clamp(l + r);
+                    p[1] = clamp(l + g);
+                    p[2] = clamp(l + b);
+                }
             }
         }
         out

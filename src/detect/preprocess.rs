@@ -266,29 +266,51 @@ impl Preprocessor {
         let k = img.layout().coefficients();
         let (h, ch) = (img.height(), img.layout().chroma_size().1);
         let ys = h as f32 / fit.h as f32;
-        let (w, px_step, off) = (self.spec.width, self.pixel_step, self.channel_offset);
+        let (w, plane) = (self.spec.width, self.spec.width * self.spec.height);
+        let (px_step, off) = (self.pixel_step, self.channel_offset);
         let (scale, bias) = (self.scale, self.bias);
+        let nchw = self.spec.layout == Layout::Nchw;
         let t = &self.tables;
+        let mut rgb_row = vec![[0f32; 3]; fit.w];
         for dy in 0..fit.h {
             let (y0, y1, wy) = taps(dy, ys, h);
             let (cy0, cy1, cwy) = chroma_taps(y0 as f32 + wy, ch);
             let (r0, r1) = (img.y_row(y0), img.y_row(y1));
             let (u0, v0, _) = img.chroma_rows(cy0);
             let (u1, v1, _) = img.chroma_rows(cy1);
-            let first = (fit.y + dy) * w + fit.x;
-            for dx in 0..fit.w {
-                let (x0, x1, wx) = (t.lx0[dx], t.lx1[dx], t.wx[dx]);
-                let (c0, c1, cwx) = (t.cx0[dx], t.cx1[dx], t.cwx[dx]);
+            let luma_taps = t.lx0.iter().zip(&t.lx1).zip(&t.wx);
+            let chroma = t.cx0.iter().zip(&t.cx1).zip(&t.cwx);
+            for (out, (((&x0, &x1), &wx), ((&c0, &c1), &cwx))) in
+                rgb_row.iter_mut().zip(luma_taps.zip(chroma))
+            {
                 let luma = bilinear(r0[x0], r0[x1], r1[x0], r1[x1], wx, wy);
                 let u = bilinear(u0[c0], u0[c1], u1[c0], u1[c1], cwx, cwy);
                 let v = bilinear(v0[c0], v0[c1], v1[c0], v1[c1], cwx, cwy);
                 let rgb = k.rgb(luma, u, v);
-                let base = (first + dx) * px_step;
                 for c in 0..3 {
-                    self.tensor[base + off[c]] = rgb[c].clamp(0.0, 255.0) * scale[c] + bias[c];
+                    out[c] = rgb[c].clamp(0.0, 255.0) * scale[c] + bias[c];
+                }
+            }
+            let first = (fit.y + dy) * w + fit.x;
+            if nchw {
+                // Each channel's row is one contiguous run of its plane.
+                for c in 0..3 {
+                    let start = off[c] + first;
+                    let dest = &mut self.tensor[start..start + fit.w];
+                    for (d, px) in dest.iter_mut().zip(&rgb_row) {
+                        *d = px[c];
+                    }
+                }
+            } else {
+                for (dx, px) in rgb_row.iter().enumerate() {
+                    let base = (first + dx) * px_step;
+                    for c in 0..3 {
+                        self.tensor[base + off[c]] = px[c];
+                    }
                 }
             }
         }
+        debug_assert!(!nchw || off.iter().all(|o| o % plane == 0));
         &self.tensor
     }
 
