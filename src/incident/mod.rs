@@ -321,7 +321,7 @@ impl Analyser {
             .filter(|_| {
                 step.view_picture.is_some() || step.drafts.iter().any(|d| d.seen_at.is_some())
             })
-            .map(Frame::to_rgb_image);
+            .map(Frame::detached);
         Some(EvidenceJob {
             publisher: self.publisher.clone(),
             drafts: step.drafts,

@@ -13,7 +13,7 @@ use super::evidence::{self, Annotation, Evidence, render};
 use super::lifecycle::{CaseRef, Transition};
 use super::model::ModelInfo;
 use super::privacy::{PrivacyParams, blur_heads};
-use crate::base::{BBox, CategoryCodes, Detection};
+use crate::base::{BBox, CategoryCodes, Detection, Frame};
 use crate::rules::{Hit, Polygon};
 use chrono::{DateTime, SecondsFormat, Utc};
 use image::RgbImage;
@@ -327,7 +327,9 @@ impl ReferenceImage {
 pub struct EvidenceJob {
     pub publisher: Arc<Publisher>,
     pub drafts: Vec<Draft>,
-    pub picture: Option<RgbImage>,
+    /// The frame's pixels as the decoder made them (a detached copy): converted to RGB here, on the
+    /// evidence thread, not on the model worker.
+    pub picture: Option<Frame>,
     pub detections: Vec<Detection>,
     pub references: Vec<ReferenceImage>,
     /// Keep the picture here as a JPEG (the camera's reference view, for the "before" of health cases).
@@ -366,10 +368,11 @@ impl EvidenceJob {
         for r in &self.references {
             r.save(&self.publisher.camera.id);
         }
-        if let (Some(file), Some(picture)) = (&self.view_picture, &self.picture) {
+        let picture = self.picture.as_ref().map(Frame::to_rgb_image);
+        if let (Some(file), Some(picture)) = (&self.view_picture, &picture) {
             self.save_view(file, picture);
         }
-        let (publisher, picture, detections) = (&self.publisher, &self.picture, &self.detections);
+        let (publisher, detections) = (&self.publisher, &self.detections);
         self.drafts
             .into_iter()
             .map(|d| publisher.publish(d, picture.as_ref(), detections))
