@@ -40,7 +40,7 @@ fn preprocess(c: &mut Criterion) {
 /// The decoder's own 4:2:0 picture: into the model's input directly (only the input's pixels converted), and
 /// the whole frame to RGB (what evidence, crops and snapshots pay, once per frame that needs it).
 fn from_yuv(c: &mut Criterion) {
-    use streetsight::base::{Chroma, ColorMatrix, FrameView, YuvLayout, YuvView};
+    use streetsight::base::{ColorMatrix, FrameView, YuvLayout, YuvView};
     use streetsight::detect::ResizeMode;
     let base = manifest().input;
     for (w, h) in [(1920usize, 1080usize), (1280, 720)] {
@@ -48,18 +48,7 @@ fn from_yuv(c: &mut Criterion) {
         let data: Vec<u8> = (0..w * h + 2 * cw * ch)
             .map(|i| (i * 31 % 251) as u8)
             .collect();
-        let layout = YuvLayout {
-            width: w,
-            height: h,
-            y_stride: w,
-            chroma: Chroma::Planar {
-                u_offset: w * h,
-                v_offset: w * h + cw * ch,
-                stride: cw,
-            },
-            matrix: ColorMatrix::Bt709,
-            full_range: false,
-        };
+        let layout = YuvLayout::packed_i420(w, h, ColorMatrix::Bt709);
         let yuv = YuvView::new(layout, &data).unwrap();
         for resize in [ResizeMode::Stretch, ResizeMode::Letterbox] {
             let mut spec = base.clone();

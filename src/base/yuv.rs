@@ -56,6 +56,24 @@ pub struct YuvToRgb {
 }
 
 impl YuvLayout {
+    /// I420 with no padding, planes one after the other (Y, U, V), video range: the layout of a raw
+    /// `yuv420p` file; `data` for it is `w × h + 2 × ⌈w/2⌉ × ⌈h/2⌉` bytes.
+    pub fn packed_i420(width: usize, height: usize, matrix: ColorMatrix) -> YuvLayout {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        YuvLayout {
+            width,
+            height,
+            y_stride: width,
+            chroma: Chroma::Planar {
+                u_offset: width * height,
+                v_offset: width * height + cw * ch,
+                stride: cw,
+            },
+            matrix,
+            full_range: false,
+        }
+    }
+
     pub fn chroma_size(&self) -> (usize, usize) {
         (self.width.div_ceil(2), self.height.div_ceil(2))
     }
@@ -258,19 +276,7 @@ mod tests {
         let mut data = vec![yuv[0]; w * h];
         data.extend(std::iter::repeat_n(yuv[1], cw * ch));
         data.extend(std::iter::repeat_n(yuv[2], cw * ch));
-        let layout = YuvLayout {
-            width: w,
-            height: h,
-            y_stride: w,
-            chroma: Chroma::Planar {
-                u_offset: w * h,
-                v_offset: w * h + cw * ch,
-                stride: cw,
-            },
-            matrix: ColorMatrix::Bt601,
-            full_range: false,
-        };
-        (layout, data)
+        (YuvLayout::packed_i420(w, h, ColorMatrix::Bt601), data)
     }
 
     #[test]
