@@ -173,10 +173,6 @@ impl Frame {
         self.height
     }
 
-    pub fn format(&self) -> PixelFormat {
-        self.format
-    }
-
     /// The pixels as the decoder made them, without conversion.
     pub fn picture(&self) -> FrameView<'_> {
         let bytes = self.pixels.bytes();

@@ -23,7 +23,7 @@ pub use codes::CategoryCodes;
 pub use disk::{BALLAST_BYTES, DiskGuard, temporary_name, write_atomic};
 pub use embed::{Embed, SharedEmbedder, dot, unit};
 pub use files::read_text_capped;
-pub use frame::{Frame, FrameMeta, FrameView, PixelFormat, Pixels};
+pub use frame::{Frame, FrameMeta, FrameView, Pixels};
 pub use geometry::{BBox, Detection};
 pub use hash::sha256_hex;
 pub use image::{ImageError, ImageView};
