@@ -5,6 +5,7 @@
 mod codec;
 mod credentials;
 mod file;
+mod picture;
 mod pipeline;
 mod probe;
 mod queue;
@@ -14,7 +15,8 @@ mod template;
 
 pub use codec::Codec;
 pub use file::{decode_file, play_file};
-pub use pipeline::{IngestError, frame_from_sample};
+pub use picture::frame_from_sample;
+pub use pipeline::IngestError;
 pub use probe::{Probe, probe};
 pub use queue::FrameQueue;
 pub use source::{
