@@ -135,6 +135,8 @@ pub struct Preprocessor {
     pixel_step: usize,
     tables: Tables,
     tensor: Vec<f32>,
+    /// One input row of a 4:2:0 picture, converted and normalised (reused: no per-frame allocation).
+    yuv_row: Vec<[f32; 3]>,
 }
 
 impl Preprocessor {
@@ -166,6 +168,7 @@ impl Preprocessor {
             },
             tables: Tables::default(),
             tensor: vec![0.0; 3 * plane],
+            yuv_row: Vec::new(),
         }
     }
 
@@ -271,7 +274,8 @@ impl Preprocessor {
         let (scale, bias) = (self.scale, self.bias);
         let nchw = self.spec.layout == Layout::Nchw;
         let t = &self.tables;
-        let mut rgb_row = vec![[0f32; 3]; fit.w];
+        let mut rgb_row = std::mem::take(&mut self.yuv_row);
+        rgb_row.resize(fit.w, [0.0; 3]);
         for dy in 0..fit.h {
             let (y0, y1, wy) = taps(dy, ys, h);
             let (cy0, cy1, cwy) = chroma_taps(y0 as f32 + wy, ch);
@@ -311,6 +315,7 @@ impl Preprocessor {
             }
         }
         debug_assert!(!nchw || off.iter().all(|o| o % plane == 0));
+        self.yuv_row = rgb_row;
         &self.tensor
     }
 
